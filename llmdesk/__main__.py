@@ -1,0 +1,3 @@
+from llmdesk.cli import main
+
+raise SystemExit(main())
