@@ -1,0 +1,1 @@
+"""One module per `llmdesk` subcommand; each defines register(subparsers) and sets `run`."""

@@ -1,0 +1,107 @@
+"""Start the GUI: QApplication, theme, settings, main window, and the qasync loop.
+
+The main coroutine waits for the window to close and then shuts down inside the still-running
+loop, so async clean-up (saving state, later stopping the server) completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from importlib import resources
+
+from llmdesk import APP_ID
+from llmdesk.core import settings as settings_store
+
+STARTUP_PROBE_ENV = "LLMDESK_STARTUP_PROBE"  # bench/startup.py: report first paint, then quit
+
+
+def create_application():
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv)
+    app.setApplicationName("llmdesk")
+    app.setDesktopFileName(APP_ID)
+    app.setWindowIcon(QIcon(str(resources.files("llmdesk.resources") / f"{APP_ID}.svg")))
+    app.setQuitOnLastWindowClosed(False)  # the main coroutine decides when to finish
+    return app
+
+
+def build_window(app, **context_kwargs):
+    """The window with its context; context_kwargs stand in for hardware (tests, screenshots)."""
+    from llmdesk.ui.context import AppContext
+    from llmdesk.ui.main_window import MainWindow
+    from llmdesk.ui.theme import apply_theme, follow_system_scheme
+
+    settings, settings_notice = settings_store.load_settings()
+    state, _state_notice = settings_store.load_state()  # a lost window size needs no notice
+    ctx = AppContext(settings, state, **context_kwargs)
+    apply_theme(app, settings.theme)
+    follow_system_scheme(app, lambda: ctx.settings.theme)
+    ctx.settings_changed.connect(lambda s: apply_theme(app, s.theme))
+    ctx.problems.install_excepthook()
+    window = MainWindow(ctx)
+    if settings_notice is not None:
+        from llmdesk.core.errors import Problem
+        ctx.problems.show_problem(Problem("Your settings could not be read", settings_notice.message(),
+                                          "Check the settings on the Settings page and save them again."))
+    return window
+
+
+async def run_window(window) -> None:
+    closed = asyncio.Event()
+    window.closed.connect(closed.set)
+    window.show()
+    window.start()
+    await closed.wait()
+    await window.ctx.tasks.shutdown()
+    await window.ctx.save_state()
+
+
+def run_app() -> int:
+    import qasync
+
+    app = create_application()
+    window = build_window(app)
+    if os.environ.get(STARTUP_PROBE_ENV):
+        _install_startup_probe(window)
+    qasync.run(run_window(window))
+    return 0
+
+
+def _install_startup_probe(window) -> None:
+    """Print when the window first painted and the RSS then, as JSON on stdout, and close."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    class FirstPaint(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint and not getattr(self, "seen", False):
+                self.seen = True
+                QTimer.singleShot(0, report)  # after this paint has finished
+            return False
+
+    def report():
+        heavy = sorted({"torch", "vllm", "transformers"} & set(sys.modules))
+        print(json.dumps({"painted_at": time.time(), "rss_bytes": _rss_bytes(), "heavy_modules": heavy}),
+              flush=True)
+        window.close()
+
+    probe = FirstPaint(window)
+    window.installEventFilter(probe)
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource  # not on Windows; peak RSS is the nearest figure there is
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -1,0 +1,65 @@
+"""What every page shares: settings, app state, the problem presenter, background tasks, the machine.
+
+Core functions are injected (scan_gpus, run_doctor) so tests and screenshots can stand in for
+hardware this computer does not have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from llmdesk.core import settings as settings_store
+from llmdesk.core.doctor import DoctorReport, run_doctor
+from llmdesk.core.gpus import GpuScan, scan_gpus
+from llmdesk.core.settings import AppState, Settings
+from llmdesk.ui.problems import ProblemBanner, ProblemPresenter
+from llmdesk.ui.tasks import TaskRunner
+
+
+class MachineState(QObject):
+    """The latest GPU scan, re-emitted for pages. NVML can take a while: it runs in a thread."""
+
+    changed = Signal(object)  # GpuScan
+
+    def __init__(self, scan: Callable[[], GpuScan], parent: QObject | None = None):
+        super().__init__(parent)
+        self._scan = scan
+        self.scan: GpuScan | None = None
+
+    async def refresh(self) -> GpuScan:
+        self.scan = await asyncio.to_thread(self._scan)
+        self.changed.emit(self.scan)
+        return self.scan
+
+
+class AppContext(QObject):
+    settings_changed = Signal(object)  # Settings
+
+    def __init__(self, settings: Settings, state: AppState, *,
+                 scan: Callable[[], GpuScan] = scan_gpus,
+                 doctor: Callable[..., DoctorReport] = run_doctor,
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self.settings = settings
+        self.state = state
+        self.banner = ProblemBanner()
+        self.problems = ProblemPresenter(self.banner)
+        self.tasks = TaskRunner(self.problems)
+        self.machine = MachineState(scan, self)
+        self._doctor = doctor
+
+    async def run_doctor(self) -> DoctorReport:
+        scan = self.machine.scan or await self.machine.refresh()
+        return await asyncio.to_thread(self._doctor, self.settings, gpu_scan=scan)
+
+    async def save_settings(self, new: Settings) -> None:
+        await asyncio.to_thread(settings_store.save_settings, new)
+        self.settings = dataclasses.replace(new)
+        self.settings_changed.emit(self.settings)
+
+    async def save_state(self) -> None:
+        await asyncio.to_thread(settings_store.save_state, self.state)

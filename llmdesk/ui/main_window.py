@@ -1,0 +1,132 @@
+"""The main window: a sidebar of pages, the problem banner, and a status bar (GPUs, server)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, QSize, Qt, Signal
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
+                               QStackedWidget, QVBoxLayout, QWidget)
+
+from llmdesk.core.gpus import GpuScan
+from llmdesk.core.units import format_gib
+from llmdesk.ui.context import AppContext
+from llmdesk.ui.pages.machine import MachinePage
+from llmdesk.ui.pages.planned import PLANNED_PAGES, PlannedPageWidget
+from llmdesk.ui.pages.settings import SettingsPage
+
+DEFAULT_SIZE = QSize(1120, 720)
+
+
+def gpu_status_text(scan: GpuScan | None, planning_name: str = "") -> str:
+    if scan is None:
+        return "Looking for GPUs…"
+    if not scan.gpus:
+        plan = f" · planning for {planning_name}" if planning_name else ""
+        return f"No NVIDIA GPU{plan}"
+    names = {g.name for g in scan.gpus}
+    name = names.pop() if len(names) == 1 else "mixed GPUs"
+    count = f"{len(scan.gpus)}× " if len(scan.gpus) > 1 else ""
+    free = sum(g.memory_free_bytes for g in scan.gpus)
+    total = sum(g.memory_total_bytes for g in scan.gpus)
+    return f"{count}{name} · {format_gib(free)} free of {format_gib(total)}"
+
+
+class MainWindow(QMainWindow):
+    closed = Signal()
+
+    def __init__(self, ctx: AppContext):
+        super().__init__()
+        self.ctx = ctx
+        self.setWindowTitle("llmdesk")
+
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setFixedWidth(190)
+        self.sidebar.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # no focus frame around the current page
+        self.sidebar.setStyleSheet(
+            "#sidebar { border: none; font-size: 11pt; background: palette(base); }"
+            " #sidebar::item { padding: 9px 14px; border-radius: 6px; margin: 1px 8px; color: palette(text); }"
+            " #sidebar::item:selected { background: palette(highlight); color: palette(highlighted-text); }"
+            " #sidebar::item:hover:!selected { background: palette(alternate-base); }")
+        self.stack = QStackedWidget()
+        self.page_keys: list[str] = []
+
+        self.machine_page = MachinePage(ctx)
+        self.settings_page = SettingsPage(ctx)
+        self._add_page("machine", "Machine", self.machine_page)
+        for planned in PLANNED_PAGES:
+            self._add_page(planned.key, planned.title, PlannedPageWidget(planned))
+        self._add_page("settings", "Settings", self.settings_page)
+        self.sidebar.currentRowChanged.connect(self._page_changed)
+
+        content = QWidget()
+        column = QVBoxLayout(content)
+        column.setContentsMargins(18, 12, 18, 6)
+        column.addWidget(ctx.banner)
+        column.addWidget(self.stack, 1)
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(self._sidebar_column())
+        row.addWidget(content, 1)
+        self.setCentralWidget(central)
+
+        self.gpu_status = QLabel(gpu_status_text(None))
+        self.server_status = QLabel("Server: stopped")
+        self.statusBar().addWidget(self.gpu_status, 1)
+        self.statusBar().addPermanentWidget(self.server_status)
+        ctx.machine.changed.connect(self._show_scan)
+        ctx.settings_changed.connect(lambda _s: self._show_scan(ctx.machine.scan))
+
+        self._restore_state()
+
+    def show_page(self, key: str) -> None:
+        self.sidebar.setCurrentRow(self.page_keys.index(key))
+
+    @property
+    def current_page(self) -> str:
+        return self.page_keys[self.stack.currentIndex()]
+
+    def start(self) -> None:
+        """Background work once the window is up: GPU scan and the doctor's checks."""
+        self.machine_page.refresh()
+
+    def closeEvent(self, event) -> None:
+        self.ctx.state.window_geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
+        self.ctx.state.last_page = self.current_page
+        super().closeEvent(event)
+        self.closed.emit()
+
+    def _sidebar_column(self) -> QWidget:
+        brand = QLabel("llmdesk")
+        brand.setStyleSheet("font-size: 15pt; font-weight: 700; padding: 14px 18px 10px 18px;")
+        column = QWidget()
+        column.setObjectName("sidebarColumn")
+        column.setStyleSheet("#sidebarColumn { background: palette(base); }")
+        layout = QVBoxLayout(column)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(brand)
+        layout.addWidget(self.sidebar, 1)
+        return column
+
+    def _add_page(self, key: str, title: str, widget: QWidget) -> None:
+        self.page_keys.append(key)
+        self.stack.addWidget(widget)
+        item = QListWidgetItem(title)
+        item.setSizeHint(QSize(170, 38))
+        self.sidebar.addItem(item)
+
+    def _page_changed(self, row: int) -> None:
+        self.stack.setCurrentIndex(row)
+
+    def _restore_state(self) -> None:
+        geometry = self.ctx.state.window_geometry
+        if not (geometry and self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))):
+            self.resize(DEFAULT_SIZE)
+        last = self.ctx.state.last_page
+        self.show_page(last if last in self.page_keys else "machine")
+
+    def _show_scan(self, scan: GpuScan | None) -> None:
+        planning = self.machine_page.plan_choice.currentText() if self.ctx.settings.planning_gpu else ""
+        self.gpu_status.setText(gpu_status_text(scan, planning))

@@ -1,0 +1,180 @@
+"""Machine: the GPUs this computer has (or the one the user plans for) and the doctor's checks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
+                               QPushButton, QScrollArea, QVBoxLayout, QWidget)
+
+from llmdesk.core.doctor import DoctorReport
+from llmdesk.core.gpu_catalogue import CATALOGUE
+from llmdesk.core.gpus import GpuInfo, GpuScan
+from llmdesk.core.units import format_gib
+from llmdesk.ui.context import AppContext
+from llmdesk.ui.widgets import page_header, section_title, status_glyph
+
+
+def clear_layout(layout) -> None:
+    while layout.count():
+        item = layout.takeAt(0)
+        if item.widget() is not None:
+            item.widget().deleteLater()
+
+
+class GpuCard(QFrame):
+    def __init__(self, gpu: GpuInfo, planned: bool = False, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        grid = QGridLayout(self)
+        title = QLabel(f"{'Planning for' if planned else f'GPU {gpu.index}'}: {gpu.name}")
+        title.setStyleSheet("font-weight: 600; font-size: 11pt;")
+        grid.addWidget(title, 0, 0, 1, 2)
+        used = QProgressBar()
+        used.setRange(0, 1000)
+        used.setValue(round(1000 * gpu.memory_used_bytes / max(gpu.memory_total_bytes, 1)))
+        used.setFormat(f"{format_gib(gpu.memory_used_bytes)} used of {format_gib(gpu.memory_total_bytes)}")
+        grid.addWidget(QLabel("Memory"), 1, 0)
+        grid.addWidget(used, 1, 1)
+        rows = [("Compute capability", ".".join(map(str, gpu.compute_capability)))]
+        if not planned:
+            rows += [
+                ("Free now", format_gib(gpu.memory_free_bytes)),
+                ("Driver", f"{gpu.driver_version or '?'} (CUDA {gpu.cuda_driver_version or '?'})"),
+                ("Load", _load_text(gpu)),
+            ]
+        for row, (name, value) in enumerate(rows, start=2):
+            grid.addWidget(QLabel(name), row, 0)
+            label = QLabel(value)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            grid.addWidget(label, row, 1)
+        grid.setColumnStretch(1, 1)
+
+
+def _load_text(gpu: GpuInfo) -> str:
+    parts = []
+    if gpu.utilization_percent is not None:
+        parts.append(f"{gpu.utilization_percent}% busy")
+    if gpu.temperature_c is not None:
+        parts.append(f"{gpu.temperature_c} °C")
+    if gpu.power_draw_w is not None:
+        limit = f" of {gpu.power_limit_w:.0f} W" if gpu.power_limit_w else ""
+        parts.append(f"{gpu.power_draw_w:.0f} W{limit}")
+    return ", ".join(parts) or "not reported"
+
+
+class CheckRow(QWidget):
+    def __init__(self, status: str, name: str, summary: str, fix: str | None):
+        super().__init__()
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 2, 0, 2)
+        row.addWidget(status_glyph(status), 0, Qt.AlignmentFlag.AlignTop)
+        text = QVBoxLayout()
+        head = QLabel(f"<b>{name}</b> — {summary}")
+        head.setWordWrap(True)
+        head.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        text.addWidget(head)
+        if fix:
+            how = QLabel(f"→ {fix}")
+            how.setWordWrap(True)
+            how.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            text.addWidget(how)
+        row.addLayout(text, 1)
+
+
+class MachinePage(QWidget):
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.ctx = ctx
+        self.report: DoctorReport | None = None
+
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.addWidget(page_header(
+            "This machine", "The NVIDIA GPUs llmdesk can use, and what is ready for serving models."))
+
+        layout.addWidget(section_title("GPUs"))
+        self.gpu_message = QLabel("Looking for NVIDIA GPUs…")
+        self.gpu_message.setWordWrap(True)
+        layout.addWidget(self.gpu_message)
+        self.gpu_cards = QVBoxLayout()
+        layout.addLayout(self.gpu_cards)
+
+        plan_row = QHBoxLayout()
+        plan_row.addWidget(QLabel("Plan for:"))
+        self.plan_choice = QComboBox()
+        self.plan_choice.addItem("The GPUs in this machine", "")
+        for gpu in CATALOGUE:
+            self.plan_choice.addItem(f"{gpu.name} ({format_gib(gpu.memory_total_bytes, 0)})", gpu.key)
+        self.plan_choice.setCurrentIndex(max(0, self.plan_choice.findData(ctx.settings.planning_gpu)))
+        self.plan_choice.currentIndexChanged.connect(self._plan_changed)
+        plan_row.addWidget(self.plan_choice, 1)
+        layout.addLayout(plan_row)
+
+        checks_head = QHBoxLayout()
+        checks_head.addWidget(section_title("Checks"))
+        checks_head.addStretch()
+        self.recheck = QPushButton("Check again")
+        self.recheck.clicked.connect(self.refresh)
+        checks_head.addWidget(self.recheck)
+        layout.addLayout(checks_head)
+        self.checks = QVBoxLayout()
+        self.checks.addWidget(QLabel("Checking…"))
+        layout.addLayout(self.checks)
+        layout.addStretch()
+
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+
+        ctx.machine.changed.connect(self.show_scan)
+
+    def refresh(self) -> None:
+        self.recheck.setEnabled(False)
+        self.ctx.tasks.run(self._refresh(), "checking this machine")
+
+    async def _refresh(self) -> None:
+        try:
+            await self.ctx.machine.refresh()
+            self.show_report(await self.ctx.run_doctor())
+        finally:
+            self.recheck.setEnabled(True)
+
+    def show_scan(self, scan: GpuScan) -> None:
+        clear_layout(self.gpu_cards)
+        if scan.gpus:
+            total = sum(g.memory_total_bytes for g in scan.gpus)
+            self.gpu_message.setText(
+                f"{len(scan.gpus)} NVIDIA GPU{'s' if len(scan.gpus) > 1 else ''}, "
+                f"{format_gib(total)} of GPU memory in all.")
+            for gpu in scan.gpus:
+                self.gpu_cards.addWidget(GpuCard(gpu))
+        else:
+            problem = scan.problem
+            text = f"<b>{problem.title}</b><br>{problem.explanation}" if problem else "<b>No NVIDIA GPU found.</b>"
+            self.gpu_message.setText(
+                text + "<br>You can still find models and see what fits: choose the GPU you plan to use below.")
+        self._show_planned()
+
+    def show_report(self, report: DoctorReport) -> None:
+        self.report = report
+        clear_layout(self.checks)
+        for check in report.checks:
+            self.checks.addWidget(CheckRow(check.status, check.name, check.summary, check.fix))
+
+    def _show_planned(self) -> None:
+        key = self.plan_choice.currentData()
+        if key:
+            gpu = next(g for g in CATALOGUE if g.key == key)
+            self.gpu_cards.addWidget(GpuCard(gpu.as_gpu_info(), planned=True))
+
+    def _plan_changed(self) -> None:
+        if self.ctx.machine.scan is not None:
+            self.show_scan(self.ctx.machine.scan)
+        new = dataclasses.replace(self.ctx.settings, planning_gpu=self.plan_choice.currentData())
+        self.ctx.tasks.run(self.ctx.save_settings(new), "saving the planning GPU")

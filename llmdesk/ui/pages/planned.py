@@ -1,0 +1,73 @@
+"""Pages that are not built yet say plainly what they will hold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
+
+from llmdesk.ui.widgets import page_header
+
+
+@dataclass(frozen=True)
+class PlannedPage:
+    key: str
+    title: str
+    summary: str
+    features: tuple[str, ...]
+
+
+PLANNED_PAGES = (
+    PlannedPage("models", "Models", "Find a model on Hugging Face and the variant that fits your GPU.", (
+        "Search text-generation models as you type; sort by downloads, likes or recency.",
+        "Every variant of a model (BF16, FP8, AWQ, GPTQ, compressed-tensors, bitsandbytes, MXFP4/NVFP4) "
+        "with an honest verdict for this GPU: fits, fits with a shorter context, needs N GPUs, does not fit.",
+        "The context length and the number of concurrent requests each variant leaves.",
+        "Downloads with progress, speed, ETA, cancel and resume; gated models with a token kept in the keyring.",
+        "The models already on disk, with their size, and a button to serve one.",
+    )),
+    PlannedPage("server", "Server", "Start, watch and stop vLLM on 127.0.0.1:8000.", (
+        "A launch form with presets (fast start, max throughput, long context, low memory) "
+        "and a live memory preview.",
+        "Start-up phases with elapsed time: loading weights, profiling memory, compiling, CUDA graphs.",
+        "Failures explained in plain language, with a one-click fix (shorter context, other port, token).",
+        "The endpoint: base URL, API key, and snippets for curl, Python and JavaScript.",
+    )),
+    PlannedPage("dashboard", "Dashboard", "Live figures from vLLM's /metrics and the GPUs.", (
+        "Prompt and generation tokens per second, requests running and waiting.",
+        "KV-cache usage, prefix-cache hit rate, preemptions.",
+        "Time to first token, inter-token latency and end-to-end latency (p50/p95).",
+        "GPU utilisation, memory, temperature and power; CSV export.",
+    )),
+    PlannedPage("chat", "Chat", "A streaming playground for the model you serve.", (
+        "Multi-turn chat with a system prompt and sampling parameters.",
+        "Time to first token and tokens per second for every answer.",
+        "Conversations saved locally; export to Markdown or JSON.",
+    )),
+    PlannedPage("benchmark", "Benchmark", "How the server holds up under concurrent load.", (
+        "Concurrency sweeps (1, 16, 64 … requests) with throughput and latency percentiles.",
+        "Cost per million tokens from your power draw, next to API prices.",
+    )),
+    PlannedPage("deploy", "Deploy", "Take the same configuration beyond this machine.", (
+        "Export the launch configuration as a Kubernetes manifest, a docker command or a systemd unit.",
+    )),
+)
+
+
+class PlannedPageWidget(QWidget):
+    def __init__(self, page: PlannedPage, parent: QWidget | None = None):
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.addWidget(page_header(page.title, page.summary))
+        card = QFrame()
+        card.setFrameShape(QFrame.Shape.StyledPanel)
+        inner = QVBoxLayout(card)
+        note = QLabel("Not built yet. This page will hold:")
+        note.setStyleSheet("font-weight: 600;")
+        inner.addWidget(note)
+        for feature in page.features:
+            line = QLabel(f"•  {feature}")
+            line.setWordWrap(True)
+            inner.addWidget(line)
+        layout.addWidget(card)
+        layout.addStretch()

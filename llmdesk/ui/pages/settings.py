@@ -1,0 +1,153 @@
+"""Settings: the user's choices, saved to settings.json in the config folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from llmdesk.core import settings as settings_store
+from llmdesk.core.settings import Settings
+from llmdesk.ui.context import AppContext
+from llmdesk.ui.widgets import page_header, section_title
+
+THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class PathField(QWidget):
+    def __init__(self, placeholder: str, pick_folder: bool):
+        super().__init__()
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText(placeholder)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        self._pick_folder = pick_folder
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.edit, 1)
+        row.addWidget(browse)
+
+    def _browse(self) -> None:
+        if self._pick_folder:
+            chosen = QFileDialog.getExistingDirectory(self, "Choose a folder", self.edit.text())
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(self, "Choose a Python interpreter", self.edit.text())
+        if chosen:
+            self.edit.setText(chosen)
+
+
+class SettingsPage(QWidget):
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.ctx = ctx
+        layout = QVBoxLayout(self)
+        layout.addWidget(page_header("Settings", "Saved in " + str(settings_store.settings_path())))
+
+        self.theme = QComboBox()
+        for key, label in THEME_LABELS.items():
+            self.theme.addItem(label, key)
+        self.runtime_python = PathField("Look for vLLM in the usual places", pick_folder=False)
+        self.models_dir = PathField("The Hugging Face cache", pick_folder=True)
+        self.host = QLineEdit()
+        self.port = QSpinBox()
+        self.port.setRange(1, 65535)
+        self.gpu_util = QDoubleSpinBox()
+        self.gpu_util.setRange(0.05, 1.0)
+        self.gpu_util.setSingleStep(0.01)
+        self.gpu_util.setDecimals(2)
+        self.metrics_interval = QDoubleSpinBox()
+        self.metrics_interval.setRange(0.25, 5.0)
+        self.metrics_interval.setSingleStep(0.25)
+        self.metrics_interval.setSuffix(" s")
+
+        for spin in (self.port, self.gpu_util, self.metrics_interval):
+            spin.setMaximumWidth(160)
+        form = QFormLayout()  # one form, so every label column lines up
+        form.addRow(section_title("Appearance"))
+        form.addRow("Theme", self.theme)
+        form.addRow(section_title("vLLM"))
+        form.addRow("Python with vLLM", self.runtime_python)
+        form.addRow("Models folder", self.models_dir)
+        form.addRow("GPU memory share", self.gpu_util)
+        form.addRow(section_title("Server"))
+        form.addRow("Listen on", self.host)
+        form.addRow("Port", self.port)
+        form.addRow("Metrics every", self.metrics_interval)
+        self.theme.setMaximumWidth(260)
+        self.host.setMaximumWidth(260)
+        form_box = QWidget()
+        form_box.setMaximumWidth(820)
+        box = QVBoxLayout(form_box)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addLayout(form)
+        layout.addWidget(form_box)
+
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        box.addWidget(self.message)
+        buttons = QHBoxLayout()
+        buttons.addStretch()
+        self.revert = QPushButton("Revert")
+        self.revert.clicked.connect(lambda: self.load(self.ctx.settings))
+        self.save = QPushButton("Save")
+        self.save.setDefault(True)
+        self.save.clicked.connect(self._save)
+        buttons.addWidget(self.revert)
+        buttons.addWidget(self.save)
+        box.addLayout(buttons)
+        layout.addStretch()
+
+        self.host.textChanged.connect(self._warn_about_host)
+        self.load(ctx.settings)
+
+    def load(self, s: Settings) -> None:
+        self.theme.setCurrentIndex(max(0, self.theme.findData(s.theme)))
+        self.runtime_python.edit.setText(s.runtime_python)
+        self.models_dir.edit.setText(s.models_dir)
+        self.host.setText(s.server_host)
+        self.port.setValue(s.server_port)
+        self.gpu_util.setValue(s.gpu_memory_utilization)
+        self.metrics_interval.setValue(s.metrics_interval_s)
+        self.message.setText("")
+
+    def edited(self) -> Settings:
+        return dataclasses.replace(
+            self.ctx.settings,
+            theme=self.theme.currentData(),
+            runtime_python=self.runtime_python.edit.text().strip(),
+            models_dir=self.models_dir.edit.text().strip(),
+            server_host=self.host.text().strip(),
+            server_port=self.port.value(),
+            gpu_memory_utilization=round(self.gpu_util.value(), 2),
+            metrics_interval_s=self.metrics_interval.value(),
+        )
+
+    def _warn_about_host(self, host: str) -> None:
+        if host.strip() and not is_loopback(host.strip()):
+            self.message.setText(f"Listening on {host.strip()} makes the server reachable from other "
+                                 "computers; llmdesk will require an API key for it.")
+        else:
+            self.message.setText("")
+
+    def _save(self) -> None:
+        new = self.edited()
+        problems = new.problems() + ([] if new.server_host else ["the server address cannot be empty"])
+        if problems:
+            self.message.setText("Not saved: " + "; ".join(problems) + ".")
+            return
+        self.ctx.tasks.run(self._save_async(new), "saving settings")
+
+    async def _save_async(self, new: Settings) -> None:
+        await self.ctx.save_settings(new)
+        self.message.setText("Saved.")

@@ -1,0 +1,109 @@
+"""The one place every failure reaches: a banner at the top of the window, never a traceback.
+
+Tracebacks go to the log file; the user sees a title, a plain explanation and what to do.
+The banner is not modal on purpose: a modal dialog spins a nested Qt loop, which breaks qasync.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from PySide6.QtCore import QObject, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from llmdesk.core.app_log import log_file
+from llmdesk.core.errors import Problem, problem_from_exception
+
+log = logging.getLogger(__name__)
+
+
+class ProblemBanner(QFrame):
+    dismissed = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("problemBanner")
+        self.setStyleSheet(
+            "#problemBanner { background: rgba(220, 38, 38, 0.12); border: 1px solid rgba(220, 38, 38, 0.55);"
+            " border-radius: 6px; }")
+        self.title = QLabel()
+        self.title.setStyleSheet("font-weight: 600;")
+        self.title.setWordWrap(True)
+        self.explanation = QLabel()
+        self.explanation.setWordWrap(True)
+        self.explanation.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fix = QLabel()
+        self.fix.setWordWrap(True)
+        self.more = QLabel()
+        self.open_log = QPushButton("Open log")
+        self.open_log.clicked.connect(
+            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_file().parent))))
+        self.dismiss = QPushButton("Dismiss")
+        self.dismiss.clicked.connect(self.dismissed)
+
+        text = QVBoxLayout()
+        for label in (self.title, self.explanation, self.fix, self.more):
+            text.addWidget(label)
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.dismiss)
+        buttons.addWidget(self.open_log)
+        buttons.addStretch()
+        row = QHBoxLayout(self)
+        row.addLayout(text, 1)
+        row.addLayout(buttons)
+        self.hide()
+
+    def show_problem(self, problem: Problem, waiting: int) -> None:
+        self.title.setText(problem.title)
+        self.explanation.setText(problem.explanation)
+        self.fix.setText(f"What to do: {problem.fix}" if problem.fix else "")
+        self.fix.setVisible(bool(problem.fix))
+        self.more.setText(f"{waiting} more after this one" if waiting else "")
+        self.more.setVisible(waiting > 0)
+        self.show()
+
+
+class ProblemPresenter(QObject):
+    """Shows problems one at a time, newest first; dismissing reveals the next."""
+
+    problem_shown = Signal(object)  # Problem
+
+    def __init__(self, banner: ProblemBanner):
+        super().__init__(banner)
+        self.banner = banner
+        self.pending: list[Problem] = []
+        banner.dismissed.connect(self._dismiss)
+
+    def show_problem(self, problem: Problem) -> None:
+        self.pending.append(problem)
+        self._show_newest()
+        self.problem_shown.emit(problem)
+
+    def show_exception(self, exc: BaseException, doing: str) -> None:
+        log.error("failed while %s", doing, exc_info=(type(exc), exc, exc.__traceback__))
+        self.show_problem(problem_from_exception(exc, doing))
+
+    def install_excepthook(self) -> None:
+        """Exceptions escaping Qt slots and qasync tasks end here instead of on stderr."""
+        previous = sys.excepthook
+
+        def hook(exc_type, exc, tb):
+            if issubclass(exc_type, KeyboardInterrupt):
+                previous(exc_type, exc, tb)
+                return
+            self.show_exception(exc, "running llmdesk")
+
+        sys.excepthook = hook
+
+    def _dismiss(self) -> None:
+        if self.pending:
+            self.pending.pop()
+        if self.pending:
+            self._show_newest()
+        else:
+            self.banner.hide()
+
+    def _show_newest(self) -> None:
+        self.banner.show_problem(self.pending[-1], len(self.pending) - 1)
