@@ -1,0 +1,1 @@
+"""Stand-ins for hardware and services the unit tests must not need."""
