@@ -18,9 +18,12 @@ def log_file() -> Path:
 def setup_logging(level: int = logging.INFO) -> Path | None:
     """Log to a rotating file; returns its path, or None if the folder cannot be written."""
     root = logging.getLogger()
-    if any(getattr(h, "_llmdesk", False) for h in root.handlers):
-        return log_file()
     path = log_file()
+    for handler in [h for h in root.handlers if getattr(h, "_llmdesk", False)]:
+        if Path(handler.baseFilename) == path:
+            return path
+        root.removeHandler(handler)  # the log folder moved (LLMDESK_HOME changed)
+        handler.close()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3,

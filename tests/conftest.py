@@ -1,0 +1,20 @@
+"""Every test gets its own llmdesk folders and Hugging Face home: the user's real files are never touched.
+
+Qt-free on purpose: the unit tests must run without importing Qt (Qt fixtures live in tests/ui).
+"""
+
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # for any subprocess a test starts, too
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path, monkeypatch):
+    home = tmp_path / "llmdesk-home"
+    monkeypatch.setenv("LLMDESK_HOME", str(home))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    return home

@@ -1,0 +1,212 @@
+import asyncio
+import json
+import sys
+import time
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QLabel
+
+from llmdesk.core import settings as settings_store
+from llmdesk.core.app_log import log_file, setup_logging
+from llmdesk.core.errors import Problem, ProblemError
+from llmdesk.core.gpus import GpuScan
+from llmdesk.ui.main_window import gpu_status_text
+from llmdesk.ui.pages.machine import GpuCard
+from llmdesk.ui.pages.planned import PlannedPageWidget
+from llmdesk.ui.stall_monitor import StallMonitor
+from tests.ui.conftest import NO_DRIVER, scan_of
+
+PAGES = ["machine", "models", "server", "dashboard", "chat", "benchmark", "deploy", "settings"]
+
+
+def texts(widget) -> str:
+    return "\n".join(label.text() for label in widget.findChildren(QLabel))
+
+
+def test_sidebar_lists_every_page_and_switches_between_them(make_window, qtbot):
+    window = make_window()
+    assert window.page_keys == PAGES
+    assert [window.sidebar.item(i).text() for i in range(window.sidebar.count())] == [
+        "Machine", "Models", "Server", "Dashboard", "Chat", "Benchmark", "Deploy", "Settings"]
+    for row, key in enumerate(PAGES):
+        window.sidebar.setCurrentRow(row)
+        assert window.current_page == key
+        assert window.stack.currentIndex() == row
+
+
+def test_pages_not_built_yet_say_what_they_will_hold(make_window):
+    window = make_window()
+    planned = window.stack.findChildren(PlannedPageWidget)
+    assert len(planned) == 6
+    models = texts(window.stack.widget(PAGES.index("models")))
+    assert "Not built yet. This page will hold:" in models
+    assert "fits with a shorter context" in models
+
+
+def test_status_bar_without_gpu_and_with_two(make_window):
+    window = make_window(NO_DRIVER)
+    assert window.gpu_status.text() == "No NVIDIA GPU"
+    assert window.server_status.text() == "Server: stopped"
+    assert "No NVIDIA driver found" in window.machine_page.gpu_message.text()
+    assert "choose the GPU you plan to use" in window.machine_page.gpu_message.text()
+
+    window = make_window(scan_of("h100", 2))
+    assert window.gpu_status.text() == "2× NVIDIA H100 80GB HBM3 · 159.3 GiB free of 159.3 GiB"
+    assert len(window.machine_page.findChildren(GpuCard)) == 2
+
+
+def test_gpu_status_text_for_mixed_and_single_gpus():
+    single = scan_of("l4")
+    assert gpu_status_text(single) == "NVIDIA L4 · 22.5 GiB free of 22.5 GiB"
+    mixed = GpuScan(gpus=scan_of("l4").gpus + scan_of("t4").gpus, driver_version=None,
+                    cuda_driver_version=None, problem=None)
+    assert gpu_status_text(mixed).startswith("2× mixed GPUs · ")
+    assert gpu_status_text(None) == "Looking for GPUs…"
+    assert gpu_status_text(NO_DRIVER, "NVIDIA H200 (140 GiB)") == "No NVIDIA GPU · planning for NVIDIA H200 (140 GiB)"
+
+
+def test_doctor_checks_are_shown(make_window):
+    window = make_window(NO_DRIVER)
+    shown = texts(window.machine_page)
+    assert "<b>GPUs</b> — 0 GPUs" in shown
+    assert "→ Install the driver." in shown
+
+
+def test_planning_gpu_is_shown_and_saved(make_window, qtbot, arun):
+    window = make_window(NO_DRIVER)
+    page = window.machine_page
+    page.plan_choice.setCurrentIndex(page.plan_choice.findData("h200"))
+    qtbot.waitUntil(lambda: window.ctx.tasks.pending == 0)
+    cards = page.findChildren(GpuCard)
+    assert len(cards) == 1 and "Planning for: NVIDIA H200" in texts(cards[0])
+    assert settings_store.load_settings()[0].planning_gpu == "h200"
+    assert window.gpu_status.text().startswith("No NVIDIA GPU · planning for NVIDIA H200")
+
+
+def test_geometry_and_last_page_are_remembered(make_window, qtbot, arun):
+    window = make_window()
+    window.resize(700, 520)  # inside the offscreen screen (800x600): restoreGeometry clamps to it
+    window.show_page("chat")
+    window.close()
+    arun(window.ctx.save_state())
+    state = json.loads(settings_store.state_path().read_text())
+    assert state["schema_version"] == 1 and state["values"]["last_page"] == "chat"
+
+    again = make_window()
+    assert again.current_page == "chat"
+    assert (again.width(), again.height()) == (700, 520)
+    assert not settings_store.settings_path().exists()  # state never lands in the user's settings
+
+
+def test_failed_task_reaches_the_banner_without_a_traceback(make_window, qtbot):
+    setup_logging()
+    window = make_window()
+
+    async def broken():
+        await asyncio.sleep(0.01)
+        raise RuntimeError("disk on fire")
+
+    window.ctx.tasks.run(broken(), "loading the model list")
+    qtbot.waitUntil(window.ctx.banner.isVisible)
+    banner = window.ctx.banner
+    assert banner.title.text() == "Something went wrong while loading the model list"
+    assert banner.explanation.text() == "disk on fire"
+    assert "Traceback" not in texts(banner)
+    assert "Traceback" in log_file().read_text() and "disk on fire" in log_file().read_text()
+
+
+def test_expected_problems_show_their_own_words_and_queue_up(make_window, qtbot):
+    window = make_window()
+
+    async def gated():
+        raise ProblemError(Problem("This model is gated", "Accept its licence first.", "Add a token."))
+
+    window.ctx.tasks.run(gated(), "downloading")
+    window.ctx.problems.show_problem(Problem("Port 8000 is taken", "Another program uses it.", None))
+    qtbot.waitUntil(lambda: len(window.ctx.problems.pending) == 2)
+    banner = window.ctx.banner
+    assert banner.title.text() == "This model is gated"
+    assert banner.fix.text() == "What to do: Add a token."
+    assert banner.more.text() == "1 more after this one"
+    qtbot.mouseClick(banner.dismiss, Qt.MouseButton.LeftButton)
+    assert banner.title.text() == "Port 8000 is taken" and banner.fix.isHidden()
+    qtbot.mouseClick(banner.dismiss, Qt.MouseButton.LeftButton)
+    assert banner.isHidden()
+
+
+def test_exception_in_a_slot_reaches_the_banner(make_window, qtbot):
+    window = make_window()
+
+    def broken_slot():
+        raise ValueError("bad slot")
+
+    QTimer.singleShot(0, broken_slot)
+    qtbot.waitUntil(window.ctx.banner.isVisible)
+    assert window.ctx.banner.explanation.text() == "bad slot"
+
+
+def test_corrupt_settings_are_moved_aside_with_a_notice(make_window):
+    path = settings_store.settings_path()
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    window = make_window()
+    assert window.ctx.banner.title.text() == "Your settings could not be read"
+    assert not path.exists()
+    assert len(list(path.parent.glob("settings.json.corrupt-*"))) == 1
+    assert window.ctx.settings.server_port == 8000
+
+
+def test_settings_page_saves_and_rejects_bad_values(make_window, qtbot):
+    window = make_window()
+    page = window.settings_page
+    page.port.setValue(8123)
+    page.host.setText("0.0.0.0")
+    assert "llmdesk will require an API key" in page.message.text()
+    qtbot.mouseClick(page.save, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.message.text() == "Saved.")
+    saved = settings_store.load_settings()[0]
+    assert (saved.server_port, saved.server_host) == (8123, "0.0.0.0")
+
+    page.host.setText("")
+    qtbot.mouseClick(page.save, Qt.MouseButton.LeftButton)
+    assert page.message.text() == "Not saved: the server address cannot be empty."
+    assert settings_store.load_settings()[0].server_host == "0.0.0.0"
+
+
+def test_dark_theme_applies_at_once(make_window, qtbot, qapp):
+    window = make_window()
+    page = window.settings_page
+    page.theme.setCurrentIndex(page.theme.findData("dark"))
+    qtbot.mouseClick(page.save, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.message.text() == "Saved.")
+    assert qapp.palette().color(QPalette.ColorRole.Window).lightness() < 80
+    page.theme.setCurrentIndex(page.theme.findData("light"))
+    qtbot.mouseClick(page.save, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: qapp.palette().color(QPalette.ColorRole.Window).lightness() > 180)
+
+
+def test_slow_gpu_scan_does_not_stall_the_event_loop(qapp, qtbot, aio):
+    from llmdesk.ui.app import build_window
+
+    def slow_scan():
+        time.sleep(0.4)  # NVML on a busy multi-GPU machine; runs in a worker thread
+        return NO_DRIVER
+
+    window = build_window(qapp, scan=slow_scan)
+    qtbot.addWidget(window)
+    window.show()
+    with StallMonitor(5) as monitor:
+        window.start()
+        qtbot.waitUntil(lambda: window.ctx.tasks.pending == 0, timeout=20000)
+    assert monitor.max_ms < 50, monitor.summary()
+
+
+def test_void_qt_calls_keep_none_refcount():
+    """PySide6 6.12.0 on Python 3.11 drops a reference to None on each void call, then aborts."""
+    from PySide6.QtWidgets import QWidget
+    widget = QWidget()
+    before = sys.getrefcount(None)
+    for _ in range(1000):
+        widget.setEnabled(True)
+    assert sys.getrefcount(None) - before > -100

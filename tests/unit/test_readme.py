@@ -1,0 +1,28 @@
+"""The README opens with the two commands a newcomer needs, and CI runs the second one verbatim."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = text.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line and not line.startswith("#")]
+
+
+def test_readme_starts_with_install_and_start_then_install_and_test():
+    start, test = readme_commands()[:2]
+    assert start.endswith(".venv/bin/llmdesk") and "pip install" in start
+    assert test.endswith("python -m pytest") and '".[test]"' in test
+
+
+def test_ci_runs_the_readme_test_command():
+    test_command = readme_commands()[1]
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert test_command in ci_lines
+
+
+def test_ci_never_installs_vllm_or_torch():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "vllm]" not in ci and "torch" not in ci
