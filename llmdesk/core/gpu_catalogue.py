@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 from llmdesk.core.errors import BadInput, Problem
 from llmdesk.core.gpus import GpuInfo
-
-MIB = 1024**2
+from llmdesk.core.units import MIB
 
 
 @dataclass(frozen=True)

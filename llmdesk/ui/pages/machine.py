@@ -151,7 +151,8 @@ class MachinePage(QWidget):
             total = sum(g.memory_total_bytes for g in scan.gpus)
             self.gpu_message.setText(
                 f"{len(scan.gpus)} NVIDIA GPU{'s' if len(scan.gpus) > 1 else ''}, "
-                f"{format_gib(total)} of GPU memory in all.")
+                f"{format_gib(total)} of GPU memory in all."
+                + (f"<br><b>{scan.problem.title}</b>: {scan.problem.explanation}" if scan.problem else ""))
             for gpu in scan.gpus:
                 self.gpu_cards.addWidget(GpuCard(gpu))
         else:
