@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from llmdesk.core.errors import BadInput, Problem
 from llmdesk.core.gpus import GpuInfo
-from llmdesk.core.units import MIB
+from llmdesk.core.units import GIB, MIB
 
 
 @dataclass(frozen=True)
@@ -25,51 +25,64 @@ class CatalogueGpu:
     memory_total_bytes: int  # what NVML reports as total, not the marketing number
     compute_capability: tuple[int, int]
     aliases: tuple[str, ...] = ()  # other spellings, including other NVML names of the same card
+    # What CUDA (and so vLLM) sees as the total: NVML's total less the driver's reserve. From
+    # vLLM's "Free memory on device (x/TOTAL GiB)" line and PyTorch's "total capacity" messages.
+    cuda_total_gib: float | None = None
+
+    @property
+    def cuda_total_bytes(self) -> int:
+        if self.cuda_total_gib is None:
+            return self.memory_total_bytes - 512 * MIB  # a typical reserve where none was measured
+        return int(self.cuda_total_gib * GIB)
 
     def as_gpu_info(self, index: int = 0) -> GpuInfo:
-        """A GPU to plan for: empty (free = total), no driver."""
+        """A GPU to plan for: empty (free = what CUDA can use), no driver."""
         return GpuInfo(
             index=index,
             name=self.name,
             uuid=f"catalogue-{self.key}",
             memory_total_bytes=self.memory_total_bytes,
-            memory_free_bytes=self.memory_total_bytes,
-            memory_used_bytes=0,
+            memory_free_bytes=self.cuda_total_bytes,
+            memory_used_bytes=self.memory_total_bytes - self.cuda_total_bytes,
             compute_capability=self.compute_capability,
             driver_version=None,
             cuda_driver_version=None,
+            memory_reserved_bytes=self.memory_total_bytes - self.cuda_total_bytes,
         )
 
 
 HOPPER, ADA, AMPERE_DATACENTER, AMPERE, TURING, VOLTA = (9, 0), (8, 9), (8, 0), (8, 6), (7, 5), (7, 0)
 
+# cuda_total_gib: H200 and H100 80GB measured by vLLM 0.26 on the project's GPU hosts; the others from
+# public PyTorch out-of-memory reports (the lowest common figure where drivers differ; ECC off for
+# the 48 GB workstation cards). The RTX 4080 has no Linux report: it uses the typical reserve.
 CATALOGUE: tuple[CatalogueGpu, ...] = (
-    CatalogueGpu("h200", "NVIDIA H200", 143771 * MIB, HOPPER, ("H200 SXM", "H200 141GB")),
+    CatalogueGpu("h200", "NVIDIA H200", 143771 * MIB, HOPPER, ("H200 SXM", "H200 141GB"), cuda_total_gib=139.8),
     CatalogueGpu("h100-80gb", "NVIDIA H100 80GB HBM3", 81559 * MIB, HOPPER,
-                 ("H100", "H100 SXM", "H100 SXM5", "H100 80GB", "H100 SXM 80GB", "H100 HBM3")),
-    CatalogueGpu("h100-pcie", "NVIDIA H100 PCIe", 81559 * MIB, HOPPER, ("H100 PCIe 80GB",)),
+                 ("H100", "H100 SXM", "H100 SXM5", "H100 80GB", "H100 SXM 80GB", "H100 HBM3"), cuda_total_gib=79.18),
+    CatalogueGpu("h100-pcie", "NVIDIA H100 PCIe", 81559 * MIB, HOPPER, ("H100 PCIe 80GB",), cuda_total_gib=79.18),
     CatalogueGpu("a100-80gb", "NVIDIA A100-SXM4-80GB", 81920 * MIB, AMPERE_DATACENTER,
-                 ("A100", "A100 80GB", "A100 SXM", "A100 SXM4", "A100 SXM 80GB")),
+                 ("A100", "A100 80GB", "A100 SXM", "A100 SXM4", "A100 SXM 80GB"), cuda_total_gib=79.15),
     CatalogueGpu("a100-80gb-pcie", "NVIDIA A100 80GB PCIe", 81920 * MIB, AMPERE_DATACENTER,
-                 ("A100 PCIe", "A100 PCIe 80GB")),
+                 ("A100 PCIe", "A100 PCIe 80GB"), cuda_total_gib=79.15),
     # The 40 GB PCIe card reports the same memory and capability as the SXM one.
     CatalogueGpu("a100-40gb", "NVIDIA A100-SXM4-40GB", 40960 * MIB, AMPERE_DATACENTER,
-                 ("A100 40GB", "A100 SXM4 40GB", "NVIDIA A100-PCIE-40GB", "A100 PCIe 40GB")),
-    CatalogueGpu("l40s", "NVIDIA L40S", 46068 * MIB, ADA),
-    CatalogueGpu("l4", "NVIDIA L4", 23034 * MIB, ADA),
-    CatalogueGpu("a10g", "NVIDIA A10G", 23028 * MIB, AMPERE),
-    CatalogueGpu("a10", "NVIDIA A10", 23028 * MIB, AMPERE),
+                 ("A100 40GB", "A100 SXM4 40GB", "NVIDIA A100-PCIE-40GB", "A100 PCIe 40GB"), cuda_total_gib=39.38),
+    CatalogueGpu("l40s", "NVIDIA L40S", 46068 * MIB, ADA, cuda_total_gib=44.39),
+    CatalogueGpu("l4", "NVIDIA L4", 23034 * MIB, ADA, cuda_total_gib=21.95),
+    CatalogueGpu("a10g", "NVIDIA A10G", 23028 * MIB, AMPERE, cuda_total_gib=21.99),
+    CatalogueGpu("a10", "NVIDIA A10", 23028 * MIB, AMPERE, cuda_total_gib=21.99),
     CatalogueGpu("rtx-6000-ada", "NVIDIA RTX 6000 Ada Generation", 49140 * MIB, ADA,
-                 ("RTX 6000 Ada", "6000 Ada")),
-    CatalogueGpu("rtx-a6000", "NVIDIA RTX A6000", 49140 * MIB, AMPERE, ("A6000",)),
-    CatalogueGpu("rtx-4090", "NVIDIA GeForce RTX 4090", 24564 * MIB, ADA, ("RTX 4090", "4090")),
+                 ("RTX 6000 Ada", "6000 Ada"), cuda_total_gib=47.5),
+    CatalogueGpu("rtx-a6000", "NVIDIA RTX A6000", 49140 * MIB, AMPERE, ("A6000",), cuda_total_gib=47.54),
+    CatalogueGpu("rtx-4090", "NVIDIA GeForce RTX 4090", 24564 * MIB, ADA, ("RTX 4090", "4090"), cuda_total_gib=23.64),
     CatalogueGpu("rtx-4080", "NVIDIA GeForce RTX 4080", 16376 * MIB, ADA, ("RTX 4080", "4080")),
-    CatalogueGpu("rtx-3090", "NVIDIA GeForce RTX 3090", 24576 * MIB, AMPERE, ("RTX 3090", "3090")),
-    CatalogueGpu("t4", "Tesla T4", 15360 * MIB, TURING, ("NVIDIA T4",)),
+    CatalogueGpu("rtx-3090", "NVIDIA GeForce RTX 3090", 24576 * MIB, AMPERE, ("RTX 3090", "3090"), cuda_total_gib=23.68),
+    CatalogueGpu("t4", "Tesla T4", 15360 * MIB, TURING, ("NVIDIA T4",), cuda_total_gib=14.56),
     CatalogueGpu("v100-32gb", "Tesla V100-SXM2-32GB", 32768 * MIB, VOLTA,
-                 ("V100 32GB", "V100 SXM2 32GB", "Tesla V100-PCIE-32GB", "V100 PCIe 32GB")),
+                 ("V100 32GB", "V100 SXM2 32GB", "Tesla V100-PCIE-32GB", "V100 PCIe 32GB"), cuda_total_gib=31.74),
     CatalogueGpu("v100-16gb", "Tesla V100-SXM2-16GB", 16384 * MIB, VOLTA,
-                 ("V100", "V100 16GB", "V100 SXM2 16GB", "Tesla V100-PCIE-16GB", "V100 PCIe 16GB")),
+                 ("V100", "V100 16GB", "V100 SXM2 16GB", "Tesla V100-PCIE-16GB", "V100 PCIe 16GB"), cuda_total_gib=15.78),
 )
 
 # Brand words add nothing to tell cards apart, and people type them inconsistently.

@@ -29,6 +29,8 @@ class GpuInfo:
     temperature_c: int | None = None
     power_draw_w: float | None = None
     power_limit_w: float | None = None
+    # Memory the driver keeps for itself (NVML v2); CUDA, and so vLLM, sees total − reserved.
+    memory_reserved_bytes: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready. compute_capability is "9.0" for people; its _major/_minor ints are for comparisons."""
@@ -49,6 +51,7 @@ class GpuInfo:
             "temperature_c": self.temperature_c,
             "power_draw_w": self.power_draw_w,
             "power_limit_w": self.power_limit_w,
+            "memory_reserved_bytes": self.memory_reserved_bytes,
         }
 
 
@@ -131,6 +134,8 @@ def _read_gpu(nvml: Any, index: int, driver_version: str | None,
         temperature_c=_optional(lambda: int(nvml.nvmlDeviceGetTemperature(handle, temperature_sensor))),
         power_draw_w=_optional(lambda: _milliwatts_to_watts(nvml.nvmlDeviceGetPowerUsage(handle))),
         power_limit_w=_optional(lambda: _milliwatts_to_watts(nvml.nvmlDeviceGetEnforcedPowerLimit(handle))),
+        memory_reserved_bytes=_optional(
+            lambda: int(nvml.nvmlDeviceGetMemoryInfo(handle, version=nvml.nvmlMemory_v2).reserved)),
     )
 
 

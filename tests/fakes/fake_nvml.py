@@ -93,6 +93,7 @@ class FakeDevice:
     power_usage_mw: int = 70_000
     power_limit_mw: int = 700_000
     errors: dict[str, BaseException] = field(default_factory=dict)  # NVML function name -> what it raises
+    memory_reserved: int | None = None  # None: the driver has no v2 memory call
 
     @property
     def memory_free(self) -> int:
@@ -103,6 +104,7 @@ class FakeNvml:
     """Used in place of the module: scan_gpus(nvml=FakeNvml(...))."""
 
     NVML_TEMPERATURE_GPU = 0
+    nvmlMemory_v2 = 0x02000028
     NVMLError = NVMLError
     NVMLError_Uninitialized = NVMLError_Uninitialized
     NVMLError_NotSupported = NVMLError_NotSupported
@@ -171,6 +173,11 @@ class FakeNvml:
 
     def nvmlDeviceGetMemoryInfo(self, handle: FakeDevice, version: int | None = None) -> SimpleNamespace:
         device = self._device_call(handle, "nvmlDeviceGetMemoryInfo")
+        if version == self.nvmlMemory_v2:
+            if device.memory_reserved is None:
+                raise NVMLError_NotSupported()  # older drivers: no v2 call
+            return SimpleNamespace(total=device.memory_total, reserved=device.memory_reserved,
+                                   free=device.memory_free, used=device.memory_used - device.memory_reserved)
         return SimpleNamespace(total=device.memory_total, free=device.memory_free, used=device.memory_used)
 
     def nvmlDeviceGetCudaComputeCapability(self, handle: FakeDevice) -> tuple[int, int]:

@@ -52,13 +52,13 @@ def test_status_bar_without_gpu_and_with_two(make_window):
     assert "choose the GPU you plan to use" in window.machine_page.gpu_message.text()
 
     window = make_window(scan_of("h100", 2))
-    assert window.gpu_status.text() == "2× NVIDIA H100 80GB HBM3 · 159.3 GiB free of 159.3 GiB"
+    assert window.gpu_status.text() == "2× NVIDIA H100 80GB HBM3 · 158.4 GiB free of 159.3 GiB"
     assert len(window.machine_page.findChildren(GpuCard)) == 2
 
 
 def test_gpu_status_text_for_mixed_and_single_gpus():
     single = scan_of("l4")
-    assert gpu_status_text(single) == "NVIDIA L4 · 22.5 GiB free of 22.5 GiB"
+    assert gpu_status_text(single) == "NVIDIA L4 · 21.9 GiB free of 22.5 GiB"
     mixed = GpuScan(gpus=scan_of("l4").gpus + scan_of("t4").gpus, driver_version=None,
                     cuda_driver_version=None, problem=None)
     assert gpu_status_text(mixed).startswith("2× mixed GPUs · ")

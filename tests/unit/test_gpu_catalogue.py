@@ -165,9 +165,18 @@ def test_match_detected_does_not_guess(nvml_name):
 
 
 def test_as_gpu_info_is_an_empty_card_to_plan_for():
+    cuda_total = int(79.18 * 1024**3)  # what vLLM logged on the project's H100
     assert find_gpu("h100").as_gpu_info(index=2) == GpuInfo(
         index=2, name="NVIDIA H100 80GB HBM3", uuid="catalogue-h100-80gb",
-        memory_total_bytes=85_520_809_984, memory_free_bytes=85_520_809_984, memory_used_bytes=0,
+        memory_total_bytes=85_520_809_984, memory_free_bytes=cuda_total,
+        memory_used_bytes=85_520_809_984 - cuda_total,
         compute_capability=(9, 0), driver_version=None, cuda_driver_version=None,
-        utilization_percent=None, temperature_c=None, power_draw_w=None, power_limit_w=None)
+        utilization_percent=None, temperature_c=None, power_draw_w=None, power_limit_w=None,
+        memory_reserved_bytes=85_520_809_984 - cuda_total)
+
+
+def test_every_card_keeps_a_plausible_driver_reserve():
+    for gpu in CATALOGUE:
+        reserve = gpu.memory_total_bytes - gpu.cuda_total_bytes
+        assert 0 < reserve < 2.2 * 1024**3, (gpu.key, reserve)
     assert find_gpu("t4").as_gpu_info().as_dict()["compute_capability"] == "7.5"

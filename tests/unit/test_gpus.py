@@ -202,6 +202,7 @@ def test_gpu_info_as_dict_keys_and_values():
         "temperature_c": 41,
         "power_draw_w": 123.456,
         "power_limit_w": 700.0,
+        "memory_reserved_bytes": None,
     }
 
 
@@ -244,3 +245,12 @@ def test_scanning_twice_initialises_and_shuts_down_each_time():
     nvml = two_gpus()
     assert scan_gpus(nvml) == scan_gpus(nvml)
     assert (nvml.init_count, nvml.shutdown_count) == (2, 2)
+
+
+def test_reserved_memory_comes_from_nvml_v2_when_the_driver_has_it():
+    with_v2 = FakeNvml(devices=[FakeDevice(memory_total=143771 * MIB, memory_used=615 * MIB,
+                                           memory_reserved=615 * MIB)])
+    gpu = scan_gpus(with_v2).gpus[0]
+    assert gpu.memory_reserved_bytes == 615 * MIB
+    assert gpu.as_dict()["memory_reserved_bytes"] == 615 * MIB
+    assert scan_gpus(FakeNvml(devices=[FakeDevice()])).gpus[0].memory_reserved_bytes is None

@@ -1,0 +1,131 @@
+"""Predicted vs vLLM-logged KV cache, per model shape and GPU, from recorded real start-ups.
+
+    python bench/fit_accuracy.py [tests/data/vllm-runs]
+
+Each run is NAME.json (GPU as NVML saw it, vLLM arguments, config.json, weight bytes) beside
+NAME.log (vLLM's output), written by tests/gpu/fit_runs.py on a GPU host. The goal: KV-cache tokens
+within ±5% at default settings, and never a "fits" verdict where vLLM refused to start.
+tests/unit/test_fit_accuracy.py runs the same comparison in the CPU suite.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from llmdesk.core.fit import VERDICT_FITS, FitReport, LaunchSettings, ModelSpec, plan_fit  # noqa: E402
+from llmdesk.core.gpus import GpuInfo  # noqa: E402
+from llmdesk.core.model_config import geometry_from_config  # noqa: E402
+from llmdesk.core.quant import detect_format  # noqa: E402
+from llmdesk.core.units import GIB  # noqa: E402
+from llmdesk.core.vllm_memory_log import MemoryLines, parse_memory_lines  # noqa: E402
+
+RUNS = ROOT / "tests" / "data" / "vllm-runs"
+GOAL = 0.05
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str
+    gpu: str
+    args: tuple[str, ...]
+    logged: MemoryLines
+    report: FitReport
+
+    @property
+    def refused(self) -> bool:
+        return self.logged.kv_cache_tokens is None
+
+    @property
+    def kv_error(self) -> float | None:
+        """Relative error of predicted vs logged KV-cache memory (the tokens follow from it)."""
+        if self.logged.kv_cache_gib is None or self.logged.kv_cache_gib <= 0:
+            return None
+        return self.report.kv_cache_bytes / GIB / self.logged.kv_cache_gib - 1
+
+    @property
+    def token_error(self) -> float | None:
+        if not self.logged.kv_cache_tokens:
+            return None
+        return self.report.kv_cache_tokens / self.logged.kv_cache_tokens - 1
+
+    @property
+    def default_settings(self) -> bool:
+        return not self.args or self.args[:2] == ("--quantization", "fp8")
+
+
+def settings_from_args(args: list[str]) -> LaunchSettings:
+    values: dict = {}
+    flags = {"--gpu-memory-utilization": ("gpu_memory_utilization", float), "--max-model-len": ("max_model_len", int),
+             "--max-num-seqs": ("max_num_seqs", int), "--max-num-batched-tokens": ("max_num_batched_tokens", int),
+             "--kv-cache-dtype": ("kv_cache_dtype", str), "--quantization": ("quantization", str),
+             "--tensor-parallel-size": ("tensor_parallel_size", int)}
+    i = 0
+    while i < len(args):
+        if args[i] == "--enforce-eager":
+            values["enforce_eager"] = True
+        elif args[i] in flags:
+            key, kind = flags[args[i]]
+            values[key] = kind(args[i + 1])
+            i += 1
+        i += 1
+    return LaunchSettings(**values)
+
+
+def compare(record_path: Path) -> Comparison:
+    record = json.loads(record_path.read_text())
+    gpu_record = record["gpu"]
+    total = gpu_record["memory_total_bytes"]
+    gpu = GpuInfo(index=0, name=gpu_record["name"], uuid="recorded", memory_total_bytes=total,
+                  memory_free_bytes=gpu_record.get("memory_free_bytes") or total,
+                  memory_used_bytes=gpu_record.get("memory_used_bytes") or 0,
+                  compute_capability=tuple(gpu_record["compute_capability"]),
+                  driver_version=gpu_record.get("driver_version"), cuda_driver_version=None,
+                  memory_reserved_bytes=gpu_record.get("memory_reserved_bytes"))
+    config = record["config"]
+    spec = ModelSpec(name=record["name"], geometry=geometry_from_config(config),
+                     checkpoint_format=detect_format(config), weights_bytes=record["weights_bytes"],
+                     weights_source="recorded")
+    report = plan_fit(spec, [gpu], settings_from_args(record["args"]))
+    logged = parse_memory_lines(record_path.with_suffix(".log").read_text(errors="replace"))
+    return Comparison(record["name"], gpu.name, tuple(record["args"]), logged, report)
+
+
+def load_comparisons(folder: Path = RUNS) -> list[Comparison]:
+    return [compare(path) for path in sorted(folder.glob("*.json"))]
+
+
+def main() -> int:
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else RUNS
+    rows = load_comparisons(folder)
+    print(f"{'run':<18} {'GPU':<22} {'args':<44} {'KV GiB pred/vLLM':>18} {'err':>7} "
+          f"{'KV tokens pred/vLLM':>23} {'err':>7}  verdict")
+    failures = 0
+    for c in rows:
+        kv = f"{c.report.kv_cache_bytes / GIB:.2f}/{c.logged.kv_cache_gib}"
+        tokens = f"{c.report.kv_cache_tokens:,}/{c.logged.kv_cache_tokens:,}" if c.logged.kv_cache_tokens else \
+            f"{c.report.kv_cache_tokens:,}/refused"
+        kv_err = f"{c.kv_error:+.1%}" if c.kv_error is not None else "—"
+        tok_err = f"{c.token_error:+.1%}" if c.token_error is not None else "—"
+        verdict = c.report.verdict
+        if c.refused:
+            verdict += f" (vLLM refused; its longest: {c.logged.estimated_max_model_len or 0:,}, ours: " \
+                       f"{c.report.largest_max_model_len:,})"
+        print(f"{c.name:<18} {c.gpu:<22} {' '.join(c.args) or 'defaults':<44} {kv:>18} {kv_err:>7} "
+              f"{tokens:>23} {tok_err:>7}  {verdict}")
+        if c.refused and c.report.verdict == VERDICT_FITS:
+            failures += 1
+        if c.default_settings and c.token_error is not None and abs(c.token_error) > GOAL:
+            failures += 1
+    print(f"\n{len(rows)} runs; goal: ±{GOAL:.0%} KV tokens at default settings, no 'fits' where vLLM refused: "
+          + ("met" if not failures else f"MISSED ({failures})"))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
