@@ -100,8 +100,9 @@ def load_comparisons(folder: Path = RUNS) -> list[Comparison]:
     return [compare(path) for path in sorted(folder.glob("*.json"))]
 
 
-def main() -> int:
-    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else RUNS
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    folder = Path(argv[0]) if argv else RUNS
     rows = load_comparisons(folder)
     print(f"{'run':<18} {'GPU':<22} {'args':<44} {'KV GiB pred/vLLM':>18} {'err':>7} "
           f"{'KV tokens pred/vLLM':>23} {'err':>7}  verdict")

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -60,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args) or EXIT_OK)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `llmdesk … | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except BadInput as exc:
         _print_problem(args, exc)
         return EXIT_BAD_INPUT

@@ -27,6 +27,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--enforce-eager", action="store_true")
     parser.add_argument("--weights-bytes", type=int, metavar="B", help="with a config.json: the weights' size")
     parser.add_argument("--parameters", type=float, metavar="P", help="with a config.json: the parameter count")
+    parser.add_argument("--allow-unknown-architecture", action="store_true",
+                        help="estimate even if vLLM 0.26 does not list the model's architecture")
     add_json_flag(parser)
     parser.set_defaults(run=run)
 
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if args.gpus is not None and args.gpus < 1:
         raise BadInput(Problem("Impossible launch setting", "--gpus must be 1 or more.", None))
     gpus = choose_gpus(args.gpu, args.gpus, settings.tensor_parallel_size)
-    spec = load_model_spec(args.source, weights_bytes=args.weights_bytes, parameters=args.parameters)
+    spec = load_model_spec(args.source, weights_bytes=args.weights_bytes, parameters=args.parameters,
+                           allow_unknown_architecture=args.allow_unknown_architecture)
     report = plan_fit(spec, gpus, settings)
     if args.json:
         print_json(report.as_dict())
@@ -73,6 +76,9 @@ def choose_gpus(name: str, count: int | None, tensor_parallel_size: int | None):
     return list(scan.gpus[:count] if count else scan.gpus)
 
 
+ALLOWANCE_LABELS = {"activation_peak": "Activation peak", "non_torch": "Non-torch memory", "cuda_graphs": "CUDA graphs"}
+
+
 def render_text(report) -> str:
     from llmdesk.core.units import format_gib
 
@@ -89,7 +95,7 @@ def render_text(report) -> str:
         f"  vLLM's share       {gib(report.requested_bytes_per_gpu, 2)} per GPU",
     ]
     for name, allowance in report.allowances.items():
-        lines.append(f"  {name.replace('_', ' '):<18} {gib(allowance.bytes, 2)}  ({allowance.why})")
+        lines.append(f"  {ALLOWANCE_LABELS.get(name, name):<18} {gib(allowance.bytes, 2)}  ({allowance.why})")
     lines += [
         f"  KV cache           {gib(max(0, report.kv_cache_bytes), 2)} per GPU = {report.kv_cache_tokens:,} tokens "
         f"({report.kv_bytes_per_token:,} bytes per token)",

@@ -45,7 +45,7 @@ CUDA_GRAPH_BASE = 0.1 * GIB
 CUDA_GRAPH_PER_LAYER = 0.0275 * GIB
 # Margin kept between the best estimate and a "fits" verdict, so that a verdict of "fits" is never
 # given where vLLM refuses to start (the estimate is within a few percent, not exact).
-SAFETY_FRACTION = 0.03
+SAFETY_FRACTION = 0.015  # the recorded runs land within 0.25 GiB; untested shapes get more room
 SAFETY_MIN = 0.25 * GIB
 MIN_USEFUL_CONTEXT = 2048  # below this a "fit" is not worth suggesting
 
@@ -332,7 +332,7 @@ def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings
         model_max_len=model_max, max_model_len=launch_len, largest_max_model_len=chosen.largest,
         max_concurrency=concurrency if launch_len else 0.0, max_num_seqs=seqs, max_num_batched_tokens=batched,
         gpu_support=support.status, free_memory_ok=free_ok, notes=tuple(notes))
-    return replace(report, suggested_args=tuple(suggested_vllm_args(report, settings, fmt, model.checkpoint_format)))
+    return replace(report, suggested_args=tuple(suggested_vllm_args(report, settings, fmt, gpu.compute_capability)))
 
 
 def _verdict(chosen: _Layout, wanted_len: int, gpu_count: int, candidates: Sequence[int], layout,
@@ -348,11 +348,12 @@ def _verdict(chosen: _Layout, wanted_len: int, gpu_count: int, candidates: Seque
     bigger = [tp for tp in candidates if tp > chosen.tp]
     for tp in bigger:
         if layout(tp).largest >= min(wanted_len, MIN_USEFUL_CONTEXT):
-            have = f"; this machine has {gpu_count}" if tp > gpu_count else ""
-            return (VERDICT_NEEDS_TP, f"Needs tensor_parallel_size={tp}: {tp} of these GPUs{have}.", tp)
+            have = f", {gpu_count} available" if tp > gpu_count else ""
+            return VERDICT_NEEDS_TP, f"Needs tensor_parallel_size={tp}: {tp} of these GPUs{have}.", tp
+    even = f", even on {bigger[-1]} of these GPUs" if bigger else ""
     if chosen.kv_budget <= 0:
-        return VERDICT_NO, "Does not fit: the weights alone take more than the GPU memory share.", chosen.tp
-    return VERDICT_NO, "Does not fit: too little memory is left for a useful KV cache.", chosen.tp
+        return VERDICT_NO, f"Does not fit{even}: the weights alone take more than vLLM's share of memory.", chosen.tp
+    return VERDICT_NO, f"Does not fit{even}: too little memory is left for a useful KV cache.", chosen.tp
 
 
 def valid_tensor_parallel_sizes(geometry: ModelGeometry, limit: int = 8) -> list[int]:
@@ -369,6 +370,8 @@ def valid_tensor_parallel_sizes(geometry: ModelGeometry, limit: int = 8) -> list
 
 def weights_for_format(model: ModelSpec, fmt: QuantFormat) -> int:
     """Checkpoint bytes, or for on-the-fly quantization what the quantized weights will take."""
+    if fmt.key == "fp32":
+        return model.weights_bytes // 2  # vLLM loads float32 checkpoints in 16 bits (--dtype auto)
     if not fmt.online:
         return model.weights_bytes
     from llmdesk.core.parameters import split_parameters
@@ -378,7 +381,7 @@ def weights_for_format(model: ModelSpec, fmt: QuantFormat) -> int:
 
 
 def suggested_vllm_args(report: FitReport, settings: LaunchSettings, fmt: QuantFormat,
-                        checkpoint: QuantFormat) -> list[str]:
+                        capability: tuple[int, int]) -> list[str]:
     if report.verdict in (VERDICT_UNSUPPORTED, VERDICT_NO):
         return []
     args: list[str] = []
@@ -398,8 +401,7 @@ def suggested_vllm_args(report: FitReport, settings: LaunchSettings, fmt: QuantF
         args += ["--max-num-batched-tokens", str(settings.max_num_batched_tokens)]
     if settings.enforce_eager:
         args.append("--enforce-eager")
-    if report.gpu_support == "fallback" and checkpoint.key in ("bf16",):
-        args += ["--dtype", "half"]
+    args += [flag for flag in (*fmt.flags, *gpu_support(fmt, capability).flags) if flag not in args]
     return args
 
 

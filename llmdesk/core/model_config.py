@@ -15,6 +15,14 @@ from llmdesk.core.errors import BadInput, Problem
 FULL, SLIDING, STATE = "full", "sliding", "state"  # STATE: Mamba/linear attention, no per-token KV
 
 _LINEAR_LAYER_TYPES = {"linear_attention", "mamba", "mamba2", "conv", "linear"}
+# Values Transformers' config classes fill in when config.json leaves them out (real configs do).
+_MODEL_TYPE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gemma": {"tie_word_embeddings": True},
+    "gemma2": {"tie_word_embeddings": True},
+    "gemma3_text": {"tie_word_embeddings": True, "vocab_size": 262208, "max_position_embeddings": 131072,
+                    "sliding_window": 4096, "sliding_window_pattern": 6},
+}
+_QKV_BIAS_MODEL_TYPES = ("qwen2", "qwen2_moe", "qwen2_vl", "qwen2_5_vl")
 _DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "half": 2, "float32": 4, "float": 4}
 
 
@@ -58,6 +66,7 @@ class ModelGeometry:
     max_position_embeddings: int
     dtype: str
     tie_word_embeddings: bool
+    qkv_bias: bool
     layer_kinds: tuple[str, ...]  # one of FULL, SLIDING, STATE per layer
     sliding_window: int | None = None
     mla: MlaGeometry | None = None
@@ -81,12 +90,15 @@ class ModelGeometry:
 
 
 def text_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The language-model part of a (possibly multimodal) config."""
+    """The language-model part of a (possibly multimodal) config, with its class defaults filled in."""
+    text = config
     for key in ("text_config", "llm_config", "language_config"):
         nested = config.get(key)
         if isinstance(nested, Mapping) and nested.get("num_hidden_layers"):
-            return nested
-    return config
+            text = nested
+            break
+    defaults = _MODEL_TYPE_DEFAULTS.get(str(text.get("model_type") or ""), {})
+    return {**defaults, **text}
 
 
 def geometry_from_config(config: Mapping[str, Any]) -> ModelGeometry:
@@ -108,9 +120,11 @@ def geometry_from_config(config: Mapping[str, Any]) -> ModelGeometry:
     dtype = str(text.get("torch_dtype") or text.get("dtype") or config.get("torch_dtype")
                 or config.get("dtype") or "bfloat16")
     tie = bool(text.get("tie_word_embeddings", config.get("tie_word_embeddings", False)))
+    model_type = str(text.get("model_type") or config.get("model_type") or "")
+    qkv_bias = bool(text.get("attention_bias", False)) or model_type in _QKV_BIAS_MODEL_TYPES
     kinds, window = _layer_kinds(text, layers)
     return ModelGeometry(
-        architecture=architectures[0], model_type=str(text.get("model_type") or config.get("model_type") or ""),
+        architecture=architectures[0], model_type=model_type, qkv_bias=qkv_bias,
         num_layers=layers, hidden_size=hidden, num_attention_heads=heads, num_kv_heads=kv_heads,
         head_dim=head_dim, vocab_size=vocab, intermediate_size=intermediate, max_position_embeddings=max_len,
         dtype=dtype.removeprefix("torch."), tie_word_embeddings=tie, layer_kinds=kinds, sliding_window=window,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from llmdesk.core.architectures import close_architectures, is_served_by_vllm
 from llmdesk.core.errors import BadInput, Problem, ProblemError
 from llmdesk.core.fit import ModelSpec
 from llmdesk.core.model_config import BadModelConfig, geometry_from_config
@@ -32,7 +33,25 @@ SOURCE_ESTIMATE = "estimated from the parameter count"
 
 
 def load_model_spec(source: str, *, weights_bytes: int | None = None, parameters: int | None = None,
-                    token: str | None = None) -> ModelSpec:
+                    token: str | None = None, allow_unknown_architecture: bool = False) -> ModelSpec:
+    spec = _load(source, weights_bytes=weights_bytes, parameters=parameters, token=token)
+    if not allow_unknown_architecture:
+        check_architecture(spec.geometry.architecture)
+    return spec
+
+
+def check_architecture(architecture: str) -> None:
+    if is_served_by_vllm(architecture):
+        return
+    close = close_architectures(architecture)
+    raise BadModelConfig(Problem(
+        f"vLLM 0.26 does not serve {architecture}",
+        "This architecture is not in vLLM 0.26's model registry, so the memory model cannot promise anything."
+        + (f" Close names it knows: {', '.join(close)}." if close else ""),
+        "Pick a model with a supported architecture, or pass --allow-unknown-architecture to estimate anyway."))
+
+
+def _load(source: str, *, weights_bytes: int | None, parameters: int | None, token: str | None) -> ModelSpec:
     path = Path(source).expanduser()
     if path.is_dir():
         return spec_from_directory(path)
@@ -82,19 +101,19 @@ def spec_from_config_file(path: Path, *, weights_bytes: int | None = None,
 
 def spec_from_hub(repo_id: str, *, token: str | None = None) -> ModelSpec:
     """Reads the model's metadata and config.json (a few KB) from the Hub; no weights."""
-    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub import HfApi
 
+    api = HfApi(token=token)
     with hub_errors(repo_id):
-        info = HfApi(token=token).model_info(repo_id, files_metadata=True)
+        info = api.model_info(repo_id, files_metadata=True)
         files = {s.rfilename: s.size for s in info.siblings or []}
         if "config.json" not in files:
             raise BadModelConfig(Problem(f"{repo_id} has no config.json", "vLLM needs a Transformers-style "
                                          "repository with config.json.", "Choose another variant of the model."))
-        config = read_json(Path(hf_hub_download(repo_id, "config.json", revision=info.sha, token=token)))
+        config = read_json(Path(api.hf_hub_download(repo_id, "config.json", revision=info.sha)))
         hf_quant = None
         if "hf_quant_config.json" in files:
-            hf_quant = read_json(Path(hf_hub_download(repo_id, "hf_quant_config.json", revision=info.sha,
-                                                      token=token)))
+            hf_quant = read_json(Path(api.hf_hub_download(repo_id, "hf_quant_config.json", revision=info.sha)))
     fmt = detect_format(config, hf_quant_config=hf_quant, file_names=list(files))
     counts = getattr(info.safetensors, "parameters", None) if info.safetensors else None
     shard_sizes = [size or 0 for name, size in files.items() if name.endswith(".safetensors")]
@@ -122,7 +141,7 @@ class hub_errors:
         if exc is None or isinstance(exc, ProblemError):
             return False
         from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError,
-                                            RepositoryNotFoundError)
+                                            LocalEntryNotFoundError, RepositoryNotFoundError)
 
         repo = self.repo_id
         if isinstance(exc, GatedRepoError):
@@ -135,9 +154,10 @@ class hub_errors:
             raise BadInput(Problem(
                 f"No model called {repo}", "The Hugging Face Hub has no such repository, or it is "
                 "private and your token cannot see it.", "Check the spelling (owner/name).")) from exc
-        if isinstance(exc, EntryNotFoundError):
+        if isinstance(exc, EntryNotFoundError) and not isinstance(exc, LocalEntryNotFoundError):
             raise BadModelConfig(Problem(f"{repo} is missing a file", str(exc).splitlines()[0], None)) from exc
-        if isinstance(exc, (HfHubHTTPError, OSError)) or type(exc).__module__.startswith(("httpx", "requests")):
+        if isinstance(exc, (HfHubHTTPError, OSError, LocalEntryNotFoundError)) \
+                or type(exc).__module__.startswith(("httpx", "requests")):
             raise ProblemError(Problem(
                 "Could not reach the Hugging Face Hub", str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
                 "Check the network connection (or a proxy) and try again; local models still work.")) from exc

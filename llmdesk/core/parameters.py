@@ -22,7 +22,8 @@ def attention_parameters(g: ModelGeometry) -> int:
         return q + kv_a + kv_b + o
     q_and_o = 2 * g.hidden_size * g.num_attention_heads * g.head_dim
     k_and_v = 2 * g.hidden_size * g.num_kv_heads * g.head_dim
-    return q_and_o + k_and_v
+    bias = (g.num_attention_heads + 2 * g.num_kv_heads) * g.head_dim if g.qkv_bias else 0
+    return q_and_o + k_and_v + bias
 
 
 def mlp_parameters(g: ModelGeometry) -> tuple[int, int]:
@@ -42,7 +43,8 @@ def split_parameters(g: ModelGeometry) -> tuple[int, int]:
     mlp, router = mlp_parameters(g)
     linear = g.num_layers * attention_parameters(g) + mlp
     embeddings = g.vocab_size * g.hidden_size * (1 if g.tie_word_embeddings else 2)
-    norms = (2 * g.num_layers + 1) * g.hidden_size
+    norms_per_layer = 4 if g.model_type.startswith(("gemma2", "gemma3")) else 2  # + pre/post feed-forward
+    norms = (norms_per_layer * g.num_layers + 1) * g.hidden_size
     if g.model_type.startswith(("qwen3", "gemma3", "olmo2")):  # per-head q and k norms
         norms += g.num_layers * 2 * g.head_dim
     return linear, embeddings + norms + router

@@ -1,0 +1,42 @@
+"""The calibration keeps holding: every recorded real vLLM 0.26 start-up (tests/data/vllm-runs)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from llmdesk.core.fit import VERDICT_FITS
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "fit_accuracy.py"
+spec = importlib.util.spec_from_file_location("fit_accuracy", BENCH)
+fit_accuracy = importlib.util.module_from_spec(spec)
+sys.modules["fit_accuracy"] = fit_accuracy  # dataclasses look their module up
+spec.loader.exec_module(fit_accuracy)
+RUNS = fit_accuracy.load_comparisons()
+
+
+def test_there_are_recorded_runs_from_two_gpu_kinds():
+    assert len(RUNS) >= 10
+    assert {c.gpu for c in RUNS} >= {"NVIDIA H100 80GB HBM3", "NVIDIA H200"}
+    assert any(c.name.startswith("moe") for c in RUNS)
+
+
+@pytest.mark.parametrize("run", [c for c in RUNS if c.logged.kv_cache_tokens], ids=lambda c: c.name)
+def test_kv_cache_within_five_percent_of_what_vllm_logged(run):
+    assert abs(run.token_error) <= 0.05, (run.name, run.report.kv_cache_tokens, run.logged.kv_cache_tokens)
+    assert abs(run.kv_error) <= 0.05
+    assert run.report.max_concurrency == pytest.approx(run.logged.max_concurrency, rel=0.05)
+
+
+@pytest.mark.parametrize("run", [c for c in RUNS if c.refused], ids=lambda c: c.name)
+def test_never_fits_where_vllm_refused_to_start(run):
+    assert run.report.verdict != VERDICT_FITS
+    if run.logged.estimated_max_model_len:  # our safe length stays below vLLM's own largest
+        assert 0 < run.report.largest_max_model_len <= run.logged.estimated_max_model_len
+
+
+def test_bench_script_prints_the_table_and_meets_the_goal(capsys):
+    assert fit_accuracy.main([]) == 0
+    out = capsys.readouterr().out
+    assert "llama8b" in out and "goal: ±5% KV tokens at default settings" in out and "met" in out
