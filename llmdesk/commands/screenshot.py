@@ -24,6 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--gpus", type=int, default=1, metavar="N", help="how many of --gpu (default 1)")
     parser.add_argument("--size", default="1120x720", metavar="WxH", help="window size (default 1120x720)")
     parser.add_argument("--suffix", default="", help="added to each file name, e.g. -dark")
+    parser.add_argument("--model", metavar="SOURCE", help="check this model's fit on the Models page first")
     parser.set_defaults(run=run)
 
 
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported
     import qasync
 
-    written = qasync.run(_render(args.directory, size, args.theme, scan, args.suffix))
+    written = qasync.run(_render(args.directory, size, args.theme, scan, args.suffix, args.model))
     for path in written:
         print(path)
     return EXIT_OK
@@ -70,7 +71,8 @@ def demo_scan(gpu_name: str, count: int):
     return GpuScan(gpus=gpus, driver_version=driver, cuda_driver_version=cuda, problem=None)
 
 
-async def _render(directory: Path, size: tuple[int, int], theme: str | None, scan, suffix: str) -> list[Path]:
+async def _render(directory: Path, size: tuple[int, int], theme: str | None, scan, suffix: str,
+                  model: str | None) -> list[Path]:
     from llmdesk.ui.app import build_window, create_application
     from llmdesk.ui.theme import apply_theme
 
@@ -83,6 +85,10 @@ async def _render(directory: Path, size: tuple[int, int], theme: str | None, sca
     window.show()
     window.start()
     await window.ctx.tasks.wait_idle()
+    if model:
+        window.models_page.source.setText(model)
+        window.models_page.check()
+        await window.ctx.tasks.wait_idle()
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for number, key in enumerate(window.page_keys, start=1):

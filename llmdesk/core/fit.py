@@ -115,7 +115,9 @@ class FitReport:
     weights_source: str
     kv_bytes_per_token: int  # per GPU, over every layer that keeps a KV cache
     requested_bytes_per_gpu: int
+    cuda_total_bytes: int  # one GPU's memory as CUDA sees it
     allowances: dict[str, Allowance]
+    cuda_graphs_in_kv_budget: bool  # whether the graphs' memory was taken from the KV cache
     kv_cache_bytes: int  # per GPU (best estimate; <= 0 when nothing is left)
     kv_cache_tokens: int  # what vLLM would log as "GPU KV cache size"
     model_max_len: int
@@ -136,7 +138,8 @@ class FitReport:
             "tensor_parallel_size": self.tensor_parallel_size,
             "weights_bytes": self.weights_bytes, "weights_bytes_per_gpu": self.weights_bytes_per_gpu,
             "weights_source": self.weights_source, "kv_bytes_per_token": self.kv_bytes_per_token,
-            "requested_bytes_per_gpu": self.requested_bytes_per_gpu,
+            "requested_bytes_per_gpu": self.requested_bytes_per_gpu, "cuda_total_bytes": self.cuda_total_bytes,
+            "cuda_graphs_in_kv_budget": self.cuda_graphs_in_kv_budget,
             "allowances": {k: {"bytes": a.bytes, "why": a.why} for k, a in self.allowances.items()},
             "kv_cache_bytes": self.kv_cache_bytes, "kv_cache_tokens": self.kv_cache_tokens,
             "model_max_len": self.model_max_len, "max_model_len": self.max_model_len,
@@ -328,7 +331,8 @@ def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings
         quantization=fmt.label, tensor_parallel_size=suggested_tp, weights_bytes=weights_bytes,
         weights_bytes_per_gpu=chosen.weights, weights_source=model.weights_source,
         kv_bytes_per_token=per_token, requested_bytes_per_gpu=chosen.requested,
-        allowances=chosen.allowances, kv_cache_bytes=chosen.kv_budget, kv_cache_tokens=max(0, kv_tokens),
+        cuda_total_bytes=cuda_total_bytes(gpu), allowances=chosen.allowances,
+        cuda_graphs_in_kv_budget=graphs_taken_from_kv(geometry), kv_cache_bytes=chosen.kv_budget, kv_cache_tokens=max(0, kv_tokens),
         model_max_len=model_max, max_model_len=launch_len, largest_max_model_len=chosen.largest,
         max_concurrency=concurrency if launch_len else 0.0, max_num_seqs=seqs, max_num_batched_tokens=batched,
         gpu_support=support.status, free_memory_ok=free_ok, notes=tuple(notes))

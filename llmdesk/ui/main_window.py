@@ -10,6 +10,7 @@ from llmdesk.core.gpus import GpuScan
 from llmdesk.core.units import format_gib
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.pages.machine import MachinePage
+from llmdesk.ui.pages.models import ModelsPage
 from llmdesk.ui.pages.planned import PLANNED_PAGES, PlannedPageWidget
 from llmdesk.ui.pages.settings import SettingsPage
 
@@ -51,8 +52,10 @@ class MainWindow(QMainWindow):
         self.page_keys: list[str] = []
 
         self.machine_page = MachinePage(ctx)
+        self.models_page = ModelsPage(ctx)
         self.settings_page = SettingsPage(ctx)
         self._add_page("machine", "Machine", self.machine_page)
+        self._add_page("models", "Models", self.models_page)
         for planned in PLANNED_PAGES:
             self._add_page(planned.key, planned.title, PlannedPageWidget(planned))
         self._add_page("settings", "Settings", self.settings_page)

@@ -38,10 +38,10 @@ def test_sidebar_lists_every_page_and_switches_between_them(make_window, qtbot):
 def test_pages_not_built_yet_say_what_they_will_hold(make_window):
     window = make_window()
     planned = window.stack.findChildren(PlannedPageWidget)
-    assert len(planned) == 6
-    models = texts(window.stack.widget(PAGES.index("models")))
-    assert "Not built yet. This page will hold:" in models
-    assert "fits with a shorter context" in models
+    assert len(planned) == 5
+    server = texts(window.stack.widget(PAGES.index("server")))
+    assert "Not built yet. This page will hold:" in server
+    assert "one-click fix" in server
 
 
 def test_status_bar_without_gpu_and_with_two(make_window):

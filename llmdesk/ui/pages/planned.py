@@ -18,14 +18,6 @@ class PlannedPage:
 
 
 PLANNED_PAGES = (
-    PlannedPage("models", "Models", "Find a model on Hugging Face and the variant that fits your GPU.", (
-        "Search text-generation models as you type; sort by downloads, likes or recency.",
-        "Every variant of a model (BF16, FP8, AWQ, GPTQ, compressed-tensors, bitsandbytes, MXFP4/NVFP4) "
-        "with an honest verdict for this GPU: fits, fits with a shorter context, needs N GPUs, does not fit.",
-        "The context length and the number of concurrent requests each variant leaves.",
-        "Downloads with progress, speed, ETA, cancel and resume; gated models with a token kept in the keyring.",
-        "The models already on disk, with their size, and a button to serve one.",
-    )),
     PlannedPage("server", "Server", "Start, watch and stop vLLM on 127.0.0.1:8000.", (
         "A launch form with presets (fast start, max throughput, long context, low memory) "
         "and a live memory preview.",
