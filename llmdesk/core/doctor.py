@@ -30,7 +30,7 @@ MARKS = {OK: "✔", WARN: "!", FAIL: "✘"}
 MIN_FREE_DISK_BYTES = 20 * GIB
 MIN_COMPUTE_CAPABILITY = (7, 5)  # the PyPI vLLM 0.26.0 wheel has kernels for sm_75 and newer
 MIN_CUDA_DRIVER = (13, 0)  # the PyPI vLLM 0.26.0 wheel is built against CUDA 13
-PLAN_WITH_CATALOGUE = "You can still plan for a GPU from the catalogue (Plan for, on the Machine page)."
+PLAN_WITH_CATALOGUE = "You can still plan for a GPU from the catalogue: Plan for, on the Machine page, or llmdesk fit MODEL --gpu NAME."
 
 
 @dataclass(frozen=True)

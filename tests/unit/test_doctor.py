@@ -87,7 +87,7 @@ def test_nothing_installed_says_what_is_missing_and_how_to_fix_it(models):
                               "on this computer, so no NVIDIA GPU can be used.")
     assert driver.fix == "Install the NVIDIA driver."
     assert gpus.summary == "none usable without the NVIDIA driver (see above)"
-    assert gpus.fix == "You can still plan for a GPU from the catalogue (Plan for, on the Machine page)."
+    assert gpus.fix == "You can still plan for a GPU from the catalogue: Plan for, on the Machine page, or llmdesk fit MODEL --gpu NAME."
     assert vllm.summary == "vLLM is not installed (looked at a vllm command on PATH: none found)"
     assert vllm.fix == NOT_INSTALLED.fix
     lines = report.render_text().splitlines()
@@ -95,7 +95,7 @@ def test_nothing_installed_says_what_is_missing_and_how_to_fix_it(models):
         "✘ NVIDIA driver       " + driver.summary,
         "    → Install the NVIDIA driver.",
         "✘ GPUs                none usable without the NVIDIA driver (see above)",
-        "    → You can still plan for a GPU from the catalogue (Plan for, on the Machine page).",
+        "    → You can still plan for a GPU from the catalogue: Plan for, on the Machine page, or llmdesk fit MODEL --gpu NAME.",
         "✘ vLLM runtime        vLLM is not installed (looked at a vllm command on PATH: none found)",
         "    → python3 -m venv ~/vllm-venv && ~/vllm-venv/bin/pip install vllm==0.26.0",
     ]
@@ -110,7 +110,7 @@ def test_driver_without_gpus():
     gpus = report.check("GPUs")
     assert (gpus.status, gpus.summary) == ("fail", "none: No NVIDIA GPU found")
     assert gpus.fix == ("Check that nvidia-smi lists it. "
-                        "You can still plan for a GPU from the catalogue (Plan for, on the Machine page).")
+                        "You can still plan for a GPU from the catalogue: Plan for, on the Machine page, or llmdesk fit MODEL --gpu NAME.")
     assert gpus.details["count"] == 0
 
 
