@@ -270,12 +270,20 @@ def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings
     if settings.max_model_len and settings.max_model_len > model_max:
         notes.append(f"max_model_len {settings.max_model_len} is above the model's limit of {model_max}: "
                      "vLLM refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1.")
-    batched = max(batched, min(seqs, wanted_len)) if settings.max_num_batched_tokens is None else batched
+    if settings.max_num_batched_tokens is None:
+        batched = min(batched, seqs * wanted_len)  # vLLM caps its default the same way
     weights_bytes = weights_for_format(model, fmt)
     support = gpu_support(fmt, gpu.compute_capability)
     dtype_bytes = kv_dtype_bytes(geometry, fmt, settings.kv_cache_dtype)
 
+    layouts: dict[int, _Layout] = {}
+
     def layout(tp: int) -> _Layout:
+        if tp not in layouts:
+            layouts[tp] = _layout(tp)
+        return layouts[tp]
+
+    def _layout(tp: int) -> _Layout:
         requested = math.ceil(cuda_total_bytes(gpu) * settings.gpu_memory_utilization)
         weights = weights_bytes // tp
         allowances = {
@@ -301,12 +309,15 @@ def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings
                                f"Use one of {', '.join(map(str, candidates))}.")
         chosen = layout(tp)
     else:
-        chosen = next((layout(tp) for tp in candidates if tp <= len(gpus)
-                       and layout(tp).largest >= min(wanted_len, MIN_USEFUL_CONTEXT)), layout(1))
+        useful = min(wanted_len, MIN_USEFUL_CONTEXT)
+        chosen = next((layout(tp) for tp in candidates if tp <= len(gpus) and layout(tp).largest >= useful),
+                      layout(1))
 
     verdict, summary, suggested_tp = _verdict(chosen, wanted_len, len(gpus), candidates, layout,
-                                              settings, support.status, support.reason)
-    launch_len = wanted_len if verdict == VERDICT_FITS else (chosen.largest if verdict == VERDICT_SHORTER else 0)
+                                              support.status, support.reason)
+    chosen = layout(suggested_tp)  # with more GPUs needed, show what they would give
+    launch_len = {VERDICT_FITS: wanted_len, VERDICT_SHORTER: chosen.largest,
+                  VERDICT_NEEDS_TP: min(wanted_len, chosen.largest)}.get(verdict, 0)
     request = request_kv_bytes(geometry, chosen.per_layer, launch_len or wanted_len, batched)
     concurrency = max(0.0, chosen.kv_budget / request) if request else 0.0
     per_token = int(chosen.per_layer * (geometry.full_layers + geometry.sliding_layers))
@@ -332,7 +343,8 @@ def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings
         weights_bytes_per_gpu=chosen.weights, weights_source=model.weights_source,
         kv_bytes_per_token=per_token, requested_bytes_per_gpu=chosen.requested,
         cuda_total_bytes=cuda_total_bytes(gpu), allowances=chosen.allowances,
-        cuda_graphs_in_kv_budget=graphs_taken_from_kv(geometry), kv_cache_bytes=chosen.kv_budget, kv_cache_tokens=max(0, kv_tokens),
+        cuda_graphs_in_kv_budget=graphs_taken_from_kv(geometry), kv_cache_bytes=chosen.kv_budget,
+        kv_cache_tokens=max(0, kv_tokens),
         model_max_len=model_max, max_model_len=launch_len, largest_max_model_len=chosen.largest,
         max_concurrency=concurrency if launch_len else 0.0, max_num_seqs=seqs, max_num_batched_tokens=batched,
         gpu_support=support.status, free_memory_ok=free_ok, notes=tuple(notes))
@@ -340,7 +352,7 @@ def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings
 
 
 def _verdict(chosen: _Layout, wanted_len: int, gpu_count: int, candidates: Sequence[int], layout,
-             settings: LaunchSettings, support_status: str, support_reason: str) -> tuple[str, str, int]:
+             support_status: str, support_reason: str) -> tuple[str, str, int]:
     if support_status == "unsupported":
         return VERDICT_UNSUPPORTED, support_reason, chosen.tp
     if chosen.largest >= wanted_len:

@@ -67,6 +67,9 @@ def test_70b_needs_two_h100s_and_fits_on_them():
     one = plan_fit(spec(LLAMA70B), gpus("h100"))
     assert one.verdict == VERDICT_NEEDS_TP and one.tensor_parallel_size == 2
     assert "2 of these GPUs, 1 available" in one.summary
+    # the figures show what two GPUs would give
+    assert one.weights_bytes_per_gpu == 141_107_412_992 // 2 and one.max_model_len > 16384
+    assert one.suggested_args[:2] == ("--tensor-parallel-size", "2")
     two = plan_fit(spec(LLAMA70B), gpus("h100", 2))
     assert two.tensor_parallel_size == 2 and two.verdict == VERDICT_SHORTER
     assert two.weights_bytes_per_gpu == 141_107_412_992 // 2
