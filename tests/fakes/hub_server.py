@@ -4,7 +4,8 @@ Routes and headers follow the shared reference hub.md section 1.12 (verified aga
 huggingface_hub 1.33 and 2.4). Point the client at it with HF_ENDPOINT=server.url.
 
     with HubStandIn() as hub:
-        hub.add_model("org/name", files={"config.json": b"{...}"}, safetensors={"BF16": 8_030_261_248})
+        hub.add_model("org/name", files={"config.json": b"{...}"}, safetensors={"BF16": 8_030_261_248},
+                      extra={"tags": ["text-generation", "base_model:quantized:org/base"]})
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -27,6 +28,8 @@ class FakeRepo:
     gated: bool = False
     extra: dict = field(default_factory=dict)  # more model_info fields (tags, cardData, downloads…)
     sizes: dict[str, int] = field(default_factory=dict)  # reported sizes of files not served (weights)
+    lfs: tuple[str, ...] = ()  # files stored in LFS: they get lfs metadata and X-Linked-Etag (sha256)
+    corrupt: tuple[str, ...] = ()  # files whose served bytes differ from the sha256 the Hub announces
 
     def model_info(self, with_sizes: bool) -> dict:
         siblings = []
@@ -35,6 +38,8 @@ class FakeRepo:
             if with_sizes:
                 entry["size"] = self.sizes.get(name, len(self.files.get(name, b"")))
                 entry["blobId"] = hashlib.sha1(name.encode()).hexdigest()
+                if name in self.lfs:
+                    entry["lfs"] = {"sha256": self.sha256(name), "size": entry["size"], "pointerSize": 134}
             siblings.append(entry)
         info = {"_id": "0" * 24, "id": self.repo_id, "modelId": self.repo_id, "sha": SHA, "private": False,
                 "gated": "manual" if self.gated else False, "disabled": False, "downloads": 5, "likes": 1,
@@ -45,11 +50,35 @@ class FakeRepo:
             info["safetensors"] = {"parameters": self.safetensors, "total": sum(self.safetensors.values())}
         return info
 
+    def sha256(self, name: str) -> str:
+        return hashlib.sha256(self.files.get(name, b"")).hexdigest()
+
+    def served_bytes(self, name: str) -> bytes:
+        body = self.files[name]
+        return body[:-1] + bytes([body[-1] ^ 0xFF]) if name in self.corrupt and body else body
+
+    def tree(self) -> list[dict]:
+        entries = []
+        for name in [*self.files, *self.sizes]:
+            size = self.sizes.get(name, len(self.files.get(name, b"")))
+            entry = {"type": "file", "oid": hashlib.sha1(name.encode()).hexdigest(), "size": size, "path": name}
+            if name in self.lfs:
+                entry["lfs"] = {"oid": self.sha256(name), "size": size, "pointerSize": 134}
+            entries.append(entry)
+        return entries
+
 
 class HubStandIn:
-    def __init__(self):
+    """page_size: how many models one /api/models page holds before a Link: rel="next" header.
+    drop_after: {file name: bytes} — the connection is cut after that many bytes, once per file.
+    offline: every request fails at the socket (the network is down)."""
+
+    def __init__(self, page_size: int = 50):
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[str] = []
+        self.page_size = page_size
+        self.drop_after: dict[str, int] = {}
+        self.offline = False
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -84,30 +113,89 @@ class HubStandIn:
     def _route(self, handler: BaseHTTPRequestHandler, head: bool) -> None:
         url = urlsplit(handler.path)
         path = unquote(url.path)
-        self.requests.append(f"{handler.command} {path}")
+        self.requests.append(f"{handler.command} {handler.path}")
+        if self.offline:
+            handler.close_connection = True
+            handler.connection.close()
+            return
         query = parse_qs(url.query)
+        if path == "/api/models":
+            return self._list_models(handler, query, head)
         if path.startswith("/api/models/"):
             parts = path[len("/api/models/"):].split("/")
             repo = self.repos.get("/".join(parts[:2]))
             if repo is None:
-                return self._send(handler, 404, b'{"error":"Repository not found"}', {"X-Error-Code": "RepoNotFound"}, head)
+                return self._send(handler, 404, b'{"error":"Repository not found"}',
+                                  {"X-Error-Code": "RepoNotFound"}, head)
+            if len(parts) > 3 and parts[2] == "tree":
+                return self._send(handler, 200, json.dumps(repo.tree()).encode(),
+                                  {"Content-Type": "application/json"}, head)
             body = json.dumps(repo.model_info(with_sizes=query.get("blobs") == ["true"])).encode()
             return self._send(handler, 200, body, {"Content-Type": "application/json"}, head)
         parts = path.lstrip("/").split("/")
         if len(parts) >= 5 and parts[2] == "resolve":
-            repo = self.repos.get("/".join(parts[:2]))
-            name = "/".join(parts[4:])
-            if repo is None:
-                return self._send(handler, 404, b"", {"X-Error-Code": "RepoNotFound"}, head)
-            if repo.gated:
-                return self._send(handler, 403, b"Access to model is restricted.",
-                                  {"X-Error-Code": "GatedRepo", "X-Error-Message": "Access restricted"}, head)
-            if name not in repo.files:
-                return self._send(handler, 404, b"", {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": SHA}, head)
-            body = repo.files[name]
-            etag = hashlib.sha1(body).hexdigest()
-            return self._send(handler, 200, body, {"X-Repo-Commit": SHA, "ETag": f'"{etag}"'}, head)
+            return self._resolve(handler, self.repos.get("/".join(parts[:2])), "/".join(parts[4:]), head)
         self._send(handler, 404, b"", {}, head)
+
+    def _list_models(self, handler: BaseHTTPRequestHandler, query: dict, head: bool) -> None:
+        """GET /api/models: search (substring of the id), author, filter (tags, all must match),
+        gated, pipeline_tag, sort (descending), limit, and offset-based Link pagination."""
+        models = list(self.repos.values())
+        needle = (query.get("search") or [""])[0].lower()
+        models = [m for m in models if needle in m.repo_id.lower()]
+        if author := (query.get("author") or [None])[0]:
+            models = [m for m in models if m.repo_id.split("/")[0] == author]
+        for tag in query.get("filter", []) + query.get("filter[]", []):
+            models = [m for m in models if tag in m.extra.get("tags", []) or tag == m.extra.get("pipeline_tag")]
+        if gated := (query.get("gated") or [None])[0]:
+            models = [m for m in models if m.gated == (gated == "true")]
+        if sort := (query.get("sort") or [None])[0]:
+            models.sort(key=lambda m: m.model_info(False).get(sort) or 0, reverse=True)
+        offset = int((query.get("offset") or ["0"])[0])
+        limit = int((query.get("limit") or [str(len(models))])[0])  # a limit counts across pages
+        page = models[offset:offset + self.page_size][:max(0, limit - offset)]
+        headers = {"Content-Type": "application/json"}
+        if offset + len(page) < min(len(models), limit):
+            rest = {k: v for k, v in query.items() if k != "offset"}
+            rest["offset"] = [str(offset + len(page))]
+            headers["Link"] = f'<{self.url}/api/models?{urlencode(rest, doseq=True)}>; rel="next"'
+        body = json.dumps([m.model_info(with_sizes=False) for m in page]).encode()
+        self._send(handler, 200, body, headers, head)
+
+    def _resolve(self, handler: BaseHTTPRequestHandler, repo: FakeRepo | None, name: str, head: bool) -> None:
+        if repo is None:
+            return self._send(handler, 404, b"", {"X-Error-Code": "RepoNotFound"}, head)
+        if repo.gated:
+            return self._send(handler, 403, b"Access to model is restricted.",
+                              {"X-Error-Code": "GatedRepo", "X-Error-Message": "Access restricted"}, head)
+        if name not in repo.files:
+            return self._send(handler, 404, b"", {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": SHA}, head)
+        body = repo.served_bytes(name)
+        headers = {"X-Repo-Commit": SHA, "Accept-Ranges": "bytes"}
+        if name in repo.lfs:
+            headers.update({"ETag": f'"{repo.sha256(name)}"', "X-Linked-Etag": f'"{repo.sha256(name)}"',
+                            "X-Linked-Size": str(len(body))})
+        else:
+            headers["ETag"] = f'"{hashlib.sha1(repo.files[name]).hexdigest()}"'
+        start, end, status = 0, len(body) - 1, 200
+        if (ranged := handler.headers.get("Range")) and not head:
+            first, _, last = ranged.split("=", 1)[1].partition("-")
+            start, end, status = int(first), min(int(last) if last else len(body) - 1, len(body) - 1), 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{len(body)}"
+        chunk = body[start:end + 1]
+        cut = self.drop_after.pop(name, None) if not head else None
+        if cut is not None:  # send the headers for the whole range, then hang up part-way
+            handler.send_response(status)
+            for key, value in headers.items():
+                handler.send_header(key, value)
+            handler.send_header("Content-Length", str(len(chunk)))
+            handler.end_headers()
+            handler.wfile.write(chunk[:cut])
+            handler.wfile.flush()
+            handler.close_connection = True
+            handler.connection.shutdown(2)
+            return
+        self._send(handler, status, chunk, headers, head)
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict, head: bool) -> None:
