@@ -19,6 +19,7 @@ from llmdesk.core.fit import ModelSpec
 from llmdesk.core.model_config import BadModelConfig, geometry_from_config
 from llmdesk.core.parameters import split_parameters
 from llmdesk.core.quant import QuantFormat, detect_format
+from llmdesk.core.secrets import load_hf_token
 
 # bytes per element of each safetensors dtype, as the Hub's `safetensors.parameters` names them
 DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2,
@@ -103,7 +104,7 @@ def spec_from_hub(repo_id: str, *, token: str | None = None) -> ModelSpec:
     """Reads the model's metadata and config.json (a few KB) from the Hub; no weights."""
     from huggingface_hub import HfApi
 
-    api = HfApi(token=token)
+    api = HfApi(token=token or load_hf_token().token)  # huggingface_hub alone does not look in the keyring
     with hub_errors(repo_id):
         info = api.model_info(repo_id, files_metadata=True)
         files = {s.rfilename: s.size for s in info.siblings or []}
