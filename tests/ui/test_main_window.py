@@ -210,3 +210,18 @@ def test_void_qt_calls_keep_none_refcount():
     for _ in range(1000):
         widget.setEnabled(True)
     assert sys.getrefcount(None) - before > -100
+
+
+def test_hf_token_is_saved_masked_and_removed(make_window, qtbot, monkeypatch):
+    from llmdesk.core import secrets
+    monkeypatch.setattr(secrets, "_usable_keyring", lambda: None)  # the file fallback, in the test's HF_HOME
+    page = make_window().settings_page
+    qtbot.waitUntil(lambda: "No token" in page.token_status.text())
+    page.token.setText("hf_abcdefghijklmnopqrstuv")
+    qtbot.mouseClick(page.save_token, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Saved to" in page.token_status.text())
+    assert "hf_…stuv" in page.token_status.text() and "hf_abcdefghijklmnopqrstuv" not in page.token_status.text()
+    assert page.token.text() == "" and secrets.hf_token_file().read_text() == "hf_abcdefghijklmnopqrstuv"
+    qtbot.mouseClick(page.remove_token, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "No token" in page.token_status.text())
+    assert not secrets.hf_token_file().exists()

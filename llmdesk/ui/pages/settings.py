@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
+from llmdesk.core import secrets
 from llmdesk.core import settings as settings_store
 from llmdesk.core.settings import Settings
 from llmdesk.ui.context import AppContext
@@ -51,7 +53,15 @@ class SettingsPage(QWidget):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None):
         super().__init__(parent)
         self.ctx = ctx
-        layout = QVBoxLayout(self)
+        content = QWidget()
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        layout = QVBoxLayout(content)
         layout.addWidget(page_header("Settings", "Saved in " + str(settings_store.settings_path())))
 
         self.theme = QComboBox()
@@ -80,6 +90,22 @@ class SettingsPage(QWidget):
         form.addRow("Python with vLLM", self.runtime_python)
         form.addRow("Models folder", self.models_dir)
         form.addRow("GPU memory share", self.gpu_util)
+        form.addRow(section_title("Hugging Face"))
+        self.token = QLineEdit()
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token.setPlaceholderText("hf_… (for gated and private models)")
+        self.save_token = QPushButton("Save token")
+        self.save_token.clicked.connect(self._save_token)
+        self.remove_token = QPushButton("Remove")
+        self.remove_token.clicked.connect(self._remove_token)
+        token_row = QHBoxLayout()
+        token_row.addWidget(self.token, 1)
+        token_row.addWidget(self.save_token)
+        token_row.addWidget(self.remove_token)
+        self.token_status = QLabel("Looking for a stored token…")
+        self.token_status.setWordWrap(True)
+        form.addRow("Access token", token_row)
+        form.addRow("", self.token_status)
         form.addRow(section_title("Server"))
         form.addRow("Listen on", self.host)
         form.addRow("Port", self.port)
@@ -110,6 +136,7 @@ class SettingsPage(QWidget):
 
         self.host.textChanged.connect(self._warn_about_host)
         self.load(ctx.settings)
+        ctx.tasks.run(self._show_token(), "reading the stored Hugging Face token")
 
     def load(self, s: Settings) -> None:
         self.theme.setCurrentIndex(max(0, self.theme.findData(s.theme)))
@@ -151,3 +178,36 @@ class SettingsPage(QWidget):
     async def _save_async(self, new: Settings) -> None:
         await self.ctx.save_settings(new)
         self.message.setText("Saved.")
+
+    # The keyring is a synchronous D-Bus service that can hang on a locked desktop: a thread and a timeout.
+    async def _token_call(self, fn, *args):
+        return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout=10)
+
+    async def _show_token(self) -> None:
+        stored = await self._token_call(secrets.load_hf_token)
+        if stored.token:
+            self.token_status.setText(f"A token ({stored.masked}) is in use, from {stored.source}.")
+        else:
+            self.token_status.setText("No token: gated models such as Llama or Gemma cannot be downloaded. "
+                                      "Create one at huggingface.co/settings/tokens (read access is enough).")
+        self.remove_token.setEnabled(bool(stored.token) and stored.source != secrets.SOURCE_ENV)
+
+    def _save_token(self) -> None:
+        token = self.token.text().strip()
+        if not token:
+            self.token_status.setText("Paste a token first.")
+            return
+        self.ctx.tasks.run(self._store_token(token), "saving the Hugging Face token")
+
+    async def _store_token(self, token: str) -> None:
+        where = await self._token_call(secrets.save_hf_token, token)
+        self.token.clear()
+        await self._show_token()
+        self.token_status.setText(self.token_status.text() + f" Saved to {where}.")
+
+    def _remove_token(self) -> None:
+        self.ctx.tasks.run(self._forget_token(), "removing the Hugging Face token")
+
+    async def _forget_token(self) -> None:
+        await self._token_call(secrets.forget_hf_token)
+        await self._show_token()
