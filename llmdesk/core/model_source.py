@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from llmdesk.core.architectures import close_architectures, is_served_by_vllm
-from llmdesk.core.errors import BadInput, Problem, ProblemError
+from llmdesk.core.errors import BadInput, Problem
 from llmdesk.core.fit import ModelSpec
 from llmdesk.core.model_config import BadModelConfig, geometry_from_config
 from llmdesk.core.parameters import split_parameters
@@ -104,6 +104,8 @@ def spec_from_hub(repo_id: str, *, token: str | None = None) -> ModelSpec:
     """Reads the model's metadata and config.json (a few KB) from the Hub; no weights."""
     from huggingface_hub import HfApi
 
+    from llmdesk.core.hub import hub_errors  # imported here: hub.py imports this module
+
     api = HfApi(token=token or load_hf_token().token)  # huggingface_hub alone does not look in the keyring
     with hub_errors(repo_id):
         info = api.model_info(repo_id, files_metadata=True)
@@ -127,42 +129,6 @@ def spec_from_hub(repo_id: str, *, token: str | None = None) -> ModelSpec:
     else:
         weights, how = estimate_weights(config, fmt), SOURCE_ESTIMATE
     return _spec(repo_id, config, fmt, weights, how)
-
-
-class hub_errors:
-    """Turn huggingface_hub's exceptions into Problems a person can act on."""
-
-    def __init__(self, repo_id: str):
-        self.repo_id = repo_id
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc is None or isinstance(exc, ProblemError):
-            return False
-        from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError,
-                                            LocalEntryNotFoundError, RepositoryNotFoundError)
-
-        repo = self.repo_id
-        if isinstance(exc, GatedRepoError):
-            raise ProblemError(Problem(
-                f"{repo} is gated", "Its authors ask you to accept their terms before downloading it, "
-                "and llmdesk has no Hugging Face token that was granted access.",
-                f"Request access on https://huggingface.co/{repo}, then add your token "
-                "(Settings, or the HF_TOKEN environment variable).")) from exc
-        if isinstance(exc, RepositoryNotFoundError):
-            raise BadInput(Problem(
-                f"No model called {repo}", "The Hugging Face Hub has no such repository, or it is "
-                "private and your token cannot see it.", "Check the spelling (owner/name).")) from exc
-        if isinstance(exc, EntryNotFoundError) and not isinstance(exc, LocalEntryNotFoundError):
-            raise BadModelConfig(Problem(f"{repo} is missing a file", str(exc).splitlines()[0], None)) from exc
-        if isinstance(exc, (HfHubHTTPError, OSError, LocalEntryNotFoundError)) \
-                or type(exc).__module__.startswith(("httpx", "requests")):
-            raise ProblemError(Problem(
-                "Could not reach the Hugging Face Hub", str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                "Check the network connection (or a proxy) and try again; local models still work.")) from exc
-        return False
 
 
 def estimate_weights(config: Mapping[str, Any], fmt: QuantFormat) -> int:

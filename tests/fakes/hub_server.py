@@ -71,12 +71,15 @@ class FakeRepo:
 class HubStandIn:
     """page_size: how many models one /api/models page holds before a Link: rel="next" header.
     drop_after: {file name: bytes} — the connection is cut after that many bytes, once per file.
-    offline: every request fails at the socket (the network is down)."""
+    offline: every request fails at the socket (the network is down).
+    limit_per_page: treat /api/models' `limit` as the real Hub does, as the page size (the Link
+    header keeps going; huggingface.js relies on it), instead of a cap across pages."""
 
-    def __init__(self, page_size: int = 50):
+    def __init__(self, page_size: int = 50, limit_per_page: bool = False):
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[str] = []
         self.page_size = page_size
+        self.limit_per_page = limit_per_page
         self.drop_after: dict[str, int] = {}
         self.offline = False
         stand_in = self
@@ -139,7 +142,9 @@ class HubStandIn:
 
     def _list_models(self, handler: BaseHTTPRequestHandler, query: dict, head: bool) -> None:
         """GET /api/models: search (substring of the id), author, filter (tags, all must match),
-        gated, pipeline_tag, sort (descending), limit, and offset-based Link pagination."""
+        gated, pipeline_tag, num_parameters ("min:6B,max:128B" on the safetensors or GGUF count),
+        sort (descending), limit, expand (only those fields plus _id and id, as the Hub does) and
+        offset-based Link pagination."""
         models = list(self.repos.values())
         needle = (query.get("search") or [""])[0].lower()
         models = [m for m in models if needle in m.repo_id.lower()]
@@ -149,17 +154,29 @@ class HubStandIn:
             models = [m for m in models if tag in m.extra.get("tags", []) or tag == m.extra.get("pipeline_tag")]
         if gated := (query.get("gated") or [None])[0]:
             models = [m for m in models if m.gated == (gated == "true")]
+        if pipeline := (query.get("pipeline_tag") or [None])[0]:
+            models = [m for m in models if m.model_info(False).get("pipeline_tag") == pipeline]
+        if bounds := (query.get("num_parameters") or [None])[0]:
+            models = [m for m in models if _in_parameter_range(m, bounds)]
         if sort := (query.get("sort") or [None])[0]:
             models.sort(key=lambda m: m.model_info(False).get(sort) or 0, reverse=True)
         offset = int((query.get("offset") or ["0"])[0])
         limit = int((query.get("limit") or [str(len(models))])[0])  # a limit counts across pages
-        page = models[offset:offset + self.page_size][:max(0, limit - offset)]
+        if self.limit_per_page:  # the real Hub: limit is the page size, and pages go on
+            page = models[offset:offset + min(self.page_size, limit)]
+            limit = len(models)
+        else:
+            page = models[offset:offset + self.page_size][:max(0, limit - offset)]
         headers = {"Content-Type": "application/json"}
         if offset + len(page) < min(len(models), limit):
             rest = {k: v for k, v in query.items() if k != "offset"}
             rest["offset"] = [str(offset + len(page))]
             headers["Link"] = f'<{self.url}/api/models?{urlencode(rest, doseq=True)}>; rel="next"'
-        body = json.dumps([m.model_info(with_sizes=False) for m in page]).encode()
+        expand = set(query.get("expand", []) + query.get("expand[]", []))
+        infos = [m.model_info(with_sizes=False) for m in page]
+        if expand:
+            infos = [{k: v for k, v in info.items() if k in expand or k in ("_id", "id")} for info in infos]
+        body = json.dumps(infos).encode()
         self._send(handler, 200, body, headers, head)
 
     def _resolve(self, handler: BaseHTTPRequestHandler, repo: FakeRepo | None, name: str, head: bool) -> None:
@@ -206,3 +223,19 @@ class HubStandIn:
         handler.end_headers()
         if not head:
             handler.wfile.write(body)
+
+
+_UNITS = {"K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
+
+
+def _in_parameter_range(repo: FakeRepo, bounds: str) -> bool:
+    """The Hub's num_parameters filter, e.g. "min:6B,max:128B"; repos without a count never match."""
+    count = sum(repo.safetensors.values()) if repo.safetensors else (repo.extra.get("gguf") or {}).get("total")
+    if not count:
+        return False
+    for part in bounds.split(","):
+        key, _, value = part.partition(":")
+        number = float(value[:-1]) * _UNITS[value[-1].upper()] if value[-1:].isalpha() else float(value)
+        if (key == "min" and count < number) or (key == "max" and count > number):
+            return False
+    return True
