@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
@@ -72,6 +73,8 @@ class HubStandIn:
     """page_size: how many models one /api/models page holds before a Link: rel="next" header.
     drop_after: {file name: bytes} — the connection is cut after that many bytes, once per file.
     offline: every request fails at the socket (the network is down).
+    chunk_delay: seconds to wait between chunk_size pieces of a file body (0: send at once), so that
+    a client can be cancelled mid-file. request_headers[i] holds the headers of requests[i].
     limit_per_page: treat /api/models' `limit` as the real Hub does, as the page size (the Link
     header keeps going; huggingface.js relies on it), instead of a cap across pages."""
 
@@ -82,6 +85,9 @@ class HubStandIn:
         self.limit_per_page = limit_per_page
         self.drop_after: dict[str, int] = {}
         self.offline = False
+        self.request_headers: list = []  # email.message.Message: .get() ignores case
+        self.chunk_delay = 0.0
+        self.chunk_size = 16 * 1024
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -117,6 +123,7 @@ class HubStandIn:
         url = urlsplit(handler.path)
         path = unquote(url.path)
         self.requests.append(f"{handler.command} {handler.path}")
+        self.request_headers.append(handler.headers)
         if self.offline:
             handler.close_connection = True
             handler.connection.close()
@@ -212,7 +219,24 @@ class HubStandIn:
             handler.close_connection = True
             handler.connection.shutdown(2)
             return
+        if self.chunk_delay and not head:
+            return self._send_slowly(handler, status, chunk, headers)
         self._send(handler, status, chunk, headers, head)
+
+    def _send_slowly(self, handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict) -> None:
+        handler.send_response(status)
+        for key, value in headers.items():
+            handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        try:
+            for start in range(0, len(body), self.chunk_size):
+                if start:
+                    time.sleep(self.chunk_delay)
+                handler.wfile.write(body[start:start + self.chunk_size])
+                handler.wfile.flush()
+        except OSError:  # the client went away (cancelled)
+            handler.close_connection = True
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict, head: bool) -> None:

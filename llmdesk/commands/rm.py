@@ -1,0 +1,66 @@
+"""`llmdesk rm REPO`: delete a model from disk (asks first)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from llmdesk.cli import EXIT_FAILURE, EXIT_OK, add_json_flag, print_json
+from llmdesk.core.errors import BadInput, Problem
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "rm", help="delete a downloaded model",
+        description="Deletes REPO (owner/name) from the Hugging Face cache, or a model folder given by path. "
+                    "Asks for confirmation unless --yes.")
+    parser.add_argument("model", metavar="REPO", help="owner/name as `llmdesk models` lists it, or a model folder")
+    parser.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    parser.add_argument("--folder", action="append", default=[], metavar="PATH",
+                        help="also look for the model in this folder")
+    add_json_flag(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from llmdesk.commands.models import scan
+    from llmdesk.core.downloads import format_bytes
+    from llmdesk.core.library import delete_model, find_models
+
+    folders = list(args.folder)
+    if Path(args.model).expanduser().is_dir():
+        folders.append(args.model)
+    hits = find_models(scan(folders), args.model)
+    if not hits:
+        raise BadInput(Problem(f"No model called {args.model} on disk",
+                               "It is neither in the Hugging Face cache nor a model folder.",
+                               "See what is there with `llmdesk models`."))
+    total = sum(m.size_on_disk for m in hits)
+    what = "\n".join(f"  {m.name}{' @ ' + m.revision[:12] if m.revision else ''}  {format_bytes(m.size_on_disk)}  "
+                     f"{m.path}" for m in hits)
+    if not args.yes:
+        if sys.stdin is None or sys.stdin.closed:
+            raise _no_confirmation()
+        print(f"Delete {len(hits)} model{'s' if len(hits) > 1 else ''} ({format_bytes(total)})?\n{what}",
+              file=sys.stderr)
+        print("Type 'yes' to delete: ", end="", file=sys.stderr, flush=True)
+        answer = sys.stdin.readline()
+        if not answer:  # end of input: nobody there to ask
+            print(file=sys.stderr)
+            raise _no_confirmation()
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing deleted.", file=sys.stderr)
+            return EXIT_FAILURE
+    freed = sum(delete_model(m) for m in hits)
+    if args.json:
+        print_json({"deleted": [m.as_dict() for m in hits], "freed_bytes": freed})
+    else:
+        print(f"Deleted {', '.join(m.name for m in hits)}; {format_bytes(freed)} freed.")
+    return EXIT_OK
+
+
+def _no_confirmation() -> BadInput:
+    return BadInput(Problem("Not deleted: no one to confirm", "llmdesk rm asks before deleting, and there is "
+                            "no input to answer from.", "Add --yes to delete without asking."))
