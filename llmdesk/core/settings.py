@@ -34,6 +34,7 @@ class Settings:
     theme: str = "system"
     runtime_python: str = ""  # a Python that has vLLM; empty = look in the usual places
     models_dir: str = ""  # where downloads go; empty = the Hugging Face cache
+    model_folders: list[str] = field(default_factory=list)  # more folders with models, listed in the library
     server_host: str = "127.0.0.1"
     server_port: int = 8000
     gpu_memory_utilization: float = 0.92

@@ -24,6 +24,13 @@ def create_application():
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv)
+    # Worker threads (downloads, Hub reads, NVML) hold the GIL in 5 ms slices by default; with
+    # several of them the GUI thread waits tens of ms for its turn. Shorter slices keep it responsive.
+    sys.setswitchinterval(0.001)
+    if not hasattr(app, "_llmdesk_collector"):
+        from llmdesk.ui.gc_guard import GuiThreadCollector
+
+        app._llmdesk_collector = GuiThreadCollector(app)
     app.setApplicationName("llmdesk")
     app.setDesktopFileName(APP_ID)
     app.setWindowIcon(QIcon(str(resources.files("llmdesk.resources") / f"{APP_ID}.svg")))
@@ -58,6 +65,7 @@ async def run_window(window) -> None:
     window.show()
     window.start()
     await closed.wait()
+    window.ctx.downloads.cancel_all()  # finished parts stay on disk: the next start resumes
     await window.ctx.tasks.shutdown()
     await window.ctx.save_state()
 

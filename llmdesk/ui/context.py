@@ -14,6 +14,9 @@ from PySide6.QtCore import QObject, Signal
 
 from llmdesk.core import settings as settings_store
 from llmdesk.core.doctor import DoctorReport, run_doctor
+from llmdesk.core.downloads import Download, DownloadQueue
+from llmdesk.core.library import LocalModel, scan_library
+from llmdesk.core.secrets import load_hf_token
 from llmdesk.core.gpus import GpuScan, scan_gpus
 from llmdesk.core.settings import AppState, Settings
 from llmdesk.ui.problems import ProblemBanner, ProblemPresenter
@@ -38,6 +41,7 @@ class MachineState(QObject):
 
 class AppContext(QObject):
     settings_changed = Signal(object)  # Settings
+    serve_requested = Signal(object)  # LocalModel: the Server page takes it from here
 
     def __init__(self, settings: Settings, state: AppState, *,
                  scan: Callable[[], GpuScan] = scan_gpus,
@@ -50,7 +54,24 @@ class AppContext(QObject):
         self.problems = ProblemPresenter(self.banner)
         self.tasks = TaskRunner(self.problems)
         self.machine = MachineState(scan, self)
+        self.downloads = DownloadQueue()
         self._doctor = doctor
+
+    def download(self, repo_id: str) -> Download:
+        """Queue a repo (again, if it was stopped: it resumes), into the configured models folder."""
+        job = self.downloads.find(repo_id) or Download(repo_id, cache_dir=self.settings.models_dir or None,
+                                                        token=load_hf_token().token)
+        return self.downloads.add(job)
+
+    def scan_library(self) -> list[LocalModel]:
+        """Blocking: the HF cache, the models folder and the user's extra folders."""
+        caches = None
+        if self.settings.models_dir:
+            from llmdesk.core.paths import hf_cache_dir
+            caches = [hf_cache_dir(), self.settings.models_dir]
+        found = scan_library(self.settings.model_folders, cache_dirs=caches)
+        # Fit checks leave config.json files in the cache: a repo without any weights is no model on disk.
+        return [m for m in found if m.complete or m.partial_bytes or m.source == "folder"]
 
     async def run_doctor(self) -> DoctorReport:
         scan = self.machine.scan or await self.machine.refresh()

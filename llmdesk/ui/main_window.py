@@ -56,8 +56,9 @@ class MainWindow(QMainWindow):
         self.settings_page = SettingsPage(ctx)
         self._add_page("machine", "Machine", self.machine_page)
         self._add_page("models", "Models", self.models_page)
+        self.planned_pages = {planned.key: PlannedPageWidget(planned) for planned in PLANNED_PAGES}
         for planned in PLANNED_PAGES:
-            self._add_page(planned.key, planned.title, PlannedPageWidget(planned))
+            self._add_page(planned.key, planned.title, self.planned_pages[planned.key])
         self._add_page("settings", "Settings", self.settings_page)
         self.sidebar.currentRowChanged.connect(self._page_changed)
 
@@ -80,6 +81,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.server_status)
         ctx.machine.changed.connect(self._show_scan)
         ctx.settings_changed.connect(lambda _s: self._show_scan(ctx.machine.scan))
+        ctx.serve_requested.connect(self._serve)
 
         self._restore_state()
 
@@ -91,8 +93,9 @@ class MainWindow(QMainWindow):
         return self.page_keys[self.stack.currentIndex()]
 
     def start(self) -> None:
-        """Background work once the window is up: GPU scan and the doctor's checks."""
+        """Background work once the window is up: GPU scan, the doctor's checks, the stored token."""
         self.machine_page.refresh()
+        self.settings_page.start()
 
     def closeEvent(self, event) -> None:
         self.ctx.state.window_geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
@@ -112,6 +115,12 @@ class MainWindow(QMainWindow):
         layout.addWidget(brand)
         layout.addWidget(self.sidebar, 1)
         return column
+
+    def _serve(self, model) -> None:
+        self.planned_pages["server"].set_note(
+            f"<b>Chosen to serve:</b> {model.name}<br>{model.path}<br>Starting it from here comes with this page; "
+            f"meanwhile: <code>vllm serve {model.path}</code>")
+        self.show_page("server")
 
     def _add_page(self, key: str, title: str, widget: QWidget) -> None:
         self.page_keys.append(key)

@@ -22,8 +22,9 @@ class TaskRunner:
         self._tasks: set[asyncio.Task] = set()
 
     def run(self, coro: Coroutine[Any, Any, Any], doing: str) -> asyncio.Task:
-        """Start `coro`; `doing` completes "Something went wrong while …" if it fails."""
-        task = asyncio.ensure_future(coro)
+        """Start `coro`; `doing` completes "Something went wrong while …" if it fails.
+        Only with the loop running: a task made before would sit on another loop, never to run."""
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(lambda t: self._finished(t, doing))
         return task

@@ -32,6 +32,18 @@ def fake_doctor(settings, *, gpu_scan=None, runtime_search=None):
                                       None if status == "ok" else "Install the driver."),))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def collect_garbage_on_the_gui_thread(qapp):
+    """As the app does (llmdesk/ui/gc_guard.py): worker threads must never collect Qt objects."""
+    from llmdesk.ui.gc_guard import GuiThreadCollector
+
+    collector = GuiThreadCollector(qapp)
+    yield collector
+    import gc
+    gc.collect()
+    gc.enable()
+
+
 @pytest.fixture
 def aio(qapp, qtbot):
     loop = qasync.QEventLoop(qapp)

@@ -86,7 +86,8 @@ def test_planning_gpu_is_shown_and_saved(make_window, qtbot, arun):
 
 def test_geometry_and_last_page_are_remembered(make_window, qtbot, arun):
     window = make_window()
-    window.resize(700, 520)  # inside the offscreen screen (800x600): restoreGeometry clamps to it
+    size = (window.minimumSizeHint().width() + 7, window.minimumSizeHint().height() + 17)  # inside the 800x600 offscreen screen
+    window.resize(*size)
     window.show_page("chat")
     window.close()
     arun(window.ctx.save_state())
@@ -95,7 +96,7 @@ def test_geometry_and_last_page_are_remembered(make_window, qtbot, arun):
 
     again = make_window()
     assert again.current_page == "chat"
-    assert (again.width(), again.height()) == (700, 520)
+    assert (again.width(), again.height()) == size
     assert not settings_store.settings_path().exists()  # state never lands in the user's settings
 
 

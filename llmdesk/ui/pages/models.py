@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                               QScrollArea, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
+                               QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from llmdesk.core.errors import ProblemError
 from llmdesk.core.fit import LaunchSettings, ModelSpec, plan_fit
@@ -15,17 +16,13 @@ from llmdesk.core.model_source import load_model_spec
 from llmdesk.core.units import format_gib
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.fit_panel import FitPanel
-from llmdesk.ui.pages.planned import PlannedPage
-from llmdesk.ui.widgets import page_header, section_title
+from llmdesk.ui.models.downloads_view import DownloadsView
+from llmdesk.ui.models.library_view import LibraryView
+from llmdesk.ui.models.model_view import ModelView
+from llmdesk.ui.models.search_view import SearchView
+from llmdesk.ui.widgets import page_header
 
 THIS_MACHINE = ""
-COMING = PlannedPage("models", "Models", "", (
-    "Search text-generation models as you type; sort by downloads, likes or recency.",
-    "Every variant of a model (BF16, FP8, AWQ, GPTQ, compressed-tensors, bitsandbytes, MXFP4/NVFP4), "
-    "each with this verdict, best fit first.",
-    "Downloads with progress, speed, ETA, cancel and resume; gated models with a token kept in the keyring.",
-    "The models already on disk, with their size, and a button to serve one.",
-))
 
 
 class ModelsPage(QWidget):
@@ -49,48 +46,67 @@ class ModelsPage(QWidget):
         self.context.setSingleStep(4096)
         self.context.setSpecialValueText("the model's maximum")
         self.kv_dtype = QComboBox()
-        self.kv_dtype.addItem("Same as the model", "auto")
-        self.kv_dtype.addItem("FP8 (half the memory)", "fp8")
+        self.kv_dtype.addItem("as the model", "auto")
+        self.kv_dtype.addItem("FP8", "fp8")
         self.quantize = QComboBox()
-        self.quantize.addItem("No (use the checkpoint as it is)", "")
+        self.quantize.addItem("no", "")
         self.quantize.addItem("FP8 on the fly", "fp8")
-        self.quantize.addItem("bitsandbytes 4-bit on the fly", "bitsandbytes")
-        for spin in (self.gpu_count, self.context):
-            spin.setMaximumWidth(200)
-        for combo in (self.gpu, self.kv_dtype, self.quantize):
-            combo.setMaximumWidth(420)
+        self.quantize.addItem("bitsandbytes 4-bit", "bitsandbytes")
+        for combo, chars in ((self.gpu, 14), (self.kv_dtype, 6), (self.quantize, 6)):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(chars)  # the row must shrink with the window
+        self.gpu_count.setMaximumWidth(60)
+        self.context.setMaximumWidth(170)
+        self.gpu.setMaximumWidth(330)
         self.panel = FitPanel()
+
+        # What every verdict on this page is judged against: two rows, so the page stays narrow.
+        target = QGridLayout()
+        for column, (label, widget) in enumerate((("For", self.gpu), ("GPUs", self.gpu_count))):
+            target.addWidget(QLabel(label), 0, 2 * column)
+            target.addWidget(widget, 0, 2 * column + 1)
+        for column, (label, widget) in enumerate((("Context", self.context), ("KV cache", self.kv_dtype),
+                                                  ("Quantize", self.quantize))):
+            target.addWidget(QLabel(label), 1, 2 * column)
+            target.addWidget(widget, 1, 2 * column + 1)
+        target.setColumnStretch(6, 1)
+
+        self.search = SearchView(ctx.tasks)
+        self.model_view = ModelView(ctx.tasks, self.fit_target)
+        self.search.model_chosen.connect(self.model_view.show_model)
+        self.model_view.download_requested.connect(self._download)
+        self.downloads = DownloadsView(ctx.downloads)
+        self.library = LibraryView(ctx.tasks, scan=ctx.scan_library)
+        self.library.serve_requested.connect(ctx.serve_requested)
+        find = QSplitter(Qt.Orientation.Horizontal)
+        find.addWidget(self.search)
+        find.addWidget(self.model_view)
+        find.setSizes([430, 570])
+        find.setMinimumWidth(320)  # below the two panes' sum: they squeeze rather than widen the window
 
         source_row = QHBoxLayout()
         source_row.addWidget(self.source, 1)
         source_row.addWidget(self.check_button)
+        check = QWidget()
+        check_layout = QVBoxLayout(check)
         form = QFormLayout()
         form.addRow("Model", source_row)
-        form.addRow("GPU", self.gpu)
-        form.addRow("How many", self.gpu_count)
-        form.addRow("Context", self.context)
-        form.addRow("KV cache", self.kv_dtype)
-        form.addRow("Quantize", self.quantize)
+        check_layout.addLayout(form)
+        check_layout.addWidget(self.panel)
+        check_layout.addStretch()
 
-        content = QWidget()
-        layout = QVBoxLayout(content)
-        layout.addWidget(page_header("Models", "Will it fit? An honest answer for vLLM before anything is "
-                                               "downloaded: only the model's config and file list are read."))
-        layout.addLayout(form)
-        layout.addWidget(self.panel)
-        layout.addWidget(section_title("Coming next on this page"))
-        for feature in COMING.features:
-            line = QLabel(f"•  {feature}")
-            line.setWordWrap(True)
-            layout.addWidget(line)
-        layout.addStretch()
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(find, "Find")
+        self.tabs.addTab(self.downloads, "Downloads")
+        self.tabs.addTab(self.library, "On this computer")
+        self.tabs.addTab(check, "Check a model")
+        self.tabs.currentChanged.connect(self._tab_changed)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(page_header("Models", "Find a model and the variant that fits. Every verdict is for "
+                                               "vLLM on the GPUs below, before anything is downloaded."))
+        layout.addLayout(target)
+        layout.addWidget(self.tabs, 1)
 
         self._fill_gpus(None)
         ctx.machine.changed.connect(self._fill_gpus)
@@ -99,6 +115,14 @@ class ModelsPage(QWidget):
             combo.currentIndexChanged.connect(self.reevaluate)
         for spin in (self.gpu_count, self.context):
             spin.valueChanged.connect(self.reevaluate)
+
+    def _download(self, repo_id: str) -> None:
+        self.ctx.download(repo_id)
+        self.tabs.setCurrentWidget(self.downloads)
+
+    def _tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.library:
+            self.library.refresh()
 
     def check(self) -> None:
         source = self.source.text().strip()
@@ -120,16 +144,22 @@ class ModelsPage(QWidget):
             self.check_button.setEnabled(True)
         self.reevaluate()
 
-    def reevaluate(self) -> None:
-        """Settings changed: the fit is pure arithmetic, so it is redone at once."""
-        if self.spec is None:
-            return
+    def fit_target(self) -> tuple[list, LaunchSettings]:
         settings = LaunchSettings(
             gpu_memory_utilization=self.ctx.settings.gpu_memory_utilization,
             max_model_len=self.context.value() or None, kv_cache_dtype=self.kv_dtype.currentData(),
             quantization=self.quantize.currentData() or None)
+        return self._gpus(), settings
+
+    def reevaluate(self) -> None:
+        """The GPUs or settings changed: the fit is pure arithmetic, so it is redone at once."""
+        if hasattr(self, "model_view"):
+            self.model_view.refit()
+        if self.spec is None:
+            return
+        gpus, settings = self.fit_target()
         try:
-            self.panel.show_report(plan_fit(self.spec, self._gpus(), settings))
+            self.panel.show_report(plan_fit(self.spec, gpus, settings))
         except ProblemError as exc:
             self.panel.show_problem(exc.problem)
 

@@ -51,6 +51,10 @@ class PlannedPageWidget(QWidget):
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.addWidget(page_header(page.title, page.summary))
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.hide()
+        layout.addWidget(self.note)
         card = QFrame()
         card.setFrameShape(QFrame.Shape.StyledPanel)
         inner = QVBoxLayout(card)
@@ -63,3 +67,7 @@ class PlannedPageWidget(QWidget):
             inner.addWidget(line)
         layout.addWidget(card)
         layout.addStretch()
+
+    def set_note(self, text: str) -> None:
+        self.note.setText(text)
+        self.note.setVisible(bool(text))

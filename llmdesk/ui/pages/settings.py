@@ -136,7 +136,10 @@ class SettingsPage(QWidget):
 
         self.host.textChanged.connect(self._warn_about_host)
         self.load(ctx.settings)
-        ctx.tasks.run(self._show_token(), "reading the stored Hugging Face token")
+
+    def start(self) -> None:
+        """Background work, once the event loop runs (never from the constructor)."""
+        self.ctx.tasks.run(self._show_token(), "reading the stored Hugging Face token")
 
     def load(self, s: Settings) -> None:
         self.theme.setCurrentIndex(max(0, self.theme.findData(s.theme)))

@@ -1,0 +1,114 @@
+"""Models page, Find tab: type a query, pick a model, see its variants judged, download one, cancel."""
+
+import pytest
+from PySide6.QtCore import Qt
+
+from llmdesk.core.fit import VERDICT_FITS
+from llmdesk.ui.stall_monitor import StallMonitor
+from tests.fakes.hub_fixtures import add_catalogue
+from tests.fakes.hub_server import HubStandIn
+from tests.ui.conftest import NO_DRIVER
+from tests.unit.test_model_source import point_hub_client_at
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    with HubStandIn() as stand_in:
+        point_hub_client_at(monkeypatch, stand_in.url)
+        add_catalogue(stand_in, shard_bytes=400_000)
+        yield stand_in
+
+
+def models_page(make_window, qtbot):
+    window = make_window(NO_DRIVER)
+    window.show_page("models")
+    page = window.models_page
+    page.gpu.setCurrentIndex(page.gpu.findData("rtx-4090"))
+    return window, page
+
+
+def test_type_pick_a_variant_download_and_cancel(make_window, qtbot, hub):
+    window, page = models_page(make_window, qtbot)
+    with StallMonitor(5) as monitor:
+        qtbot.keyClicks(page.search.query, "qwen2.5-7b")
+        qtbot.waitUntil(lambda: page.search.results.rowCount() > 0, timeout=10000)
+        ids = [m.repo_id for m in page.search.results.rows]
+        assert "Qwen/Qwen2.5-7B-Instruct" in ids
+        assert all("rwkv" not in i.lower() for i in ids)  # not served by vLLM: filtered out
+        row = ids.index("Qwen/Qwen2.5-7B-Instruct")
+        page.search.table.selectRow(row)
+        view = page.model_view
+        qtbot.waitUntil(lambda: view.variants.rowCount() > 3, timeout=20000)
+    # Loose bound: the Hub stand-in's threads run in this process and compete for the GIL.
+    # bench/models_stalls.py measures the 50 ms goal with the stand-in in its own process.
+    assert monitor.max_ms < 150, monitor.summary()
+    assert "Qwen2ForCausalLM" in view.facts.text()
+    pick = view.variants.recommended
+    assert pick is not None and pick.report.verdict == VERDICT_FITS
+    assert view.panel.report is pick.report  # the pick is selected and shown
+    names = [v.repo_id for v in view.variants.rows]
+    assert "Qwen/Qwen2.5-7B-Instruct-AWQ" in names and names.index(pick.repo_id) == 0
+
+    # a variant that cannot be read (gated, unreadable) stays a row with its reason, not a crash
+    assert any(v.problem is not None for v in view.variants.rows)
+
+    hub.drop_after.clear()
+    view.table.selectRow(names.index("Qwen/Qwen2.5-7B-Instruct"))  # the stand-in serves its shards
+    qtbot.mouseClick(view.download, Qt.MouseButton.LeftButton)
+    assert page.tabs.currentWidget() is page.downloads
+    job = window.ctx.downloads.find("Qwen/Qwen2.5-7B-Instruct")
+    qtbot.waitUntil(lambda: job.state in ("downloading", "done"), timeout=10000)
+    row = page.downloads.rows[id(job)]
+    if job.state == "downloading":
+        qtbot.mouseClick(row.cancel, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: job.state == "cancelled", timeout=5000)
+        qtbot.waitUntil(lambda: row.resume.isVisible(), timeout=2000)
+        assert "resume continues from there" in row.detail.text()
+        qtbot.mouseClick(row.resume, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: job.state in ("done", "failed"), timeout=30000)
+    assert job.state == "done", job.progress
+    qtbot.waitUntil(lambda: row.detail.text().startswith("Done"), timeout=2000)
+
+    page.tabs.setCurrentWidget(page.library)
+    qtbot.waitUntil(lambda: page.library.models.rowCount() >= 1, timeout=10000)
+    assert page.library.models.rowCount() == 1, [(m.name, m.path) for m in page.library.models.rows]
+    model = page.library.models.rows[0]
+    assert model.name == "Qwen/Qwen2.5-7B-Instruct" and model.complete
+
+
+def test_offline_search_says_so_and_the_library_still_works(make_window, qtbot, hub):
+    hub.offline = True
+    window, page = models_page(make_window, qtbot)
+    qtbot.keyClicks(page.search.query, "llama")
+    qtbot.waitUntil(page.search.banner.isVisible, timeout=15000)
+    assert "keep working" in page.search.banner.text()
+    assert window.ctx.banner.isHidden()
+    page.tabs.setCurrentWidget(page.library)
+    qtbot.waitUntil(lambda: "No models yet" in page.library.status.text(), timeout=10000)
+
+
+def test_library_deletes_after_a_second_click(make_window, qtbot, hub):
+    from llmdesk.core.downloads import Download
+    assert Download("Qwen/Qwen2.5-7B-Instruct").run_blocking() == "done"
+    window, page = models_page(make_window, qtbot)
+    page.tabs.setCurrentWidget(page.library)
+    qtbot.waitUntil(lambda: page.library.models.rowCount() == 1, timeout=10000)
+    page.library.table.selectRow(0)
+    qtbot.mouseClick(page.library.delete, Qt.MouseButton.LeftButton)
+    assert page.library.delete.text().endswith("Click again")
+    assert page.library.models.rowCount() == 1  # nothing deleted yet
+    qtbot.mouseClick(page.library.delete, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.library.models.rowCount() == 0, timeout=10000)
+    assert "freed" in page.library.status.text()
+
+
+def test_serve_hands_the_model_to_the_server_page(make_window, qtbot, hub):
+    from llmdesk.core.downloads import Download
+    assert Download("Qwen/Qwen2.5-7B-Instruct").run_blocking() == "done"
+    window, page = models_page(make_window, qtbot)
+    page.tabs.setCurrentWidget(page.library)
+    qtbot.waitUntil(lambda: page.library.models.rowCount() == 1, timeout=10000)
+    page.library.table.selectRow(0)
+    qtbot.mouseClick(page.library.serve, Qt.MouseButton.LeftButton)
+    assert window.current_page == "server"
+    assert "Qwen/Qwen2.5-7B-Instruct" in window.planned_pages["server"].note.text()
