@@ -26,3 +26,11 @@ def test_ci_runs_the_readme_test_command():
 def test_ci_never_installs_vllm_or_torch():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "vllm]" not in ci and "torch" not in ci
+
+
+def test_every_package_is_listed_for_installation():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "llmdesk").rglob("__init__.py")}
+    assert found <= listed, found - listed
