@@ -25,6 +25,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", default="1120x720", metavar="WxH", help="window size (default 1120x720)")
     parser.add_argument("--suffix", default="", help="added to each file name, e.g. -dark")
     parser.add_argument("--model", metavar="SOURCE", help="check this model's fit on the Models page first")
+    parser.add_argument("--search", metavar="QUERY", help="search the Hub on the Models page and open a result")
+    parser.add_argument("--pick", metavar="REPO", help="with --search: the result to open (default: the first)")
     parser.set_defaults(run=run)
 
 
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported
     import qasync
 
-    written = qasync.run(_render(args.directory, size, args.theme, scan, args.suffix, args.model))
+    written = qasync.run(_render(args.directory, size, args.theme, scan, args.suffix, args.model,
+                                 args.search, args.pick))
     for path in written:
         print(path)
     return EXIT_OK
@@ -72,7 +75,7 @@ def demo_scan(gpu_name: str, count: int):
 
 
 async def _render(directory: Path, size: tuple[int, int], theme: str | None, scan, suffix: str,
-                  model: str | None) -> list[Path]:
+                  model: str | None, search: str | None, pick: str | None) -> list[Path]:
     from llmdesk.ui.app import build_window, create_application
     from llmdesk.ui.theme import apply_theme
 
@@ -85,10 +88,24 @@ async def _render(directory: Path, size: tuple[int, int], theme: str | None, sca
     window.show()
     window.start()
     await window.ctx.tasks.wait_idle()
+    page = window.models_page
     if model:
-        window.models_page.source.setText(model)
-        window.models_page.check()
+        page.tabs.setCurrentIndex(page.tabs.count() - 1)
+        page.source.setText(model)
+        page.check()
         await window.ctx.tasks.wait_idle()
+    if search:
+        page.tabs.setCurrentIndex(0)
+        window.show_page("models")
+        page.search.query.setText(search)
+        page.search.search_now()
+        await window.ctx.tasks.wait_idle(30)
+        ids = [m.repo_id for m in page.search.results.rows]
+        if ids:
+            page.search.table.selectRow(ids.index(pick) if pick in ids else 0)
+            for _ in range(3):  # details, then the variants: each a task that starts the next
+                await asyncio.sleep(0.1)
+                await window.ctx.tasks.wait_idle(60)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for number, key in enumerate(window.page_keys, start=1):

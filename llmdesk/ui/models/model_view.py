@@ -44,11 +44,13 @@ class VariantsModel(QAbstractTableModel):
         report = v.report
         if role == Qt.ItemDataRole.ForegroundRole and index.column() == 3 and report is not None:
             return QColor(VERDICT_STYLE.get(report.verdict, ("", "#6b7280"))[1])
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return report.summary if report else (v.problem.title if v.problem else None)
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         star = "★ " if v is self.recommended else ""
         if report is None:
-            verdict = v.problem.title if v.problem else "unknown"
+            verdict = "Not servable" if v.unsupported else "Cannot tell"  # the reason is in the tooltip and panel
             return (star + v.repo_id, v.format_label, _size(v), verdict, "—", "—")[index.column()]
         return (star + v.repo_id, v.format_label, _size(v), VERDICT_STYLE.get(report.verdict, (report.verdict,))[0],
                 f"{report.max_model_len:,}" if report.max_model_len else "—",
@@ -85,7 +87,7 @@ class ModelView(QWidget):
         self.facts.setWordWrap(True)
         self.card = QTextBrowser()
         self.card.setOpenExternalLinks(True)
-        self.card.setMaximumHeight(170)
+        self.card.setMaximumHeight(115)
         self.variants = VariantsModel()
         self.table = QTableView()
         self.table.setModel(self.variants)
@@ -93,7 +95,12 @@ class ModelView(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep both the owner and the suffix
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
         self.variants_status = QLabel()
         self.panel = FitPanel()
         self.download = QPushButton("Download")

@@ -18,7 +18,7 @@ PAGE = 30
 DEBOUNCE_MS = 350
 SORT_LABELS = {"downloads": "Most downloaded", "likes": "Most liked", "trending": "Trending",
                "updated": "Recently updated"}
-COLUMNS = ("Model", "Params", "Downloads", "Likes", "Updated", "Access", "Licence")
+COLUMNS = ("Model", "Params", "Downloads", "Likes", "Updated")
 
 
 def short_count(n: int | float | None, suffix: str = "") -> str:
@@ -64,9 +64,9 @@ class ResultsModel(QAbstractTableModel):
         if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
             return None
         m = self.rows[index.row()]
-        return (m.repo_id, short_count(m.parameters), short_count(m.downloads), short_count(m.likes),
-                m.last_modified.date().isoformat() if m.last_modified else "—",
-                "gated" if m.gated else "open", m.license or "—")[index.column()]
+        name = m.repo_id + ("  (gated)" if m.gated else "")
+        return (name, short_count(m.parameters), short_count(m.downloads), short_count(m.likes),
+                m.last_modified.date().isoformat() if m.last_modified else "—")[index.column()]
 
     def replace(self, rows: list[ModelSummary]) -> None:
         self.beginResetModel()
@@ -115,7 +115,11 @@ class SearchView(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideLeft)  # the name's end tells variants apart
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
         self.table.horizontalHeader().setStretchLastSection(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.status = QLabel("Type to search.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
                                QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from llmdesk.core.errors import ProblemError
@@ -52,24 +52,24 @@ class ModelsPage(QWidget):
         self.quantize.addItem("no", "")
         self.quantize.addItem("FP8 on the fly", "fp8")
         self.quantize.addItem("bitsandbytes 4-bit", "bitsandbytes")
-        for combo, chars in ((self.gpu, 14), (self.kv_dtype, 6), (self.quantize, 6)):
+        for combo, chars in ((self.gpu, 16), (self.kv_dtype, 8), (self.quantize, 8)):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(chars)  # the row must shrink with the window
         self.gpu_count.setMaximumWidth(60)
         self.context.setMaximumWidth(170)
-        self.gpu.setMaximumWidth(330)
+        self.gpu.setMaximumWidth(420)
         self.panel = FitPanel()
 
         # What every verdict on this page is judged against: two rows, so the page stays narrow.
-        target = QGridLayout()
-        for column, (label, widget) in enumerate((("For", self.gpu), ("GPUs", self.gpu_count))):
-            target.addWidget(QLabel(label), 0, 2 * column)
-            target.addWidget(widget, 0, 2 * column + 1)
-        for column, (label, widget) in enumerate((("Context", self.context), ("KV cache", self.kv_dtype),
-                                                  ("Quantize", self.quantize))):
-            target.addWidget(QLabel(label), 1, 2 * column)
-            target.addWidget(widget, 1, 2 * column + 1)
-        target.setColumnStretch(6, 1)
+        target = QVBoxLayout()
+        for cells in ((("For", self.gpu), ("GPUs", self.gpu_count), ("Quantize", self.quantize)),
+                      (("Context", self.context), ("KV cache", self.kv_dtype))):
+            row = QHBoxLayout()
+            for label, widget in cells:
+                row.addWidget(QLabel(label))
+                row.addWidget(widget, 3 if widget is self.gpu else 0)  # the GPU's long name takes the room
+            row.addStretch(1)
+            target.addLayout(row)
 
         self.search = SearchView(ctx.tasks)
         self.model_view = ModelView(ctx.tasks, self.fit_target)
