@@ -21,10 +21,17 @@ class TaskRunner:
         self.presenter = presenter
         self._tasks: set[asyncio.Task] = set()
 
-    def run(self, coro: Coroutine[Any, Any, Any], doing: str) -> asyncio.Task:
+    def run(self, coro: Coroutine[Any, Any, Any], doing: str) -> asyncio.Task | None:
         """Start `coro`; `doing` completes "Something went wrong while …" if it fails.
-        Only with the loop running: a task made before would sit on another loop, never to run."""
-        task = asyncio.get_running_loop().create_task(coro)
+        Only with the loop running: a task made before would sit on another loop, never to run.
+        After the loop has gone (a timer firing during shutdown) the work is dropped."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            coro.close()
+            log.info("not %s: the event loop is not running", doing)
+            return None
+        task = loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(lambda t: self._finished(t, doing))
         return task

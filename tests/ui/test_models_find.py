@@ -1,5 +1,7 @@
 """Models page, Find tab: type a query, pick a model, see its variants judged, download one, cancel."""
 
+from pathlib import Path
+
 import pytest
 from PySide6.QtCore import Qt
 
@@ -112,3 +114,26 @@ def test_serve_hands_the_model_to_the_server_page(make_window, qtbot, hub):
     qtbot.mouseClick(page.library.serve, Qt.MouseButton.LeftButton)
     assert window.current_page == "server"
     assert "Qwen/Qwen2.5-7B-Instruct" in window.planned_pages["server"].note.text()
+
+
+def test_a_folder_of_models_is_added_to_the_library(make_window, qtbot, tmp_path):
+    folder = tmp_path / "my-models" / "tiny"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_bytes((Path(__file__).parents[1] / "data" / "configs" /
+                                          "meta-llama__Llama-3.1-8B-Instruct.json").read_bytes())
+    (folder / "model.safetensors").write_bytes(b"\0" * 64)
+    window, page = models_page(make_window, qtbot)
+    page.tabs.setCurrentWidget(page.library)
+    page.library.folder_added.emit(str(tmp_path / "my-models"))
+    qtbot.waitUntil(lambda: page.library.models.rowCount() == 1, timeout=10000)
+    assert page.library.models.rows[0].path == folder
+    from llmdesk.core import settings as settings_store
+    assert settings_store.load_settings()[0].model_folders == [str(tmp_path / "my-models")]
+
+
+def test_search_filters_reach_the_query(make_window, qtbot, hub):
+    window, page = models_page(make_window, qtbot)
+    page.search.min_params.setValue(7)
+    page.search.author.setText("Qwen")
+    query = page.search.current_query()
+    assert (query.min_params, query.max_params, query.author) == (7, None, "Qwen")

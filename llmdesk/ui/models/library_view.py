@@ -6,8 +6,8 @@ import asyncio
 import time
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableView,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+                               QTableView, QVBoxLayout, QWidget)
 
 from llmdesk.core.library import LocalModel, delete_model, scan_library
 from llmdesk.core.units import format_gib
@@ -55,11 +55,16 @@ class LibraryModel(QAbstractTableModel):
 class LibraryView(QWidget):
     serve_requested = Signal(object)  # LocalModel
 
+    folder_added = Signal(str)
+
     def __init__(self, tasks: TaskRunner, scan=scan_library, parent: QWidget | None = None):
         """scan() -> the models on disk (blocking; run in a thread)."""
         super().__init__(parent)
         self.tasks = tasks
         self.scan = scan
+        self.add_folder = QPushButton("Add folder…")
+        self.add_folder.setToolTip("A folder holding models (each with its config.json), e.g. ~/models")
+        self.add_folder.clicked.connect(self._choose_folder)
         self.models = LibraryModel()
         self.table = QTableView()
         self.table.setModel(self.models)
@@ -86,7 +91,7 @@ class LibraryView(QWidget):
         self._disarm.timeout.connect(self._reset_delete)
         buttons = QHBoxLayout()
         buttons.addWidget(self.status, 1)
-        for button in (self.refresh_button, self.serve, self.delete):
+        for button in (self.add_folder, self.refresh_button, self.serve, self.delete):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -108,6 +113,11 @@ class LibraryView(QWidget):
         total = sum(m.size_on_disk for m in rows)
         self.status.setText(f"{len(rows)} model{'s' if len(rows) != 1 else ''}, {format_gib(total)} on disk"
                             if rows else "No models yet: download one on the Find tab.")
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "A folder with models")
+        if folder:
+            self.folder_added.emit(folder)
 
     def _serve(self) -> None:
         if (model := self.selected()) is not None:

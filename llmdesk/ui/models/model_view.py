@@ -85,6 +85,8 @@ class ModelView(QWidget):
         self.title.setWordWrap(True)
         self.facts = QLabel()
         self.facts.setWordWrap(True)
+        self.files = QLabel()
+        self.files.setWordWrap(True)
         self.card = QTextBrowser()
         self.card.setOpenExternalLinks(True)
         self.card.setMaximumHeight(115)
@@ -114,6 +116,7 @@ class ModelView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
         layout.addWidget(self.facts)
+        layout.addWidget(self.files)
         layout.addWidget(self.card)
         layout.addWidget(QLabel("<b>Variants</b> — best fit first; ★ is the pick for these GPUs"))
         layout.addWidget(self.table, 1)
@@ -126,6 +129,7 @@ class ModelView(QWidget):
         self.repo_id = repo_id
         self.title.setText(repo_id)
         self.facts.setText("Reading the model card…")
+        self.files.clear()
         self.card.clear()
         self.variants.show([], None)
         self.variants_status.setText("Looking for quantized variants…")
@@ -167,6 +171,11 @@ class ModelView(QWidget):
                  "gated: accept the licence on huggingface.co and add a token" if s.gated else "open",
                  f"{short_count(s.downloads)} downloads, {short_count(s.likes)} likes"]
         self.facts.setText(" · ".join(f for f in facts if f))
+        total = sum(size for _, size in detail.files)
+        self.files.setText(f"{len(detail.files)} files, {format_gib(total)}: "
+                           + ", ".join(name for name, _ in detail.files[:12])
+                           + (", …" if len(detail.files) > 12 else ""))
+        self.files.setToolTip("\n".join(f"{name}  {format_gib(size, 2)}" for name, size in detail.files))
         self.card.setMarkdown(detail.card_markdown or "*No model card.*")
 
     def _show_variants(self, variants: list[Variant]) -> None:

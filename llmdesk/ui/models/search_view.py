@@ -7,8 +7,8 @@ import itertools
 from collections.abc import Iterator
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QHeaderView,
+                               QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget)
 
 from llmdesk.core.errors import ProblemError
 from llmdesk.core.hub import ModelSummary, SearchQuery, search_models
@@ -18,7 +18,7 @@ PAGE = 30
 DEBOUNCE_MS = 350
 SORT_LABELS = {"downloads": "Most downloaded", "likes": "Most liked", "trending": "Trending",
                "updated": "Recently updated"}
-COLUMNS = ("Model", "Params", "Downloads", "Likes", "Updated")
+COLUMNS = ("Model", "Params", "Downloads", "Likes", "Updated", "Licence")
 
 
 def short_count(n: int | float | None, suffix: str = "") -> str:
@@ -66,7 +66,7 @@ class ResultsModel(QAbstractTableModel):
         m = self.rows[index.row()]
         name = m.repo_id + ("  (gated)" if m.gated else "")
         return (name, short_count(m.parameters), short_count(m.downloads), short_count(m.likes),
-                m.last_modified.date().isoformat() if m.last_modified else "—")[index.column()]
+                m.last_modified.date().isoformat() if m.last_modified else "—", m.license or "—")[index.column()]
 
     def replace(self, rows: list[ModelSummary]) -> None:
         self.beginResetModel()
@@ -102,6 +102,13 @@ class SearchView(QWidget):
         self.author = QLineEdit()
         self.author.setPlaceholderText("author")
         self.author.setMaximumWidth(140)
+        self.min_params, self.max_params = QDoubleSpinBox(), QDoubleSpinBox()
+        for spin, none_text in ((self.min_params, "any"), (self.max_params, "any")):
+            spin.setRange(0, 2000)
+            spin.setDecimals(1)
+            spin.setSuffix(" B")
+            spin.setSpecialValueText(none_text)  # 0 means no bound
+            spin.setMaximumWidth(80)
         self.vllm_only = QCheckBox("Served by vLLM")
         self.vllm_only.setChecked(True)
         self.open_only = QCheckBox("No gate")
@@ -129,6 +136,10 @@ class SearchView(QWidget):
         row.addWidget(self.sort)
         filters = QHBoxLayout()
         filters.addWidget(self.author)
+        filters.addWidget(QLabel("params"))
+        filters.addWidget(self.min_params)
+        filters.addWidget(QLabel("to"))
+        filters.addWidget(self.max_params)
         filters.addWidget(self.vllm_only)
         filters.addWidget(self.open_only)
         filters.addStretch()
@@ -146,6 +157,8 @@ class SearchView(QWidget):
         self._debounce.timeout.connect(self.search_now)
         self.query.textChanged.connect(self._debounce.start)
         self.author.textChanged.connect(self._debounce.start)
+        self.min_params.valueChanged.connect(self._debounce.start)
+        self.max_params.valueChanged.connect(self._debounce.start)
         for box in (self.vllm_only, self.open_only):
             box.toggled.connect(self.search_now)
         self.sort.currentIndexChanged.connect(self.search_now)
@@ -155,6 +168,7 @@ class SearchView(QWidget):
     def current_query(self) -> SearchQuery:
         return SearchQuery(text=self.query.text().strip(), sort=self.sort.currentData(),
                            author=self.author.text().strip() or None, vllm_only=self.vllm_only.isChecked(),
+                           min_params=self.min_params.value() or None, max_params=self.max_params.value() or None,
                            gated=False if self.open_only.isChecked() else None, limit=10_000)
 
     def search_now(self) -> None:

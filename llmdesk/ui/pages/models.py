@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
@@ -78,6 +79,7 @@ class ModelsPage(QWidget):
         self.downloads = DownloadsView(ctx.downloads)
         self.library = LibraryView(ctx.tasks, scan=ctx.scan_library)
         self.library.serve_requested.connect(ctx.serve_requested)
+        self.library.folder_added.connect(self._add_folder)
         find = QSplitter(Qt.Orientation.Horizontal)
         find.addWidget(self.search)
         find.addWidget(self.model_view)
@@ -119,6 +121,15 @@ class ModelsPage(QWidget):
     def _download(self, repo_id: str) -> None:
         self.ctx.download(repo_id)
         self.tabs.setCurrentWidget(self.downloads)
+
+    def _add_folder(self, folder: str) -> None:
+        if folder not in self.ctx.settings.model_folders:
+            new = dataclasses.replace(self.ctx.settings, model_folders=[*self.ctx.settings.model_folders, folder])
+            self.ctx.tasks.run(self._save_and_rescan(new), "adding a models folder")
+
+    async def _save_and_rescan(self, new) -> None:
+        await self.ctx.save_settings(new)
+        self.library.refresh()
 
     def _tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.library:
