@@ -98,6 +98,8 @@ def _scan_cache(cache_dir: Path) -> list[LocalModel]:
             snapshot = Path(revision.snapshot_path)
             names = [f.file_name for f in revision.files]
             rel_names = [str(Path(f.file_path).relative_to(snapshot)) for f in revision.files]
+            if not _weight_files(snapshot, rel_names) and not partial:
+                continue  # only config.json and friends, left by a fit check: not a model on disk
             fmt = _format(snapshot, names)
             last_used = max((f.blob_last_accessed for f in revision.files), default=None)
             models.append(LocalModel(

@@ -69,9 +69,7 @@ class AppContext(QObject):
         if self.settings.models_dir:
             from llmdesk.core.paths import hf_cache_dir
             caches = [hf_cache_dir(), self.settings.models_dir]
-        found = scan_library(self.settings.model_folders, cache_dirs=caches)
-        # Fit checks leave config.json files in the cache: a repo without any weights is no model on disk.
-        return [m for m in found if m.complete or m.partial_bytes or m.source == "folder"]
+        return scan_library(self.settings.model_folders, cache_dirs=caches)
 
     async def run_doctor(self) -> DoctorReport:
         scan = self.machine.scan or await self.machine.refresh()

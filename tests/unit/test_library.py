@@ -108,3 +108,18 @@ def test_delete_refuses_folders_that_are_not_one_model(tmp_path):
             delete_model(fake)
         assert caught.value.problem.title == f"{target} is not a model folder"
     assert (parent / "a" / "config.json").exists() and (plain / "notes.txt").exists()
+
+
+def test_a_fit_check_leaves_no_model_in_the_library(monkeypatch):
+    """Reading a repo's config.json for a fit puts it in the HF cache; that is not a model on disk."""
+    from llmdesk.core.library import scan_library
+    from llmdesk.core.model_source import load_model_spec
+    from tests.fakes.hub_fixtures import add_qwen_family
+    from tests.fakes.hub_server import HubStandIn
+    from tests.unit.test_model_source import point_hub_client_at
+
+    with HubStandIn() as hub:
+        point_hub_client_at(monkeypatch, hub.url)
+        add_qwen_family(hub)
+        assert load_model_spec("Qwen/Qwen2.5-7B-Instruct-AWQ").geometry.num_layers == 28
+    assert scan_library() == []
