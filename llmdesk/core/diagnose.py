@@ -129,6 +129,8 @@ _ORDER = ("vllm_missing", "unknown_flag", "port_in_use", "driver_too_old", "gate
           "kv_cache_too_small", "no_kv_memory", "cuda_oom_loading", "engine_died")
 _LAST_ERROR = re.compile(r"\b\w*(?:Error|Exception)\b: ")
 _WARNING_LINE = re.compile(r"\bWARNING \d\d-\d\d ")
+_INTERRUPTED = re.compile(r"^(?:\([^)]*\)\s*)?KeyboardInterrupt\b|<Signals\.SIG(?:INT|TERM): \d+>"
+                          r"|\[shutdown\] API server: shutdown triggered")
 _REQUESTED_STOP = (-2, -15, 130, 143)  # SIGINT/SIGTERM: a stop someone asked for (vllm.md §4.4)
 
 
@@ -144,7 +146,11 @@ def diagnose(lines: Sequence[str], exit_code: int | None, config: LaunchConfig |
                 continue  # e.g. "Found ulimit … `OSError: [Errno 24] Too many open files`" is harmless
             match = _RE[key].search(line)
             if match:
+                if key == "engine_died" and _interrupted(lines):
+                    return None
                 return _DIAGNOSERS[key](match, line.rstrip("\r\n"), config, lines)
+    if _interrupted(lines):
+        return None
     if exit_code is None or exit_code == 0 or exit_code in _REQUESTED_STOP:
         return None
     evidence = next((line.rstrip() for line in reversed(lines)
@@ -167,6 +173,14 @@ def diagnose(lines: Sequence[str], exit_code: int | None, config: LaunchConfig |
     return Diagnosis("unknown", Problem("vLLM stopped with an error",
                                         f"vLLM exited with status {exit_code}.{detail}",
                                         "The full log is in the log view; include it in a bug report."), {}, evidence)
+
+
+def _interrupted(lines: Sequence[str]) -> bool:
+    """Whether the start was cut short by a signal (a stop someone asked for), not by an error.
+
+    A SIGINT during start-up ends the engine with KeyboardInterrupt (or a child "died with
+    <Signals.SIGINT: 2>"), and the API server then says "Engine core initialization failed"."""
+    return any(_INTERRUPTED.search(line) for line in lines)
 
 
 def port_is_free(host: str, port: int) -> bool:
