@@ -145,7 +145,7 @@ _VALUE_FLAGS = (
     "distributed-executor-backend", "max-num-scheduled-tokens", "prefix-match-unit",
     "hf-overrides", "override-generation-config", "chat-template-content-format",
     "root-path", "ssl-keyfile", "ssl-certfile", "api-server-count", "max-logprobs",
-    "logprobs-mode", "swap-space-removed-never-accepted",
+    "logprobs-mode",
 )
 _SHORT = {"tensor-parallel-size": "-tp", "pipeline-parallel-size": "-pp",
           "data-parallel-size": "-dp", "quantization": "-q", "optimization-level": "-O",
@@ -163,7 +163,7 @@ _SWITCHES = ("disable-log-stats", "disable-uvicorn-access-log", "enable-force-in
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vllm serve", usage="vllm serve [model_tag] [options]")
+    p = argparse.ArgumentParser(prog="vllm serve", usage="vllm serve [model_tag] [options]", allow_abbrev=False)
     p.add_argument("model_tag", nargs="?", default=None)
     p.add_argument("--model", default=None)
     for name in _VALUE_FLAGS:
