@@ -21,6 +21,7 @@ import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
 from typing import Any
 
 from llmdesk.core.errors import Problem
@@ -305,6 +306,9 @@ class Preset:
     name: str
     description: str  # one line for the form
     changes: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "changes", MappingProxyType(dict(self.changes)))  # read-only, like the rest
 
     def apply(self, config: LaunchConfig) -> LaunchConfig:
         return replace(config, **self.changes)
