@@ -1,0 +1,196 @@
+"""`llmdesk serve SOURCE`: run vLLM headless under the supervisor until Ctrl-C or SIGTERM.
+
+Phases go to stderr with the elapsed time, the ready URL to stdout. Exit 0 after a requested
+stop, 1 when the server fails (with the diagnosis), 2 for a bad launch configuration.
+Everything after `--` is passed to vLLM as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from llmdesk.cli import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK
+from llmdesk.core.errors import BadInput, Problem, ProblemError
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", metavar="H", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, metavar="P", help="port (default 8000)")
+    parser.add_argument("--api-key", metavar="K", help="require this API key (needed off loopback)")
+    parser.add_argument("--served-model-name", metavar="N", help="the name clients use")
+    parser.add_argument("--gpu-memory-utilization", type=float, metavar="U")
+    parser.add_argument("--max-model-len", metavar="L", help="context length in tokens, or auto")
+    parser.add_argument("--max-num-seqs", type=int, metavar="S")
+    parser.add_argument("--tensor-parallel-size", "-tp", type=int, default=1, metavar="N")
+    parser.add_argument("--quantization", "-q", metavar="Q")
+    parser.add_argument("--kv-cache-dtype", default="auto", metavar="D")
+    parser.add_argument("--enforce-eager", action="store_true")
+    parser.add_argument("--trust-remote-code", action="store_true")
+    parser.add_argument("--runtime", metavar="PYTHON", help="a Python with vLLM, used as it is")
+    parser.add_argument("--timeout", type=float, default=900, metavar="S", help="seconds to wait for ready")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "serve", help="run a vLLM server for a model until Ctrl-C",
+        description="SOURCE is a Hugging Face repo id or a model folder. Arguments after `--` go to vLLM as they are.",
+        usage="llmdesk serve SOURCE [options] [-- EXTRA vLLM ARGS]")
+    parser.add_argument("source", help="owner/name on the Hub, or a model folder")
+    _add_options(parser)
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.set_defaults(run=run)
+
+
+def _split_rest(args: argparse.Namespace) -> list[str]:
+    """Options given after SOURCE, and the vLLM arguments after `--`."""
+    options = argparse.ArgumentParser(prog="llmdesk serve", add_help=False)
+    _add_options(options)
+    options.add_argument("extra", nargs="*")
+    _, unknown = options.parse_known_args(args.rest, namespace=args)
+    return list(args.extra) + unknown
+
+
+def build_config(args: argparse.Namespace):
+    from llmdesk.core.fit import DEFAULT_GPU_MEMORY_UTILIZATION
+    from llmdesk.core.launch import LaunchConfig
+
+    max_model_len: int | str | None = args.max_model_len
+    if isinstance(max_model_len, str) and max_model_len != "auto":
+        try:
+            max_model_len = int(max_model_len)
+        except ValueError:
+            raise BadInput(Problem("Invalid context length", f"--max-model-len {max_model_len!r} is not a number.",
+                                   "Give a number of tokens, or auto.")) from None
+    config = LaunchConfig(
+        model=args.source, served_model_name=args.served_model_name, host=args.host, port=args.port,
+        api_key=args.api_key,
+        gpu_memory_utilization=(args.gpu_memory_utilization if args.gpu_memory_utilization is not None
+                                else DEFAULT_GPU_MEMORY_UTILIZATION),
+        max_model_len=max_model_len, max_num_seqs=args.max_num_seqs,
+        tensor_parallel_size=args.tensor_parallel_size, quantization=args.quantization,
+        kv_cache_dtype=args.kv_cache_dtype, enforce_eager=args.enforce_eager,
+        trust_remote_code=args.trust_remote_code, extra_args=tuple(args.extra_args))
+    problems = config.validate()
+    if problems:
+        first = problems[0]
+        more = "".join(f"\n  also: {p.title}: {p.explanation}" for p in problems[1:])
+        raise BadInput(Problem(first.title, first.explanation + more, first.fix))
+    return config
+
+
+def find_python(runtime: str | None) -> str:
+    if runtime:
+        return runtime  # used as it is, also without a GPU (that is how stand-ins are driven)
+    from llmdesk.core.runtime import find_vllm_runtime
+    from llmdesk.core.settings import load_settings
+
+    settings, _ = load_settings()
+    search = find_vllm_runtime(settings.runtime_python)
+    if search.runtime is None:
+        raise ProblemError(search.problem or Problem("vLLM not found", "No Python with vLLM was found.",
+                                                     "Install vLLM 0.26 or pass --runtime PYTHON."))
+    if search.problem is not None:
+        print(f"warning: {search.problem.title}: {search.problem.explanation}", file=sys.stderr)
+    if not search.runtime.is_tested:
+        print(f"warning: vLLM {search.runtime.vllm_version} is not the tested 0.26.x", file=sys.stderr)
+    return search.runtime.python
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    args.extra_args = _split_rest(args)
+    config = build_config(args)  # exits 2 through BadInput
+    for warning in config.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    python = find_python(args.runtime)
+    return asyncio.run(_serve(config, python, args.timeout))
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def _serve(config, python: str, timeout_s: float) -> int:
+    import asyncio
+    import signal
+    import time
+
+    from llmdesk.core.supervisor import ServerState, Supervisor, find_leftover, stop_leftover
+
+    leftover = find_leftover()
+    if leftover is not None:
+        _say(f"A vLLM server left by an earlier llmdesk is still running (pid {leftover.pid}, "
+             f"port {leftover.port}, model {leftover.model}); stopping it.")
+        if not await stop_leftover(leftover):
+            raise ProblemError(Problem("Could not stop the old server",
+                                       f"Processes of group {leftover.pgid} are still running.",
+                                       f"Stop them by hand: kill -9 -{leftover.pgid}"))
+
+    sup = Supervisor(python)
+    t0 = time.monotonic()
+    last_phase = [None]
+
+    def on_status(status) -> None:
+        if status.phase is not None and status.phase != last_phase[0] and status.state is ServerState.STARTING:
+            last_phase[0] = status.phase
+            eta = f" (last start took {status.eta_s:.0f} s)" if status.eta_s and status.phase.value == "starting" else ""
+            _say(f"[{time.monotonic() - t0:6.1f} s] {status.phase.value}{eta}")
+
+    sup.subscribe(on_status=on_status)
+    loop = asyncio.get_running_loop()
+    stop_asked = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_asked.set)
+    try:
+        start = asyncio.create_task(sup.start(config, timeout_s=timeout_s))
+        asked = asyncio.create_task(stop_asked.wait())
+        done, _ = await asyncio.wait({start, asked}, return_when=asyncio.FIRST_COMPLETED)
+        if asked in done and not start.done():
+            _say("Stopping vLLM…")
+            await sup.stop()
+            await start
+            _say("Stopped.")
+            return EXIT_OK
+        status = start.result()
+        if status.state is not ServerState.READY:
+            return _failed(status, sup)
+        _say(f"[{time.monotonic() - t0:6.1f} s] ready — log: {sup.log_path}")
+        print(status.url, flush=True)
+        watch = asyncio.create_task(sup.watch())
+        done, _ = await asyncio.wait({watch, asked}, return_when=asyncio.FIRST_COMPLETED)
+        if asked in done:
+            _say("Stopping vLLM…")
+            await sup.stop()
+            _say("Stopped.")
+            return EXIT_OK
+        return _failed(sup.status, sup)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if sup.running:  # e.g. an unexpected error: never leave the group behind
+            await sup.stop()
+
+
+def _failed(status, sup) -> int:
+    d = status.diagnosis
+    lines = []
+    if d is not None:
+        lines += [f"error: {d.problem.title}", f"  {d.problem.explanation}"]
+        if d.problem.fix:
+            lines.append(f"  → {d.problem.fix}")
+        if d.changes:
+            change = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in d.changes.items())
+            lines.append(f"  suggested change: {change}")
+        if d.evidence:
+            lines.append(f"  from the log: {d.evidence.strip()[:300]}")
+    else:
+        lines.append(f"error: vLLM ended ({status.state.value}, exit status {status.exit_code})")
+    if sup.log_path is not None:
+        lines.append(f"  full log: {sup.log_path}")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    return EXIT_FAILURE
+
+
+__all__ = ["EXIT_BAD_INPUT", "register", "run"]

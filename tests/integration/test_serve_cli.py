@@ -1,0 +1,99 @@
+"""`llmdesk serve … --runtime FAKE` as a user runs it: a real process, real signals, the stand-in vLLM."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from llmdesk.core.supervisor import group_members, pid_file
+from tests.fakes.vllm_standin.runtime import make_fake_runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def launched():
+    procs: list[subprocess.Popen] = []
+    yield procs
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+    # whatever server a CLI left (it should leave none), by the pid file of this test's LLMDESK_HOME
+    if pid_file().exists():
+        pgid = json.loads(pid_file().read_text())["pgid"]
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def serve(tmp_path: Path, mode: str, *extra: str) -> tuple[subprocess.Popen, int]:
+    python = make_fake_runtime(tmp_path / f"rt-{mode}", mode=mode, delay_scale=0.002)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "llmdesk", "serve", "/models/demo", "--served-model-name", "demo",
+                             "--port", str(port), "--runtime", str(python), *extra],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    return proc, port
+
+
+def read_line(stream, timeout: float) -> str:
+    sel = selectors.DefaultSelector()
+    sel.register(stream, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sel.select(0.1):
+            return stream.readline()
+    raise AssertionError("no output in time")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_serve_prints_the_url_and_stops_cleanly(tmp_path, launched, sig):
+    proc, port = serve(tmp_path, "ok")
+    launched.append(proc)
+    url = read_line(proc.stdout, 20).strip()
+    assert url == f"http://127.0.0.1:{port}/v1"
+    server = json.loads(pid_file().read_text())
+    assert server["port"] == port and group_members(server["pgid"])
+    proc.send_signal(sig)
+    assert proc.wait(15) == 0
+    err = proc.stderr.read()
+    assert "loading weights" in err and "ready" in err and "Stopped." in err
+    assert group_members(server["pgid"]) == []
+    assert not pid_file().exists()
+
+
+def test_serve_failure_exits_1_with_the_diagnosis(tmp_path, launched):
+    proc, _ = serve(tmp_path, "kv_too_small")
+    launched.append(proc)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 1
+    assert out == ""
+    assert "error: Not enough memory for the context length" in err
+    assert "30,224 tokens" in err and "--max-model-len 30224" in err
+    assert not pid_file().exists()
+
+
+def test_serve_bad_config_exits_2(tmp_path, launched):
+    proc, _ = serve(tmp_path, "ok", "--host", "0.0.0.0")  # off loopback without an API key
+    launched.append(proc)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 2
+    assert "API key is required" in err
+    assert not pid_file().exists()
