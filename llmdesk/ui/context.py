@@ -16,7 +16,11 @@ from llmdesk.core import settings as settings_store
 from llmdesk.core.doctor import DoctorReport, run_doctor
 from llmdesk.core.downloads import Download, DownloadQueue
 from llmdesk.core.library import LocalModel, scan_library
+from llmdesk.core.errors import ProblemError
+from llmdesk.core.launch import LaunchConfig
+from llmdesk.core.runtime import find_vllm_runtime
 from llmdesk.core.secrets import load_hf_token
+from llmdesk.core.supervisor import ServerState, ServerStatus, Supervisor
 from llmdesk.core.gpus import GpuScan, scan_gpus
 from llmdesk.core.settings import AppState, Settings
 from llmdesk.ui.problems import ProblemBanner, ProblemPresenter
@@ -55,7 +59,23 @@ class AppContext(QObject):
         self.tasks = TaskRunner(self.problems)
         self.machine = MachineState(scan, self)
         self.downloads = DownloadQueue()
+        self.server = Supervisor(python="")  # the interpreter is found when a server is started
         self._doctor = doctor
+
+    async def start_server(self, config: LaunchConfig) -> ServerStatus:
+        """Find a Python with vLLM (a thread: it runs subprocesses), then start it under the supervisor."""
+        search = await asyncio.to_thread(find_vllm_runtime, self.settings.runtime_python)
+        if search.runtime is None:
+            raise ProblemError(search.problem)
+        self.server.python = search.runtime.python
+        status = await self.server.start(config)
+        if status.state == ServerState.READY:
+            self.tasks.run(self.server.watch(), "watching the server")
+        return status
+
+    async def stop_server(self) -> None:
+        if self.server.running:
+            await self.server.stop()
 
     def download(self, repo_id: str) -> Download:
         """Queue a repo (again, if it was stopped: it resumes), into the configured models folder."""

@@ -12,6 +12,7 @@ from llmdesk.ui.context import AppContext
 from llmdesk.ui.pages.machine import MachinePage
 from llmdesk.ui.pages.models import ModelsPage
 from llmdesk.ui.pages.planned import PLANNED_PAGES, PlannedPageWidget
+from llmdesk.ui.pages.server import ServerPage
 from llmdesk.ui.pages.settings import SettingsPage
 
 DEFAULT_SIZE = QSize(1120, 720)
@@ -56,6 +57,8 @@ class MainWindow(QMainWindow):
         self.settings_page = SettingsPage(ctx)
         self._add_page("machine", "Machine", self.machine_page)
         self._add_page("models", "Models", self.models_page)
+        self.server_page = ServerPage(ctx)
+        self._add_page("server", "Server", self.server_page)
         self.planned_pages = {planned.key: PlannedPageWidget(planned) for planned in PLANNED_PAGES}
         for planned in PLANNED_PAGES:
             self._add_page(planned.key, planned.title, self.planned_pages[planned.key])
@@ -81,7 +84,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.server_status)
         ctx.machine.changed.connect(self._show_scan)
         ctx.settings_changed.connect(lambda _s: self._show_scan(ctx.machine.scan))
-        ctx.serve_requested.connect(self._serve)
+        ctx.serve_requested.connect(lambda _model: self.show_page("server"))
+        ctx.server.subscribe(on_status=self._show_server)
 
         self._restore_state()
 
@@ -116,11 +120,9 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.sidebar, 1)
         return column
 
-    def _serve(self, model) -> None:
-        self.planned_pages["server"].set_note(
-            f"<b>Chosen to serve:</b> {model.name}<br>{model.path}<br>Starting it from here comes with this page; "
-            f"meanwhile: <code>vllm serve {model.path}</code>")
-        self.show_page("server")
+    def _show_server(self, status) -> None:
+        where = f" at {status.url}" if status.url and status.state.value in ("starting", "ready") else ""
+        self.server_status.setText(f"Server: {status.state.value}{where}")
 
     def _add_page(self, key: str, title: str, widget: QWidget) -> None:
         self.page_keys.append(key)

@@ -38,10 +38,10 @@ def test_sidebar_lists_every_page_and_switches_between_them(make_window, qtbot):
 def test_pages_not_built_yet_say_what_they_will_hold(make_window):
     window = make_window()
     planned = window.stack.findChildren(PlannedPageWidget)
-    assert len(planned) == 5
-    server = texts(window.stack.widget(PAGES.index("server")))
-    assert "Not built yet. This page will hold:" in server
-    assert "one-click fix" in server
+    assert len(planned) == 4
+    dashboard = texts(window.stack.widget(PAGES.index("dashboard")))
+    assert "Not built yet. This page will hold:" in dashboard
+    assert "KV-cache usage" in dashboard
 
 
 def test_status_bar_without_gpu_and_with_two(make_window):

@@ -113,7 +113,8 @@ def test_serve_hands_the_model_to_the_server_page(make_window, qtbot, hub):
     page.library.table.selectRow(0)
     qtbot.mouseClick(page.library.serve, Qt.MouseButton.LeftButton)
     assert window.current_page == "server"
-    assert "Qwen/Qwen2.5-7B-Instruct" in window.planned_pages["server"].note.text()
+    assert window.server_page.served_name.text() == "Qwen/Qwen2.5-7B-Instruct"
+    assert window.server_page.model.text() == str(page.library.models.rows[0].path)
 
 
 def test_a_folder_of_models_is_added_to_the_library(make_window, qtbot, tmp_path):

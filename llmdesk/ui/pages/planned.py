@@ -18,13 +18,6 @@ class PlannedPage:
 
 
 PLANNED_PAGES = (
-    PlannedPage("server", "Server", "Start, watch and stop vLLM on 127.0.0.1:8000.", (
-        "A launch form with presets (fast start, max throughput, long context, low memory) "
-        "and a live memory preview.",
-        "Start-up phases with elapsed time: loading weights, profiling memory, compiling, CUDA graphs.",
-        "Failures explained in plain language, with a one-click fix (shorter context, other port, token).",
-        "The endpoint: base URL, API key, and snippets for curl, Python and JavaScript.",
-    )),
     PlannedPage("dashboard", "Dashboard", "Live figures from vLLM's /metrics and the GPUs.", (
         "Prompt and generation tokens per second, requests running and waiting.",
         "KV-cache usage, prefix-cache hit rate, preemptions.",

@@ -1,0 +1,336 @@
+"""Server: the launch form, Start/Stop with start-up phases, the log, plain failures with a
+one-click fix, and the endpoint (URL, key, snippets) for the user's own tools."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets as token_bytes
+import time
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor, QGuiApplication, QSyntaxHighlighter, QTextCharFormat
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QHBoxLayout, QLabel,
+                               QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QTabWidget, QVBoxLayout,
+                               QWidget)
+
+from llmdesk.core.diagnose import Diagnosis
+from llmdesk.core.launch import PRESETS, LaunchConfig, is_loopback
+from llmdesk.core.supervisor import ServerState, ServerStatus
+from llmdesk.ui.context import AppContext
+from llmdesk.ui.widgets import page_header
+
+LOG_FLUSH_MS = 100  # vLLM can print hundreds of lines a second at start: append in batches
+LOG_LINES_SHOWN = 5000
+
+
+class LogHighlighter(QSyntaxHighlighter):
+    def __init__(self, document):
+        super().__init__(document)
+        self.formats = {}
+        for word, colour in (("ERROR", "#dc2626"), ("Traceback", "#dc2626"), ("WARNING", "#d97706")):
+            fmt = QTextCharFormat()
+            fmt.setForeground(QColor(colour))
+            self.formats[word] = fmt
+
+    def highlightBlock(self, text: str) -> None:
+        for word, fmt in self.formats.items():
+            if word in text:
+                self.setFormat(0, len(text), fmt)
+                return
+
+
+def snippets(url: str, model: str, api_key: str | None) -> dict[str, str]:
+    """Ready-to-paste clients for the OpenAI base URL `url` (ending in /v1)."""
+    key = api_key or "EMPTY"
+    return {
+        "curl": (f"curl {url}/chat/completions \\\n  -H 'Content-Type: application/json' \\\n"
+                 f"  -H 'Authorization: Bearer {key}' \\\n"
+                 f"  -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'"),
+        "Python": (f"from openai import OpenAI\n\nclient = OpenAI(base_url=\"{url}\", api_key=\"{key}\")\n"
+                   f"reply = client.chat.completions.create(\n    model=\"{model}\",\n"
+                   f"    messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}],\n)\n"
+                   f"print(reply.choices[0].message.content)"),
+        "JavaScript": (f"import OpenAI from \"openai\";\n\nconst client = new OpenAI({{ baseURL: \"{url}\", "
+                       f"apiKey: \"{key}\" }});\nconst reply = await client.chat.completions.create({{\n"
+                       f"  model: \"{model}\",\n  messages: [{{ role: \"user\", content: \"Hello!\" }}],\n}});\n"
+                       f"console.log(reply.choices[0].message.content);"),
+        "Tools": (f"Any OpenAI-compatible tool (IDEs, agents, scripts):\n  base URL   {url}\n"
+                  f"  API key    {key}\n  model      {model}"),
+    }
+
+
+class ServerPage(QWidget):
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.ctx = ctx
+        self.config: LaunchConfig | None = None
+        self._pending_lines: list[str] = []
+
+        # -- the form
+        self.model = QLineEdit()
+        self.model.setPlaceholderText("a model folder or a Hugging Face repo id")
+        self.served_name = QLineEdit()
+        self.served_name.setPlaceholderText("as the model")
+        self.preset = QComboBox()
+        self.preset.addItem("Defaults", "")
+        for name, preset in PRESETS.items():
+            self.preset.addItem(name.capitalize(), name)
+            self.preset.setItemData(self.preset.count() - 1, preset.description, Qt.ItemDataRole.ToolTipRole)
+        self.host = QLineEdit(ctx.settings.server_host)
+        self.port = QSpinBox()
+        self.port.setRange(1, 65535)
+        self.port.setValue(ctx.settings.server_port)
+        self.api_key = QLineEdit()
+        self.api_key.setPlaceholderText("none (required when listening beyond this computer)")
+        self.generate_key = QPushButton("Generate")
+        self.generate_key.clicked.connect(lambda: self.api_key.setText("sk-llmdesk-" + token_bytes.token_urlsafe(24)))
+        self.utilization = QDoubleSpinBox()
+        self.utilization.setRange(0.05, 1.0)
+        self.utilization.setSingleStep(0.01)
+        self.utilization.setValue(ctx.settings.gpu_memory_utilization)
+        self.max_len = QSpinBox()
+        self.max_len.setRange(0, 10_485_760)
+        self.max_len.setSingleStep(4096)
+        self.max_len.setSpecialValueText("the model's maximum")
+        self.tp = QSpinBox()
+        self.tp.setRange(1, 8)
+        self.eager = QCheckBox("Skip CUDA graphs (starts faster, runs slower)")
+        self.trust = QCheckBox("Trust remote code (runs Python from the model repo)")
+        self.extra = QLineEdit()
+        self.extra.setPlaceholderText("more vLLM arguments, e.g. --max-num-seqs 64")
+        for spin in (self.port, self.utilization, self.max_len, self.tp):
+            spin.setMaximumWidth(180)
+
+        key_row = QHBoxLayout()
+        key_row.addWidget(self.api_key, 1)
+        key_row.addWidget(self.generate_key)
+        form = QFormLayout()
+        form.addRow("Model", self.model)
+        form.addRow("Name in the API", self.served_name)
+        form.addRow("Preset", self.preset)
+        form.addRow("Listen on", self.host)
+        form.addRow("Port", self.port)
+        form.addRow("API key", key_row)
+        form.addRow("GPU memory share", self.utilization)
+        form.addRow("Context", self.max_len)
+        form.addRow("GPUs (tensor parallel)", self.tp)
+        form.addRow("", self.eager)
+        form.addRow("", self.trust)
+        form.addRow("Extra", self.extra)
+
+        # -- start/stop and state
+        self.start_button = QPushButton("Start")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(self.start)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.clicked.connect(self.stop)
+        self.state = QLabel("Stopped.")
+        self.state.setWordWrap(True)
+        self.problem = QLabel()
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("background: rgba(220,38,38,0.12); border-radius: 4px; padding: 6px;")
+        self.apply_fix = QPushButton("Apply the fix")
+        self.apply_fix.clicked.connect(self._apply_fix)
+        self.diagnosis: Diagnosis | None = None
+        controls = QHBoxLayout()
+        controls.addWidget(self.start_button)
+        controls.addWidget(self.stop_button)
+        controls.addWidget(self.state, 1)
+        problem_row = QHBoxLayout()
+        problem_row.addWidget(self.problem, 1)
+        problem_row.addWidget(self.apply_fix)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addLayout(form)
+        left_layout.addLayout(controls)
+        left_layout.addLayout(problem_row)
+        left_layout.addStretch()
+
+        # -- log and endpoint
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(LOG_LINES_SHOWN)
+        self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.log.setStyleSheet("font-family: monospace; font-size: 9pt;")
+        self._highlighter = LogHighlighter(self.log.document())
+        self.find = QLineEdit()
+        self.find.setPlaceholderText("find in the log")
+        self.find.returnPressed.connect(self._find_next)
+        copy_log = QPushButton("Copy log")
+        copy_log.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.log.toPlainText()))
+        log_tools = QHBoxLayout()
+        log_tools.addWidget(self.find, 1)
+        log_tools.addWidget(copy_log)
+        log_box = QWidget()
+        log_layout = QVBoxLayout(log_box)
+        log_layout.setContentsMargins(0, 0, 0, 0)
+        log_layout.addLayout(log_tools)
+        log_layout.addWidget(self.log, 1)
+
+        self.endpoint = QLabel("The endpoint appears here once the server is ready.")
+        self.endpoint.setWordWrap(True)
+        self.endpoint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.snippet_tabs = QTabWidget()
+        self.snippet_views: dict[str, QPlainTextEdit] = {}
+        for name in ("curl", "Python", "JavaScript", "Tools"):
+            view = QPlainTextEdit()
+            view.setReadOnly(True)
+            view.setStyleSheet("font-family: monospace;")
+            self.snippet_views[name] = view
+            self.snippet_tabs.addTab(view, name)
+        copy_snippet = QPushButton("Copy")
+        copy_snippet.clicked.connect(lambda: QGuiApplication.clipboard().setText(
+            self.snippet_tabs.currentWidget().toPlainText()))
+        endpoint_box = QWidget()
+        endpoint_layout = QVBoxLayout(endpoint_box)
+        endpoint_layout.setContentsMargins(0, 0, 0, 0)
+        endpoint_layout.addWidget(self.endpoint)
+        endpoint_layout.addWidget(self.snippet_tabs, 1)
+        endpoint_layout.addWidget(copy_snippet, 0, Qt.AlignmentFlag.AlignRight)
+
+        right = QTabWidget()
+        right.addTab(log_box, "Log")
+        right.addTab(endpoint_box, "Endpoint")
+        self.right_tabs = right
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setSizes([420, 600])
+        split.setMinimumWidth(320)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(page_header("Server", "vLLM as a supervised process: start it, watch it start, stop it. "
+                                               "It listens on this computer only unless you say otherwise."))
+        layout.addWidget(split, 1)
+
+        self._flush = QTimer(self)
+        self._flush.setInterval(LOG_FLUSH_MS)
+        self._flush.timeout.connect(self._flush_log)
+        self._flush.start()
+        self._clock = QTimer(self)
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(lambda: self._show_status(self.ctx.server.status))
+        self.ctx.server.subscribe(on_status=self._show_status, on_line=self._pending_lines.append)
+        self.ctx.serve_requested.connect(self.take_model)
+        self._show_status(self.ctx.server.status)
+
+    # -- the form
+    def take_model(self, model) -> None:
+        self.model.setText(str(model.path))
+        self.served_name.setText(model.repo_id or model.name)
+
+    def launch_config(self) -> LaunchConfig:
+        config = LaunchConfig(
+            model=self.model.text().strip(), served_model_name=self.served_name.text().strip() or None,
+            host=self.host.text().strip(), port=self.port.value(), api_key=self.api_key.text().strip() or None,
+            gpu_memory_utilization=round(self.utilization.value(), 2),
+            max_model_len=self.max_len.value() or None, tensor_parallel_size=self.tp.value(),
+            enforce_eager=self.eager.isChecked(), trust_remote_code=self.trust.isChecked(),
+            extra_args=tuple(self.extra.text().split()))
+        preset = PRESETS.get(self.preset.currentData() or "")
+        return preset.apply(config) if preset else config
+
+    def _apply_fix(self) -> None:
+        """The diagnosis's changes, written back into the form."""
+        if self.diagnosis is None or not self.diagnosis.changes:
+            return
+        changes = self.diagnosis.changes
+        if "max_model_len" in changes and isinstance(changes["max_model_len"], int):
+            self.max_len.setValue(changes["max_model_len"])
+        if "port" in changes:
+            self.port.setValue(changes["port"])
+        if "gpu_memory_utilization" in changes:
+            self.utilization.setValue(changes["gpu_memory_utilization"])
+        if "enforce_eager" in changes:
+            self.eager.setChecked(bool(changes["enforce_eager"]))
+        if "trust_remote_code" in changes:
+            self.trust.setChecked(bool(changes["trust_remote_code"]))
+        self.problem.setText(self.problem.text() + "<br><i>Fix applied to the form: press Start again.</i>")
+        self.apply_fix.hide()
+
+    # -- start and stop
+    def start(self) -> None:
+        config = self.launch_config()
+        problems = config.validate()
+        if not config.model:
+            self._show_problem_text("Choose a model first", "Type a folder or repo id, or pick one on the "
+                                    "Models page (On this computer → Serve).")
+            return
+        if problems:
+            self._show_problem_text(problems[0].title, problems[0].explanation + (
+                f"<br>{problems[0].fix}" if problems[0].fix else ""))
+            return
+        self.config = config
+        self.log.clear()
+        self.diagnosis = None
+        self.problem.hide()
+        self.apply_fix.hide()
+        self.right_tabs.setCurrentIndex(0)
+        self.ctx.tasks.run(self.ctx.start_server(config), "starting the server")
+
+    def stop(self) -> None:
+        self.ctx.tasks.run(self.ctx.stop_server(), "stopping the server")
+
+    # -- showing what happens
+    def _flush_log(self) -> None:
+        if self._pending_lines:
+            lines, self._pending_lines[:] = list(self._pending_lines), []
+            self.log.appendPlainText("\n".join(line.rstrip("\r\n") for line in lines))
+
+    def _find_next(self) -> None:
+        if not self.log.find(self.find.text()):
+            self.log.moveCursor(self.log.textCursor().MoveOperation.Start)
+            self.log.find(self.find.text())
+
+    def _show_status(self, status: ServerStatus) -> None:
+        running = status.state in (ServerState.STARTING, ServerState.READY, ServerState.STOPPING)
+        self.start_button.setEnabled(not running)
+        self.stop_button.setEnabled(status.state in (ServerState.STARTING, ServerState.READY))
+        self._clock.setInterval(1000)
+        if status.state == ServerState.STARTING:
+            self._clock.start()
+            elapsed = time.time() - (status.started_at or time.time())
+            phase = status.phase.value if status.phase else "starting"
+            eta = f", about {max(0, status.eta_s - elapsed):.0f} s left" if status.eta_s else ""
+            self.state.setText(f"Starting: {phase} ({elapsed:.0f} s{eta})")
+        else:
+            self._clock.stop()
+        if status.state == ServerState.READY:
+            self.state.setText(f"Ready at {status.url}")
+            self._show_endpoint(status)
+        elif status.state == ServerState.STOPPING:
+            self.state.setText("Stopping…")
+        elif status.state == ServerState.STOPPED:
+            self.state.setText("Stopped.")
+        elif status.state == ServerState.CRASHED:
+            self.state.setText("The server stopped unexpectedly." if status.diagnosis is None
+                               else "The server could not start or stopped: see why below.")
+            self._show_diagnosis(status.diagnosis)
+
+    def _show_endpoint(self, status: ServerStatus) -> None:
+        config = status.config or self.config
+        model = config.api_model_name if config else "model"
+        key = config.api_key if config else None
+        exposed = "" if config is None or is_loopback(config.host) else \
+            "<br><b>Reachable from other computers</b>: clients must send the API key."
+        self.endpoint.setText(f"<b>Base URL</b> {status.url} · <b>model</b> {model} · <b>API key</b> "
+                              f"{'set (see the snippets)' if key else 'none'}{exposed}")
+        for name, text in snippets(status.url or "", model, key).items():
+            self.snippet_views[name].setPlainText(text)
+
+    def _show_diagnosis(self, diagnosis: Diagnosis | None) -> None:
+        self.diagnosis = diagnosis
+        if diagnosis is None:
+            self._show_problem_text("The server stopped", "vLLM exited without a recognisable reason: the log "
+                                    "has the details.")
+            return
+        p = diagnosis.problem
+        self._show_problem_text(p.title, p.explanation + (f"<br><b>What to do:</b> {p.fix}" if p.fix else ""))
+        self.apply_fix.setVisible(bool(diagnosis.changes))
+
+    def _show_problem_text(self, title: str, body: str) -> None:
+        self.problem.setText(f"<b>{title}</b><br>{body}")
+        self.problem.show()
