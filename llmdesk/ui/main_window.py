@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         """Background work once the window is up: GPU scan, the doctor's checks, the stored token."""
         self.machine_page.refresh()
         self.settings_page.start()
+        self.server_page.start_checks()
 
     def closeEvent(self, event) -> None:
         self.ctx.state.window_geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")

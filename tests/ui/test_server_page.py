@@ -65,3 +65,41 @@ def test_exposing_the_server_without_a_key_is_refused_before_starting(make_windo
     qtbot.mouseClick(page.generate_key, Qt.MouseButton.LeftButton)
     assert page.api_key.text().startswith("sk-llmdesk-")
     assert page.launch_config().validate() == []
+
+
+def test_a_server_left_by_a_killed_llmdesk_is_found_and_stopped(make_window, qtbot, tmp_path):
+    """A GUI process SIGKILLed while serving leaves vLLM and its pid file; the next window offers to stop it."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from llmdesk.core.supervisor import pid_file
+
+    python = make_fake_runtime(tmp_path / "rt", delay_scale=0.005)
+    port = free_port()
+    gui = subprocess.Popen([sys.executable, "-m", "llmdesk", "serve", "/models/demo", "--served-model-name", "demo",
+                            "--port", str(port), "--runtime", str(python)], stdout=subprocess.PIPE, text=True,
+                           env=dict(os.environ))
+    try:
+        assert gui.stdout.readline().startswith("http://127.0.0.1")  # ready
+        gui.kill()  # no chance to stop its server
+        gui.wait(10)
+        assert pid_file().exists()
+        from llmdesk.core.supervisor import find_leftover
+        assert find_leftover() is not None, pid_file().read_text()
+        window = make_window()
+        page = window.server_page
+        qtbot.waitUntil(lambda: not page.stop_leftover_button.isHidden(), timeout=10000)
+        assert window.ctx.banner.title.text() == "A vLLM server is still running from an earlier llmdesk"
+        assert "still running from an earlier llmdesk" in page.leftover_note.text()
+        pgid = page.leftover.pgid
+        qtbot.mouseClick(page.stop_leftover_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: "was stopped" in page.leftover_note.text(), timeout=30000)
+        assert group_members(pgid) == [] and not pid_file().exists()
+    finally:
+        if gui.poll() is None:
+            gui.kill()
+        from llmdesk.core.supervisor import find_leftover
+        leftover = find_leftover()
+        if leftover is not None:
+            os.killpg(leftover.pgid, 9)

@@ -15,8 +15,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QWidget)
 
 from llmdesk.core.diagnose import Diagnosis
+from llmdesk.core.errors import Problem
 from llmdesk.core.launch import PRESETS, LaunchConfig, is_loopback
-from llmdesk.core.supervisor import ServerState, ServerStatus
+from llmdesk.core.supervisor import Leftover, ServerState, ServerStatus, find_leftover, stop_leftover
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.widgets import page_header
 
@@ -133,6 +134,18 @@ class ServerPage(QWidget):
         self.apply_fix = QPushButton("Apply the fix")
         self.apply_fix.clicked.connect(self._apply_fix)
         self.diagnosis: Diagnosis | None = None
+        # A server an earlier llmdesk left running (it was killed or crashed) still holds the GPU.
+        self.leftover: Leftover | None = None
+        self.leftover_note = QLabel()
+        self.leftover_note.setWordWrap(True)
+        self.leftover_note.setStyleSheet("background: rgba(217,119,6,0.15); border-radius: 4px; padding: 6px;")
+        self.stop_leftover_button = QPushButton("Stop it")
+        self.stop_leftover_button.clicked.connect(self._stop_leftover)
+        leftover_row = QHBoxLayout()
+        leftover_row.addWidget(self.leftover_note, 1)
+        leftover_row.addWidget(self.stop_leftover_button)
+        self.leftover_note.hide()
+        self.stop_leftover_button.hide()
         controls = QHBoxLayout()
         controls.addWidget(self.start_button)
         controls.addWidget(self.stop_button)
@@ -144,6 +157,7 @@ class ServerPage(QWidget):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addLayout(leftover_row)
         left_layout.addLayout(form)
         left_layout.addLayout(controls)
         left_layout.addLayout(problem_row)
@@ -216,6 +230,38 @@ class ServerPage(QWidget):
         self.ctx.server.subscribe(on_status=self._show_status, on_line=self._pending_lines.append)
         self.ctx.serve_requested.connect(self.take_model)
         self._show_status(self.ctx.server.status)
+
+    # -- a server left behind
+    def start_checks(self) -> None:
+        """Once the loop runs: look for a server an earlier llmdesk left behind."""
+        self.ctx.tasks.run(self._look_for_leftover(), "looking for a server left running")
+
+    async def _look_for_leftover(self) -> None:
+        self.leftover = await asyncio.to_thread(find_leftover)
+        if self.leftover is None:
+            return
+        where = f" on port {self.leftover.port}" if self.leftover.port else ""
+        self.leftover_note.setText(
+            f"<b>A vLLM server is still running from an earlier llmdesk</b> ({self.leftover.model or 'a model'}"
+            f"{where}, process {self.leftover.pid}). It keeps its GPU memory until it is stopped.")
+        self.leftover_note.show()
+        self.stop_leftover_button.show()
+        self.ctx.problems.show_problem(Problem(
+            "A vLLM server is still running from an earlier llmdesk",
+            f"It serves {self.leftover.model or 'a model'}{where} and keeps its GPU memory.",
+            "Stop it on the Server page."))
+
+    def _stop_leftover(self) -> None:
+        if self.leftover is not None:
+            self.stop_leftover_button.setEnabled(False)
+            self.ctx.tasks.run(self._stop_leftover_async(self.leftover), "stopping the server left running")
+
+    async def _stop_leftover_async(self, leftover: Leftover) -> None:
+        gone = await stop_leftover(leftover)
+        self.leftover = None
+        self.stop_leftover_button.hide()
+        self.leftover_note.setText("The server left running was stopped; its GPU memory is free again." if gone
+                                   else "Some of its processes could not be stopped: see the log file.")
 
     # -- the form
     def take_model(self, model) -> None:
