@@ -93,3 +93,42 @@ def forget_hf_token() -> None:
         except Exception:
             pass
     hf_token_file().unlink(missing_ok=True)
+
+
+# --- the API key of the server llmdesk runs: same rules, its own entry --------------------------
+
+API_KEY_USER = "server_api_key"
+
+
+def _api_key_file() -> Path:
+    from llmdesk.core.paths import state_dir
+
+    return state_dir() / "server_api_key"
+
+
+def load_server_api_key() -> str | None:
+    if (keyring := _usable_keyring()) is not None:
+        try:
+            if key := keyring.get_password(SERVICE, API_KEY_USER):
+                return key
+        except Exception:
+            log.warning("the system keyring could not be read; trying the key file")
+    path = _api_key_file()
+    return path.read_text(encoding="utf-8").strip() or None if path.is_file() else None
+
+
+def save_server_api_key(key: str) -> str:
+    """Keep the key the server was given, so clients configured once keep working after restarts."""
+    if (keyring := _usable_keyring()) is not None:
+        try:
+            keyring.set_password(SERVICE, API_KEY_USER, key)
+            return SOURCE_KEYRING
+        except Exception:
+            log.warning("the system keyring refused the API key; using the key file")
+    path = _api_key_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(key)
+    os.chmod(path, 0o600)
+    return f"key file {path}"

@@ -103,3 +103,32 @@ def test_a_server_left_by_a_killed_llmdesk_is_found_and_stopped(make_window, qtb
         leftover = find_leftover()
         if leftover is not None:
             os.killpg(leftover.pgid, 9)
+
+
+def test_the_fit_preview_judges_the_model_before_starting(make_window, qtbot, tmp_path):
+    from pathlib import Path
+    window = make_window()
+    page = window.server_page
+    config = Path(__file__).resolve().parents[1] / "data" / "configs" / "meta-llama__Llama-3.3-70B-Instruct.json"
+    page.model.setText(str(config))
+    qtbot.waitUntil(lambda: page.report is not None or window.ctx.banner.isVisible(), timeout=10000)
+    assert page.report is not None, (window.ctx.banner.title.text(), window.ctx.banner.explanation.text(), page.fit.summary.text())
+    assert page.report.verdict == "needs_tensor_parallel"  # one planning H100 (no GPU here)
+    qtbot.mouseClick(page.use_fit, Qt.MouseButton.LeftButton)
+    assert page.tp.value() == 2
+    before = page.report
+    page._preview_fit()  # what the debounce timer does
+    qtbot.waitUntil(lambda: page.report is not before, timeout=10000)
+    assert page.report.tensor_parallel_size == 2 and page.report.gpu_count == 2
+    assert page.report.verdict in ("fits", "fits_shorter_context")
+
+
+def test_a_generated_key_is_kept_for_the_next_start(make_window, qtbot, monkeypatch):
+    from llmdesk.core import secrets
+    monkeypatch.setattr(secrets, "_usable_keyring", lambda: None)
+    page = make_window().server_page
+    qtbot.mouseClick(page.generate_key, Qt.MouseButton.LeftButton)
+    key = page.api_key.text()
+    qtbot.waitUntil(lambda: secrets.load_server_api_key() == key, timeout=5000)
+    again = make_window().server_page
+    qtbot.waitUntil(lambda: again.api_key.text() == key, timeout=5000)

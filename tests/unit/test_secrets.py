@@ -66,3 +66,13 @@ def test_the_real_keyring_module_on_a_headless_machine_is_not_used():
     if not isinstance(keyring.get_keyring(), fail.Keyring):
         pytest.skip("a real keyring is running here")
     assert secrets._usable_keyring() is None
+
+
+def test_the_server_api_key_is_kept_0600_without_a_keyring(no_keyring):
+    from llmdesk.core.secrets import load_server_api_key, save_server_api_key
+    assert load_server_api_key() is None
+    where = save_server_api_key("sk-llmdesk-abc")
+    assert where.startswith("key file ") and load_server_api_key() == "sk-llmdesk-abc"
+    path = where.removeprefix("key file ")
+    import os
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

@@ -16,7 +16,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 
 from llmdesk.core.diagnose import Diagnosis
 from llmdesk.core.errors import Problem
-from llmdesk.core.launch import PRESETS, LaunchConfig, is_loopback
+from llmdesk.core import secrets
+from llmdesk.core.fit import LaunchSettings, plan_fit
+from llmdesk.core.launch import PRESETS, LaunchConfig, LoraAdapter, config_from_fit, is_loopback
+from llmdesk.core.model_source import load_model_spec
+from llmdesk.ui.fit_panel import FitPanel
 from llmdesk.core.supervisor import Leftover, ServerState, ServerStatus, find_leftover, stop_leftover
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.widgets import page_header
@@ -86,6 +90,7 @@ class ServerPage(QWidget):
         self.api_key.setPlaceholderText("none (required when listening beyond this computer)")
         self.generate_key = QPushButton("Generate")
         self.generate_key.clicked.connect(lambda: self.api_key.setText("sk-llmdesk-" + token_bytes.token_urlsafe(24)))
+        self.report = None
         self.utilization = QDoubleSpinBox()
         self.utilization.setRange(0.05, 1.0)
         self.utilization.setSingleStep(0.01)
@@ -98,9 +103,22 @@ class ServerPage(QWidget):
         self.tp.setRange(1, 8)
         self.eager = QCheckBox("Skip CUDA graphs (starts faster, runs slower)")
         self.trust = QCheckBox("Trust remote code (runs Python from the model repo)")
+        self.quantization = QComboBox()
+        for label, value in (("as the checkpoint", ""), ("FP8 on the fly", "fp8"), ("bitsandbytes 4-bit", "bitsandbytes")):
+            self.quantization.addItem(label, value)
+        self.kv_dtype = QComboBox()
+        self.kv_dtype.addItem("as the model", "auto")
+        self.kv_dtype.addItem("FP8 (twice the tokens)", "fp8")
+        self.max_seqs = QSpinBox()
+        self.max_seqs.setRange(0, 4096)
+        self.max_seqs.setSpecialValueText("vLLM's default")
+        self.devices = QLineEdit()
+        self.devices.setPlaceholderText("all GPUs, or e.g. 0,1")
+        self.loras = QLineEdit()
+        self.loras.setPlaceholderText("LoRA adapters: name=path, name2=path2")
         self.extra = QLineEdit()
-        self.extra.setPlaceholderText("more vLLM arguments, e.g. --max-num-seqs 64")
-        for spin in (self.port, self.utilization, self.max_len, self.tp):
+        self.extra.setPlaceholderText("more vLLM arguments, e.g. --max-num-batched-tokens 4096")
+        for spin in (self.port, self.utilization, self.max_len, self.tp, self.max_seqs):
             spin.setMaximumWidth(180)
 
         key_row = QHBoxLayout()
@@ -116,6 +134,11 @@ class ServerPage(QWidget):
         form.addRow("GPU memory share", self.utilization)
         form.addRow("Context", self.max_len)
         form.addRow("GPUs (tensor parallel)", self.tp)
+        form.addRow("Which GPUs", self.devices)
+        form.addRow("Quantize", self.quantization)
+        form.addRow("KV cache", self.kv_dtype)
+        form.addRow("Max requests at once", self.max_seqs)
+        form.addRow("LoRA", self.loras)
         form.addRow("", self.eager)
         form.addRow("", self.trust)
         form.addRow("Extra", self.extra)
@@ -161,7 +184,26 @@ class ServerPage(QWidget):
         left_layout.addLayout(form)
         left_layout.addLayout(controls)
         left_layout.addLayout(problem_row)
+        self.fit = FitPanel()
+        self.fit.show_message("Type a model to see whether it fits before starting.")
+        self.use_fit = QPushButton("Use these settings")
+        self.use_fit.setToolTip("GPUs and context from the fit engine, for the GPUs shown")
+        self.use_fit.clicked.connect(self._use_fit)
+        self.use_fit.hide()
+        left_layout.addWidget(self.fit)
+        left_layout.addWidget(self.use_fit, 0, Qt.AlignmentFlag.AlignRight)
         left_layout.addStretch()
+        self._spec_cache: dict = {}
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(500)
+        self._fit_timer.timeout.connect(self._preview_fit)
+        self.model.textChanged.connect(self._fit_timer.start)
+        for widget in (self.utilization, self.max_len, self.tp):
+            widget.valueChanged.connect(self._fit_timer.start)
+        for combo in (self.quantization, self.kv_dtype):
+            combo.currentIndexChanged.connect(self._fit_timer.start)
+        self.generate_key.clicked.connect(self._remember_key)
 
         # -- log and endpoint
         self.log = QPlainTextEdit()
@@ -209,10 +251,16 @@ class ServerPage(QWidget):
         right.addTab(log_box, "Log")
         right.addTab(endpoint_box, "Endpoint")
         self.right_tabs = right
+        from PySide6.QtWidgets import QScrollArea
+
+        left_scroll = QScrollArea()
+        left_scroll.setWidgetResizable(True)
+        left_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        left_scroll.setWidget(left)
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(left)
+        split.addWidget(left_scroll)
         split.addWidget(right)
-        split.setSizes([420, 600])
+        split.setSizes([470, 560])
         split.setMinimumWidth(320)
 
         layout = QVBoxLayout(self)
@@ -235,6 +283,12 @@ class ServerPage(QWidget):
     def start_checks(self) -> None:
         """Once the loop runs: look for a server an earlier llmdesk left behind."""
         self.ctx.tasks.run(self._look_for_leftover(), "looking for a server left running")
+        self.ctx.tasks.run(self._load_key(), "reading the stored API key")
+
+    async def _load_key(self) -> None:
+        key = await asyncio.wait_for(asyncio.to_thread(secrets.load_server_api_key), 10)
+        if key and not self.api_key.text():
+            self.api_key.setText(key)
 
     async def _look_for_leftover(self) -> None:
         self.leftover = await asyncio.to_thread(find_leftover)
@@ -275,9 +329,75 @@ class ServerPage(QWidget):
             gpu_memory_utilization=round(self.utilization.value(), 2),
             max_model_len=self.max_len.value() or None, tensor_parallel_size=self.tp.value(),
             enforce_eager=self.eager.isChecked(), trust_remote_code=self.trust.isChecked(),
-            extra_args=tuple(self.extra.text().split()))
+            quantization=self.quantization.currentData() or None, kv_cache_dtype=self.kv_dtype.currentData(),
+            max_num_seqs=self.max_seqs.value() or None, cuda_devices=self._devices(),
+            lora_adapters=self._loras(), extra_args=tuple(self.extra.text().split()))
         preset = PRESETS.get(self.preset.currentData() or "")
         return preset.apply(config) if preset else config
+
+    def _devices(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.devices.text().replace(" ", "").split(",") if part.isdigit())
+
+    def _loras(self) -> tuple[LoraAdapter, ...]:
+        pairs = [item.strip().partition("=") for item in self.loras.text().split(",") if item.strip()]
+        return tuple(LoraAdapter(name.strip(), path.strip()) for name, _, path in pairs)
+
+    # -- the fit preview: is the model going to fit with these settings, before pressing Start
+    def _preview_fit(self) -> None:
+        source = self.model.text().strip()
+        if source:
+            self.ctx.tasks.run(self._preview(source), "checking whether the model fits")
+
+    async def _preview(self, source: str) -> None:
+        from llmdesk.core.errors import ProblemError
+
+        if source not in self._spec_cache:
+            try:
+                self._spec_cache[source] = await asyncio.to_thread(load_model_spec, source)
+            except ProblemError as exc:
+                self.fit.show_problem(exc.problem)
+                self.use_fit.hide()
+                return
+        if source != self.model.text().strip():
+            return  # the user typed on meanwhile
+        gpus = self._gpus()
+        settings = LaunchSettings(
+            gpu_memory_utilization=round(self.utilization.value(), 2), max_model_len=self.max_len.value() or None,
+            tensor_parallel_size=self.tp.value(), kv_cache_dtype=self.kv_dtype.currentData(),
+            quantization=self.quantization.currentData() or None)
+        try:
+            self.report = plan_fit(self._spec_cache[source], gpus, settings)
+        except ProblemError as exc:
+            self.fit.show_problem(exc.problem)
+            self.use_fit.hide()
+            return
+        self.fit.show_report(self.report)
+        self.use_fit.setVisible(bool(self.report.suggested_args))
+
+    def _gpus(self):
+        from llmdesk.core.gpu_catalogue import CATALOGUE
+
+        scan = self.ctx.machine.scan
+        count = max(self.tp.value(), 1)
+        if scan is not None and scan.gpus:
+            return list(scan.gpus[:count]) if len(scan.gpus) >= count else list(scan.gpus)
+        key = self.ctx.settings.planning_gpu or "h100-80gb"
+        entry = next(g for g in CATALOGUE if g.key == key)
+        return [entry.as_gpu_info(i) for i in range(count)]
+
+    def _use_fit(self) -> None:
+        if self.report is None:
+            return
+        config = config_from_fit(self.model.text().strip(), self.report)
+        self.tp.setValue(config.tensor_parallel_size)
+        if isinstance(config.max_model_len, int):
+            self.max_len.setValue(config.max_model_len)
+
+    def _remember_key(self) -> None:
+        key = self.api_key.text().strip()
+        if key:
+            self.ctx.tasks.run(asyncio.wait_for(asyncio.to_thread(secrets.save_server_api_key, key), 10),
+                               "keeping the API key")
 
     def _apply_fix(self) -> None:
         """The diagnosis's changes, written back into the form."""
