@@ -102,7 +102,7 @@ class ServerPage(QWidget):
         self.tp = QSpinBox()
         self.tp.setRange(1, 8)
         self.eager = QCheckBox("Skip CUDA graphs (starts faster, runs slower)")
-        self.trust = QCheckBox("Trust remote code (runs Python from the model repo)")
+        self.trust = QCheckBox("Trust remote code (runs the repo's Python)")
         self.quantization = QComboBox()
         for label, value in (("as the checkpoint", ""), ("FP8 on the fly", "fp8"), ("bitsandbytes 4-bit", "bitsandbytes")):
             self.quantization.addItem(label, value)
@@ -257,10 +257,11 @@ class ServerPage(QWidget):
         left_scroll.setWidgetResizable(True)
         left_scroll.setFrameShape(QFrame.Shape.NoFrame)
         left_scroll.setWidget(left)
+        left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left_scroll)
         split.addWidget(right)
-        split.setSizes([470, 560])
+        split.setSizes([560, 470])
         split.setMinimumWidth(320)
 
         layout = QVBoxLayout(self)
