@@ -259,6 +259,7 @@ class Supervisor:
         self._watch_task: asyncio.Task | None = None
         self._stop_requested = False
         self._stop_lock = asyncio.Lock()
+        self._adopted: Leftover | None = None  # a server an earlier llmdesk left running, taken over
 
     # observable state
     def subscribe(self, on_status: StatusCallback | None = None,
@@ -284,6 +285,21 @@ class Supervisor:
                 callback(self.status)
             except Exception:
                 log.exception("status subscriber failed")
+
+    async def adopt(self, leftover: Leftover) -> ServerStatus:
+        """Take over a server an earlier llmdesk left running: it shows as READY (no log: its output
+        went to the dead llmdesk), and stop() ends its process group."""
+        if self.running:
+            raise ProblemError(Problem("A server is already running",
+                                       "This llmdesk already runs a vLLM server.", "Stop it first."))
+        self._adopted = leftover
+        _OWNED[leftover.pgid] = self
+        data = _load_json(pid_file()) or {}
+        _write_json(pid_file(), {**data, "llmdesk_pid": os.getpid()})  # ours now: not a leftover any more
+        url = base_url(leftover.host or "127.0.0.1", leftover.port) + "/v1" if leftover.port else None
+        self._set(state=ServerState.READY, phase=None, url=url, pid=leftover.pid, started_at=leftover.started_at,
+                  exit_code=None, diagnosis=None, config=None)
+        return self.status
 
     @property
     def running(self) -> bool:
@@ -498,6 +514,13 @@ class Supervisor:
     async def stop(self) -> ServerStatus:
         """SIGINT to the server, ``grace_s``, SIGTERM to the group, ``term_grace_s``, SIGKILL to the
         group; then confirm that no process of the group is left. State STOPPED."""
+        if self._adopted is not None:
+            leftover, self._adopted = self._adopted, None
+            self._set(state=ServerState.STOPPING)
+            await stop_leftover(leftover, grace_s=self.grace_s, term_grace_s=self.term_grace_s)
+            _OWNED.pop(leftover.pgid, None)
+            self._set(state=ServerState.STOPPED, phase=None, diagnosis=None)
+            return self.status
         if self._proc is None:
             if self.status.state is not ServerState.CRASHED:
                 self._set(state=ServerState.STOPPED, phase=None)

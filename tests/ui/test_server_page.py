@@ -132,3 +132,37 @@ def test_a_generated_key_is_kept_for_the_next_start(make_window, qtbot, monkeypa
     qtbot.waitUntil(lambda: secrets.load_server_api_key() == key, timeout=5000)
     again = make_window().server_page
     qtbot.waitUntil(lambda: again.api_key.text() == key, timeout=5000)
+
+
+def test_a_server_left_running_can_be_taken_over_and_stopped_later(make_window, qtbot, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from llmdesk.core.supervisor import find_leftover
+
+    python = make_fake_runtime(tmp_path / "rt", delay_scale=0.005)
+    port = free_port()
+    gui = subprocess.Popen([sys.executable, "-m", "llmdesk", "serve", "/models/demo", "--served-model-name", "demo",
+                            "--port", str(port), "--runtime", str(python)], stdout=subprocess.PIPE, text=True,
+                           env=dict(os.environ))
+    try:
+        assert gui.stdout.readline().startswith("http://127.0.0.1")
+        gui.kill()
+        gui.wait(10)
+        window = make_window()
+        page = window.server_page
+        qtbot.waitUntil(lambda: not page.adopt_button.isHidden(), timeout=10000)
+        pgid = page.leftover.pgid
+        qtbot.mouseClick(page.adopt_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.READY, timeout=5000)
+        assert window.ctx.server.status.url == f"http://127.0.0.1:{port}/v1"
+        assert find_leftover() is None  # ours now
+        qtbot.mouseClick(page.stop_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.STOPPED, timeout=30000)
+        assert group_members(pgid) == []
+    finally:
+        if gui.poll() is None:
+            gui.kill()
+        leftover = find_leftover()
+        if leftover is not None:
+            os.killpg(leftover.pgid, 9)

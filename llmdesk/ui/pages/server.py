@@ -164,9 +164,13 @@ class ServerPage(QWidget):
         self.leftover_note.setStyleSheet("background: rgba(217,119,6,0.15); border-radius: 4px; padding: 6px;")
         self.stop_leftover_button = QPushButton("Stop it")
         self.stop_leftover_button.clicked.connect(self._stop_leftover)
+        self.adopt_button = QPushButton("Keep using it")
+        self.adopt_button.clicked.connect(self._adopt)
+        self.adopt_button.hide()
         leftover_row = QHBoxLayout()
         leftover_row.addWidget(self.leftover_note, 1)
         leftover_row.addWidget(self.stop_leftover_button)
+        leftover_row.addWidget(self.adopt_button)
         self.leftover_note.hide()
         self.stop_leftover_button.hide()
         controls = QHBoxLayout()
@@ -301,6 +305,7 @@ class ServerPage(QWidget):
             f"{where}, process {self.leftover.pid}). It keeps its GPU memory until it is stopped.")
         self.leftover_note.show()
         self.stop_leftover_button.show()
+        self.adopt_button.setVisible(not self.ctx.server.running)
         self.ctx.problems.show_problem(Problem(
             "A vLLM server is still running from an earlier llmdesk",
             f"It serves {self.leftover.model or 'a model'}{where} and keeps its GPU memory.",
@@ -311,10 +316,21 @@ class ServerPage(QWidget):
             self.stop_leftover_button.setEnabled(False)
             self.ctx.tasks.run(self._stop_leftover_async(self.leftover), "stopping the server left running")
 
+    def _adopt(self) -> None:
+        if self.leftover is not None:
+            leftover, self.leftover = self.leftover, None
+            self.stop_leftover_button.hide()
+            self.adopt_button.hide()
+            self.leftover_note.setText("Taken over: it is this llmdesk's server now (its earlier log is not "
+                                       "available). Stop ends it.")
+            self.served_name.setText(self.served_name.text() or (leftover.model or ""))
+            self.ctx.tasks.run(self.ctx.server.adopt(leftover), "taking over the server left running")
+
     async def _stop_leftover_async(self, leftover: Leftover) -> None:
         gone = await stop_leftover(leftover)
         self.leftover = None
         self.stop_leftover_button.hide()
+        self.adopt_button.hide()
         self.leftover_note.setText("The server left running was stopped; its GPU memory is free again." if gone
                                    else "Some of its processes could not be stopped: see the log file.")
 
@@ -478,8 +494,8 @@ class ServerPage(QWidget):
             self._show_diagnosis(status.diagnosis)
 
     def _show_endpoint(self, status: ServerStatus) -> None:
-        config = status.config or self.config
-        model = config.api_model_name if config else "model"
+        config = status.config or (self.config if status.pid is None or self.config else None)
+        model = config.api_model_name if config else (self.served_name.text().strip() or "model")
         key = config.api_key if config else None
         exposed = "" if config is None or is_loopback(config.host) else \
             "<br><b>Reachable from other computers</b>: clients must send the API key."
