@@ -300,8 +300,9 @@ def _key(path: str) -> str:
 
 def install_hint() -> str:
     venv = "python3 -m venv ~/vllm-venv && ~/vllm-venv/bin/pip install vllm==" + TESTED_VLLM
-    hint = (f"Create a separate environment for vLLM ({venv}) and choose ~/vllm-venv/bin/python "
-            "in Settings → vLLM runtime")
+    hint = (f"Let llmdesk install vLLM {TESTED_VLLM} in its own environment (Install on the Server page, or "
+            f"llmdesk runtime --install; about 4 GB), or create one yourself ({venv}) and choose "
+            "~/vllm-venv/bin/python in Settings → vLLM runtime")
     if not getattr(sys, "frozen", False):
         hint += ', or install it into this environment: pip install "llmdesk[vllm]"'
     return hint + "."

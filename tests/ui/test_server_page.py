@@ -166,3 +166,32 @@ def test_a_server_left_running_can_be_taken_over_and_stopped_later(make_window, 
         leftover = find_leftover()
         if leftover is not None:
             os.killpg(leftover.pgid, 9)
+
+
+def test_without_vllm_the_page_offers_to_install_it(make_window, qtbot, tmp_path, monkeypatch):
+    """No runtime anywhere: Start explains it and offers the managed install, whose progress is shown."""
+    import llmdesk.core.runtime_install as runtime_install
+    from llmdesk.core.runtime_install import InstallProgress
+
+    window = make_window()
+    window.ctx.settings = dataclasses.replace(window.ctx.settings, runtime_python=str(tmp_path / "nothing-here"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no vllm on PATH
+    page = window.server_page
+    page.model.setText("/models/demo")
+    page.port.setValue(free_port())
+    qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not page.install_button.isHidden(), timeout=20000)
+    assert "vLLM is not installed" in page.problem.text()
+
+    async def fake_install(*, on_progress=None, **_):
+        for step, line, fraction in (("creating the environment", None, 0.05),
+                                     ("installing vLLM", "Collecting vllm==0.26.0", 0.3),
+                                     ("done", None, 1.0)):
+            on_progress(InstallProgress(step, line, fraction))
+        return tmp_path / "rt" / "bin" / "python"
+
+    monkeypatch.setattr(runtime_install, "install_managed_runtime", fake_install)
+    qtbot.mouseClick(page.install_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.install_note.text().startswith("vLLM is installed"), timeout=5000)
+    qtbot.waitUntil(lambda: "Collecting vllm==0.26.0" in page.log.toPlainText(), timeout=2000)
+    assert page.install_button.isHidden()

@@ -11,8 +11,8 @@ import time
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QGuiApplication, QSyntaxHighlighter, QTextCharFormat
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QHBoxLayout, QLabel,
-                               QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QTabWidget, QVBoxLayout,
-                               QWidget)
+                               QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QSplitter, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from llmdesk.core.diagnose import Diagnosis
 from llmdesk.core.errors import Problem
@@ -173,6 +173,19 @@ class ServerPage(QWidget):
         leftover_row.addWidget(self.adopt_button)
         self.leftover_note.hide()
         self.stop_leftover_button.hide()
+        # No vLLM yet: offer to install the tested release into llmdesk's own environment.
+        self.install_note = QLabel()
+        self.install_note.setWordWrap(True)
+        self.install_button = QPushButton(f"Install vLLM")
+        self.install_button.clicked.connect(self.install_runtime)
+        self.install_progress = QProgressBar()
+        self.install_progress.setRange(0, 1000)
+        install_row = QHBoxLayout()
+        install_row.addWidget(self.install_note, 1)
+        install_row.addWidget(self.install_button)
+        for widget in (self.install_note, self.install_button, self.install_progress):
+            widget.hide()
+        self._install_task = None
         controls = QHBoxLayout()
         controls.addWidget(self.start_button)
         controls.addWidget(self.stop_button)
@@ -188,6 +201,8 @@ class ServerPage(QWidget):
         left_layout.addLayout(form)
         left_layout.addLayout(controls)
         left_layout.addLayout(problem_row)
+        left_layout.addLayout(install_row)
+        left_layout.addWidget(self.install_progress)
         self.fit = FitPanel()
         self.fit.show_message("Type a model to see whether it fits before starting.")
         self.use_fit = QPushButton("Use these settings")
@@ -452,7 +467,62 @@ class ServerPage(QWidget):
         self.problem.hide()
         self.apply_fix.hide()
         self.right_tabs.setCurrentIndex(0)
-        self.ctx.tasks.run(self.ctx.start_server(config), "starting the server")
+        self.ctx.tasks.run(self._start(config), "starting the server")
+
+    async def _start(self, config: LaunchConfig) -> None:
+        from llmdesk.core.errors import ProblemError
+
+        try:
+            await self.ctx.start_server(config)
+        except ProblemError as exc:
+            if exc.problem.title == "vLLM is not installed":
+                self._offer_install(exc.problem)
+                return
+            raise
+
+    # -- installing vLLM
+    def _offer_install(self, problem) -> None:
+        from llmdesk.core.runtime import TESTED_VLLM
+
+        self._show_problem_text(problem.title, problem.explanation)
+        self.install_note.setText(f"llmdesk can install vLLM {TESTED_VLLM} into its own environment: about 4 GB "
+                                  "to download and 8 GB on disk; it takes a few minutes.")
+        self.install_button.setText(f"Install vLLM {TESTED_VLLM}")
+        self.install_note.show()
+        self.install_button.show()
+
+    def install_runtime(self) -> None:
+        if self._install_task is not None and not self._install_task.done():
+            self._install_task.cancel()  # the button reads "Cancel" while installing
+            return
+        self.log.clear()
+        self.right_tabs.setCurrentIndex(0)
+        self.install_progress.setValue(0)
+        self.install_progress.show()
+        self.install_button.setText("Cancel")
+        self._install_task = self.ctx.tasks.run(self._install(), "installing vLLM")
+
+    async def _install(self) -> None:
+        from llmdesk.core.runtime_install import install_managed_runtime
+
+        def progress(p) -> None:
+            if p.line:
+                self._pending_lines.append(p.line)
+            if p.fraction is not None:
+                self.install_progress.setValue(round(1000 * p.fraction))
+            self.install_note.setText(f"Installing vLLM: {p.step}…")
+
+        try:
+            python = await install_managed_runtime(on_progress=progress)
+        except asyncio.CancelledError:
+            self.install_note.setText("Install cancelled; what was downloaded is kept for the next try.")
+            self.install_button.setText("Install vLLM")
+            raise
+        finally:
+            self.install_progress.hide()
+        self.install_note.setText(f"vLLM is installed ({python}). Press Start.")
+        self.install_button.hide()
+        self.problem.hide()
 
     def stop(self) -> None:
         self.ctx.tasks.run(self.ctx.stop_server(), "stopping the server")
