@@ -73,6 +73,7 @@ class ServerStatus:
     exit_code: int | None = None
     diagnosis: Diagnosis | None = None
     config: LaunchConfig | None = None
+    gpu_memory_released: bool | None = None  # after a stop: GPU memory back to where it was (None: no GPU)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,14 @@ def base_url(host: str, port: int) -> str:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"http://{host}:{port}"
+
+
+def _gpu_used_bytes() -> int | None:
+    """Memory in use on all NVIDIA GPUs, from NVML; None where there are none (blocking: a thread)."""
+    from llmdesk.core.gpus import scan_gpus
+
+    scan = scan_gpus()
+    return sum(g.memory_used_bytes for g in scan.gpus) if scan.gpus else None
 
 
 def group_members(pgid: int) -> list[int]:
@@ -240,8 +249,11 @@ class Supervisor:
     """One vLLM server at a time, started with interpreter ``python``."""
 
     def __init__(self, python: str, *, ring_lines: int = 5000, health_interval_s: float = 0.5,
-                 grace_s: float = 15, term_grace_s: float = 5):
+                 grace_s: float = 15, term_grace_s: float = 5, gpu_used_bytes: Callable[[], int | None] | None = None):
+        """gpu_used_bytes() -> memory in use on the GPUs now (None without GPUs); default: NVML."""
         self.python = python
+        self.gpu_used_bytes = gpu_used_bytes or _gpu_used_bytes
+        self._gpu_baseline: int | None = None
         self.health_interval_s = health_interval_s
         self.grace_s = grace_s
         self.term_grace_s = term_grace_s
@@ -318,6 +330,7 @@ class Supervisor:
         self._stop_requested = False
         self._config = config
         self.lines.clear()
+        self._gpu_baseline = await asyncio.to_thread(self.gpu_used_bytes)
         now = time.time()
         if not port_is_free(config.host, config.port):
             self._set_fresh(ServerStatus(ServerState.CRASHED, config=config,
@@ -531,11 +544,28 @@ class Supervisor:
             self._stop_requested = True
             self._set(state=ServerState.STOPPING)
             await self._teardown(force=False)
-            self._set(state=ServerState.STOPPED, phase=None, diagnosis=None)
+            released = await self._gpu_memory_released()
+            self._set(state=ServerState.STOPPED, phase=None, diagnosis=None, gpu_memory_released=released)
         if self._watch_task is not None and self._watch_task is not asyncio.current_task():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watch_task
         return self.status
+
+    async def _gpu_memory_released(self, timeout_s: float = 15, slack: int = 512 * 1024**2) -> bool | None:
+        """After the group is gone the driver frees its memory within moments: wait until the GPUs use
+        no more than they did before the start (plus some slack), or say it did not happen."""
+        if self._gpu_baseline is None:
+            return None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            used = await asyncio.to_thread(self.gpu_used_bytes)
+            if used is None or used <= self._gpu_baseline + slack:
+                return True
+            if time.monotonic() > deadline:
+                log.warning("GPU memory still in use after the stop: %s bytes (before the start: %s)",
+                            used, self._gpu_baseline)
+                return False
+            await asyncio.sleep(0.5)
 
     async def _teardown(self, *, force: bool) -> None:
         """End the process group (politely unless ``force``), reap, confirm, clean up."""

@@ -213,3 +213,22 @@ async def test_stale_pid_file_is_removed(tmp_path):
                                       "started_at": 1.0, "llmdesk_pid": 999998}))
     assert find_leftover() is None
     assert not pid_file().exists()
+
+
+async def test_stop_waits_for_the_gpu_memory_to_come_back(tmp_path, groups):
+    """NVML's view of GPU memory is checked after the stop (a fake probe stands in for the GPU)."""
+    readings = iter([1_000, 70_000_000_000, 60_000_000_000, 1_200])  # before, during, freeing, freed
+    supervisor = Supervisor(str(make_fake_runtime(tmp_path / "rt", delay_scale=0.005)), grace_s=5,
+                            gpu_used_bytes=lambda: next(readings, 1_200))
+    status = await supervisor.start(config())
+    assert status.state is ServerState.READY
+    next(readings)  # the server's own allocation while it served
+    stopped = await supervisor.stop()
+    assert stopped.state is ServerState.STOPPED and stopped.gpu_memory_released is True
+
+
+async def test_without_a_gpu_the_release_check_is_skipped(tmp_path, groups):
+    supervisor = Supervisor(str(make_fake_runtime(tmp_path / "rt", delay_scale=0.005)), grace_s=5,
+                            gpu_used_bytes=lambda: None)
+    await supervisor.start(config())
+    assert (await supervisor.stop()).gpu_memory_released is None

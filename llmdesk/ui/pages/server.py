@@ -557,7 +557,9 @@ class ServerPage(QWidget):
         elif status.state == ServerState.STOPPING:
             self.state.setText("Stopping…")
         elif status.state == ServerState.STOPPED:
-            self.state.setText("Stopped.")
+            self.state.setText({True: "Stopped; its GPU memory is free again.",
+                                False: "Stopped, but GPU memory is still in use: another process may hold it "
+                                       "(nvidia-smi shows which)."}.get(status.gpu_memory_released, "Stopped."))
         elif status.state == ServerState.CRASHED:
             self.state.setText("The server stopped unexpectedly." if status.diagnosis is None
                                else "The server could not start or stopped: see why below.")
