@@ -253,7 +253,7 @@ def _probe(python: str, timeout_s: float) -> tuple[str | None, str]:
     try:
         out, err = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
+        kill_process_group(proc)
         return None, f"did not answer within {timeout_s:g} s"
     if proc.returncode != 0:
         if b"PackageNotFoundError" in err:
@@ -266,8 +266,9 @@ def _probe(python: str, timeout_s: float) -> tuple[str | None, str]:
     return version, ""
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the child and anything it started (a shell wrapper's children hold the pipes)."""
+def kill_process_group(proc: subprocess.Popen, *, timeout_s: float = 5, drain: bool = True) -> None:
+    """SIGKILL a child started in its own session and anything it started (a shell wrapper's children
+    hold the pipes), then reap it; `drain` reads what is left in its pipes (no other reader may)."""
     try:
         if os.name == "posix":
             os.killpg(proc.pid, signal.SIGKILL)
@@ -276,7 +277,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     try:
-        proc.communicate(timeout=5)
+        proc.communicate(timeout=timeout_s) if drain else proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         pass
 

@@ -18,7 +18,6 @@ import collections
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -304,24 +303,12 @@ async def _stream(argv: list[str], on_line: Callable[[str], None]) -> tuple[int,
     try:
         code = await asyncio.to_thread(pump)
     except asyncio.CancelledError:
-        _kill_group(proc)
+        runtime.kill_process_group(proc, timeout_s=10, drain=False)  # a thread reads its output
         raise
     await asyncio.sleep(0)  # let the last delivered lines run before the caller goes on
     return code, list(tail)
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        if os.name == "posix":
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def _clean_env() -> dict[str, str]:

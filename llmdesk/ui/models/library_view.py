@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QTableView, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget)
 
 from llmdesk.core.library import LocalModel, delete_model, scan_library
 from llmdesk.core.units import format_gib
+from llmdesk.ui.models.tables import RowsModel, rows_table
 from llmdesk.ui.tasks import TaskRunner
 
 COLUMNS = ("Model", "Format", "Size", "Last used", "Where")
@@ -21,35 +21,19 @@ def _when(timestamp: float | None) -> str:
     return time.strftime("%Y-%m-%d", time.localtime(timestamp)) if timestamp else "—"
 
 
-class LibraryModel(QAbstractTableModel):
-    def __init__(self):
-        super().__init__()
-        self.rows: list[LocalModel] = []
+class LibraryModel(RowsModel):
+    COLUMNS = COLUMNS
 
-    def rowCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QModelIndex()) -> int:
-        return len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
-        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
+    def cell(self, m: LocalModel, column: int, role):
+        if role != Qt.ItemDataRole.DisplayRole:
             return None
-        m = self.rows[index.row()]
         name = m.name + ("" if m.complete else "  (incomplete)")
         where = "Hugging Face cache" if m.source == "hf-cache" else str(m.path)
         return (name, m.format_label or "—", format_gib(m.size_on_disk), _when(m.last_used or m.last_modified),
-                where)[index.column()]
+                where)[column]
 
     def show(self, rows: list[LocalModel]) -> None:
-        self.beginResetModel()
-        self.rows = list(rows)
-        self.endResetModel()
+        self.replace(rows)
 
 
 class LibraryView(QWidget):
@@ -66,17 +50,7 @@ class LibraryView(QWidget):
         self.add_folder.setToolTip("A folder holding models (each with its config.json), e.g. ~/models")
         self.add_folder.clicked.connect(self._choose_folder)
         self.models = LibraryModel()
-        self.table = QTableView()
-        self.table.setModel(self.models)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep both the owner and the suffix
-        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
+        self.table = rows_table(self.models)
         self.status = QLabel()
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.clicked.connect(self.refresh)

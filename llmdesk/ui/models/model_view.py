@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableView,
-                               QTextBrowser, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget)
 
 from llmdesk.core.errors import ProblemError
 from llmdesk.core.hub import (ModelDetail, Variant, evaluate_variants, find_variant_ids, model_detail, rank_variants,
@@ -15,34 +14,22 @@ from llmdesk.core.hub import (ModelDetail, Variant, evaluate_variants, find_vari
 from llmdesk.core.units import format_gib
 from llmdesk.ui.fit_panel import VERDICT_STYLE, FitPanel
 from llmdesk.ui.models.search_view import short_count
+from llmdesk.ui.models.tables import RowsModel, rows_table
 from llmdesk.ui.tasks import TaskRunner
 
 COLUMNS = ("Variant", "Format", "Size", "Verdict", "Context", "Concurrency")
 
 
-class VariantsModel(QAbstractTableModel):
+class VariantsModel(RowsModel):
+    COLUMNS = COLUMNS
+
     def __init__(self):
         super().__init__()
-        self.rows: list[Variant] = []
         self.recommended: Variant | None = None
 
-    def rowCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QModelIndex()) -> int:
-        return len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
-            return None
-        v = self.rows[index.row()]
+    def cell(self, v: Variant, column: int, role):
         report = v.report
-        if role == Qt.ItemDataRole.ForegroundRole and index.column() == 3 and report is not None:
+        if role == Qt.ItemDataRole.ForegroundRole and column == 3 and report is not None:
             return QColor(VERDICT_STYLE.get(report.verdict, ("", "#6b7280"))[1])
         if role == Qt.ItemDataRole.ToolTipRole:
             return report.summary if report else (v.problem.title if v.problem else None)
@@ -51,15 +38,14 @@ class VariantsModel(QAbstractTableModel):
         star = "★ " if v is self.recommended else ""
         if report is None:
             verdict = "Not servable" if v.unsupported else "Cannot tell"  # the reason is in the tooltip and panel
-            return (star + v.repo_id, v.format_label, _size(v), verdict, "—", "—")[index.column()]
+            return (star + v.repo_id, v.format_label, _size(v), verdict, "—", "—")[column]
         return (star + v.repo_id, v.format_label, _size(v), VERDICT_STYLE.get(report.verdict, (report.verdict,))[0],
                 f"{report.max_model_len:,}" if report.max_model_len else "—",
-                f"{report.max_concurrency:.1f}" if report.max_model_len else "—")[index.column()]
+                f"{report.max_concurrency:.1f}" if report.max_model_len else "—")[column]
 
     def show(self, rows: list[Variant], recommended: Variant | None) -> None:
-        self.beginResetModel()
-        self.rows, self.recommended = list(rows), recommended
-        self.endResetModel()
+        self.recommended = recommended
+        self.replace(rows)
 
 
 def _size(variant: Variant) -> str:
@@ -91,18 +77,7 @@ class ModelView(QWidget):
         self.card.setOpenExternalLinks(True)
         self.card.setMaximumHeight(115)
         self.variants = VariantsModel()
-        self.table = QTableView()
-        self.table.setModel(self.variants)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep both the owner and the suffix
-        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
+        self.table = rows_table(self.variants, stretch=(0, 1))
         self.variants_status = QLabel()
         self.panel = FitPanel()
         self.download = QPushButton("Download")

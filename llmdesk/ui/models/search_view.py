@@ -6,12 +6,13 @@ import asyncio
 import itertools
 from collections.abc import Iterator
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QHeaderView,
-                               QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit,
+                               QVBoxLayout, QWidget)
 
 from llmdesk.core.errors import ProblemError
 from llmdesk.core.hub import ModelSummary, SearchQuery, search_models
+from llmdesk.ui.models.tables import RowsModel, rows_table
 from llmdesk.ui.tasks import TaskRunner
 
 PAGE = 30
@@ -44,34 +45,15 @@ class _Pages:
         return list(itertools.islice(self._rows, count))
 
 
-class ResultsModel(QAbstractTableModel):
-    def __init__(self):
-        super().__init__()
-        self.rows: list[ModelSummary] = []
+class ResultsModel(RowsModel):
+    COLUMNS = COLUMNS
 
-    def rowCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QModelIndex()) -> int:
-        return len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
-        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
+    def cell(self, m: ModelSummary, column: int, role):
+        if role != Qt.ItemDataRole.DisplayRole:
             return None
-        m = self.rows[index.row()]
         name = m.repo_id + ("  (gated)" if m.gated else "")
         return (name, short_count(m.parameters), short_count(m.downloads), short_count(m.likes),
-                m.last_modified.date().isoformat() if m.last_modified else "—", m.license or "—")[index.column()]
-
-    def replace(self, rows: list[ModelSummary]) -> None:
-        self.beginResetModel()
-        self.rows = list(rows)
-        self.endResetModel()
+                m.last_modified.date().isoformat() if m.last_modified else "—", m.license or "—")[column]
 
     def extend(self, rows: list[ModelSummary]) -> None:
         if rows:
@@ -117,18 +99,7 @@ class SearchView(QWidget):
         self.banner.setStyleSheet("background: rgba(217,119,6,0.15); border-radius: 4px; padding: 6px;")
         self.banner.hide()
         self.results = ResultsModel()
-        self.table = QTableView()
-        self.table.setModel(self.results)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideLeft)  # the name's end tells variants apart
-        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
-        self.table.horizontalHeader().setStretchLastSection(False)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table = rows_table(self.results, elide=Qt.TextElideMode.ElideLeft)  # a name's end tells variants apart
         self.status = QLabel("Type to search.")
 
         row = QHBoxLayout()

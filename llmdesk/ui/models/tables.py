@@ -1,0 +1,59 @@
+"""What the Models page's tables have in common: rows of objects under fixed column titles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
+
+
+class RowsModel(QAbstractTableModel):
+    """Subclasses set COLUMNS and implement cell(row, column, role)."""
+
+    COLUMNS: tuple[str, ...] = ()
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[Any] = []
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return len(self.COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        return self.cell(self.rows[index.row()], index.column(), role) if index.isValid() else None
+
+    def cell(self, row: Any, column: int, role) -> Any:
+        raise NotImplementedError
+
+    def replace(self, rows) -> None:
+        self.beginResetModel()
+        self.rows = list(rows)
+        self.endResetModel()
+
+
+def rows_table(model: RowsModel, stretch=(0,), elide=Qt.TextElideMode.ElideMiddle) -> QTableView:
+    """A read-only, one-row-at-a-time table: compact rows, no wrapping, the `stretch` columns take
+    the room left, long names elided."""
+    table = QTableView()
+    table.setModel(model)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.verticalHeader().hide()
+    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    for column in stretch:
+        header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
+    table.setWordWrap(False)
+    table.setTextElideMode(elide)
+    return table
