@@ -1,0 +1,161 @@
+"""`llmdesk chat [PROMPT]`: stream an answer from the server (the app's, or any OpenAI-compatible URL)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from llmdesk.cli import EXIT_FAILURE, EXIT_OK
+from llmdesk.core.errors import BadInput, Problem
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "chat", help="chat with the running server (one prompt, or an interactive session)",
+        description="With PROMPT, streams the answer to stdout and the stats (time to first token, "
+                    "tokens/s, tokens) to stderr. Without PROMPT, an interactive session (/exit or "
+                    "end of input ends it); with no PROMPT and stdin not a terminal, the whole of stdin "
+                    "is the prompt.")
+    parser.add_argument("prompt", nargs="?", help="the message to send")
+    parser.add_argument("--url", metavar="URL",
+                        help="server root (http://127.0.0.1:8000) or its /v1 base "
+                             "(default: the server llmdesk manages, else http://127.0.0.1:8000)")
+    parser.add_argument("--api-key", metavar="K", default=os.environ.get("LLMDESK_API_KEY"),
+                        help="API key the server was started with (default: $LLMDESK_API_KEY)")
+    parser.add_argument("--model", metavar="M", help="model or LoRA adapter (default: the first in /v1/models)")
+    parser.add_argument("--system", metavar="S", help="system prompt")
+    parser.add_argument("--temperature", type=float, metavar="T")
+    parser.add_argument("--top-p", type=float, metavar="P")
+    parser.add_argument("--top-k", type=int, metavar="K")
+    parser.add_argument("--max-tokens", type=int, metavar="N")
+    parser.add_argument("--seed", type=int, metavar="N")
+    parser.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)")
+    parser.add_argument("--no-stats", action="store_true", help="do not print the stats line")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from llmdesk.core.chat import ChatParams, default_base_url, normalise_base_url
+
+    if args.temperature is not None and args.temperature < 0:
+        raise BadInput(Problem("Impossible parameter", "--temperature must be 0 or more.", None))
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise BadInput(Problem("Impossible parameter", "--top-p must be above 0 and at most 1.", None))
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise BadInput(Problem("Impossible parameter", "--max-tokens must be 1 or more.", None))
+    url = normalise_base_url(args.url) if args.url else default_base_url()
+    params = ChatParams(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+                        max_tokens=args.max_tokens, seed=args.seed, stop=tuple(args.stop))
+    prompt = args.prompt
+    if prompt is None and not sys.stdin.isatty():
+        prompt = sys.stdin.read()
+        if not prompt.strip():
+            raise BadInput(Problem("Nothing to send", "Standard input was empty.", "Give a PROMPT."))
+    if prompt is not None and not prompt.strip():
+        raise BadInput(Problem("Nothing to send", "The prompt is empty.", None))
+    return asyncio.run(_main(args, url, params, prompt))
+
+
+async def _main(args: argparse.Namespace, url: str, params, prompt: str | None) -> int:
+    from llmdesk.core.chat import ChatClient
+
+    async with ChatClient(url, args.api_key) as client:
+        model = args.model or await _first_model(client)
+        history: list[dict] = [{"role": "system", "content": args.system}] if args.system else []
+        if prompt is not None:
+            await _turn(client, model, history, prompt, params, args.no_stats)
+            return EXIT_OK
+        return await _interactive(client, model, history, params, args.no_stats)
+
+
+async def _first_model(client) -> str:
+    from llmdesk.core.errors import ProblemError
+
+    models = await client.models()
+    if not models:
+        raise ProblemError(Problem("The server serves no model", f"{client.base_url}/models is empty.", None))
+    return models[0]
+
+
+async def _turn(client, model: str, history: list[dict], text: str, params, no_stats: bool) -> str:
+    """Send one user message, stream the answer to stdout; on success both join ``history``."""
+    import contextlib
+
+    from llmdesk.core.chat import StreamInterrupted
+
+    messages = [*history, {"role": "user", "content": text}]
+    parts: list[str] = []
+    in_reasoning = False
+    try:
+        async with contextlib.aclosing(client.stream(model, messages, params)) as deltas:
+            async for delta in deltas:
+                if delta.reasoning:
+                    if not in_reasoning:
+                        sys.stderr.write("[thinking] ")
+                        in_reasoning = True
+                    sys.stderr.write(delta.reasoning)
+                    sys.stderr.flush()
+                if delta.content:
+                    if in_reasoning:
+                        sys.stderr.write("\n")
+                        in_reasoning = False
+                    parts.append(delta.content)
+                    sys.stdout.write(delta.content)
+                    sys.stdout.flush()
+    except StreamInterrupted as exc:
+        sys.stdout.write("\n")
+        history += [{"role": "user", "content": text}, {"role": "assistant", "content": exc.partial}]
+        raise
+    finally:
+        _print_stats(client.last_stats, no_stats)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    answer = "".join(parts)
+    history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+    return answer
+
+
+def _print_stats(stats, no_stats: bool) -> None:
+    if no_stats or stats is None or stats.ttft_s is None:
+        return
+    bits = [f"TTFT {stats.ttft_s * 1000:.0f} ms"]
+    if stats.tokens_per_s is not None:
+        bits.append(f"{stats.tokens_per_s:.1f} tok/s")
+    if stats.prompt_tokens is not None and stats.completion_tokens is not None:
+        bits.append(f"{stats.prompt_tokens} prompt + {stats.completion_tokens} completion tokens")
+    if stats.finish_reason:
+        bits.append(f"finish: {stats.finish_reason}")
+    sys.stdout.flush()
+    print("[" + " · ".join(bits) + "]", file=sys.stderr)
+
+
+async def _interactive(client, model: str, history: list[dict], params, no_stats: bool) -> int:
+    import asyncio
+
+    from llmdesk.core.chat import ServerUnreachable
+    from llmdesk.core.errors import ProblemError
+
+    print(f"Chatting with {model} at {client.base_url}. /exit or Ctrl-D ends.", file=sys.stderr)
+    while True:
+        sys.stderr.write("> ")
+        sys.stderr.flush()
+        line = await asyncio.to_thread(sys.stdin.readline)
+        if not line:  # EOF
+            sys.stderr.write("\n")
+            return EXIT_OK
+        text = line.rstrip("\n")
+        if text.strip() in ("/exit", "/quit"):
+            return EXIT_OK
+        if not text.strip():
+            continue
+        try:
+            await _turn(client, model, history, text, params, no_stats)
+        except ServerUnreachable:
+            raise
+        except ProblemError as exc:  # say it and go on: the conversation so far is kept
+            p = exc.problem
+            print(f"error: {p.title}\n  {p.explanation}" + (f"\n  → {p.fix}" if p.fix else ""), file=sys.stderr)
+    return EXIT_FAILURE  # not reached

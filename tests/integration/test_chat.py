@@ -1,0 +1,271 @@
+"""core/chat.py and `llmdesk chat` against the stand-in vLLM (tests/fakes/vllm_standin)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from llmdesk.core import paths
+from llmdesk.core.chat import (ChatClient, ChatParams, ContextTooLong, ModelNotFound, ServerUnreachable,
+                               StreamInterrupted, Unauthorized, default_base_url, normalise_base_url)
+from llmdesk.core.errors import BadInput, ProblemError
+from tests.fakes.vllm_standin.runtime import make_fake_runtime, serve_argv
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "sekret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(folder: Path, mode: str, *flags: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    python = make_fake_runtime(folder, mode=mode, delay_scale=0.001)
+    port = free_port()
+    proc = subprocess.Popen(serve_argv(python, "/models/demo", "--served-model-name", "demo", "--host", "127.0.0.1",
+                                       "--port", str(port), "--max-model-len", "2048", *flags),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "FAKE_VLLM_TOKEN_RATE": "400", **(env or {})})
+    root = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(root + "/health", timeout=1).status_code == 200:
+                return proc, root
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    _kill(proc)
+    raise RuntimeError("stand-in vLLM did not become ready")
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """An ok stand-in with an API key; yields its root URL. The group is always killed."""
+    proc, root = _start(tmp_path_factory.mktemp("rt-ok"), "ok", "--api-key", KEY)
+    try:
+        yield root
+    finally:
+        _kill(proc)
+
+
+@pytest.fixture
+def crashing_server(tmp_path):
+    proc, root = _start(tmp_path / "rt-crash", "crash_mid_stream", env={"FAKE_VLLM_CRASH_AFTER_TOKENS": "5"})
+    try:
+        yield root
+    finally:
+        _kill(proc)
+
+
+def aborts(root: str) -> float:
+    text = httpx.get(root + "/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
+    m = re.search(r'^vllm:request_success_total\{[^}]*finished_reason="abort"[^}]*\} (\S+)', text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+async def wait_aborts_above(root: str, before: float, timeout_s: float = 5) -> float:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        now = await asyncio.to_thread(aborts, root)
+        if now > before or time.monotonic() > deadline:
+            return now
+        await asyncio.sleep(0.05)
+
+
+# --- pure -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("given, expected", [
+    ("http://127.0.0.1:8000", "http://127.0.0.1:8000/v1"),
+    ("http://127.0.0.1:8000/", "http://127.0.0.1:8000/v1"),
+    ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
+    ("http://127.0.0.1:8000/v1/", "http://127.0.0.1:8000/v1"),
+    ("  127.0.0.1:8000  ", "http://127.0.0.1:8000/v1"),
+    ("https://proxy.example/llm", "https://proxy.example/llm/v1"),
+])
+def test_normalise_base_url(given, expected):
+    assert normalise_base_url(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "ftp://host/x", "http://"])
+def test_normalise_base_url_rejects(bad):
+    with pytest.raises(BadInput):
+        normalise_base_url(bad)
+
+
+def test_default_url_is_the_managed_server_else_8000():
+    assert default_base_url() == "http://127.0.0.1:8000/v1"
+    paths.state_dir().mkdir(parents=True, exist_ok=True)
+    (paths.state_dir() / "server.json").write_text(json.dumps({"pid": 1, "host": "0.0.0.0", "port": 9123,
+                                                               "served_model_name": "demo"}))
+    assert default_base_url() == "http://127.0.0.1:9123/v1"
+
+
+def test_params_body_skips_defaults_and_sends_extras():
+    assert ChatParams().body() == {}
+    body = ChatParams(temperature=0.0, top_k=40, repetition_penalty=1.1, stop=("\n\n",), max_tokens=5).body()
+    assert body == {"temperature": 0.0, "top_k": 40, "repetition_penalty": 1.1, "stop": ["\n\n"], "max_tokens": 5}
+
+
+# --- against the stand-in -----------------------------------------------------------------------
+
+@pytest.mark.asyncio
+async def test_models_and_streamed_reply(server):
+    async with ChatClient(server, KEY) as client:
+        assert await client.models() == ["demo"]
+        parts = []
+        async for delta in client.stream("demo", [{"role": "user", "content": "Hello there"}]):
+            parts.append(delta.content)
+        stats = client.last_stats
+    assert len(parts) == 24 and "".join(parts).strip()
+    assert stats.completion_tokens == 24 and stats.prompt_tokens and stats.prompt_tokens > 0
+    assert stats.ttft_s is not None and stats.ttft_s > 0
+    assert stats.tokens_per_s and stats.tokens_per_s > 10
+    assert stats.finish_reason == "stop"
+
+
+@pytest.mark.asyncio
+async def test_max_tokens_is_sent(server):
+    async with ChatClient(server + "/v1/", KEY) as client:
+        text = "".join([d.content async for d in client.stream("demo", [{"role": "user", "content": "hi"}],
+                                                                ChatParams(max_tokens=3, temperature=0.2))])
+    assert text and client.last_stats.completion_tokens == 3 and client.last_stats.finish_reason == "length"
+
+
+@pytest.mark.asyncio
+async def test_cancelling_the_consumer_aborts_the_request(server):
+    before = aborts(server)
+    async with ChatClient(server, KEY) as client:
+        got = []
+
+        async def consume():
+            async for delta in client.stream("demo", [{"role": "user", "content": "long"}], ChatParams()):
+                got.append(delta.content)
+                if len(got) == 3:
+                    await asyncio.sleep(30)  # stalled here until cancelled
+
+        task = asyncio.create_task(consume())
+        while len(got) < 3:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await wait_aborts_above(server, before) == before + 1
+        assert client.last_stats is not None and client.last_stats.ttft_s is not None
+
+
+@pytest.mark.asyncio
+async def test_breaking_out_of_the_loop_aborts_the_request(server):
+    before = aborts(server)
+    async with ChatClient(server, KEY) as client:
+        async with contextlib.aclosing(client.stream("demo", [{"role": "user", "content": "x"}])) as deltas:
+            async for _ in deltas:
+                break
+        assert await wait_aborts_above(server, before) == before + 1
+
+
+@pytest.mark.asyncio
+async def test_no_server():
+    url = f"http://127.0.0.1:{free_port()}"
+    async with ChatClient(url) as client:
+        with pytest.raises(ServerUnreachable) as exc:
+            await client.models()
+        assert exc.value.problem.title == f"No server at {url}/v1"
+        assert "llmdesk serve" in exc.value.problem.fix
+        with pytest.raises(ServerUnreachable):
+            async for _ in client.stream("demo", [{"role": "user", "content": "hi"}]):
+                pass
+
+
+@pytest.mark.asyncio
+async def test_wrong_or_missing_key(server):
+    for key in (None, "wrong"):
+        async with ChatClient(server, key) as client:
+            with pytest.raises(Unauthorized) as exc:
+                async for _ in client.stream("demo", [{"role": "user", "content": "hi"}]):
+                    pass
+            assert "API key" in exc.value.problem.title
+            with pytest.raises(Unauthorized):
+                await client.models()
+
+
+@pytest.mark.asyncio
+async def test_max_tokens_too_large_names_the_limit(server):
+    async with ChatClient(server, KEY) as client:
+        with pytest.raises(ContextTooLong) as exc:
+            async for _ in client.stream("demo", [{"role": "user", "content": "hi"}], ChatParams(max_tokens=100_000)):
+                pass
+    assert exc.value.limit == 2048
+    assert "max_tokens=100000" in exc.value.problem.explanation  # vLLM's own words
+    assert "2,048 tokens" in exc.value.problem.explanation
+
+
+@pytest.mark.asyncio
+async def test_unknown_model_lists_the_served_ones(server):
+    async with ChatClient(server, KEY) as client:
+        with pytest.raises(ModelNotFound) as exc:
+            async for _ in client.stream("nope", [{"role": "user", "content": "hi"}]):
+                pass
+    assert exc.value.served == ["demo"] and "demo" in exc.value.problem.explanation
+
+
+@pytest.mark.asyncio
+async def test_crash_mid_stream_keeps_the_partial_text(crashing_server):
+    got = []
+    async with ChatClient(crashing_server) as client:
+        with pytest.raises(StreamInterrupted) as exc:
+            async for delta in client.stream("demo", [{"role": "user", "content": "hi"}]):
+                got.append(delta.content)
+    assert len(got) == 5 and exc.value.partial == "".join(got) and exc.value.partial
+    assert isinstance(exc.value, ProblemError) and "cut off" in exc.value.problem.title
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+def cli(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "llmdesk", "chat", *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=30, input=stdin if stdin is not None else "")
+
+
+def test_cli_prompt_streams_the_answer(server):
+    res = cli("--url", server, "--api-key", KEY, "--max-tokens", "6", "Hello")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() and "TTFT" in res.stderr and "6 completion tokens" in res.stderr
+
+
+def test_cli_reads_stdin_and_takes_the_v1_url(server):
+    res = cli("--url", server + "/v1", "--api-key", KEY, "--model", "demo", "--system", "Be brief.",
+              stdin="What is vLLM?\nTell me.\n")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip()
+
+
+def test_cli_failures(server):
+    res = cli("--url", f"http://127.0.0.1:{free_port()}", "Hello")
+    assert res.returncode == 1 and "No server at" in res.stderr
+    res = cli("--url", server, "--api-key", "wrong", "Hello")
+    assert res.returncode == 1 and "API key" in res.stderr
+    res = cli("--url", server, "--max-tokens", "0", "Hello")
+    assert res.returncode == 2
