@@ -105,14 +105,16 @@ async def _turn(client, model: str, history: list[dict], text: str, params, no_s
                     parts.append(delta.content)
                     sys.stdout.write(delta.content)
                     sys.stdout.flush()
+        if in_reasoning:
+            sys.stderr.write("\n")
+        sys.stdout.write("\n")
+        sys.stdout.flush()
     except StreamInterrupted as exc:
         sys.stdout.write("\n")
         history += [{"role": "user", "content": text}, {"role": "assistant", "content": exc.partial}]
         raise
     finally:
         _print_stats(client.last_stats, no_stats)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
     answer = "".join(parts)
     history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
     return answer

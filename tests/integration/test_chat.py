@@ -187,6 +187,16 @@ async def test_breaking_out_of_the_loop_aborts_the_request(server):
 
 
 @pytest.mark.asyncio
+async def test_breaking_without_aclosing_still_aborts(server):
+    """The event loop's async-generator finaliser closes the stream a moment later."""
+    before = aborts(server)
+    async with ChatClient(server, KEY) as client:
+        async for _ in client.stream("demo", [{"role": "user", "content": "x"}]):
+            break
+        assert await wait_aborts_above(server, before) == before + 1
+
+
+@pytest.mark.asyncio
 async def test_no_server():
     url = f"http://127.0.0.1:{free_port()}"
     async with ChatClient(url) as client:
