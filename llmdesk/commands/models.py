@@ -29,15 +29,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def scan(extra_folders=()):
-    from llmdesk.core import paths
-    from llmdesk.core.library import scan_library
+    from llmdesk.core.library import scan_for_settings
     from llmdesk.core.settings import load_settings
 
-    settings = load_settings()[0]
-    models_dir = settings.models_dir
-    cache_dirs = [paths.hf_cache_dir()] + ([models_dir] if models_dir else [])
-    folders = [*getattr(settings, "model_folders", []), *extra_folders]  # the folders added in the app
-    return scan_library(extra_folders=folders, cache_dirs=cache_dirs)
+    return scan_for_settings(load_settings()[0], extra_folders)
 
 
 def render_text(models) -> str:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from llmdesk.core.errors import BadInput, Problem
 from llmdesk.core.gpus import GpuInfo
-from llmdesk.core.model_config import FULL, SLIDING, ModelGeometry
+from llmdesk.core.model_config import ModelGeometry
 from llmdesk.core.quant import QuantFormat, gpu_support, online_format
 from llmdesk.core.units import GIB, MIB
 

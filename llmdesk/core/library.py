@@ -69,6 +69,13 @@ def scan_library(extra_folders: Iterable[str | os.PathLike] = (),
     return sorted(found, key=lambda m: (m.name.lower(), m.revision or "", str(m.path)))
 
 
+def scan_for_settings(settings, extra_folders: Iterable[str | os.PathLike] = ()) -> list[LocalModel]:
+    """The models the user's settings point at: the HF cache, the downloads folder (models_dir) and
+    the folders added in the app, plus `extra_folders`. Blocking."""
+    cache_dirs = [paths.hf_cache_dir()] + ([settings.models_dir] if settings.models_dir else [])
+    return scan_library([*settings.model_folders, *extra_folders], cache_dirs=cache_dirs)
+
+
 def find_models(models: Iterable[LocalModel], wanted: str) -> list[LocalModel]:
     """Models whose repo id, name or path is `wanted` (case-insensitive for repo ids)."""
     wanted_path = Path(wanted).expanduser()

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from llmdesk.core import settings as settings_store
 from llmdesk.core.doctor import DoctorReport, run_doctor
 from llmdesk.core.downloads import Download, DownloadQueue
-from llmdesk.core.library import LocalModel, scan_library
+from llmdesk.core.library import LocalModel, scan_for_settings
 from llmdesk.core.errors import ProblemError
 from llmdesk.core.launch import LaunchConfig
 from llmdesk.core.runtime import find_vllm_runtime
@@ -85,11 +85,7 @@ class AppContext(QObject):
 
     def scan_library(self) -> list[LocalModel]:
         """Blocking: the HF cache, the models folder and the user's extra folders."""
-        caches = None
-        if self.settings.models_dir:
-            from llmdesk.core.paths import hf_cache_dir
-            caches = [hf_cache_dir(), self.settings.models_dir]
-        return scan_library(self.settings.model_folders, cache_dirs=caches)
+        return scan_for_settings(self.settings)
 
     async def run_doctor(self) -> DoctorReport:
         scan = self.machine.scan or await self.machine.refresh()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 STATUS_GLYPHS = {"ok": ("✔", "#16a34a"), "warn": ("!", "#d97706"), "fail": ("✘", "#dc2626")}
 
@@ -36,3 +36,21 @@ def status_glyph(status: str) -> QLabel:
     label.setStyleSheet(f"color: {color}; font-weight: 700; font-size: 13pt;")
     label.setFixedWidth(22)
     return label
+
+
+def scroll_area(content: QWidget) -> QScrollArea:
+    """`content` in a frameless scroll area that resizes it to its width."""
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setWidget(content)
+    return scroll
+
+
+def fill_with_scrolling(parent: QWidget, content: QWidget) -> QScrollArea:
+    """Make `content`, scrollable, the whole of `parent` (pages taller than the window)."""
+    scroll = scroll_area(content)
+    layout = QVBoxLayout(parent)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(scroll)
+    return scroll

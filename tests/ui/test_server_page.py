@@ -2,11 +2,17 @@
 a failure is explained and its one-click fix lands in the form."""
 
 import dataclasses
+import os
+import signal
 import socket
+import subprocess
+import sys
+
+import pytest
 
 from PySide6.QtCore import Qt
 
-from llmdesk.core.supervisor import ServerState, group_members
+from llmdesk.core.supervisor import ServerState, find_leftover, group_members, pid_file
 from tests.fakes.vllm_standin.runtime import make_fake_runtime
 
 
@@ -67,14 +73,9 @@ def test_exposing_the_server_without_a_key_is_refused_before_starting(make_windo
     assert page.launch_config().validate() == []
 
 
-def test_a_server_left_by_a_killed_llmdesk_is_found_and_stopped(make_window, qtbot, tmp_path):
-    """A GUI process SIGKILLed while serving leaves vLLM and its pid file; the next window offers to stop it."""
-    import os
-    import subprocess
-    import sys
-    import time
-    from llmdesk.core.supervisor import pid_file
-
+@pytest.fixture
+def killed_llmdesk_server(tmp_path):
+    """`llmdesk serve` SIGKILLed while serving: its vLLM and pid file stay behind. Yields the port."""
     python = make_fake_runtime(tmp_path / "rt", delay_scale=0.005)
     port = free_port()
     gui = subprocess.Popen([sys.executable, "-m", "llmdesk", "serve", "/models/demo", "--served-model-name", "demo",
@@ -84,26 +85,27 @@ def test_a_server_left_by_a_killed_llmdesk_is_found_and_stopped(make_window, qtb
         assert gui.stdout.readline().startswith("http://127.0.0.1")  # ready
         gui.kill()  # no chance to stop its server
         gui.wait(10)
-        assert pid_file().exists()
-        from llmdesk.core.supervisor import find_leftover
-        assert find_leftover() is not None, pid_file().read_text()
-        window = make_window()
-        page = window.server_page
-        qtbot.waitUntil(lambda: not page.stop_leftover_button.isHidden(), timeout=10000)
-        assert window.ctx.banner.title.text() == "A vLLM server is still running from an earlier llmdesk"
-        assert "still running from an earlier llmdesk" in page.leftover_note.text()
-        pgid = page.leftover.pgid
-        qtbot.mouseClick(page.stop_leftover_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: "was stopped" in page.leftover_note.text(), timeout=30000)
-        assert group_members(pgid) == [] and not pid_file().exists()
+        assert pid_file().exists() and find_leftover() is not None
+        yield port
     finally:
         if gui.poll() is None:
             gui.kill()
-        from llmdesk.core.supervisor import find_leftover
         leftover = find_leftover()
         if leftover is not None:
-            os.killpg(leftover.pgid, 9)
+            os.killpg(leftover.pgid, signal.SIGKILL)
 
+
+def test_a_server_left_by_a_killed_llmdesk_is_found_and_stopped(make_window, qtbot, killed_llmdesk_server):
+    """The next window finds the leftover, says so, and stops its whole group on request."""
+    window = make_window()
+    page = window.server_page
+    qtbot.waitUntil(lambda: not page.stop_leftover_button.isHidden(), timeout=10000)
+    assert window.ctx.banner.title.text() == "A vLLM server is still running from an earlier llmdesk"
+    assert "still running from an earlier llmdesk" in page.leftover_note.text()
+    pgid = page.leftover.pgid
+    qtbot.mouseClick(page.stop_leftover_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "was stopped" in page.leftover_note.text(), timeout=30000)
+    assert group_members(pgid) == [] and not pid_file().exists()
 
 def test_the_fit_preview_judges_the_model_before_starting(make_window, qtbot, tmp_path):
     from pathlib import Path
@@ -134,39 +136,18 @@ def test_a_generated_key_is_kept_for_the_next_start(make_window, qtbot, monkeypa
     qtbot.waitUntil(lambda: again.api_key.text() == key, timeout=5000)
 
 
-def test_a_server_left_running_can_be_taken_over_and_stopped_later(make_window, qtbot, tmp_path):
-    import os
-    import subprocess
-    import sys
-    from llmdesk.core.supervisor import find_leftover
-
-    python = make_fake_runtime(tmp_path / "rt", delay_scale=0.005)
-    port = free_port()
-    gui = subprocess.Popen([sys.executable, "-m", "llmdesk", "serve", "/models/demo", "--served-model-name", "demo",
-                            "--port", str(port), "--runtime", str(python)], stdout=subprocess.PIPE, text=True,
-                           env=dict(os.environ))
-    try:
-        assert gui.stdout.readline().startswith("http://127.0.0.1")
-        gui.kill()
-        gui.wait(10)
-        window = make_window()
-        page = window.server_page
-        qtbot.waitUntil(lambda: not page.adopt_button.isHidden(), timeout=10000)
-        pgid = page.leftover.pgid
-        qtbot.mouseClick(page.adopt_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.READY, timeout=5000)
-        assert window.ctx.server.status.url == f"http://127.0.0.1:{port}/v1"
-        assert find_leftover() is None  # ours now
-        qtbot.mouseClick(page.stop_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.STOPPED, timeout=30000)
-        assert group_members(pgid) == []
-    finally:
-        if gui.poll() is None:
-            gui.kill()
-        leftover = find_leftover()
-        if leftover is not None:
-            os.killpg(leftover.pgid, 9)
-
+def test_a_server_left_running_can_be_taken_over_and_stopped_later(make_window, qtbot, killed_llmdesk_server):
+    window = make_window()
+    page = window.server_page
+    qtbot.waitUntil(lambda: not page.adopt_button.isHidden(), timeout=10000)
+    pgid = page.leftover.pgid
+    qtbot.mouseClick(page.adopt_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.READY, timeout=5000)
+    assert window.ctx.server.status.url == f"http://127.0.0.1:{killed_llmdesk_server}/v1"
+    assert find_leftover() is None  # ours now
+    qtbot.mouseClick(page.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.STOPPED, timeout=30000)
+    assert group_members(pgid) == []
 
 def test_without_vllm_the_page_offers_to_install_it(make_window, qtbot, tmp_path, monkeypatch):
     """No runtime anywhere: Start explains it and offers the managed install, whose progress is shown."""

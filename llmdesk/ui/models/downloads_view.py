@@ -7,11 +7,12 @@ redrawn at most 10 times a second.
 from __future__ import annotations
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QVBoxLayout,
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
                                QWidget)
 
 from llmdesk.core.downloads import CANCELLED, DONE, FAILED, Download, DownloadProgress, DownloadQueue
 from llmdesk.core.units import GIB
+from llmdesk.ui.widgets import fill_with_scrolling
 
 REDRAW_MS = 100
 
@@ -88,13 +89,7 @@ class DownloadsView(QWidget):
         column.addWidget(self.empty)
         column.addLayout(self.list)
         column.addStretch()
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(content)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(scroll)
+        fill_with_scrolling(self, content)
         self._dirty = False
         self._redraw = QTimer(self)
         self._redraw.setInterval(REDRAW_MS)

@@ -6,14 +6,14 @@ import dataclasses
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
-                               QPushButton, QScrollArea, QVBoxLayout, QWidget)
+                               QPushButton, QVBoxLayout, QWidget)
 
 from llmdesk.core.doctor import DoctorReport
 from llmdesk.core.gpu_catalogue import CATALOGUE
 from llmdesk.core.gpus import GpuInfo, GpuScan
 from llmdesk.core.units import format_gib
 from llmdesk.ui.context import AppContext
-from llmdesk.ui.widgets import page_header, section_title, status_glyph
+from llmdesk.ui.widgets import fill_with_scrolling, page_header, section_title, status_glyph
 
 
 def clear_layout(layout) -> None:
@@ -124,13 +124,7 @@ class MachinePage(QWidget):
         layout.addLayout(self.checks)
         layout.addStretch()
 
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        fill_with_scrolling(self, content)
 
         ctx.machine.changed.connect(self.show_scan)
 

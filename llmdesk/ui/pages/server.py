@@ -4,13 +4,12 @@ one-click fix, and the endpoint (URL, key, snippets) for the user's own tools.""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import secrets as token_bytes
 import time
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QGuiApplication, QSyntaxHighlighter, QTextCharFormat
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
@@ -23,7 +22,7 @@ from llmdesk.core.model_source import load_model_spec
 from llmdesk.ui.fit_panel import FitPanel
 from llmdesk.core.supervisor import Leftover, ServerState, ServerStatus, find_leftover, stop_leftover
 from llmdesk.ui.context import AppContext
-from llmdesk.ui.widgets import page_header
+from llmdesk.ui.widgets import page_header, scroll_area
 
 LOG_FLUSH_MS = 100  # vLLM can print hundreds of lines a second at start: append in batches
 LOG_LINES_SHOWN = 5000
@@ -176,7 +175,7 @@ class ServerPage(QWidget):
         # No vLLM yet: offer to install the tested release into llmdesk's own environment.
         self.install_note = QLabel()
         self.install_note.setWordWrap(True)
-        self.install_button = QPushButton(f"Install vLLM")
+        self.install_button = QPushButton("Install vLLM")
         self.install_button.clicked.connect(self.install_runtime)
         self.install_progress = QProgressBar()
         self.install_progress.setRange(0, 1000)
@@ -270,12 +269,7 @@ class ServerPage(QWidget):
         right.addTab(log_box, "Log")
         right.addTab(endpoint_box, "Endpoint")
         self.right_tabs = right
-        from PySide6.QtWidgets import QScrollArea
-
-        left_scroll = QScrollArea()
-        left_scroll.setWidgetResizable(True)
-        left_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        left_scroll.setWidget(left)
+        left_scroll = scroll_area(left)
         left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left_scroll)

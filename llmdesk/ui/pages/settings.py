@@ -6,14 +6,14 @@ import asyncio
 import dataclasses
 import ipaddress
 
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from llmdesk.core import secrets
 from llmdesk.core import settings as settings_store
 from llmdesk.core.settings import Settings
 from llmdesk.ui.context import AppContext
-from llmdesk.ui.widgets import page_header, section_title
+from llmdesk.ui.widgets import fill_with_scrolling, page_header, section_title
 
 THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
 
@@ -54,13 +54,7 @@ class SettingsPage(QWidget):
         super().__init__(parent)
         self.ctx = ctx
         content = QWidget()
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        fill_with_scrolling(self, content)
         layout = QVBoxLayout(content)
         layout.addWidget(page_header("Settings", "Saved in " + str(settings_store.settings_path())))
 
