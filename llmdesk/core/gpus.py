@@ -1,12 +1,14 @@
 """What NVIDIA GPUs this machine has, read through NVML (the nvidia-ml-py package, imported as pynvml).
 
 scan_gpus() never raises: a machine without a driver or a GPU is a normal case for a desktop app,
-so the answer is an empty scan with a Problem that says why and what to do.
+so the answer is an empty scan with a Problem that says why and what to do. GpuSampler reads the
+live figures (utilisation, memory, temperature, power) again and again without re-initialising NVML.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from llmdesk.core.errors import Problem
@@ -96,6 +98,143 @@ def scan_gpus(nvml: Any = None) -> GpuScan:
             nvml.nvmlShutdown()
         except Exception:
             pass  # nothing useful to tell the user, and the scan itself succeeded
+
+
+class GpuSampler:
+    """Live GPU figures, sampled every second or so: ``sample()`` in a worker thread, ``close()`` at the end.
+
+        sampler = GpuSampler()
+        scan = await asyncio.to_thread(sampler.sample)   # a GpuScan; never raises
+        for gpu in scan.gpus: gpu.utilization_percent, gpu.memory_used_bytes, gpu.power_draw_w, ...
+        sampler.close()
+
+    scan_gpus() initialises NVML and shuts it down on every call, which costs tens of milliseconds
+    with a real driver; the sampler initialises once and keeps the handles and the fixed facts (name,
+    UUID, compute capability, driver), so a sample is a handful of NVML reads. NVML counts its
+    initialisations, so a scan_gpus() elsewhere meanwhile does not shut the sampler's NVML down.
+    When NVML cannot start, every sample is an empty scan with the same Problem until close()."""
+
+    def __init__(self, nvml: Any = None):
+        self._nvml = nvml  # None: pynvml, imported on the first sample
+        self._lock = threading.Lock()
+        self._initialised = False
+        self._failed: GpuScan | None = None
+        self._static: dict[int, tuple[Any, GpuInfo]] = {}  # index -> (handle, the first full read)
+        self._count = 0
+        self._driver: tuple[str | None, str | None] = (None, None)
+
+    def sample(self) -> GpuScan:
+        with self._lock:
+            if self._failed is not None:
+                return self._failed
+            if not self._initialised:
+                started = self._start()
+                if started is not None:
+                    self._failed = started
+                    return started
+            try:
+                return self._sample_initialised()
+            except Exception as exc:
+                if not _is_nvml_error(self._nvml, exc, "NVMLError_Uninitialized"):
+                    return _no_gpus(Problem("Could not read the GPUs", _nvml_message(exc),
+                                            "Check that the NVIDIA driver works (run nvidia-smi)."))
+            # Someone shut NVML down under us (a binding that does not count initialisations): once more.
+            self._forget()
+            started = self._start()
+            if started is not None:
+                return started
+            try:
+                return self._sample_initialised()
+            except Exception as exc:
+                return _no_gpus(Problem("Could not read the GPUs", _nvml_message(exc),
+                                        "Check that the NVIDIA driver works (run nvidia-smi)."))
+
+    def close(self) -> None:
+        """Release NVML; a later sample() starts it again."""
+        with self._lock:
+            self._shutdown()
+            self._failed = None
+
+    def __enter__(self) -> GpuSampler:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _shutdown(self) -> None:
+        if self._initialised:
+            try:
+                self._nvml.nvmlShutdown()
+            except Exception:
+                pass  # the process may be ending; nothing to tell the user
+        self._forget()
+
+    def _forget(self) -> None:
+        self._initialised = False
+        self._static.clear()
+        self._count = 0
+
+    def _start(self) -> GpuScan | None:
+        """Initialise NVML and read the fixed facts; a scan with the Problem when that fails."""
+        try:
+            if self._nvml is None:
+                import pynvml
+                self._nvml = pynvml
+        except ImportError as exc:
+            return _no_gpus(Problem(
+                "GPU detection is not installed",
+                f"The Python package nvidia-ml-py could not be imported ({exc}).",
+                "Reinstall llmdesk with its dependencies."))
+        nvml = self._nvml
+        try:
+            nvml.nvmlInit()
+        except Exception as exc:
+            return _no_gpus(_init_problem(nvml, exc))
+        self._initialised = True
+        try:
+            self._driver = (_optional(lambda: _text(nvml.nvmlSystemGetDriverVersion())),
+                            _optional(lambda: _cuda_version_text(_cuda_driver_version_number(nvml))))
+            self._count = nvml.nvmlDeviceGetCount()
+        except Exception as exc:
+            self._shutdown()
+            return _no_gpus(Problem("Could not read the GPUs", _nvml_message(exc),
+                                    "Check that the NVIDIA driver works (run nvidia-smi)."))
+        return None
+
+    def _sample_initialised(self) -> GpuScan:
+        nvml = self._nvml
+        gpus: list[GpuInfo] = []
+        unreadable: list[str] = []
+        for index in range(self._count):
+            try:
+                gpus.append(self._read(nvml, index))
+            except Exception as exc:
+                if _is_nvml_error(nvml, exc, "NVMLError_Uninitialized"):
+                    raise
+                self._static.pop(index, None)  # a GPU that fell off the bus gets a new handle if it returns
+                unreadable.append(f"GPU {index}: {_nvml_message(exc)}")
+        driver, cuda = self._driver
+        return GpuScan(tuple(gpus), driver, cuda, _scan_problem(self._count, len(gpus), unreadable))
+
+    def _read(self, nvml: Any, index: int) -> GpuInfo:
+        known = self._static.get(index)
+        if known is None:
+            info = _read_gpu(nvml, index, *self._driver)
+            self._static[index] = (nvml.nvmlDeviceGetHandleByIndex(index), info)
+            return info
+        handle, info = known
+        memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+        sensor = getattr(nvml, "NVML_TEMPERATURE_GPU", 0)
+        return replace(
+            info,
+            memory_total_bytes=int(memory.total),
+            memory_free_bytes=int(memory.free),
+            memory_used_bytes=int(memory.used),
+            utilization_percent=_optional(lambda: int(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)),
+            temperature_c=_optional(lambda: int(nvml.nvmlDeviceGetTemperature(handle, sensor))),
+            power_draw_w=_optional(lambda: _milliwatts_to_watts(nvml.nvmlDeviceGetPowerUsage(handle))),
+            power_limit_w=_optional(lambda: _milliwatts_to_watts(nvml.nvmlDeviceGetEnforcedPowerLimit(handle))),
+        )
 
 
 def _scan_initialised(nvml: Any) -> GpuScan:

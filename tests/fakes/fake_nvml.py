@@ -4,7 +4,8 @@
     nvml = FakeNvml(errors={"nvmlInit": FakeNvml.NVMLError_LibraryNotFound()})
     FakeDevice(errors={"nvmlDeviceGetPowerUsage": FakeNvml.NVMLError_NotSupported()})
 
-Like the real library, device calls before nvmlInit (or after nvmlShutdown) raise Uninitialized.
+Like the real library, device calls before nvmlInit (or after nvmlShutdown) raise Uninitialized, and
+initialisations are counted: NVML stays up until as many nvmlShutdown calls as nvmlInit calls.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ class FakeNvml:
         self.errors = dict(errors or {})  # NVML function name -> what it raises, for system calls
         self.calls: list[str] = []
         self.initialised = False
+        self.refcount = 0
         self.init_count = 0
         self.shutdown_count = 0
 
@@ -131,12 +133,14 @@ class FakeNvml:
 
     def nvmlInit(self) -> None:
         self._call("nvmlInit", needs_init=False)
+        self.refcount += 1
         self.initialised = True
         self.init_count += 1
 
     def nvmlShutdown(self) -> None:
         self._call("nvmlShutdown")
-        self.initialised = False
+        self.refcount -= 1
+        self.initialised = self.refcount > 0
         self.shutdown_count += 1
 
     def nvmlSystemGetDriverVersion(self) -> str | bytes:
