@@ -413,6 +413,10 @@ class ConversationStore:
             raise ProblemError(Problem("The saved chats cannot be opened", f"{self.path}: {exc}.", None)) from None
 
     def _connect(self) -> sqlite3.Connection:
+        if not _looks_like_sqlite(self.path):
+            # Checked before SQLite opens it: closing a connection to a file it cannot read deletes
+            # the WAL next to it, which may hold the only copy of the last chats.
+            raise _Unusable("is not a database")
         try:
             conn = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -769,6 +773,17 @@ def _message_not_found(message_id: int, conversation_id: int | None = None) -> C
     where = f" in chat {conversation_id}" if conversation_id is not None else ""
     return ConversationNotFound(Problem(f"No message {message_id}{where}",
                                         f"There is no saved message with id {message_id}{where}.", None))
+
+
+def _looks_like_sqlite(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return True  # let SQLite say what is wrong (permissions...)
+    return head in (b"", b"SQLite format 3\x00")
 
 
 def _generic_problem(path: Path, exc: sqlite3.Error) -> Problem:
