@@ -32,6 +32,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, metavar="N")
     parser.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)")
     parser.add_argument("--no-stats", action="store_true", help="do not print the stats line")
+    parser.add_argument("--save", action="store_true",
+                        help="keep the conversation with the saved chats (see `llmdesk chats`; the Chat page "
+                             "lists them too)")
     parser.set_defaults(run=run)
 
 
@@ -56,19 +59,46 @@ def run(args: argparse.Namespace) -> int:
             raise BadInput(Problem("Nothing to send", "Standard input was empty.", "Give a PROMPT."))
     if prompt is not None and not prompt.strip():
         raise BadInput(Problem("Nothing to send", "The prompt is empty.", None))
-    return asyncio.run(_main(args, url, params, prompt))
+    if not args.save:
+        return asyncio.run(_main(args, url, params, prompt, None))
+    from llmdesk.commands.chats import open_store
+
+    with open_store() as store:  # opened first: a store that cannot be written fails before anything is sent
+        return asyncio.run(_main(args, url, params, prompt, store))
 
 
-async def _main(args: argparse.Namespace, url: str, params, prompt: str | None) -> int:
+class _Saver:
+    """Keeps the session in the conversation store as the Chat page would: a turn is saved when its
+    reply ends (complete, cut off, or stopped with Ctrl-C); a request that got no reply is not."""
+
+    def __init__(self, store, model: str, url: str, system: str | None, params):
+        self.store, self.model, self.url, self.system, self.params = store, model, url, system, params
+        self.id: int | None = None
+
+    def turn(self, text: str, reply: str, reasoning: str, stats, state: str) -> None:
+        from llmdesk.core.chat_session import params_to_dict
+        from llmdesk.core.conversations import auto_title
+
+        if self.id is None:
+            self.id = self.store.create(title=auto_title(text), model=self.model, system_prompt=self.system or "",
+                                        params=params_to_dict(self.params), base_url=self.url)
+            print(f"[saved as chat {self.id}: `llmdesk chats show {self.id}`]", file=sys.stderr)
+        self.store.add_message(self.id, "user", text)
+        self.store.add_message(self.id, "assistant", reply, reasoning=reasoning,
+                               stats=stats.as_dict() if stats is not None else None, state=state)
+
+
+async def _main(args: argparse.Namespace, url: str, params, prompt: str | None, store) -> int:
     from llmdesk.core.chat import ChatClient
 
     async with ChatClient(url, args.api_key) as client:
         model = args.model or await _first_model(client)
+        saver = _Saver(store, model, client.base_url, args.system, params) if store is not None else None
         history: list[dict] = [{"role": "system", "content": args.system}] if args.system else []
         if prompt is not None:
-            await _turn(client, model, history, prompt, params, args.no_stats)
+            await _turn(client, model, history, prompt, params, args.no_stats, saver)
             return EXIT_OK
-        return await _interactive(client, model, history, params, args.no_stats)
+        return await _interactive(client, model, history, params, args.no_stats, saver)
 
 
 async def _first_model(client) -> str:
@@ -80,14 +110,17 @@ async def _first_model(client) -> str:
     return models[0]
 
 
-async def _turn(client, model: str, history: list[dict], text: str, params, no_stats: bool) -> str:
+async def _turn(client, model: str, history: list[dict], text: str, params, no_stats: bool,
+                saver: _Saver | None = None) -> str:
     """Send one user message, stream the answer to stdout; on success both join ``history``."""
+    import asyncio
     import contextlib
 
     from llmdesk.core.chat import StreamInterrupted
 
     messages = [*history, {"role": "user", "content": text}]
     parts: list[str] = []
+    thoughts: list[str] = []
     in_reasoning = False
     try:
         async with contextlib.aclosing(client.stream(model, messages, params)) as deltas:
@@ -98,6 +131,7 @@ async def _turn(client, model: str, history: list[dict], text: str, params, no_s
                         in_reasoning = True
                     sys.stderr.write(delta.reasoning)
                     sys.stderr.flush()
+                    thoughts.append(delta.reasoning)
                 if delta.content:
                     if in_reasoning:
                         sys.stderr.write("\n")
@@ -112,11 +146,19 @@ async def _turn(client, model: str, history: list[dict], text: str, params, no_s
     except StreamInterrupted as exc:
         sys.stdout.write("\n")
         history += [{"role": "user", "content": text}, {"role": "assistant", "content": exc.partial}]
+        if saver is not None:
+            saver.turn(text, exc.partial, exc.partial_reasoning, client.last_stats, "interrupted")
+        raise
+    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels the task, then raises KeyboardInterrupt
+        if saver is not None and (parts or thoughts):
+            saver.turn(text, "".join(parts), "".join(thoughts), client.last_stats, "stopped")
         raise
     finally:
         _print_stats(client.last_stats, no_stats)
     answer = "".join(parts)
     history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+    if saver is not None:
+        saver.turn(text, answer, "".join(thoughts), client.last_stats, "complete")
     return answer
 
 
@@ -134,7 +176,8 @@ def _print_stats(stats, no_stats: bool) -> None:
     print("[" + " · ".join(bits) + "]", file=sys.stderr)
 
 
-async def _interactive(client, model: str, history: list[dict], params, no_stats: bool) -> int:
+async def _interactive(client, model: str, history: list[dict], params, no_stats: bool,
+                       saver: _Saver | None = None) -> int:
     import asyncio
 
     from llmdesk.core.chat import ServerUnreachable
@@ -154,7 +197,7 @@ async def _interactive(client, model: str, history: list[dict], params, no_stats
         if not text.strip():
             continue
         try:
-            await _turn(client, model, history, text, params, no_stats)
+            await _turn(client, model, history, text, params, no_stats, saver)
         except ServerUnreachable:
             raise
         except ProblemError as exc:  # say it and go on: the conversation so far is kept
