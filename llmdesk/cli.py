@@ -22,7 +22,7 @@ from llmdesk.core.errors import BadInput, ProblemError, problem_from_exception
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 # Order is the order of `llmdesk --help`.
-COMMAND_MODULES = ("gui", "gpus", "doctor", "fit", "serve", "chat", "chats", "runtime", "search", "variants", "pull", "models", "rm", "screenshot")
+COMMAND_MODULES = ("gui", "gpus", "doctor", "fit", "serve", "chat", "chats", "metrics", "runtime", "search", "variants", "pull", "models", "rm", "screenshot")
 
 log = logging.getLogger("llmdesk.cli")
 
