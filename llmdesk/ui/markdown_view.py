@@ -20,6 +20,12 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
+# pygments.lexers replaces itself in sys.modules while it is first imported: imported here, on the
+# GUI thread, before the warm-up thread below can race a half-made copy of it (7 ms).
+from pygments.lexers import get_lexer_by_name
+from pygments.lexers.special import TextLexer
+from pygments.styles import get_style_by_name
+from pygments.util import ClassNotFound
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (QColor, QDesktopServices, QFont, QFontDatabase, QPalette, QTextBlockFormat,
                            QTextCharFormat, QTextCursor, QTextDocument, QTextDocumentFragment, QTextFrameFormat,
@@ -142,9 +148,6 @@ def warm_up_highlighting() -> None:
 
 @lru_cache(maxsize=64)
 def _lexer(lang: str):
-    from pygments.lexers import TextLexer, get_lexer_by_name
-    from pygments.util import ClassNotFound
-
     try:
         return get_lexer_by_name(lang, stripnl=False, ensurenl=False) if lang else TextLexer()
     except ClassNotFound:
@@ -153,8 +156,6 @@ def _lexer(lang: str):
 
 @lru_cache(maxsize=4)
 def _style(name: str):
-    from pygments.styles import get_style_by_name
-
     return get_style_by_name(name)
 
 
@@ -224,6 +225,7 @@ class MarkdownView(QTextBrowser):
         self.render_calls = 0
         self.rendered_chars = 0
         if fit_height:
+            self.viewport().setAutoFillBackground(False)  # blends into the list that holds it
             self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
             self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
             self.document().setDocumentMargin(2)
@@ -502,8 +504,14 @@ class MarkdownView(QTextBrowser):
 
     # -- looks --
 
+    def paper(self) -> QColor:
+        """The colour behind the text: Base, or with fit_height (transparent, in a list of
+        messages) the Window colour the list shows."""
+        role = QPalette.ColorRole.Window if self.fit_height else QPalette.ColorRole.Base
+        return self.palette().color(role)
+
     def dark(self) -> bool:
-        return self.palette().color(QPalette.ColorRole.Base).lightness() < 128
+        return self.paper().lightness() < 128
 
     def _fmt(self) -> dict:
         """Formats for the current palette, made once per render of a palette."""
@@ -511,12 +519,12 @@ class MarkdownView(QTextBrowser):
             return self._formats
         pal = self.palette()
         dark = self.dark()
-        base = pal.color(QPalette.ColorRole.Base)
-        code_bg = base.lighter(135) if dark else base.darker(104)
-        if dark and base.lightness() < 20:
-            code_bg = QColor(40, 43, 48)
-        border = base.lighter(170) if dark else base.darker(115)
-        inline_bg = base.lighter(150) if dark else base.darker(108)
+        paper = self.paper()
+        if dark and paper.lightness() < 20:  # lighter() of near-black stays near-black
+            paper = QColor(24, 26, 29)
+        code_bg = paper.lighter(125) if dark else paper.darker(104)
+        border = paper.lighter(165) if dark else paper.darker(115)
+        inline_bg = paper.lighter(140) if dark else paper.darker(108)
         fixed = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         size = self.font().pointSizeF()
 

@@ -14,6 +14,8 @@ Selected by environment variables (the wrapper written by ``runtime.make_fake_ru
 ``FAKE_VLLM_VERSION``         version reported by the banner and ``/version`` (default 0.26.0)
 ``FAKE_VLLM_TOKEN_RATE``      generated tokens per second per request (default 200)
 ``FAKE_VLLM_REPLY_TOKENS``    natural reply length when max_tokens allows it (default 24)
+``FAKE_VLLM_REPLY_TEXT``      words | markdown: what the reply says (default words); markdown cycles
+                              through a chat-style answer (headings, lists, a table, code fences)
 ``FAKE_VLLM_CRASH_AFTER_TOKENS`` crash_mid_stream: tokens sent before the engine dies (default 5)
 ``FAKE_VLLM_ENGINE_MAX_LIFE`` seconds an orphaned engine-core child lives at most (default 300)
 ``FAKE_VLLM_STATS_INTERVAL``  seconds between "Engine 000: Avg prompt throughput" lines (default 10)
@@ -44,6 +46,60 @@ _STAMP_RE = re.compile(r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) (?P<ts>\d
 _WORDS = (" guess", "Create", "ome", " REG", "PATH", " _,", " Dist", "reate", " the", " model",
           " is", " a", " stand", "-in", " for", " vLLM", ".", " It", " replies", " with",
           " tokens", " at", " a", " steady", " rate", ",", " and", " counts", " them", "!")
+
+# A typical assistant answer, cut into tokens of 3-4 characters as a tokenizer would (words with
+# the space before them, punctuation, newlines), for benches that stream markdown into the Chat page.
+_MARKDOWN_REPLY = """## Serving a model on one GPU
+
+To serve **Qwen2.5-7B-Instruct** on a single 24 GB card, start vLLM with a shorter context so the
+KV cache fits. The `--max-model-len` flag caps it, and `--gpu-memory-utilization` sets how much of
+the card vLLM may take.
+
+### Steps
+
+1. Install vLLM into its *own* virtual environment.
+2. Start the server and wait until `/health` answers.
+3. Point any OpenAI-compatible client at `http://127.0.0.1:8000/v1`.
+
+- Prefix caching is on by default; repeated system prompts get cheaper.
+- Chunked prefill keeps long prompts from stalling other requests.
+- Watch `vllm:kv_cache_usage_perc` on `/metrics` while you test.
+
+```bash
+vllm serve Qwen/Qwen2.5-7B-Instruct \\
+    --max-model-len 16384 \\
+    --gpu-memory-utilization 0.90
+```
+
+| setting | value | why |
+|---------|------:|-----|
+| max model len | 16,384 | fits the KV cache |
+| max num seqs | 64 | enough for a small team |
+| dtype | bfloat16 | native on Ampere and newer |
+
+Then stream a reply from Python:
+
+```python
+from openai import OpenAI
+
+client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="EMPTY")
+stream = client.chat.completions.create(
+    model="Qwen/Qwen2.5-7B-Instruct",
+    messages=[{"role": "user", "content": "Hello!"}],
+    stream=True,
+)
+for chunk in stream:
+    print(chunk.choices[0].delta.content or "", end="", flush=True)
+```
+
+> **Tip:** if the server refuses to start with *KV cache too small*, lower `--max-model-len` or
+> raise `--gpu-memory-utilization` a little.
+
+That is all it takes; the same command works on larger cards with a longer context.
+
+"""
+_MARKDOWN_TOKENS = tuple(re.findall(r"\n+|[ \t]*\w+|[ \t]*[^\w\s]{1,3}|[ \t]+", _MARKDOWN_REPLY))
+assert "".join(_MARKDOWN_TOKENS) == _MARKDOWN_REPLY
 
 _out_lock = threading.Lock()
 
@@ -327,6 +383,7 @@ class Server:
         self.version = os.environ.get("FAKE_VLLM_VERSION", "0.26.0")
         self.token_rate = float(os.environ.get("FAKE_VLLM_TOKEN_RATE", "200"))
         self.reply_tokens = int(os.environ.get("FAKE_VLLM_REPLY_TOKENS", "24"))
+        self.reply_text = _MARKDOWN_TOKENS if os.environ.get("FAKE_VLLM_REPLY_TEXT") == "markdown" else _WORDS
         self.crash_after = int(os.environ.get("FAKE_VLLM_CRASH_AFTER_TOKENS", "5"))
         self.max_model_len = 4096
         if args.max_model_len not in (None, "auto", "-1"):
@@ -759,7 +816,9 @@ class _Handler(BaseHTTPRequestHandler):
         budget = L - prompt if max_tokens is None else max_tokens
         n = min(natural, budget)
         finish = "length" if (max_tokens is not None and n >= max_tokens) else "stop"
-        pieces = [_WORDS[(k + prompt) % len(_WORDS)] for k in range(n)]
+        words = s.reply_text
+        offset = 0 if words is _MARKDOWN_TOKENS else prompt  # markdown starts at its beginning
+        pieces = [words[(k + offset) % len(words)] for k in range(n)]
         created = int(time.time())
         rid = ("chatcmpl-" if chat else "cmpl-") + secrets.token_hex(8)
         started = time.monotonic()
@@ -775,14 +834,18 @@ class _Handler(BaseHTTPRequestHandler):
             with s.metrics.lock:
                 s.metrics.running -= 1
 
-    def _sleep_token(self) -> None:
+    def _sleep_token(self, k: int, started: float) -> None:
+        """Token k is due k+1 intervals after the start. Sleeping 1/rate per token fell behind:
+        each sleep overshoots by ~0.1 ms, so 2,000 tokens/s asked gave under 1,700."""
         if self.s.token_rate > 0:
-            time.sleep(1.0 / self.s.token_rate)
+            delay = started + (k + 1) / self.s.token_rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
 
     def _whole(self, chat, rid, created, model, prompt, pieces, finish, started, max_tokens) -> None:
         s = self.s
-        for _ in pieces:
-            self._sleep_token()
+        for k in range(len(pieces)):
+            self._sleep_token(k, started)
         n = len(pieces)
         s.metrics.add_tokens(generated=n)
         text = "".join(pieces)
@@ -864,7 +927,7 @@ class _Handler(BaseHTTPRequestHandler):
                 first["prompt_text"] = None
                 self._event(first)
             for k, piece in enumerate(pieces):
-                self._sleep_token()
+                self._sleep_token(k, started)
                 if s.mode == "crash_mid_stream" and k >= s.crash_after:
                     s.engine_death()
                     s.metrics.add_tokens(generated=sent)
