@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSize, Qt, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QMessageBox,
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from llmdesk.core.gpus import GpuScan
 from llmdesk.core.units import format_gib
 from llmdesk.ui.context import AppContext
+from llmdesk.ui.pages.chat import ChatPage
 from llmdesk.ui.pages.machine import MachinePage
 from llmdesk.ui.pages.models import ModelsPage
 from llmdesk.ui.pages.planned import PLANNED_PAGES, PlannedPageWidget
@@ -59,9 +60,14 @@ class MainWindow(QMainWindow):
         self._add_page("models", "Models", self.models_page)
         self.server_page = ServerPage(ctx)
         self._add_page("server", "Server", self.server_page)
-        self.planned_pages = {planned.key: PlannedPageWidget(planned) for planned in PLANNED_PAGES}
+        self.chat_page = ChatPage(ctx)
+        self.chat_page.start_server_requested.connect(self._start_server_for_chat)
+        self.chat_page.open_server_page_requested.connect(lambda: self.show_page("server"))
+        built = {"chat": self.chat_page}
+        self.planned_pages = {planned.key: PlannedPageWidget(planned) for planned in PLANNED_PAGES
+                              if planned.key not in built}
         for planned in PLANNED_PAGES:
-            self._add_page(planned.key, planned.title, self.planned_pages[planned.key])
+            self._add_page(planned.key, planned.title, built.get(planned.key) or self.planned_pages[planned.key])
         self._add_page("settings", "Settings", self.settings_page)
         self.sidebar.currentRowChanged.connect(self._page_changed)
 
@@ -101,12 +107,30 @@ class MainWindow(QMainWindow):
         self.machine_page.refresh()
         self.settings_page.start()
         self.server_page.start_checks()
+        self.chat_page.start()
 
     def closeEvent(self, event) -> None:
+        if self.chat_page.streaming:
+            if not self.confirm_close_while_streaming():
+                event.ignore()
+                return
+            self.chat_page.stop_soon()
         self.ctx.state.window_geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
         self.ctx.state.last_page = self.current_page
         super().closeEvent(event)
         self.closed.emit()
+
+    def confirm_close_while_streaming(self) -> bool:
+        """A reply is being written: closing stops it (the part received is saved)."""
+        answer = QMessageBox.question(
+            self, "A reply is still being written",
+            "Closing stops the reply; the part received so far is saved with the chat. Close anyway?",
+            QMessageBox.StandardButton.Close | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Close
+
+    def _start_server_for_chat(self) -> None:
+        self.show_page("server")
+        self.server_page.start()
 
     def _sidebar_column(self) -> QWidget:
         brand = QLabel("llmdesk")

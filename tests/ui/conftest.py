@@ -76,6 +76,8 @@ def make_window(qapp, qtbot, aio):
 
     def make(scan: GpuScan = NO_DRIVER, start: bool = True):
         window = build_window(qapp, scan=lambda: scan, doctor=fake_doctor)
+        # No modal question may wait for a click at teardown (tests of the question replace this).
+        window.confirm_close_while_streaming = lambda: True
         qtbot.addWidget(window)
         window.show()
         if start:

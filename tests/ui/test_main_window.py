@@ -38,7 +38,7 @@ def test_sidebar_lists_every_page_and_switches_between_them(make_window, qtbot):
 def test_pages_not_built_yet_say_what_they_will_hold(make_window):
     window = make_window()
     planned = window.stack.findChildren(PlannedPageWidget)
-    assert len(planned) == 4
+    assert len(planned) == 3  # Chat is built
     dashboard = texts(window.stack.widget(PAGES.index("dashboard")))
     assert "Not built yet. This page will hold:" in dashboard
     assert "KV-cache usage" in dashboard

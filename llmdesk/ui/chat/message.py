@@ -1,0 +1,160 @@
+"""One message of the conversation: who, the text (markdown for replies), reasoning folded away,
+the reply's stats and what can be done with it (copy, edit, regenerate)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
+
+from llmdesk.core.chat_session import stats_text
+from llmdesk.ui.markdown_view import MarkdownView
+
+STATE_NOTES = {
+    "stopped": "Stopped",
+    "interrupted": "Cut off: the connection or the server failed mid-reply",
+    "error": "No reply",
+}
+
+
+def _action(text: str, tip: str) -> QToolButton:
+    button = QToolButton()
+    button.setText(text)
+    button.setToolTip(tip)
+    button.setAutoRaise(True)
+    button.setCursor(Qt.CursorShape.PointingHandCursor)
+    return button
+
+
+class MessageWidget(QFrame):
+    """A message; assistant replies can be streamed into with begin_stream/append/end_stream."""
+
+    copy_requested = Signal(object)  # self
+    edit_requested = Signal(object)
+    regenerate_requested = Signal(object)
+
+    def __init__(self, role: str, content: str = "", *, reasoning: str = "", stats: dict | None = None,
+                 state: str = "complete", who: str = "", message_id: int | None = None,
+                 excluded: bool = False, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.role = role
+        self.message_id = message_id
+        self.state = state
+        self.stats = stats
+        self._content = content
+        self._reasoning = reasoning
+        self.setObjectName("userMessage" if role == "user" else "assistantMessage")
+        self.setStyleSheet(
+            "#userMessage { background: palette(alternate-base); border-radius: 10px; }"
+            " #assistantMessage { background: transparent; }")
+
+        self.who = QLabel(who or ("You" if role == "user" else "Assistant"))
+        self.who.setStyleSheet("font-weight: 600;")
+        self.note = QLabel()
+        self.note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.addWidget(self.who)
+        header.addWidget(self.note, 1)
+
+        self.reasoning_toggle = _action("▸ Thinking", "Show the model's reasoning")
+        self.reasoning_toggle.setCheckable(True)
+        self.reasoning_toggle.toggled.connect(self._show_reasoning)
+        self.reasoning_view = MarkdownView(fit_height=True)
+        self.reasoning_view.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.reasoning_view.hide()
+        self.reasoning_toggle.setVisible(bool(reasoning))
+
+        if role == "user":
+            self.body: QWidget = QLabel(content)
+            self.body.setTextFormat(Qt.TextFormat.PlainText)  # what the user typed, exactly
+            self.body.setWordWrap(True)
+            self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.body.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        else:
+            self.body = MarkdownView(fit_height=True)
+            if content:
+                self.body.set_markdown(content)
+            if reasoning:
+                self.reasoning_view.set_markdown(reasoning)
+
+        self.stats_label = QLabel()
+        self.stats_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.stats_label.setWordWrap(True)
+        self.copy_button = _action("Copy", "Copy the message's text")
+        self.edit_button = _action("Edit", "Put this message back in the box to change and resend it")
+        self.regenerate_button = _action("Regenerate", "Ask again for this reply")
+        self.copy_button.clicked.connect(lambda: self.copy_requested.emit(self))
+        self.edit_button.clicked.connect(lambda: self.edit_requested.emit(self))
+        self.regenerate_button.clicked.connect(lambda: self.regenerate_requested.emit(self))
+        self.edit_button.setVisible(role == "user")
+        self.regenerate_button.setVisible(False)
+        footer = QHBoxLayout()
+        footer.setContentsMargins(0, 0, 0, 0)
+        footer.addWidget(self.stats_label, 1)
+        for button in (self.copy_button, self.edit_button, self.regenerate_button):
+            footer.addWidget(button)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 8, 12, 6)
+        layout.setSpacing(4)
+        layout.addLayout(header)
+        layout.addWidget(self.reasoning_toggle, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self.reasoning_view)
+        layout.addWidget(self.body)
+        layout.addLayout(footer)
+        self._show_footer()
+        self.set_excluded(excluded)
+
+    # -- content --
+
+    def content(self) -> str:
+        return self._content if self.role == "user" else self.body.markdown()
+
+    def reasoning(self) -> str:
+        return self.reasoning_view.markdown() if self.role != "user" else ""
+
+    def begin_stream(self) -> None:
+        self.state = "streaming"
+        self.body.begin_stream()
+        self.reasoning_view.begin_stream()
+        self.note.setText("writing…")
+        self._show_footer()
+
+    def append(self, content: str, reasoning: str = "") -> None:
+        if reasoning:
+            if not self.reasoning_toggle.isVisible():
+                self.reasoning_toggle.show()
+            self.reasoning_view.append(reasoning)
+        if content:
+            self.body.append(content)
+
+    def end_stream(self, stats: dict | None, state: str) -> None:
+        self.body.end_stream()
+        self.reasoning_view.end_stream()
+        self.stats, self.state = stats, state
+        self._show_footer()
+
+    def set_regenerable(self, on: bool) -> None:
+        self.regenerate_button.setVisible(on and self.role == "assistant")
+
+    def set_excluded(self, excluded: bool) -> None:
+        """Dropped from the context: still shown (nothing is lost), dimmed, not sent."""
+        self.excluded = excluded
+        if self.state != "streaming":
+            self.note.setText("left out of the context: not sent" if excluded else STATE_NOTES.get(self.state, ""))
+        self.who.setForegroundRole(QPalette.ColorRole.PlaceholderText if excluded else QPalette.ColorRole.WindowText)
+
+    # -- looks --
+
+    def _show_footer(self) -> None:
+        streaming = self.state == "streaming"
+        self.stats_label.setText("" if streaming else stats_text(self.stats))
+        if not streaming:
+            self.note.setText("left out of the context: not sent" if getattr(self, "excluded", False)
+                              else STATE_NOTES.get(self.state, ""))
+        self.copy_button.setVisible(not streaming)
+
+    def _show_reasoning(self, shown: bool) -> None:
+        self.reasoning_view.setVisible(shown)
+        self.reasoning_toggle.setText("▾ Thinking" if shown else "▸ Thinking")
