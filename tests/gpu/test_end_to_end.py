@@ -1,0 +1,208 @@
+"""Real vLLM through the app's own code: supervisor, chat client, /metrics parser, leftover cleanup,
+and launches that must fail with the right diagnosis. Each start is timed into the report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from llmdesk.core.chat import ChatClient, ChatParams
+from llmdesk.core.fit import LaunchSettings, plan_fit
+from llmdesk.core.gpus import scan_gpus
+from llmdesk.core.launch import LaunchConfig
+from llmdesk.core.metrics import MetricsScraper, MetricsWindow
+from llmdesk.core.model_source import load_model_spec
+from llmdesk.core.supervisor import ServerState, Supervisor, find_leftover, group_members
+from tests.gpu.conftest import model_dir
+
+GIB = 1024**3
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gpu_used_bytes() -> int:
+    return sum(g.memory_used_bytes for g in scan_gpus().gpus)
+
+
+def save_log(out_dir, name: str, sup: Supervisor) -> None:
+    (out_dir / f"{name}.log").write_text("\n".join(sup.lines) + "\n", encoding="utf-8")
+
+
+async def load(client: ChatClient, model: str, n: int, max_tokens: int) -> list[int]:
+    async def one(i: int) -> int:
+        chunks = 0
+        async with contextlib.aclosing(client.stream(
+                model, [{"role": "user", "content": f"Request {i}: count to a thousand."}],
+                ChatParams(max_tokens=max_tokens, temperature=0.0))) as deltas:
+            async for _ in deltas:
+                chunks += 1
+        return chunks
+    return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def test_serve_chat_metrics_stop(gpu_env, report, out_dir):
+    """Start the tiny model under the supervisor, chat, watch the metrics move, stop, nothing left."""
+    model = str(model_dir("tiny"))
+
+    async def run() -> dict:
+        baseline = gpu_used_bytes()
+        sup = Supervisor(sys.executable)
+        config = LaunchConfig(model=model, served_model_name="tiny", port=free_port())
+        t0 = time.monotonic()
+        status = await sup.start(config, timeout_s=600)
+        ready_s = time.monotonic() - t0
+        save_log(out_dir, "e2e-tiny-server", sup)
+        assert status.state == ServerState.READY, (status.diagnosis, list(sup.lines)[-20:])
+        pgid = sup._pgid
+        try:
+            async with ChatClient(status.url) as client, MetricsScraper(status.url) as scraper:
+                assert await client.models() == ["tiny"]
+                reply = []
+                async for delta in client.stream("tiny", [{"role": "user", "content": "Hello!"}],
+                                                 ChatParams(max_tokens=48)):
+                    reply.append(delta.content)
+                stats = client.last_stats
+                assert "".join(reply) and stats.completion_tokens == 48 and stats.ttft_s < 5
+
+                window = MetricsWindow()
+                before = window.add(await scraper.scrape())
+                (out_dir / "e2e-metrics-before.txt").write_text(
+                    (await scraper._http.get(scraper.metrics_url)).text, encoding="utf-8")
+                busy_kv, busy_running = 0.0, 0
+                task = asyncio.create_task(load(client, "tiny", 64, 512))
+                while not task.done():
+                    await asyncio.sleep(0.25)
+                    snap = window.add(await scraper.scrape())
+                    busy_kv = max(busy_kv, snap.kv_cache_usage or 0.0)
+                    busy_running = max(busy_running, snap.requests_running or 0)
+                chunks = await task
+                await asyncio.sleep(1.5)  # vLLM updates its counters once per engine step
+                after = window.add(await scraper.scrape())
+                (out_dir / "e2e-metrics-after.txt").write_text(
+                    (await scraper._http.get(scraper.metrics_url)).text, encoding="utf-8")
+            generated = after.generation_tokens_total - before.generation_tokens_total
+            assert generated >= 64 * 512 * 0.95, generated
+            assert busy_kv > 0 and busy_running > 1
+            assert after.ttft_p50_s is not None and after.e2e_p50_s is not None
+        finally:
+            stopped = await sup.stop()
+        left = group_members(pgid)
+        assert stopped.state == ServerState.STOPPED and not left
+        await asyncio.sleep(2)
+        released = gpu_used_bytes()
+        assert stopped.gpu_memory_released is True
+        assert released <= baseline + 512 * 1024**2
+        return {"launch_to_ready_s": round(ready_s, 1), "ttft_s": stats.ttft_s, "tokens_per_s": stats.tokens_per_s,
+                "metrics_generation_tokens": generated, "peak_kv_cache_usage": busy_kv,
+                "peak_requests_running": busy_running, "chunks_first_request": chunks[0],
+                "gpu_used_before_gib": baseline / GIB, "gpu_used_after_stop_gib": released / GIB,
+                "processes_left": left, "ttft_p50_s": after.ttft_p50_s, "itl_p50_s": after.itl_p50_s,
+                "e2e_p50_s": after.e2e_p50_s}
+
+    report.add("serve_chat_metrics_stop", **asyncio.run(run()))
+
+
+def _wait_line(proc: subprocess.Popen, prefix: str, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith(prefix):
+            return line.strip()
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"no line starting with {prefix!r}")
+
+
+def _llmdesk_serve(model: str, port: int, out_dir, name: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "llmdesk", "serve", model, "--served-model-name", "tiny", "--port", str(port),
+         "--runtime", sys.executable],
+        stdout=subprocess.PIPE, stderr=open(out_dir / f"{name}.stderr", "w"), text=True, start_new_session=True)
+
+
+def test_killed_llmdesk_leaves_a_server_the_next_start_cleans(gpu_env, report, out_dir):
+    model = str(model_dir("tiny"))
+    port = free_port()
+    first = _llmdesk_serve(model, port, out_dir, "leftover-first")
+    url = _wait_line(first, "http", 600)
+    first.kill()  # SIGKILL: llmdesk gets no chance to stop vLLM
+    first.wait(10)
+    assert httpx.get(url.removesuffix("/v1") + "/health", timeout=5).status_code == 200
+    leftover = find_leftover()
+    assert leftover is not None and leftover.port == port
+    t0 = time.monotonic()
+    second = _llmdesk_serve(model, port, out_dir, "leftover-second")
+    try:
+        url2 = _wait_line(second, "http", 600)
+        ready_s = time.monotonic() - t0
+        assert not group_members(leftover.pgid)  # the old server's whole group is gone
+        assert httpx.get(url2.removesuffix("/v1") + "/health", timeout=5).status_code == 200
+        new_leftover = find_leftover()
+        assert new_leftover is None  # owned by the live llmdesk
+    finally:
+        second.send_signal(signal.SIGINT)
+        code = second.wait(60)
+    assert code == 0
+    assert find_leftover() is None
+    stderr = (out_dir / "leftover-second.stderr").read_text()
+    assert "left by an earlier llmdesk" in stderr
+    report.add("killed_llmdesk_leftover", cleaned=True, second_start_to_ready_s=round(ready_s, 1),
+               second_exit_code=code)
+
+
+def _utilisation_for_kv_gib(model: str, kv_gib: float) -> tuple[float, object]:
+    """A utilisation that leaves about ``kv_gib`` of KV cache on GPU 0 according to the fit engine."""
+    source = load_model_spec(model)
+    gpu = scan_gpus().gpus[0]
+    lo, hi = 0.02, 0.9
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        fit = plan_fit(source, [gpu], LaunchSettings(gpu_memory_utilization=mid))
+        if fit.kv_cache_bytes / GIB > kv_gib:
+            hi = mid
+        else:
+            lo = mid
+    util = round(hi, 3)
+    return util, plan_fit(source, [gpu], LaunchSettings(gpu_memory_utilization=util))
+
+
+@pytest.mark.parametrize("case", ["kv_cache_too_small", "no_kv_memory"])
+def test_launch_that_must_fail_is_diagnosed(case, gpu_env, report, out_dir):
+    """max_model_len larger than the KV cache; a utilisation too low for any KV cache."""
+    model = str(model_dir("llama-3.2-1b"))
+    if case == "kv_cache_too_small":
+        util, fit = _utilisation_for_kv_gib(model, 1.0)  # ~32k tokens for 131,072 of context
+    else:
+        util, fit = 0.02, None
+
+    async def run():
+        sup = Supervisor(sys.executable)
+        config = LaunchConfig(model=model, served_model_name="l1b", port=free_port(), gpu_memory_utilization=util,
+                              enforce_eager=True)
+        t0 = time.monotonic()
+        status = await sup.start(config, timeout_s=600)
+        save_log(out_dir, f"fail-{case}", sup)
+        return status, time.monotonic() - t0, sup
+
+    status, seconds, sup = asyncio.run(run())
+    assert status.state == ServerState.CRASHED
+    assert status.diagnosis is not None and status.diagnosis.cause == case, status.diagnosis
+    assert not group_members(sup._pgid) if sup._pgid else True
+    entry = {"utilisation": util, "seconds_to_diagnosis": round(seconds, 1), "cause": status.diagnosis.cause,
+             "title": status.diagnosis.problem.title, "fix": status.diagnosis.changes}
+    if fit is not None:
+        entry.update(predicted_verdict=fit.verdict, predicted_kv_tokens=fit.kv_cache_tokens)
+        assert fit.verdict != "fits"
+    report.add(f"launch_fails_{case}", **entry)
