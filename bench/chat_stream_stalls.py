@@ -1,10 +1,12 @@
 """Event-loop stalls while a long markdown reply streams into the Chat page's markdown view.
 
     python bench/chat_stream_stalls.py [--tokens 5000] [--rate 2000] [--runs 3] [--flush-ms 16]
+                                       [--text markdown|code]
 
 The reply comes from the stand-in vLLM (tests/fakes/vllm_standin, its own process, as a real server
-would be) at --rate tokens/s: a chat-style markdown answer with headings, lists, a table and code
-fences, one server-sent event per token. llmdesk.core.chat.ChatClient reads it on the qasync loop;
+would be) at --rate tokens/s, one server-sent event per token: with --text markdown (the default) a
+chat-style answer with headings, lists, a table and code fences; with --text code one long Python
+block (5,000 tokens end inside it: ~18 KB of code, highlighted when the reply ends). llmdesk.core.chat.ChatClient reads it on the qasync loop;
 deltas are coalesced (DeltaCoalescer, one flush per --flush-ms) into a MarkdownView(fit_height=True)
 stacked in a scroll area that follows the bottom, in an offscreen 1000×700 window, as the page does.
 A 5 ms StallMonitor measures the loop from the request to the end of the reply's final render.
@@ -44,7 +46,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_standin(folder: Path, tokens: int, rate: float) -> tuple[subprocess.Popen, str]:
+def start_standin(folder: Path, tokens: int, rate: float, text: str = "markdown") -> tuple[subprocess.Popen, str]:
     import httpx
 
     from tests.fakes.vllm_standin.runtime import make_fake_runtime, serve_argv
@@ -52,7 +54,7 @@ def start_standin(folder: Path, tokens: int, rate: float) -> tuple[subprocess.Po
     python = make_fake_runtime(folder, delay_scale=0.001)
     port = _free_port()
     env = {**os.environ, "FAKE_VLLM_TOKEN_RATE": str(rate), "FAKE_VLLM_REPLY_TOKENS": str(tokens),
-           "FAKE_VLLM_REPLY_TEXT": "markdown"}
+           "FAKE_VLLM_REPLY_TEXT": text}
     proc = subprocess.Popen(serve_argv(python, "/models/demo", "--served-model-name", "demo", "--host", "127.0.0.1",
                                        "--port", str(port), "--max-model-len", str(max(4096, 2 * tokens))),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
@@ -133,12 +135,15 @@ async def one_run(root: str, view, scroll, flush_ms: int) -> dict:
         view.end_stream()
         end_ms = (time.perf_counter() - t) * 1000
         streamed_s = time.perf_counter() - t0
+        while view.is_colouring() and time.perf_counter() - t < 10:  # long code: coloured in slices
+            await asyncio.sleep(0.005)
+        colour_ms = (time.perf_counter() - t) * 1000
         await asyncio.sleep(0.1)  # the last layout, height fit, scroll and paint fall inside the measure
         monitor.stop()
         stats = client.last_stats
     bar = scroll.verticalScrollBar()
     return {"monitor": monitor, "stats": stats, "deltas": deltas, "flushes": coalescer.flushes,
-            "append_ms": append_ms, "end_ms": end_ms, "wall_s": streamed_s, "chars": len(view.markdown()),
+            "append_ms": append_ms, "end_ms": end_ms, "colour_ms": colour_ms, "wall_s": streamed_s, "chars": len(view.markdown()),
             "renders": view.render_calls, "at_bottom": bar.value() == bar.maximum(), "height": view.height()}
 
 
@@ -156,11 +161,12 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=2000, help="tokens per second the server sends")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--flush-ms", type=int, default=16, help="coalescing interval (one frame)")
+    parser.add_argument("--text", choices=("markdown", "code"), default="markdown", help="what the reply says")
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="llmdesk-bench-")
     os.environ.update(LLMDESK_HOME=f"{home}/llmdesk", QT_QPA_PLATFORM="offscreen")
     sys.path.insert(0, str(ROOT))
-    proc, root = start_standin(Path(home) / "runtime", args.tokens, args.rate)
+    proc, root = start_standin(Path(home) / "runtime", args.tokens, args.rate, args.text)
     try:
         import qasync
 
@@ -174,11 +180,11 @@ def main() -> int:
         stop_standin(proc)
 
     expected_s = args.tokens / args.rate
-    print(f"{args.tokens} tokens at {args.rate:g} tokens/s (ideal {expected_s:.2f} s), flush every {args.flush_ms} ms, "
-          f"offscreen 1000x700, {os.cpu_count()} CPUs")
+    print(f"{args.tokens} tokens of {args.text} at {args.rate:g} tokens/s (ideal {expected_s:.2f} s), flush every "
+          f"{args.flush_ms} ms, offscreen 1000x700, {os.cpu_count()} CPUs")
     head = (f"{'run':>3} {'max ms':>7} {'at s':>5} {'p99 ms':>7} {'p50 ms':>7} {'>16ms':>5} {'>50ms':>5} "
             f"{'tokens':>6} {'tok/s':>7} {'wall s':>6} {'chars':>6} {'flushes':>7} {'append max/mean ms':>18} "
-            f"{'end ms':>6} {'bottom':>6}")
+            f"{'end ms':>6} {'colour ms':>9} {'bottom':>6}")
     print(head)
     failed = []
     for i, r in enumerate(results, 1):
@@ -188,7 +194,7 @@ def main() -> int:
         print(f"{i:>3} {m.max_ms:7.1f} {m.worst_at_s:5.2f} {m.percentile(99):7.1f} {m.percentile(50):7.1f} "
               f"{m.count_over(16):5d} {m.count_over(50):5d} {st.completion_tokens or 0:6d} {rate:7.0f} "
               f"{r['wall_s']:6.2f} {r['chars']:6d} {r['flushes']:7d} "
-              f"{max(appends):9.1f}/{sum(appends) / len(appends):<8.2f} {r['end_ms']:6.1f} "
+              f"{max(appends):9.1f}/{sum(appends) / len(appends):<8.2f} {r['end_ms']:6.1f} {r['colour_ms']:9.0f} "
               f"{'yes' if r['at_bottom'] else 'NO':>6}")
         if m.max_ms >= MAX_GOAL_MS:
             failed.append(f"run {i}: a {m.max_ms:.0f} ms stall (goal < {MAX_GOAL_MS} ms)")

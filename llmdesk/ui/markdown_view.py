@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -29,7 +31,7 @@ from pygments.util import ClassNotFound
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (QColor, QDesktopServices, QFont, QFontDatabase, QPalette, QTextBlockFormat,
                            QTextCharFormat, QTextCursor, QTextDocument, QTextDocumentFragment, QTextFrameFormat,
-                           QTextLength, QTextTable)
+                           QTextFrame, QTextLength, QTextTable)
 from PySide6.QtWidgets import QApplication, QFrame, QTextBrowser, QWidget
 
 _MD = QTextDocument.MarkdownFeature
@@ -120,7 +122,7 @@ def _dedent(lines: list[str], indent: int) -> str:
 
 # --- Pygments → QTextCharFormat -----------------------------------------------------------------
 
-# Loading a lexer imports its module: 10-25 ms for python or bash, a visible stall if it happens on
+# Loading a lexer imports its module: 10-50 ms for python or css, a visible stall if it happens on
 # the GUI thread in the middle of a streamed reply. The first view warms the usual ones in a thread.
 WARM_LANGUAGES = ("python", "bash", "console", "json", "javascript", "typescript", "c", "cpp", "rust", "go",
                   "java", "yaml", "toml", "sql", "html", "css", "diff", "ini", "dockerfile")
@@ -143,7 +145,18 @@ def warm_up_highlighting() -> None:
         except Exception:  # noqa: BLE001 - only a head start; the GUI thread loads what is missing
             pass
 
-    threading.Thread(target=warm, name="pygments-warm-up", daemon=True).start()
+    _worker().submit(warm)
+
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _worker() -> ThreadPoolExecutor:
+    """One thread for Pygments: warming up, and highlighting blocks too long to do on the GUI thread."""
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="highlight")
+    return _executor
 
 
 @lru_cache(maxsize=64)
@@ -159,29 +172,63 @@ def _style(name: str):
     return get_style_by_name(name)
 
 
-@lru_cache(maxsize=256)
-def highlight_runs(code: str, lang: str, style_name: str) -> tuple[tuple[str, dict], ...]:
-    """(text, pygments style dict) runs covering `code` exactly, neighbours of one style merged.
+# The final render of a streamed reply and a theme switch meet the same blocks again; Pygments
+# takes ~1.5 ms per KB of Python. Shared with the worker thread, hence the lock.
+_runs_cache: OrderedDict[tuple[str, str, str], tuple] = OrderedDict()
+_runs_lock = threading.Lock()
+RUNS_CACHE_ENTRIES = 256
 
-    Cached: the final render of a streamed reply and a theme switch meet the same blocks again,
-    and Pygments takes about 1 ms per 100 tokens."""
+
+def cached_runs(code: str, lang: str, style_name: str) -> tuple | None:
+    with _runs_lock:
+        runs = _runs_cache.get((code, lang, style_name))
+        if runs is not None:
+            _runs_cache.move_to_end((code, lang, style_name))
+        return runs
+
+
+def highlight_runs(code: str, lang: str, style_name: str) -> tuple[tuple[str, dict], ...]:
+    """(text, pygments style dict) runs covering `code` exactly, neighbours of one style merged."""
+    runs = cached_runs(code, lang, style_name)
+    if runs is not None:
+        return runs
     style = _style(style_name)
-    runs: list[tuple[str, dict]] = []
+    out: list[tuple[str, dict]] = []
     for ttype, value in _lexer(lang).get_tokens(code):
         if not value:
             continue
         spec = style.style_for_token(ttype)
-        if runs and runs[-1][1] == spec:
-            runs[-1] = (runs[-1][0] + value, spec)
+        if out and out[-1][1] == spec:
+            out[-1] = (out[-1][0] + value, spec)
         else:
-            runs.append((value, spec))
-    got = sum(len(t) for t, _ in runs)
-    if got != len(code):  # a lexer that added or dropped newlines: the copy must still be exact
-        return ((code, {}),)
-    return tuple(runs)
+            out.append((value, spec))
+    if sum(len(t) for t, _ in out) != len(code):  # a lexer that added or dropped newlines
+        out = [(code, {})]
+    runs = tuple(out)
+    with _runs_lock:
+        _runs_cache[(code, lang, style_name)] = runs
+        while len(_runs_cache) > RUNS_CACHE_ENTRIES:
+            _runs_cache.popitem(last=False)
+    return runs
 
 
 # --- the view ---------------------------------------------------------------------------------
+
+@dataclass
+class _OpenCode:
+    """A fenced block being streamed: its lines go into its frame as plain monospace."""
+
+    fence: Fence
+    lang: str
+    index: int          # its Copy link's number
+    frame: QTextFrame
+    done: list[str]     # complete lines, as received (indentation not yet removed)
+    line: str = ""      # the line still being written
+
+    def code(self) -> str:
+        return _dedent([line + "\n" for line in self.done + ([self.line] if self.line else [])],
+                       self.fence.indent)
+
 
 class MarkdownView(QTextBrowser):
     """Markdown with highlighted, copyable code; ``append`` streams at a cost independent of length.
@@ -190,11 +237,16 @@ class MarkdownView(QTextBrowser):
     area), recomputed once per event-loop turn rather than per delta."""
 
     code_copied = Signal(str)
+    _highlighted = Signal(int, int, object)  # from the worker: generation, position, runs
 
     # Below this size end_stream() renders the reply again as a whole: lists split by blank lines
-    # and first-block spacing then come out exactly as in a stored conversation. Measured on a
-    # 2-core VM: render + layout + paint ~2.5 ms per KB with the code already highlighted (cached).
+    # come out exactly as in a stored conversation. On a 2-core VM render + layout + paint cost
+    # ~2.5 ms per KB (code highlighted already: cached), so 8 KB is one ~20 ms frame.
     EXACT_RERENDER_LIMIT = 8_000
+    # Longer code is highlighted in the worker thread and coloured in slices of RUNS_PER_SLICE:
+    # at once, 20 KB of Python cost ~35 ms of Pygments plus ~40 ms of layout in one go.
+    SYNC_HIGHLIGHT_LIMIT = 3_000
+    RUNS_PER_SLICE = 300
 
     def __init__(self, parent: QWidget | None = None, *, fit_height: bool = False):
         super().__init__(parent)
@@ -207,6 +259,7 @@ class MarkdownView(QTextBrowser):
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.document().setUndoRedoEnabled(False)  # a streamed reply would keep every insert
         self.anchorClicked.connect(self._on_anchor)
+        self._highlighted.connect(self._on_highlighted)
         self._scratch = QTextDocument(self)
         self._scratch.setUndoRedoEnabled(False)
         self._cursor = QTextCursor(self.document())
@@ -216,9 +269,16 @@ class MarkdownView(QTextBrowser):
         self._streaming = False
         self._has_content = False
         self._tail_start = 0
-        self._pending = ""            # source after the last finished block
+        self._pending = ""            # prose after the last finished block
         self._scan = 0                # start of the first incomplete line in _pending
-        self._fence: Fence | None = None  # the fence open at _scan
+        self._code: _OpenCode | None = None
+        self._generation = 0          # bumped when the document is cleared: late highlights are dropped
+        self._colouring: list[list] = []  # [position, runs, next run] still to colour
+        self._in_flight = 0               # blocks in the worker for this generation
+        self._colour_timer = QTimer(self)
+        self._colour_timer.setSingleShot(True)
+        self._colour_timer.setInterval(0)
+        self._colour_timer.timeout.connect(self._colour_slice)
         self._palette_stale = self._rerender_due = False
         self._formats: dict | None = None
         # since the last set_markdown/begin_stream (tests, benches: a stream renders each character once)
@@ -265,18 +325,10 @@ class MarkdownView(QTextBrowser):
                 self.append(before)
         self._parts.append(delta)
         self._source = None
-        start, line_start, fence = len(self._pending), self._scan, self._fence
-        self._pending += delta
-        cut = self._scan_lines()
         with self._edit():
-            if cut:
-                finished, rest = self._pending[:cut], self._pending[cut:]
-                self._pending, self._scan = rest, self._scan - cut
-                self._remove_tail()
-                self._render_finished(finished)
-                self._insert_tail(rest)
-            else:
-                self._extend_tail(start, line_start, fence)
+            rest = delta
+            while rest:
+                rest = self._feed_code(rest) if self._code is not None else self._feed_prose(rest)
 
     def end_stream(self) -> None:
         if not self._streaming:
@@ -287,16 +339,23 @@ class MarkdownView(QTextBrowser):
             self.set_markdown(text)
             return
         with self._edit():
-            self._remove_tail()
-            self._render_finished(self._pending)
-        self._pending, self._scan, self._fence = "", 0, None
+            if self._code is not None:  # the reply ended inside a code block: what came is the code
+                self._close_code(closing_line=False)
+            else:
+                self._remove_tail()
+                self._render_finished(self._pending)
+        self._pending, self._scan = "", 0
 
     def is_streaming(self) -> bool:
         return self._streaming
 
+    def is_colouring(self) -> bool:
+        """Whether long code blocks are still being highlighted (in the worker, or in slices)."""
+        return bool(self._in_flight or self._colouring)
+
     def code_blocks(self) -> list[str]:
-        """The code of each block, in order (what each Copy link copies)."""
-        return list(self._codes)
+        """The code of each finished block, in order (what each Copy link copies)."""
+        return self._codes[:self._code.index] if self._code is not None else list(self._codes)
 
     @contextlib.contextmanager
     def _edit(self):
@@ -307,38 +366,86 @@ class MarkdownView(QTextBrowser):
         finally:
             self._cursor.endEditBlock()
 
-    # -- scanning the stream --
+    # -- the stream --
 
-    def _scan_lines(self) -> int:
-        """Classify the lines completed by the last delta; the end of the last finished block, or 0."""
+    def _feed_prose(self, delta: str) -> str:
+        """Take prose; returns what follows a code fence's opening line, if the delta opened one."""
+        start = len(self._pending)
+        self._pending += delta
         pending, cut = self._pending, 0
         while (nl := pending.find("\n", self._scan)) != -1:
             line = pending[self._scan:nl].rstrip("\r")
-            if self._fence is not None:
-                if fence_closes(line, self._fence):
-                    self._fence, cut = None, nl + 1
-            elif (opened := fence_open(line)) is not None:
-                self._fence = opened
-            elif not line.strip():
+            fence = fence_open(line)
+            if fence is not None:  # a fence ends the paragraph before it, as in CommonMark
+                before = pending[:self._scan]
+                self._pending, self._scan = "", 0
+                self._remove_tail()
+                self._render_finished(before)
+                self._open_code(fence)
+                return pending[nl + 1:]
+            if not line.strip():
                 cut = nl + 1
             self._scan = nl + 1
-        return cut
+        if cut:
+            finished, rest = pending[:cut], pending[cut:]
+            self._pending, self._scan = rest, self._scan - cut
+            self._remove_tail()
+            self._render_finished(finished)
+            self._insert_tail(rest)
+        else:
+            self._extend_tail(start)
+        return ""
 
-    def _tail_runs(self, text: str, fence: Fence | None) -> list[tuple[str, bool]]:
-        """(text, monospace) pieces of the unfinished tail: lines inside an open fence are code."""
-        runs, pos = [], 0
-        while pos < len(text):
-            nl = text.find("\n", pos)
-            end = len(text) if nl == -1 else nl + 1
-            runs.append((text[pos:end], fence is not None))
-            if nl != -1:
-                line = text[pos:nl].rstrip("\r")
-                if fence is not None:
-                    fence = None if fence_closes(line, fence) else fence
-                else:
-                    fence = fence_open(line)
-            pos = end
-        return runs
+    def _feed_code(self, text: str) -> str:
+        """Take code lines into the open block's frame; returns what follows its closing fence."""
+        code = self._code
+        pos = 0
+        while (nl := text.find("\n", pos)) != -1:
+            line = (code.line + text[pos:nl]).rstrip("\r")
+            if fence_closes(line, code.fence):
+                self._close_code(closing_line=True)
+                return text[nl + 1:]
+            self._show_code(text[pos:nl + 1])
+            code.done.append(line)
+            code.line = ""
+            pos = nl + 1
+        if pos < len(text):
+            code.line += text[pos:]
+            self._show_code(text[pos:])
+        return ""
+
+    def _open_code(self, fence: Fence) -> None:
+        index = len(self._codes)
+        self._codes.append("")
+        frame = self._begin_code_block(_lang(fence), index)
+        self._code = _OpenCode(fence, _lang(fence), index, frame, [])
+
+    def _show_code(self, text: str) -> None:
+        c = self._cursor
+        c.setPosition(self._code.frame.lastPosition())
+        c.insertText(text, self._fmt()["code"])
+
+    def _close_code(self, *, closing_line: bool) -> None:
+        """The fence closed (or the reply ended): the frame keeps exactly the code, then colours."""
+        code, self._code = self._code, None
+        if not closing_line and code.line:
+            code.done.append(code.line.rstrip("\r"))
+        code.line = ""
+        text = code.code()
+        c = self._cursor
+        shown = len("\n".join(code.done))
+        c.setPosition(code.frame.firstPosition() + shown)  # drop the closing fence's line
+        c.setPosition(code.frame.lastPosition(), QTextCursor.MoveMode.KeepAnchor)
+        c.removeSelectedText()
+        if code.fence.indent and text != "\n".join(code.done):  # a fence in a list item: dedent
+            c.setPosition(code.frame.firstPosition())
+            c.setPosition(code.frame.lastPosition(), QTextCursor.MoveMode.KeepAnchor)
+            c.insertText(text, self._fmt()["code"])
+        self._codes[code.index] = text
+        self.rendered_chars += len(text)
+        self._highlight(code.frame.firstPosition(), text, code.lang)
+        c.movePosition(QTextCursor.MoveOperation.End)
+        self._tail_start = c.position()  # the code grew in front of it
 
     # -- the document --
 
@@ -347,7 +454,11 @@ class MarkdownView(QTextBrowser):
         self._cursor = QTextCursor(self.document())
         self._parts, self._source, self._codes = [], "", []
         self._streaming = self._has_content = self._palette_stale = False
-        self._tail_start, self._pending, self._scan, self._fence = 0, "", 0, None
+        self._tail_start, self._pending, self._scan, self._code = 0, "", 0, None
+        self._generation += 1
+        self._in_flight = 0
+        self._colouring.clear()
+        self._colour_timer.stop()
         self._formats = None
         self.render_calls = self.rendered_chars = 0
 
@@ -368,27 +479,15 @@ class MarkdownView(QTextBrowser):
             return
         if self._has_content:
             c.insertBlock(QTextBlockFormat(), QTextCharFormat())
-        for piece, mono in self._tail_runs(text, None):
-            c.insertText(piece, self._fmt()["tail_code"] if mono else QTextCharFormat())
+        c.insertText(text, QTextCharFormat())
 
-    def _extend_tail(self, start: int, line_start: int, fence: Fence | None) -> None:
-        """Show pending[start:] at the end. `line_start` and `fence`: where the line holding
-        `start` began and the fence open there (the scan before this delta), so each new line is
-        shown as code or prose without rescanning the tail."""
+    def _extend_tail(self, start: int) -> None:
+        """Show pending[start:], the unfinished prose, as plain text at the end."""
         c = self._cursor
         c.movePosition(QTextCursor.MoveOperation.End)
         if start == 0 and self._has_content:
             c.insertBlock(QTextBlockFormat(), QTextCharFormat())
-        pending, pos = self._pending, start
-        while pos < len(pending):
-            nl = pending.find("\n", pos)
-            end = len(pending) if nl == -1 else nl + 1
-            c.insertText(pending[pos:end], self._fmt()["tail_code"] if fence is not None else QTextCharFormat())
-            if nl != -1:
-                line = pending[line_start:nl].rstrip("\r")
-                fence = (None if fence_closes(line, fence) else fence) if fence is not None else fence_open(line)
-                line_start = end
-            pos = end
+        c.insertText(self._pending[start:], QTextCharFormat())
 
     def _render_finished(self, text: str) -> None:
         self.rendered_chars += len(text)
@@ -457,7 +556,8 @@ class MarkdownView(QTextBrowser):
                 fmt.setBottomMargin(6)
                 frame.setFormat(fmt)
 
-    def _insert_code(self, segment: Code) -> None:
+    def _begin_code_block(self, lang: str, index: int) -> QTextFrame:
+        """The "lang  Copy" line and an empty framed block for the code; the cursor ends inside it."""
         f = self._fmt()
         c = self._cursor
         c.movePosition(QTextCursor.MoveOperation.End)
@@ -466,24 +566,97 @@ class MarkdownView(QTextBrowser):
         else:
             c.setBlockFormat(f["header_block"])
             c.setBlockCharFormat(f["header_char"])
-        index = len(self._codes)
-        self._codes.append(segment.code)
-        if segment.lang:
-            c.insertText(segment.lang + "   ", f["header_char"])
+        if lang:
+            c.insertText(lang + "   ", f["header_char"])
         link = QTextCharFormat(f["link"])
         link.setAnchorHref(f"copy:{index}")
         link.setToolTip("Copy this code")
         c.insertText("Copy", link)
-        c.insertFrame(f["frame"])
+        frame = c.insertFrame(f["frame"])
         c.setBlockFormat(f["code_block"])
         c.setBlockCharFormat(f["code"])
-        for text, spec in highlight_runs(segment.code, segment.lang, f["style"]):
-            c.insertText(text, self._token_format(spec))
         # the block Qt always puts after a frame: keep it, but make it take no room
-        c.movePosition(QTextCursor.MoveOperation.End)
-        c.setBlockFormat(f["spacer"])
-        c.setBlockCharFormat(f["spacer_char"])
+        after = QTextCursor(self.document())
+        after.setPosition(frame.lastPosition() + 1)
+        after.setBlockFormat(f["spacer"])
+        after.setBlockCharFormat(f["spacer_char"])
         self._has_content = True
+        return frame
+
+    def _insert_code(self, segment: Code) -> None:
+        index = len(self._codes)
+        self._codes.append(segment.code)
+        frame = self._begin_code_block(segment.lang, index)
+        start = frame.firstPosition()
+        if len(segment.code) <= self.SYNC_HIGHLIGHT_LIMIT:  # coloured as it goes in, no second pass
+            for text, spec in highlight_runs(segment.code, segment.lang, self._fmt()["style"]):
+                self._cursor.insertText(text, self._token_format(spec))
+        else:
+            self._cursor.insertText(segment.code, self._fmt()["code"])
+            self._highlight(start, segment.code, segment.lang)
+
+    # -- highlighting --
+
+    def _highlight(self, position: int, code: str, lang: str) -> None:
+        """Colour the code at `position`: at once if short or known, else from the worker thread."""
+        style = self._fmt()["style"]
+        runs = cached_runs(code, lang, style)
+        if runs is None and len(code) <= self.SYNC_HIGHLIGHT_LIMIT:
+            runs = highlight_runs(code, lang, style)
+        if runs is not None and len(code) <= self.SYNC_HIGHLIGHT_LIMIT:
+            self._colour(position, runs, 0, len(runs))
+            return
+        if runs is not None:  # known (a theme switch, the final render) but long: in slices all the same
+            self._colouring.append([position, runs, 0])
+            self._colour_timer.start()
+            return
+        generation, emit = self._generation, self._highlighted.emit
+
+        def work() -> None:
+            runs = highlight_runs(code, lang, style)
+            try:
+                emit(generation, position, runs)
+            except RuntimeError:  # the view is gone
+                pass
+
+        self._in_flight += 1
+        _worker().submit(work)
+
+    def _on_highlighted(self, generation: int, position: int, runs: tuple) -> None:
+        if generation != self._generation:
+            return  # the document was cleared since
+        self._in_flight -= 1
+        self._colouring.append([position, runs, 0])
+        self._colour_timer.start()
+
+    def _colour_slice(self) -> None:
+        if not self._colouring:
+            return
+        job = self._colouring[0]
+        position, runs, first = job
+        last = min(len(runs), first + self.RUNS_PER_SLICE)
+        job[0] = self._colour(position, runs, first, last)
+        job[2] = last
+        if last >= len(runs):
+            self._colouring.pop(0)
+        if self._colouring:
+            self._colour_timer.start()
+
+    def _colour(self, position: int, runs: tuple, first: int, last: int) -> int:
+        """Give runs[first:last], which start at `position`, their formats; returns where they end."""
+        c = QTextCursor(self.document())
+        c.beginEditBlock()
+        for text, spec in runs[first:last]:
+            end = position + len(text)
+            if any(spec.values()):
+                c.setPosition(position)
+                c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+                c.setCharFormat(self._token_format(spec))
+            position = end
+        c.endEditBlock()
+        return position
+
+    # -- looks --
 
     def _token_format(self, spec: dict) -> QTextCharFormat:
         cache = self._fmt()["tokens"]
@@ -592,7 +765,8 @@ class MarkdownView(QTextBrowser):
     def _on_anchor(self, url: QUrl) -> None:
         if url.scheme() == "copy":
             try:
-                code = self._codes[int(url.path())]
+                index = int(url.path())
+                code = self._code.code() if self._code and self._code.index == index else self._codes[index]
             except (ValueError, IndexError):
                 return
             QApplication.clipboard().setText(code)

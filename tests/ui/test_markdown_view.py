@@ -60,6 +60,13 @@ print("a fence inside a fence")
 ```
 ````
 
+- a step with its command:
+
+  ```sh
+  make install
+    indented more
+  ```
+
 > A quote
 > on two lines.
 
@@ -97,10 +104,11 @@ def stream(view: MarkdownView, chunks) -> None:
 def test_segments_split_markdown_from_fenced_code():
     segments = split_segments(REPLY)
     codes = [s for s in segments if isinstance(s, Code)]
-    assert [c.lang for c in codes] == ["python", "bash", "markdown"]
+    assert [c.lang for c in codes] == ["python", "bash", "markdown", "sh"]
     assert codes[0].code == PYTHON
     assert codes[1].code == 'vllm serve Qwen/Qwen2.5-7B-Instruct \\\n    --max-model-len 16384\n\necho done'
     assert codes[2].code == '```python\nprint("a fence inside a fence")\n```'
+    assert codes[3].code == "make install\n  indented more"
     assert all(c.closed for c in codes)
     assert isinstance(segments[0], Markdown) and segments[0].text.startswith("## Serving")
     assert "".join(s.text for s in segments if isinstance(s, Markdown)).count("Text straight after a fence") == 1
@@ -194,6 +202,33 @@ def test_an_unclosed_fence_is_highlighted_when_the_stream_ends(make_view):
     view.end_stream()
     assert view.code_blocks() == ["def f():\n    return 1"]
     assert "#008000" in view.toHtml().lower()
+
+
+LONG_CODE = "\n".join(f"def f{i}(x):\n    return x * {i}  # line {i}\n" for i in range(120))  # ~5 KB
+
+
+def test_a_long_code_block_is_coloured_off_the_gui_thread_in_slices(make_view, qtbot):
+    """Pygments on 20 KB of Python takes ~35 ms: too long for one turn of the event loop."""
+    assert len(LONG_CODE) > MarkdownView.SYNC_HIGHLIGHT_LIMIT
+    view = make_view()
+    view.RUNS_PER_SLICE = 50
+    stream(view, ["Here:\n```python\n", *LONG_CODE.splitlines(keepends=True), "\n```\n", "After."])
+    assert view.code_blocks() == [LONG_CODE]
+    assert "#008000" not in view.toHtml().lower()  # not yet: the worker is lexing it
+    qtbot.waitUntil(lambda: not view._colouring and "#008000" in view.toHtml().lower(), timeout=5000)
+    assert plain(view).endswith("After.")
+    whole = make_view()
+    whole.set_markdown(view.markdown())
+    assert plain(whole) == plain(view) and whole.code_blocks() == [LONG_CODE]
+
+
+def test_copy_while_a_block_is_still_streaming_copies_what_came(make_view, qtbot):
+    view = make_view()
+    stream(view, ["```python\n", "a = 1\n", "b = 2"])
+    assert view.code_blocks() == []
+    with qtbot.waitSignal(view.code_copied, timeout=2000) as copied:
+        view.anchorClicked.emit(QUrl("copy:0"))
+    assert copied.args == ["a = 1\nb = 2"]
 
 
 def test_dark_palette_picks_a_dark_code_style_and_follows_a_theme_switch(make_view, qtbot):

@@ -14,8 +14,9 @@ Selected by environment variables (the wrapper written by ``runtime.make_fake_ru
 ``FAKE_VLLM_VERSION``         version reported by the banner and ``/version`` (default 0.26.0)
 ``FAKE_VLLM_TOKEN_RATE``      generated tokens per second per request (default 200)
 ``FAKE_VLLM_REPLY_TOKENS``    natural reply length when max_tokens allows it (default 24)
-``FAKE_VLLM_REPLY_TEXT``      words | markdown: what the reply says (default words); markdown cycles
-                              through a chat-style answer (headings, lists, a table, code fences)
+``FAKE_VLLM_REPLY_TEXT``      words | markdown | code: what the reply says (default words); markdown
+                              cycles through a chat-style answer (headings, lists, a table, code
+                              fences), code is one long Python block (~6,000 tokens) in a fence
 ``FAKE_VLLM_CRASH_AFTER_TOKENS`` crash_mid_stream: tokens sent before the engine dies (default 5)
 ``FAKE_VLLM_ENGINE_MAX_LIFE`` seconds an orphaned engine-core child lives at most (default 300)
 ``FAKE_VLLM_STATS_INTERVAL``  seconds between "Engine 000: Avg prompt throughput" lines (default 10)
@@ -98,8 +99,29 @@ for chunk in stream:
 That is all it takes; the same command works on larger cards with a longer context.
 
 """
-_MARKDOWN_TOKENS = tuple(re.findall(r"\n+|[ \t]*\w+|[ \t]*[^\w\s]{1,3}|[ \t]+", _MARKDOWN_REPLY))
-assert "".join(_MARKDOWN_TOKENS) == _MARKDOWN_REPLY
+_CODE_UNIT = '''
+
+class Worker{i}:
+    """Polls job queue {i} and reports what it did.
+
+    Started by the scheduler; stopped when the queue closes.
+    """
+
+    def __init__(self, queue, limit={i} * 8):
+        self.queue, self.limit, self.done = queue, limit, []
+
+    async def run(self) -> int:
+        while (job := await self.queue.get()) is not None:
+            result = {{"id": job.id, "ok": job.size <= self.limit}}  # keep it small
+            self.done.append(result)
+        return len([r for r in self.done if r["ok"]])
+'''
+_CODE_REPLY = ("Here is the whole module:\n\n```python\nimport asyncio\n"
+               + "".join(_CODE_UNIT.format(i=i) for i in range(45)) + "```\n\nRun it with `python -m demo`.\n\n")
+_TOKEN_RE = re.compile(r"\n+|[ \t]*\w+|[ \t]*[^\w\s]{1,3}|[ \t]+")
+_MARKDOWN_TOKENS = tuple(_TOKEN_RE.findall(_MARKDOWN_REPLY))
+_CODE_TOKENS = tuple(_TOKEN_RE.findall(_CODE_REPLY))
+assert "".join(_MARKDOWN_TOKENS) == _MARKDOWN_REPLY and "".join(_CODE_TOKENS) == _CODE_REPLY
 
 _out_lock = threading.Lock()
 
@@ -383,7 +405,8 @@ class Server:
         self.version = os.environ.get("FAKE_VLLM_VERSION", "0.26.0")
         self.token_rate = float(os.environ.get("FAKE_VLLM_TOKEN_RATE", "200"))
         self.reply_tokens = int(os.environ.get("FAKE_VLLM_REPLY_TOKENS", "24"))
-        self.reply_text = _MARKDOWN_TOKENS if os.environ.get("FAKE_VLLM_REPLY_TEXT") == "markdown" else _WORDS
+        self.reply_text = {"markdown": _MARKDOWN_TOKENS, "code": _CODE_TOKENS}.get(
+            os.environ.get("FAKE_VLLM_REPLY_TEXT", ""), _WORDS)
         self.crash_after = int(os.environ.get("FAKE_VLLM_CRASH_AFTER_TOKENS", "5"))
         self.max_model_len = 4096
         if args.max_model_len not in (None, "auto", "-1"):
@@ -817,7 +840,7 @@ class _Handler(BaseHTTPRequestHandler):
         n = min(natural, budget)
         finish = "length" if (max_tokens is not None and n >= max_tokens) else "stop"
         words = s.reply_text
-        offset = 0 if words is _MARKDOWN_TOKENS else prompt  # markdown starts at its beginning
+        offset = prompt if words is _WORDS else 0  # markdown and code start at their beginning
         pieces = [words[(k + offset) % len(words)] for k in range(n)]
         created = int(time.time())
         rid = ("chatcmpl-" if chat else "cmpl-") + secrets.token_hex(8)
