@@ -3,8 +3,9 @@
 Re-rendering a whole reply per token is O(n²) and stalls the window once the reply passes a few
 KB (shared reference qt.md §4), so streaming uses "blocks": text up to the last blank line outside
 a code fence (or up to a closing fence) is final and rendered once, appended after what is already
-there; the unfinished tail is plain text, replaced when it completes. An open code block shows as
-plain monospace until its closing fence arrives, then is highlighted.
+there; the unfinished tail is plain text, replaced when it completes. A code block streams into its
+own frame as plain monospace (laid out line by line as it comes) and is coloured in place once its
+closing fence arrives: at once if short, else lexed in a worker thread and coloured in slices.
 
 Markdown goes through Qt's importer (GitHub dialect) with raw HTML off: a reply containing
 ``<img src=http://…>`` shows those characters and loads nothing. Fenced code is not left to Qt: it
@@ -28,7 +29,7 @@ from pygments.lexers import get_lexer_by_name
 from pygments.lexers.special import TextLexer
 from pygments.styles import get_style_by_name
 from pygments.util import ClassNotFound
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (QColor, QDesktopServices, QFont, QFontDatabase, QPalette, QTextBlockFormat,
                            QTextCharFormat, QTextCursor, QTextDocument, QTextDocumentFragment, QTextFrameFormat,
                            QTextFrame, QTextLength, QTextTable)
@@ -230,6 +231,13 @@ class _OpenCode:
                        self.fence.indent)
 
 
+class _Relay(QObject):
+    """Carries a worker's result to the GUI thread. The worker holds only this child of the view,
+    never the view: a parentless view dropped meanwhile must not be destroyed in the worker."""
+
+    done = Signal(int, int, object)  # generation, position, runs
+
+
 class MarkdownView(QTextBrowser):
     """Markdown with highlighted, copyable code; ``append`` streams at a cost independent of length.
 
@@ -237,7 +245,6 @@ class MarkdownView(QTextBrowser):
     area), recomputed once per event-loop turn rather than per delta."""
 
     code_copied = Signal(str)
-    _highlighted = Signal(int, int, object)  # from the worker: generation, position, runs
 
     # Below this size end_stream() renders the reply again as a whole: lists split by blank lines
     # come out exactly as in a stored conversation. On a 2-core VM render + layout + paint cost
@@ -259,7 +266,8 @@ class MarkdownView(QTextBrowser):
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.document().setUndoRedoEnabled(False)  # a streamed reply would keep every insert
         self.anchorClicked.connect(self._on_anchor)
-        self._highlighted.connect(self._on_highlighted)
+        self._relay = _Relay(self)
+        self._relay.done.connect(self._on_highlighted)
         self._scratch = QTextDocument(self)
         self._scratch.setUndoRedoEnabled(False)
         self._cursor = QTextCursor(self.document())
@@ -610,7 +618,7 @@ class MarkdownView(QTextBrowser):
             self._colouring.append([position, runs, 0])
             self._colour_timer.start()
             return
-        generation, emit = self._generation, self._highlighted.emit
+        generation, emit = self._generation, self._relay.done.emit
 
         def work() -> None:
             runs = highlight_runs(code, lang, style)
@@ -707,7 +715,6 @@ class MarkdownView(QTextBrowser):
         code.setFontStyleHint(QFont.StyleHint.Monospace)
         if size > 0:
             code.setFontPointSize(size * 0.95)
-        tail_code = QTextCharFormat(code)
 
         frame = QTextFrameFormat()
         frame.setBackground(code_bg)
@@ -739,7 +746,7 @@ class MarkdownView(QTextBrowser):
         spacer_char.setFontPointSize(1)
 
         self._formats = {
-            "style": DARK_STYLE if dark else LIGHT_STYLE, "code": code, "tail_code": tail_code,
+            "style": DARK_STYLE if dark else LIGHT_STYLE, "code": code,
             "frame": frame, "code_block": code_block, "header_block": header_block,
             "header_char": header_char, "link": link, "spacer": spacer, "spacer_char": spacer_char,
             "inline_bg": inline_bg, "border": border, "tokens": {},
