@@ -162,10 +162,13 @@ def test_killed_llmdesk_leaves_a_server_the_next_start_cleans(gpu_env, report, o
                second_exit_code=code)
 
 
-def _utilisation_for_kv_gib(model: str, kv_gib: float) -> tuple[float, object]:
-    """A utilisation that leaves about ``kv_gib`` of KV cache on GPU 0 according to the fit engine."""
+def _utilisation_for_kv_tokens(model: str, share_of_context: float) -> tuple[float, object]:
+    """A utilisation that leaves KV cache for about ``share_of_context`` of the model's own context on
+    GPU 0, according to the fit engine (so vLLM must refuse to start at the model's full context)."""
     source = load_model_spec(model)
     gpu = scan_gpus().gpus[0]
+    probe = plan_fit(source, [gpu], LaunchSettings())
+    kv_gib = share_of_context * probe.model_max_len * probe.kv_bytes_per_token / GIB
     lo, hi = 0.02, 0.9
     for _ in range(30):
         mid = (lo + hi) / 2
@@ -183,7 +186,7 @@ def test_launch_that_must_fail_is_diagnosed(case, gpu_env, report, out_dir):
     """max_model_len larger than the KV cache; a utilisation too low for any KV cache."""
     model = str(model_dir("llama-3.2-1b"))
     if case == "kv_cache_too_small":
-        util, fit = _utilisation_for_kv_gib(model, 1.0)  # ~32k tokens for 131,072 of context
+        util, fit = _utilisation_for_kv_tokens(model, 0.4)
     else:
         util, fit = 0.02, None
 
