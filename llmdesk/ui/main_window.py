@@ -10,6 +10,7 @@ from llmdesk.core.gpus import GpuScan
 from llmdesk.core.units import format_gib
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.pages.chat import ChatPage
+from llmdesk.ui.pages.dashboard import DashboardPage
 from llmdesk.ui.pages.machine import MachinePage
 from llmdesk.ui.pages.models import ModelsPage
 from llmdesk.ui.pages.planned import PLANNED_PAGES, PlannedPageWidget
@@ -63,7 +64,9 @@ class MainWindow(QMainWindow):
         self.chat_page = ChatPage(ctx)
         self.chat_page.start_server_requested.connect(self._start_server_for_chat)
         self.chat_page.open_server_page_requested.connect(lambda: self.show_page("server"))
-        built = {"chat": self.chat_page}
+        self.dashboard_page = DashboardPage(ctx)
+        self.dashboard_page.open_server_page_requested.connect(lambda: self.show_page("server"))
+        built = {"chat": self.chat_page, "dashboard": self.dashboard_page}
         self.planned_pages = {planned.key: PlannedPageWidget(planned) for planned in PLANNED_PAGES
                               if planned.key not in built}
         for planned in PLANNED_PAGES:
@@ -108,6 +111,7 @@ class MainWindow(QMainWindow):
         self.settings_page.start()
         self.server_page.start_checks()
         self.chat_page.start()
+        self.dashboard_page.start()
 
     def closeEvent(self, event) -> None:
         if self.chat_page.streaming:
@@ -115,6 +119,7 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             self.chat_page.stop_soon()
+        self.dashboard_page.stop()
         self.ctx.state.window_geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
         self.ctx.state.last_page = self.current_page
         super().closeEvent(event)

@@ -38,10 +38,11 @@ def test_sidebar_lists_every_page_and_switches_between_them(make_window, qtbot):
 def test_pages_not_built_yet_say_what_they_will_hold(make_window):
     window = make_window()
     planned = window.stack.findChildren(PlannedPageWidget)
-    assert len(planned) == 3  # Chat is built
-    dashboard = texts(window.stack.widget(PAGES.index("dashboard")))
-    assert "Not built yet. This page will hold:" in dashboard
-    assert "KV-cache usage" in dashboard
+    assert len(planned) == 2  # Dashboard and Chat are built
+    benchmark = texts(window.stack.widget(PAGES.index("benchmark")))
+    assert "Not built yet. This page will hold:" in benchmark
+    assert "Concurrency sweeps" in benchmark
+    assert window.stack.widget(PAGES.index("dashboard")) is window.dashboard_page
 
 
 def test_status_bar_without_gpu_and_with_two(make_window):
