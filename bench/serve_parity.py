@@ -114,18 +114,21 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--servers", nargs="+", default=["llmdesk", "raw"], help="which to start, in order")
+    ap.add_argument("--skip-cold", action="store_true", help="no cold raw start first (compile cache warm)")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     result: dict = {"model": a.model, "runs": {}}
 
-    port = free_port()
-    proc, cold = start_raw(a.model, a.name, port, out / "raw-cold.log")
-    result["raw_cold_launch_to_ready_s"] = round(cold, 2)
-    stop(proc)
-    print(f"raw (cold) ready in {cold:.1f} s", flush=True)
+    if not a.skip_cold:
+        port = free_port()
+        proc, cold = start_raw(a.model, a.name, port, out / "raw-cold.log")
+        result["raw_cold_launch_to_ready_s"] = round(cold, 2)
+        stop(proc)
+        print(f"raw (cold) ready in {cold:.1f} s", flush=True)
 
-    for tag in ("llmdesk", "raw"):
+    for tag in a.servers:
         port = free_port()
         if tag == "llmdesk":
             proc, ready, health = start_llmdesk(a.model, a.name, port, out / "llmdesk.log")
@@ -144,6 +147,9 @@ def main() -> int:
         finally:
             stop(proc)
 
+    (out / "parity.json").write_text(json.dumps(result, indent=1))
+    if set(a.servers) != {"raw", "llmdesk"}:
+        return 0
     summary = {}
     for c in a.concurrency:
         best = {tag: max(r["output_throughput"] for r in result["runs"][f"{tag}-c{c}"]) for tag in ("raw", "llmdesk")}

@@ -196,8 +196,11 @@ def test_launch_that_must_fail_is_diagnosed(case, gpu_env, report, out_dir):
                               enforce_eager=True)
         t0 = time.monotonic()
         status = await sup.start(config, timeout_s=600)
+        seconds = time.monotonic() - t0
         save_log(out_dir, f"fail-{case}", sup)
-        return status, time.monotonic() - t0, sup
+        if sup.running:  # it started after all: never leave it holding the GPU for the next test
+            await sup.stop()
+        return status, seconds, sup
 
     status, seconds, sup = asyncio.run(run())
     assert status.state == ServerState.CRASHED
