@@ -111,6 +111,8 @@ async def _render(directory: Path, size: tuple[int, int], theme: str | None, sca
     for number, key in enumerate(window.page_keys, start=1):
         window.show_page(key)
         await asyncio.sleep(0.05)  # let layouts settle and paint
+        await window.ctx.tasks.wait_idle()  # what a page starts when first shown (the Dashboard's charts)
+        await asyncio.sleep(0.05)
         path = directory / f"{number:02d}-{key}{suffix}.png"
         if not window.grab().save(str(path)):
             raise OSError(f"could not write {path}")

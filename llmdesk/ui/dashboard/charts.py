@@ -19,6 +19,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from llmdesk.core.units import GIB
+from llmdesk.ui.dashboard.tiles import set_font
 
 pg.setConfigOptions(antialias=False, background=None, foreground="k")
 
@@ -50,9 +51,9 @@ class ChartSpec:
 
 SPECS = (
     ChartSpec("throughput", "Throughput", "tok/s", (Line("generation_tokens_per_s", "generation"),
-                                                    Line("prompt_tokens_per_s", "prompt"))),
+                                                    Line("prompt_tokens_per_s", "prompt")), y_floor=10.0),
     ChartSpec("requests", "Requests", "", (Line("requests_running", "running"),
-                                           Line("requests_waiting", "waiting"))),
+                                           Line("requests_waiting", "waiting")), y_floor=4.0),
     ChartSpec("kv_cache", "KV cache", "% used", (Line("kv_cache_usage", "used", 100.0),), y_max=100.0),
     ChartSpec("latency", "Latency", "ms", (Line("ttft_p50_s", "TTFT p50", 1000.0),
                                            Line("ttft_p95_s", "p95", 1000.0),
@@ -106,7 +107,7 @@ class Chart(QWidget):
         self.y_max = spec.y_max
         self.title = QLabel()
         self.title.setTextFormat(Qt.TextFormat.RichText)
-        self.title.setStyleSheet("font-size: 9pt;")
+        set_font(self.title, 9)
         self.title.setMinimumWidth(1)
         self.axis = AgoAxis()
         self.plot = pg.PlotWidget(axisItems={"bottom": self.axis})

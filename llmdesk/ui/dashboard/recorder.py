@@ -35,7 +35,7 @@ class Target:
     api_key: str | None = None
     app_server: bool = False  # the server this app runs (as opposed to a typed URL)
     why: Problem | None = None
-    server_stopped: bool = False  # the app's server is not running (the page offers the Server page)
+    offer_server_page: bool = False  # the app's server is not running (yet): the Server page is where to go
 
 
 def is_local_url(url: str) -> bool:
@@ -158,8 +158,7 @@ class MetricsRecorder(QObject):
         task = self._task
         self.stop()
         if task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await asyncio.wait([task])  # its end closes the connection; how it ended does not matter here
         close = getattr(self.sampler, "close", None)
         if close is not None:
             await asyncio.to_thread(close)

@@ -5,12 +5,21 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import QRectF
-from PySide6.QtGui import QPainter, QPalette, QPen
-from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout
+from PySide6.QtGui import QFont, QPainter, QPalette, QPen
+from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from llmdesk.core.units import GIB
 
 NONE = "—"
+
+
+def set_font(widget: QWidget, points: float, bold: bool = False) -> None:
+    """Size and weight through the font: a style sheet would pin the label to the palette of the
+    theme it was polished in, and its text would stay dark after a switch to the dark theme."""
+    font = QFont(widget.font())
+    font.setPointSizeF(points)
+    font.setWeight(QFont.Weight.DemiBold if bold else QFont.Weight.Normal)
+    widget.setFont(font)
 
 
 class Tile(QFrame):
@@ -23,12 +32,12 @@ class Tile(QFrame):
         layout.setSpacing(0)
         self.title = QLabel(title)
         self.title.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        self.title.setStyleSheet("font-size: 8pt;")
+        set_font(self.title, 8)
         self.value = QLabel(NONE)
-        self.value.setStyleSheet("font-size: 15pt; font-weight: 600;")
+        set_font(self.value, 15, bold=True)
         self.detail = QLabel("")
         self.detail.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        self.detail.setStyleSheet("font-size: 8pt;")
+        set_font(self.detail, 8)
         for label in (self.title, self.value, self.detail):
             label.setMinimumWidth(1)  # a long text is cut rather than widening the whole row
             layout.addWidget(label)

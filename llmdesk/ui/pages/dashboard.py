@@ -32,7 +32,7 @@ from llmdesk.core.supervisor import ServerState, ServerStatus
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.dashboard import tiles as fmt
 from llmdesk.ui.dashboard.recorder import MetricsRecorder, Target, is_local_url
-from llmdesk.ui.dashboard.tiles import NONE, Tile
+from llmdesk.ui.dashboard.tiles import NONE, Tile, set_font
 from llmdesk.ui.widgets import fill_with_scrolling
 
 INTERVALS_S = (0.25, 0.5, 1.0, 2.0, 5.0)
@@ -202,7 +202,7 @@ class DashboardPage(QWidget):
         self.range_buttons: dict[int, QToolButton] = {}
         row = QHBoxLayout()
         title = QLabel("History")
-        title.setStyleSheet("font-size: 12pt; font-weight: 600;")
+        set_font(title, 12, bold=True)
         row.addWidget(title)
         row.addSpacing(8)
         for seconds, text in RANGES:
@@ -288,7 +288,7 @@ class DashboardPage(QWidget):
         else:
             why = Problem("This app's server is not running",
                           "Start it on the Server page, or type the URL of another vLLM server above.", None)
-        return Target(None, app_server=True, why=why, server_stopped=True)
+        return Target(None, app_server=True, why=why, offer_server_page=True)
 
     def _target_edited(self) -> None:
         self._show_gpu_note()
@@ -363,6 +363,8 @@ class DashboardPage(QWidget):
             await asyncio.sleep(0.01)
         self.charts = panel
         self.redraw()
+        while self._drawing is not None:  # done when drawn: screenshots wait for this task
+            await asyncio.sleep(STEP_MS / 1000)
 
     def _restart_redraw_timer(self) -> None:
         self._redraw_timer.start(int(max(self.redraw_min_s, self.recorder.interval_s) * 1000))
@@ -406,7 +408,7 @@ class DashboardPage(QWidget):
         rec = self.recorder
         every = _interval_text(rec.interval_s)
         target, problem = rec.target, rec.problem
-        stopped = target is not None and target.server_stopped
+        stopped = target is not None and target.offer_server_page
         if self.paused:
             glyph, color = "❚❚", None
             text = "Paused. What was recorded is kept; <b>Resume</b> goes on."
@@ -417,6 +419,8 @@ class DashboardPage(QWidget):
                 text += f" {_escape(problem.fix)}"
             if not stopped:
                 text += f" <i>Trying again every {every}.</i>"
+            if len(rec.window):
+                text += " The figures shown are the last ones read."
         elif target is None or not len(rec.window):
             glyph, color, text = "●", None, "Connecting…"
         else:
@@ -446,7 +450,8 @@ class DashboardPage(QWidget):
             t["kv_cache"].show_value(fmt.percent(snap.kv_cache_usage),
                                      f"of {capacity:,} tokens" if capacity is not None else "")
             t["prefix"].show_value(fmt.percent(snap.prefix_cache_hit_rate, 0),
-                                   f"over {_window_text(snap.window_s)}" if snap.window_s else "")
+                                   f"over {_window_text(snap.window_s)}"
+                                   if snap.window_s and snap.prefix_cache_hit_rate is not None else "")
             for key, p50, p95 in (("ttft", snap.ttft_p50_s, snap.ttft_p95_s), ("itl", snap.itl_p50_s, snap.itl_p95_s),
                                   ("e2e", snap.e2e_p50_s, snap.e2e_p95_s)):
                 t[key].show_value(fmt.duration(p50), f"p95 {fmt.duration(p95)}" if p95 is not None else "")
