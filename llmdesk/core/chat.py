@@ -19,6 +19,7 @@ action); a stream that breaks off raises ``StreamInterrupted`` carrying the part
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -251,27 +252,30 @@ class ChatClient:
                     if isinstance(problem, ModelNotFound):
                         problem = await self._with_served_list(problem)
                     raise problem
-                async for line in resp.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        done = True
-                        break
-                    try:
-                        event = json.loads(data)
-                    except ValueError:
-                        log.debug("chat: unreadable event %r", data[:200])
-                        continue
-                    if not isinstance(event, dict):
-                        continue
-                    if "error" in event:  # vLLM reports a failure inside the stream this way
-                        err = event["error"]
-                        message = err.get("message") if isinstance(err, dict) else str(err)
-                        raise self._interrupted(prog, f"The server stopped the reply: {message}")
-                    delta = self._take(event, prog)
-                    if delta is not None:
-                        yield delta
+                # Closed here, in this task: left to the garbage collector, httpcore's stream would be
+                # finalised outside the event loop ("async generator ignored GeneratorExit").
+                async with contextlib.aclosing(resp.aiter_lines()) as lines:
+                    async for line in lines:
+                        if not line.startswith("data:"):
+                            continue
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            done = True
+                            break
+                        try:
+                            event = json.loads(data)
+                        except ValueError:
+                            log.debug("chat: unreadable event %r", data[:200])
+                            continue
+                        if not isinstance(event, dict):
+                            continue
+                        if "error" in event:  # vLLM reports a failure inside the stream this way
+                            err = event["error"]
+                            message = err.get("message") if isinstance(err, dict) else str(err)
+                            raise self._interrupted(prog, f"The server stopped the reply: {message}")
+                        delta = self._take(event, prog)
+                        if delta is not None:
+                            yield delta
         except httpx.HTTPError as exc:
             if prog.first is None and prog.chunks == 0 and not isinstance(
                     exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.ReadTimeout):

@@ -36,6 +36,16 @@ FLUSH_MS = 16  # one frame: deltas arriving faster are drawn together
 EXCLUDED_KEY = "excluded_message_ids"  # kept with the conversation's settings
 
 
+def _warm_up_imports() -> None:
+    """What the first reply would otherwise import on the GUI thread (measured: a 40-120 ms stall):
+    the HTTP stack's asyncio backend and the code highlighter's common lexers."""
+    import anyio._backends._asyncio  # noqa: F401
+    from pygments.lexers import get_lexer_by_name
+
+    for name in ("python", "bash", "json"):
+        get_lexer_by_name(name)
+
+
 class _SendOnEnter(QObject):
     """Enter sends, Shift+Enter starts a new line (as in every chat app)."""
 
@@ -196,6 +206,7 @@ class ChatPage(QWidget):
         self.ctx.tasks.run(self._open_store(), "opening the saved chats")
 
     async def _open_store(self) -> None:
+        await asyncio.to_thread(_warm_up_imports)
         if self.store is None:
             self.store = await asyncio.to_thread(ConversationStore)
             self.conversations.store = self.store
@@ -204,6 +215,22 @@ class ChatPage(QWidget):
             self.ctx.problems.show_problem(notice if isinstance(notice, Problem) else
                                            Problem("Saved chats could not be read", str(notice), None))
         await self.conversations._refresh()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not getattr(self, "_warmed", False):
+            self._warmed = True
+            self._warm_up_widgets()
+
+    def _warm_up_widgets(self) -> None:
+        """Qt lays out and paints its first rich text slowly (fonts, styles: 60-110 ms here). Pay it
+        when the page is first shown, not when the first reply starts streaming."""
+        probe = MessageWidget("assistant", "**warm** `up`\n\n| a |\n|---|\n| 1 |\n")
+        probe.begin_stream()
+        probe.append("text\n\n", "thinking")
+        probe.end_stream(None, "complete")
+        self.thread_layout.insertWidget(0, probe)
+        QTimer.singleShot(0, lambda: (probe.setParent(None), probe.deleteLater()))
 
     @property
     def streaming(self) -> bool:
@@ -227,7 +254,8 @@ class ChatPage(QWidget):
         if self._client is None or (self._client.base_url, self._client.api_key) != (url, key):
             if self._client is not None:
                 await self._client.aclose()
-            self._client = ChatClient(url, key)
+            # Building the client builds its SSL context (20-35 ms): not on the GUI thread.
+            self._client = await asyncio.to_thread(ChatClient, url, key)
         return self._client
 
     def refresh_models(self) -> None:
