@@ -13,7 +13,7 @@ Goal (issue #7): no stall of 50 ms or more; the exit status is 1 when a run miss
 
 The stand-in's counters are far below the synthetic ones, so its first scrape reads as a server
 restart, and for the next 60 s (the window) every MetricsWindow.add takes its slow path, walking
-each scrape of the window (core/metrics.py): about 5 ms a scrape at 1 s, 12-30 ms at 0.25 s, where
+each scrape of the window (core/metrics.py): 3-13 ms a scrape at 1 s, 12-30 ms at 0.25 s, where
 the goal is then missed. Runs 1 and 2 include that, as a real restart would; run 3 is past it.
 
 With --screenshot nothing is measured: the page shows 15 minutes of synthetic history (a 70B
