@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,63 +18,29 @@ from llmdesk.core import paths
 from llmdesk.core.chat import (ChatClient, ChatParams, ContextTooLong, ModelNotFound, ServerUnreachable,
                                StreamInterrupted, Unauthorized, default_base_url, normalise_base_url)
 from llmdesk.core.errors import BadInput, ProblemError
-from tests.fakes.vllm_standin.runtime import make_fake_runtime, serve_argv
+from tests.fakes.standin_server import free_port, kill_group, start_standin
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sekret"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(folder: Path, mode: str, *flags: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
-    python = make_fake_runtime(folder, mode=mode, delay_scale=0.001)
-    port = free_port()
-    proc = subprocess.Popen(serve_argv(python, "/models/demo", "--served-model-name", "demo", "--host", "127.0.0.1",
-                                       "--port", str(port), "--max-model-len", "2048", *flags),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "FAKE_VLLM_TOKEN_RATE": "400", **(env or {})})
-    root = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(root + "/health", timeout=1).status_code == 200:
-                return proc, root
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    _kill(proc)
-    raise RuntimeError("stand-in vLLM did not become ready")
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(5)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """An ok stand-in with an API key; yields its root URL. The group is always killed."""
-    proc, root = _start(tmp_path_factory.mktemp("rt-ok"), "ok", "--api-key", KEY)
+    proc, root = start_standin(tmp_path_factory.mktemp("rt-ok"), "ok", "--api-key", KEY)
     try:
         yield root
     finally:
-        _kill(proc)
+        kill_group(proc)
 
 
 @pytest.fixture
 def crashing_server(tmp_path):
-    proc, root = _start(tmp_path / "rt-crash", "crash_mid_stream", env={"FAKE_VLLM_CRASH_AFTER_TOKENS": "5"})
+    proc, root = start_standin(tmp_path / "rt-crash", "crash_mid_stream", env={"FAKE_VLLM_CRASH_AFTER_TOKENS": "5"})
     try:
         yield root
     finally:
-        _kill(proc)
+        kill_group(proc)
 
 
 def aborts(root: str) -> float:

@@ -7,10 +7,8 @@ import contextlib
 import csv
 import http.server
 import json
-import os
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +21,7 @@ import pytest
 
 from llmdesk.core.chat import ChatClient, ServerUnreachable, Unauthorized
 from llmdesk.core.metrics import MetricsScraper, MetricsWindow, NotVllmMetrics
-from tests.fakes.vllm_standin.runtime import make_fake_runtime, serve_argv
+from tests.fakes.standin_server import free_port, kill_group, start_standin
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "metrics"
@@ -33,45 +31,13 @@ STABLE_KEYS = ("generation_tokens_per_s", "prompt_tokens_per_s", "requests_runni
                "e2e_p50_s", "e2e_p95_s", "preemptions", "preemptions_total", "finished_by_reason", "models", "gpus")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_standin(folder: Path) -> tuple[subprocess.Popen, str]:
-    python = make_fake_runtime(folder, delay_scale=0.001)
-    port = free_port()
-    proc = subprocess.Popen(serve_argv(python, "/models/demo", "--served-model-name", "demo", "--host", "127.0.0.1",
-                                       "--port", str(port), "--max-model-len", "2048", "--api-key", KEY),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "FAKE_VLLM_TOKEN_RATE": "400"})
-    root = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(root + "/health", timeout=1).status_code == 200:
-                return proc, root
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    kill(proc)
-    raise RuntimeError("stand-in vLLM did not become ready")
-
-
-def kill(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(5)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
-    proc, root = start_standin(tmp_path_factory.mktemp("rt-metrics"))
+    proc, root = start_standin(tmp_path_factory.mktemp("rt-metrics"), "ok", "--api-key", KEY)
     try:
         yield root
     finally:
-        kill(proc)
+        kill_group(proc)
 
 
 def chat(root: str, text: str = "Hello there") -> None:
@@ -241,17 +207,17 @@ def test_watch_until_ctrl_c(server, tmp_path, sig):
 
 
 def test_watch_json_says_when_the_server_goes_and_carries_on(tmp_path):
-    sv, root = start_standin(tmp_path / "rt")
+    sv, root = start_standin(tmp_path / "rt", "ok", "--api-key", KEY)
     proc = watch("--url", root, "--interval", "0.25", "--json")
     try:
         out = read_until(proc, lambda out: out.count("\n") >= 2, 20)
-        kill(sv)
+        kill_group(sv)
         out += read_until(proc, lambda out: '"No server at' in out, 20)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(10) == 0
     finally:
         if sv.poll() is None:
-            kill(sv)
+            kill_group(sv)
         if proc.poll() is None:
             proc.kill()
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
