@@ -260,8 +260,8 @@ class ChatClient:
                             continue
                         data = line[5:].strip()
                         if data == "[DONE]":
-                            done = True
-                            break
+                            done = True  # read on to the body's end: the connection then stays open for reuse
+                            continue
                         try:
                             event = json.loads(data)
                         except ValueError:
