@@ -1,7 +1,7 @@
 """Event-loop stalls of the Dashboard with 15 minutes of history and 8 GPUs, charts redrawn at 1 Hz.
 
     python bench/dashboard_stalls.py [--seconds 30] [--runs 3] [--interval 1] [--history 900] [--gpus 8]
-    python bench/dashboard_stalls.py --screenshot DIR     # dashboard.png and dashboard-dark.png
+    python bench/dashboard_stalls.py --screenshot DIR     # 04-dashboard.png and 04-dashboard-dark.png
 
 The page watches the stand-in vLLM (tests/fakes/vllm_standin, its own process, as a real server is)
 while another process keeps two requests in flight against it; the GPUs are 8 H100s of the fake
@@ -224,7 +224,7 @@ async def _screenshots(directory: Path, args) -> list[Path]:
     app = create_application()
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for theme, name in (("light", "dashboard.png"), ("dark", "dashboard-dark.png")):
+    for theme, name in (("light", "04-dashboard.png"), ("dark", "04-dashboard-dark.png")):
         # The theme is set before the window is built, as when the app starts with it.
         settings_store.save_settings(dataclasses.replace(settings_store.load_settings()[0], theme=theme))
         scan = synthetic_history(1, 1.0, 0.0, args.gpus)[1][-1]  # the status bar agrees with the page
