@@ -9,7 +9,8 @@ llmdesk builds (core/launch.build_vllm_command), started the same way (own proce
 the difference is llmdesk's supervision: reading the log, health polling, the pid file.
 Launch-to-ready: spawn -> first /health 200 seen by a 50 ms poller (raw), spawn -> the URL that
 `llmdesk serve` prints when its supervisor says ready (llmdesk). Throughput: vLLM's own
-`vllm bench serve` (random 256-in/128-out, --ignore-eos) at each concurrency. Writes parity.json.
+`vllm bench serve` (random 256-in/128-out, --ignore-eos) at each concurrency; --watched also
+benches llmdesk while /metrics is scraped and parsed at 1 Hz (the Dashboard's load). Writes parity.json.
 """
 
 from __future__ import annotations
@@ -93,6 +94,35 @@ def start_llmdesk(model: str, name: str, port: int, log: Path) -> tuple[subproce
     return proc, printed - t0, health - t0
 
 
+class Watcher:
+    """What the Dashboard does to the server: scrape and parse /metrics every second (issue #7)."""
+
+    def __init__(self, port: int):
+        import threading
+
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.scrapes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from llmdesk.core.metrics import MetricsWindow, parse_metrics
+
+        window = MetricsWindow()
+        with httpx.Client(timeout=5) as http:
+            while not self._stop.wait(1.0):
+                window.add(parse_metrics(http.get(self.url).text, at=time.monotonic()))
+                self.scrapes += 1
+
+    def __enter__(self) -> "Watcher":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
 def bench(model: str, name: str, port: int, concurrency: int, out: Path, tag: str) -> dict:
     filename = f"{tag}-c{concurrency}.json"
     argv = ["vllm", "bench", "serve", "--backend", "vllm", "--model", model, "--served-model-name", name,
@@ -116,6 +146,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--servers", nargs="+", default=["llmdesk", "raw"], help="which to start, in order")
     ap.add_argument("--skip-cold", action="store_true", help="no cold raw start first (compile cache warm)")
+    ap.add_argument("--watched", action="store_true",
+                    help="also bench the llmdesk server while /metrics is scraped at 1 Hz (tag llmdesk-watched)")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -142,6 +174,12 @@ def main() -> int:
             for c in a.concurrency:
                 runs = [bench(a.model, a.name, port, c, out, f"{tag}-r{r}") for r in range(a.repeats)]
                 result["runs"][f"{tag}-c{c}"] = runs
+                if a.watched and tag == "llmdesk":
+                    with Watcher(port) as watcher:
+                        watched = [bench(a.model, a.name, port, c, out, f"watched-r{r}") for r in range(a.repeats)]
+                    result["runs"][f"llmdesk-watched-c{c}"] = watched
+                    print(f"llmdesk watched ({watcher.scrapes} scrapes) c={c}: "
+                          + ", ".join(f"{r['output_throughput']:.0f}" for r in watched) + " tok/s", flush=True)
                 print(f"{tag} c={c}: " + ", ".join(f"{r['output_throughput']:.0f}" for r in runs) + " tok/s",
                       flush=True)
         finally:
