@@ -263,7 +263,8 @@ def test_model_default_parameters(make_window, qtbot, server):
     page.model.setCurrentText("demo")
     page.params.fields["temperature"].setText("0.4")
     page._save_model_default()
-    qtbot.waitUntil(lambda: store_of(page).model_params("demo") is not None, timeout=3000)
+    qtbot.waitUntil(lambda: store_of(page).model_params("demo") is not None and page.ctx.tasks.pending == 0,
+                    timeout=3000)
     assert store_of(page).model_params("demo") == {"temperature": 0.4, "max_tokens": 9}
     assert page.params.preset.currentText() == "This model's default"
 

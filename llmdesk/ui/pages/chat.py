@@ -289,7 +289,10 @@ class ChatPage(QWidget):
             self.ctx.tasks.run(self._load_model_default(model), "reading the model's default parameters")
 
     async def _load_model_default(self, model: str) -> None:
+        asked = self._defaults_version = getattr(self, "_defaults_version", 0) + 1
         params = await asyncio.to_thread(self.store.model_params, model)
+        if asked != self._defaults_version or model != self.model.currentText().strip():
+            return  # another model was picked, or a default saved, while this was read
         self.params.set_model_default(params)
         if params is not None and not self.messages:  # a new chat starts from the model's default
             self.params.show_params(params)
@@ -303,6 +306,7 @@ class ChatPage(QWidget):
         self.ctx.tasks.run(self._store_model_default(model, params_to_dict(params)), "saving the model's parameters")
 
     async def _store_model_default(self, model: str, params: dict) -> None:
+        self._defaults_version = getattr(self, "_defaults_version", 0) + 1
         await asyncio.to_thread(self.store.set_model_params, model, params)
         self.params.set_model_default(params)
         self.params.show_params(params)
