@@ -214,8 +214,8 @@ def test_flashinfer_missing():
 
 
 def test_vllm_missing_as_captured_here():
-    # captured on this machine: `/tmp/venv/bin/python -m vllm.entrypoints.cli.main serve x` (exit 1)
-    line = ("/tmp/venv/bin/python: Error while finding module specification for 'vllm.entrypoints.cli.main' "
+    # captured on the development machine (venv path shortened): `venv/bin/python -m vllm.entrypoints.cli.main serve x` (exit 1)
+    line = ("venv/bin/python: Error while finding module specification for 'vllm.entrypoints.cli.main' "
             "(ModuleNotFoundError: No module named 'vllm')")
     assert diagnose([line], 1) == Diagnosis(
         "vllm_missing", Problem(
