@@ -10,13 +10,11 @@ persistent client. TTFT is taken from just before the request is sent to the fir
 content. Goal (issue #6): the client adds at most 5 ms at the median (paired differences); the exit
 status is 1 when it adds more.
 
-Connections: ChatClient stops reading at ``data: [DONE]``, before the chunked body's last bytes, so
-httpx cannot put the connection back in its pool and every reply opens a new one. By default the raw
-request stops there too, so both sides pay the same connection set-up and the difference is the
-client's own work. ``--raw-reuse`` makes the raw side read to the end and keep its connection; against
-the stand-in that is slower, not faster: its server (http.server) leaves Nagle's algorithm on, and a
-reused connection waits for the client's delayed ACK (about 40 ms on Linux) before the first token.
-uvicorn, which vLLM runs on, sets TCP_NODELAY.
+Connections: ChatClient reads each reply to the end of its body, so its connection goes back to the
+pool and is reused. By default the raw request stops at ``data: [DONE]`` and opens a new connection
+each time (so the figure includes what reuse saves); ``--raw-reuse`` makes the raw side read to the
+end and keep its connection too. The stand-in sets TCP_NODELAY as uvicorn does; without it a reused
+connection waited for the client's delayed ACK (about 40 ms on Linux) before the first token.
 """
 
 from __future__ import annotations
@@ -27,10 +25,7 @@ import contextlib
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,34 +45,11 @@ MESSAGES = [{"role": "user", "content": "Say something short."}]
 
 @contextlib.contextmanager
 def standin(token_rate: int) -> Iterator[str]:
-    from tests.fakes.vllm_standin.runtime import make_fake_runtime, serve_argv
+    from tests.fakes.standin_server import running_standin
 
-    with tempfile.TemporaryDirectory() as folder:
-        python = make_fake_runtime(Path(folder), delay_scale=0.001)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proc = subprocess.Popen(serve_argv(python, "/models/demo", "--served-model-name", "demo", "--host",
-                                           "127.0.0.1", "--port", str(port)),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                                env={**os.environ, "FAKE_VLLM_TOKEN_RATE": str(token_rate)})
-        root = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if httpx.get(root + "/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the stand-in vLLM did not start")
-                time.sleep(0.05)
-            yield root
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # its engine-core child too
-            proc.wait(5)
+    with tempfile.TemporaryDirectory() as folder, \
+            running_standin(Path(folder), env={"FAKE_VLLM_TOKEN_RATE": str(token_rate)}) as root:
+        yield root
 
 
 async def raw_ttft(http: httpx.AsyncClient, url: str, body: dict, read_to_end: bool) -> float:

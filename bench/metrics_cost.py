@@ -20,10 +20,7 @@ import contextlib
 import dataclasses
 import os
 import platform
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,33 +38,10 @@ GOAL_PERCENT = 1.0
 
 @contextlib.contextmanager
 def standin() -> Iterator[str]:
-    import httpx
+    from tests.fakes.standin_server import running_standin
 
-    from tests.fakes.vllm_standin.runtime import make_fake_runtime, serve_argv
-
-    with tempfile.TemporaryDirectory() as folder:
-        python = make_fake_runtime(Path(folder), delay_scale=0.001)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proc = subprocess.Popen(serve_argv(python, "/models/demo", "--served-model-name", "demo", "--host",
-                                           "127.0.0.1", "--port", str(port)),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        root = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(root + "/health", timeout=1).status_code == 200:
-                        break
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the stand-in vLLM did not start")
-                time.sleep(0.05)
-            yield root
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+    with tempfile.TemporaryDirectory() as folder, running_standin(Path(folder)) as root:
+        yield root
 
 
 async def idle_loop(seconds: float, interval: float) -> tuple[float, float]:
