@@ -60,9 +60,7 @@ class MessageWidget(QFrame):
         self.reasoning_toggle = _action("▸ Thinking", "Show the model's reasoning")
         self.reasoning_toggle.setCheckable(True)
         self.reasoning_toggle.toggled.connect(self._show_reasoning)
-        self.reasoning_view = MarkdownView(fit_height=True)
-        self.reasoning_view.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        self.reasoning_view.hide()
+        self.reasoning_view: MarkdownView | None = None  # made when reasoning arrives: most messages have none
         self.reasoning_toggle.setVisible(bool(reasoning))
 
         if role == "user":
@@ -75,8 +73,6 @@ class MessageWidget(QFrame):
             self.body = MarkdownView(fit_height=True)
             if content:
                 self.body.set_markdown(content)
-            if reasoning:
-                self.reasoning_view.set_markdown(reasoning)
 
         self.stats_label = QLabel()
         self.stats_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
@@ -100,9 +96,10 @@ class MessageWidget(QFrame):
         layout.setSpacing(4)
         layout.addLayout(header)
         layout.addWidget(self.reasoning_toggle, 0, Qt.AlignmentFlag.AlignLeft)
-        layout.addWidget(self.reasoning_view)
         layout.addWidget(self.body)
         layout.addLayout(footer)
+        if reasoning and role != "user":
+            self._reasoning_view().set_markdown(reasoning)
         self._show_footer()
         self.set_excluded(excluded)
 
@@ -112,12 +109,13 @@ class MessageWidget(QFrame):
         return self._content if self.role == "user" else self.body.markdown()
 
     def reasoning(self) -> str:
-        return self.reasoning_view.markdown() if self.role != "user" else ""
+        return self.reasoning_view.markdown() if self.reasoning_view is not None else ""
 
     def begin_stream(self) -> None:
         self.state = "streaming"
         self.body.begin_stream()
-        self.reasoning_view.begin_stream()
+        if self.reasoning_view is not None:
+            self.reasoning_view.begin_stream()
         self.note.setText("writing…")
         self._show_footer()
 
@@ -125,13 +123,14 @@ class MessageWidget(QFrame):
         if reasoning:
             if not self.reasoning_toggle.isVisible():
                 self.reasoning_toggle.show()
-            self.reasoning_view.append(reasoning)
+            self._reasoning_view().append(reasoning)
         if content:
             self.body.append(content)
 
     def end_stream(self, stats: dict | None, state: str) -> None:
         self.body.end_stream()
-        self.reasoning_view.end_stream()
+        if self.reasoning_view is not None:
+            self.reasoning_view.end_stream()
         self.stats, self.state = stats, state
         self._show_footer()
 
@@ -145,6 +144,18 @@ class MessageWidget(QFrame):
             self.note.setText("left out of the context: not sent" if excluded else STATE_NOTES.get(self.state, ""))
         self.who.setForegroundRole(QPalette.ColorRole.PlaceholderText if excluded else QPalette.ColorRole.WindowText)
 
+    def _reasoning_view(self) -> MarkdownView:
+        if self.reasoning_view is None:
+            view = MarkdownView(fit_height=True)
+            view.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+            view.hide()
+            if self.state == "streaming":
+                view.begin_stream()
+            layout = self.layout()
+            layout.insertWidget(layout.indexOf(self.reasoning_toggle) + 1, view)
+            self.reasoning_view = view
+        return self.reasoning_view
+
     # -- looks --
 
     def _show_footer(self) -> None:
@@ -156,5 +167,5 @@ class MessageWidget(QFrame):
         self.copy_button.setVisible(not streaming)
 
     def _show_reasoning(self, shown: bool) -> None:
-        self.reasoning_view.setVisible(shown)
+        self._reasoning_view().setVisible(shown)
         self.reasoning_toggle.setText("▾ Thinking" if shown else "▸ Thinking")
