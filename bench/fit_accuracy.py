@@ -56,7 +56,10 @@ class Comparison:
 
     @property
     def default_settings(self) -> bool:
-        return not self.args or self.args[:2] == ("--quantization", "fp8")
+        """Only on-the-fly fp8 and/or tensor parallelism: the goal's "default settings" runs."""
+        pairs = [self.args[i:i + 2] for i in range(0, len(self.args), 2)]
+        return all(p == ("--quantization", "fp8") or (p[0] == "--tensor-parallel-size" and len(p) == 2)
+                   for p in pairs)
 
 
 def settings_from_args(args: list[str]) -> LaunchSettings:
@@ -91,7 +94,9 @@ def compare(record_path: Path) -> Comparison:
     spec = ModelSpec(name=record["name"], geometry=geometry_from_config(config),
                      checkpoint_format=detect_format(config), weights_bytes=record["weights_bytes"],
                      weights_source="recorded")
-    report = plan_fit(spec, [gpu], settings_from_args(record["args"]))
+    settings = settings_from_args(record["args"])
+    # a tensor-parallel run recorded its first GPU; the others were the same model
+    report = plan_fit(spec, [gpu] * (settings.tensor_parallel_size or 1), settings)
     logged = parse_memory_lines(record_path.with_suffix(".log").read_text(errors="replace"))
     return Comparison(record["name"], gpu.name, tuple(record["args"]), logged, report)
 

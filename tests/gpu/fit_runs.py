@@ -8,7 +8,9 @@ A RUN is NAME=MODEL_DIR[,extra vllm args separated by commas], e.g.
     llama8b-fp8=/srv/models/llama-3.1-8b,--quantization,fp8
 Each run waits for vLLM's "Free memory on device" line (or its failure), then stops the process
 group, and writes NAME.log (vLLM's output) and NAME.json (the GPU as NVML saw it before the start,
-the arguments, the model's config.json). Bench/fit_accuracy.py reads them back.
+the arguments, the model's config.json, the checkpoint's weight bytes, the date and vLLM's version).
+bench/fit_accuracy.py reads them back. With CUDA_VISIBLE_DEVICES=N the run uses (and records) GPU N,
+so two lists of runs can go side by side on a 2-GPU host (give each its own --port).
 """
 
 import argparse
@@ -28,7 +30,7 @@ def gpu_state():
 
     pynvml.nvmlInit()
     try:
-        h = pynvml.nvmlDeviceGetHandleByIndex(0)
+        h = pynvml.nvmlDeviceGetHandleByIndex(first_visible_gpu())
         mem = pynvml.nvmlDeviceGetMemoryInfo(h)
         try:
             reserved = int(pynvml.nvmlDeviceGetMemoryInfo(h, version=pynvml.nvmlMemory_v2).reserved)
@@ -42,6 +44,22 @@ def gpu_state():
                 "driver_version": pynvml.nvmlSystemGetDriverVersion()}
     finally:
         pynvml.nvmlShutdown()
+
+
+def first_visible_gpu() -> int:
+    """NVML numbers GPUs by PCI bus as CUDA does with CUDA_DEVICE_ORDER=PCI_BUS_ID (set in main)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    return int(visible) if visible.isdigit() else 0
+
+
+def weights_bytes(model: str) -> int:
+    return sum(os.path.getsize(os.path.join(model, f)) for f in os.listdir(model) if f.endswith(".safetensors"))
+
+
+def vllm_version() -> str:
+    from importlib.metadata import version
+
+    return version("vllm")
 
 
 def wait_gpu_idle(limit_s=60):
@@ -88,10 +106,8 @@ def one_run(name, model, extra, out, port, limit_s):
     wait_gpu_idle()
     config = json.load(open(os.path.join(model, "config.json")))
     record = {"name": name, "model": model, "args": extra, "gpu": before, "outcome": outcome,
-              "seconds": round(time.time() - started, 1), "config": config}
-    make = os.path.join(model, "make_tiny_llama.json")
-    if os.path.exists(make):
-        record["make"] = json.load(open(make))
+              "seconds": round(time.time() - started, 1), "config": config, "weights_bytes": weights_bytes(model),
+              "date": time.strftime("%Y-%m-%d"), "vllm": vllm_version()}
     with open(os.path.join(out, f"{name}.json"), "w") as f:
         json.dump(record, f, indent=2)
     print(f"{name}: {outcome} in {record['seconds']} s", flush=True)
@@ -104,6 +120,7 @@ def main():
     ap.add_argument("--limit", type=float, default=300)
     ap.add_argument("runs", nargs="+")
     a = ap.parse_args()
+    os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
     os.makedirs(a.out, exist_ok=True)
     for spec in a.runs:
         name, _, rest = spec.partition("=")

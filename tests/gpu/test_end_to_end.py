@@ -21,6 +21,7 @@ from llmdesk.core.launch import LaunchConfig
 from llmdesk.core.metrics import MetricsScraper, MetricsWindow
 from llmdesk.core.model_source import load_model_spec
 from llmdesk.core.supervisor import ServerState, Supervisor, find_leftover, group_members
+from llmdesk.core.vllm_memory_log import parse_memory_lines
 from tests.gpu.conftest import model_dir
 
 GIB = 1024**3
@@ -212,3 +213,63 @@ def test_launch_that_must_fail_is_diagnosed(case, gpu_env, report, out_dir):
         entry.update(predicted_verdict=fit.verdict, predicted_kv_tokens=fit.kv_cache_tokens)
         assert fit.verdict != "fits"
     report.add(f"launch_fails_{case}", **entry)
+
+
+def _compute_apps() -> list[str]:
+    out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,gpu_uuid", "--format=csv,noheader"],
+                         capture_output=True, text=True, timeout=30).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def test_tensor_parallel_serves_matches_fit_and_stops_every_worker(gpu_env, report, out_dir):
+    """tensor_parallel_size=2 on a 2-GPU host: ready, chat, the KV cache the fit engine predicted, and
+    after stop no worker process left on either GPU and both GPUs' memory back."""
+    gpus = scan_gpus().gpus
+    if len(gpus) < 2:
+        pytest.skip(f"needs 2 GPUs, this host has {len(gpus)}")
+    model = str(model_dir("llama-3.2-1b"))
+    fit = plan_fit(load_model_spec(model), list(gpus[:2]), LaunchSettings(tensor_parallel_size=2))
+
+    async def run() -> dict:
+        baseline = [g.memory_used_bytes for g in gpus[:2]]
+        sup = Supervisor(sys.executable)
+        config = LaunchConfig(model=model, served_model_name="l1b-tp2", port=free_port(), tensor_parallel_size=2,
+                              cuda_devices=(gpus[0].index, gpus[1].index))
+        t0 = time.monotonic()
+        status = await sup.start(config, timeout_s=900)
+        ready_s = time.monotonic() - t0
+        save_log(out_dir, "tp2-l1b-server", sup)
+        assert status.state == ServerState.READY, (status.diagnosis, list(sup.lines)[-30:])
+        pgid = sup._pgid
+        workers = group_members(pgid)
+        busy = [g.memory_used_bytes for g in scan_gpus().gpus[:2]]
+        try:
+            async with ChatClient(status.url) as client:
+                reply = [d.content async for d in client.stream(
+                    "l1b-tp2", [{"role": "user", "content": "Hello!"}], ChatParams(max_tokens=32))]
+                assert "".join(reply) and client.last_stats.completion_tokens == 32
+        finally:
+            stopped = await sup.stop()
+        await asyncio.sleep(2)
+        left = group_members(pgid)
+        apps = _compute_apps()
+        after = [g.memory_used_bytes for g in scan_gpus().gpus[:2]]
+        logged = parse_memory_lines("\n".join(sup.lines))
+        return {"launch_to_ready_s": round(ready_s, 1), "processes_while_serving": len(workers),
+                "processes_left": left, "compute_apps_left": apps, "state_after_stop": stopped.state.value,
+                "gpu_memory_released": stopped.gpu_memory_released,
+                "gpu_used_gib": {"before": [b / GIB for b in baseline], "serving": [b / GIB for b in busy],
+                                 "after_stop": [b / GIB for b in after]},
+                "logged_kv_tokens": logged.kv_cache_tokens, "logged_kv_gib": logged.kv_cache_gib,
+                "predicted_kv_tokens": fit.kv_cache_tokens, "predicted_kv_gib": fit.kv_cache_bytes / GIB,
+                "predicted_verdict": fit.verdict, "predicted_tp": fit.tensor_parallel_size}
+
+    result = asyncio.run(run())
+    report.add("tensor_parallel_2", **result)
+    assert result["state_after_stop"] == ServerState.STOPPED.value
+    assert not result["processes_left"] and not result["compute_apps_left"]
+    assert all(a <= b + 0.5 for a, b in zip(result["gpu_used_gib"]["after_stop"], result["gpu_used_gib"]["before"]))
+    assert all(s > b + 1 for s, b in zip(result["gpu_used_gib"]["serving"], result["gpu_used_gib"]["before"]))
+    assert result["logged_kv_tokens"], "vLLM logged no KV cache size"
+    assert result["predicted_tp"] == 2
+    assert abs(result["predicted_kv_tokens"] / result["logged_kv_tokens"] - 1) <= 0.05, result

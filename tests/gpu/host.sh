@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# One GPU-host session's steps for issue #8, after ../shared/tools' staging and `install`
+# (.gpu-stage/bin/gpu-host.sh). Run from the project root on the GPU host:
+#
+#   bash tests/gpu/host.sh models      # tiny + 1B now; the 7B shapes and the MoE in the background
+#   bash tests/gpu/host.sh tests [-k EXPR]   # tests/gpu through pytest, report in $OUT
+#   bash tests/gpu/host.sh fits-start  # fit-calibration runs in the background, one list per GPU
+#   bash tests/gpu/host.sh fits-wait   # wait for them; results tarred into $OUT/fit-runs.tgz
+#   bash tests/gpu/host.sh parity      # bench/serve_parity.py on GPU 0, into $OUT/parity
+#
+# Background work is started with setsid so that it outlives the command that started it; the host
+# keeps it only while it is held (the next command must follow within about 30 s).
+set -u
+cd "$(dirname "$0")/../.."
+# shellcheck disable=SC1091
+source /srv/site/env.sh
+export PYTHONPATH=$PWD:$PWD/.gpu-extra:${PYTHONPATH:-} PYTHONUNBUFFERED=1
+OUT=${OUT:-$PWD/.gpu-out}
+M=/srv/models
+WORK=/srv/llmdesk
+mkdir -p "$OUT" "$WORK"
+
+kill_vllm() {
+  pkill -9 -f "[V]LLM::" ; pkill -9 -f "[v]llm.entrypoints.cli.main" ; pkill -9 -f "[v]llm serve" ; sleep 1
+}
+
+big_models() {
+  bash .gpu-stage/bin/gpu-host.sh models qwen2.5-7b-geom
+  # Mistral-7B-v0.3's shape: Llama-3.1-8B's layers with a 32,768-token vocabulary and context
+  [ -f $M/mistral-7b-shape/config.json ] || python3 .gpu-stage/bin/make_tiny_llama.py --preset llama-3.1-8b \
+    --vocab-size 32768 --max-len 32768 --fast --out $M/mistral-7b-shape
+  [ -f $M/qwen3-moe-8l/config.json ] || python3 tests/gpu/make_moe_model.py --layers 8 --tokenizer-from $M/tiny \
+    --out $M/qwen3-moe-8l
+  touch $WORK/big-models.done
+}
+
+fit_list() {  # gpu port runs...
+  local gpu=$1 port=$2
+  shift 2
+  CUDA_VISIBLE_DEVICES=$gpu python3 tests/gpu/fit_runs.py --port "$port" --out $WORK/fit-runs "$@"
+  touch $WORK/fit-gpu$gpu.done
+}
+
+case "${1:-}" in
+  models)
+    bash .gpu-stage/bin/gpu-host.sh models tiny llama-3.2-1b
+    export -f big_models
+    export M WORK
+    setsid bash -c big_models >$WORK/big-models.log 2>&1 < /dev/null &
+    ;;
+  tests)
+    shift
+    kill_vllm
+    python3 -m pytest tests/gpu -x -v -p no:cacheprovider "$@" 2>&1 | tee "$OUT/pytest-gpu.txt"
+    ;;
+  fits-start)
+    kill_vllm
+    while [ ! -f $WORK/big-models.done ]; do sleep 2; done
+    cat $WORK/big-models.log
+    export -f fit_list
+    export M WORK
+    setsid bash -c "fit_list 0 8011 qwen7b-fp8=$M/qwen2.5-7b-geom,--quantization,fp8 mistral7b=$M/mistral-7b-shape \
+      llama1b=$M/llama-3.2-1b" >$WORK/fit-gpu0.log 2>&1 < /dev/null &
+    setsid bash -c "fit_list 1 8012 moe8l-fp8=$M/qwen3-moe-8l,--quantization,fp8 \
+      mistral7b-fp8=$M/mistral-7b-shape,--quantization,fp8 llama1b-fp8=$M/llama-3.2-1b,--quantization,fp8" \
+      >$WORK/fit-gpu1.log 2>&1 < /dev/null &
+    sleep 5
+    ;;
+  fits-wait)
+    limit=${2:-560}
+    t0=$SECONDS
+    while [ ! -f $WORK/fit-gpu0.done ] || [ ! -f $WORK/fit-gpu1.done ]; do
+      [ $((SECONDS - t0)) -gt "$limit" ] && { echo "fit runs not finished after $limit s"; break; }
+      sleep 2
+    done
+    cat $WORK/fit-gpu0.log $WORK/fit-gpu1.log
+    tar -czf "$OUT/fit-runs.tgz" -C $WORK fit-runs
+    ;;
+  parity)
+    kill_vllm
+    CUDA_VISIBLE_DEVICES=0 python3 bench/serve_parity.py --model $M/llama-3.2-1b --name l1b --out $WORK/parity \
+      --watched --restart-raw --budget-s "${2:-540}" 2>&1 | tee "$OUT/parity.txt"
+    tar -czf "$OUT/parity.tgz" -C $WORK parity
+    ;;
+  *)
+    sed -n '2,12p' "$0"
+    exit 2
+    ;;
+esac
