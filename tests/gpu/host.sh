@@ -51,7 +51,9 @@ case "${1:-}" in
   tests)
     shift
     kill_vllm
-    python3 -m pytest tests/gpu -x -v -p no:cacheprovider "$@" 2>&1 | tee "$OUT/pytest-gpu.txt"
+    rm -rf $WORK/gpu-out
+    OUT=$WORK/gpu-out python3 -m pytest tests/gpu -v -p no:cacheprovider "$@" 2>&1 | tee "$OUT/pytest-gpu.txt"
+    tar -czf "$OUT/gpu-out.tgz" -C $WORK gpu-out  # the report and every log, in one file
     ;;
   fits-start)
     kill_vllm
