@@ -3,6 +3,7 @@
 # (.gpu-stage/bin/gpu-host.sh). Run from the project root on the GPU host:
 #
 #   bash tests/gpu/host.sh models      # tiny + 1B now; the 7B shapes and the MoE in the background
+#   bash tests/gpu/host.sh models-small  # tiny, 1B and the Mistral shape (what tests/gpu needs) only
 #   bash tests/gpu/host.sh tests [-k EXPR]   # tests/gpu through pytest, report in $OUT
 #   bash tests/gpu/host.sh fits-start  # fit-calibration runs in the background, one list per GPU
 #   bash tests/gpu/host.sh fits-wait   # wait for them; results tarred into $OUT/fit-runs.tgz
@@ -24,11 +25,14 @@ kill_vllm() {
   pkill -9 -f "[V]LLM::" ; pkill -9 -f "[v]llm.entrypoints.cli.main" ; pkill -9 -f "[v]llm serve" ; sleep 1
 }
 
-big_models() {
-  bash .gpu-stage/bin/gpu-host.sh models qwen2.5-7b-geom
-  # Mistral-7B-v0.3's shape: Llama-3.1-8B's layers with a 32,768-token vocabulary and context
+mistral_shape() {  # Mistral-7B-v0.3's shape: Llama-3.1-8B's layers, a 32,768-token vocabulary and context
   [ -f $M/mistral-7b-shape/config.json ] || python3 .gpu-stage/bin/make_tiny_llama.py --preset llama-3.1-8b \
     --vocab-size 32768 --max-len 32768 --fast --out $M/mistral-7b-shape
+}
+
+big_models() {
+  bash .gpu-stage/bin/gpu-host.sh models qwen2.5-7b-geom
+  mistral_shape
   [ -f $M/qwen3-moe-8l/config.json ] || python3 tests/gpu/make_moe_model.py --layers 8 --tokenizer-from $M/tiny \
     --out $M/qwen3-moe-8l
   touch $WORK/big-models.done
@@ -42,9 +46,13 @@ fit_list() {  # gpu port runs...
 }
 
 case "${1:-}" in
+  models-small)  # what tests/gpu and the parity bench need, in the foreground
+    bash .gpu-stage/bin/gpu-host.sh models tiny llama-3.2-1b
+    mistral_shape
+    ;;
   models)
     bash .gpu-stage/bin/gpu-host.sh models tiny llama-3.2-1b
-    export -f big_models
+    export -f big_models mistral_shape
     export M WORK
     setsid bash -c big_models >$WORK/big-models.log 2>&1 < /dev/null &
     ;;
@@ -85,7 +93,7 @@ case "${1:-}" in
     tar -czf "$OUT/parity.tgz" -C $WORK parity
     ;;
   *)
-    sed -n '2,12p' "$0"
+    sed -n "2,13p"' "$0"
     exit 2
     ;;
 esac

@@ -185,10 +185,13 @@ def _utilisation_for_kv_tokens(model: str, share_of_context: float) -> tuple[flo
 @pytest.mark.parametrize("case", ["kv_cache_too_small", "no_kv_memory"])
 def test_launch_that_must_fail_is_diagnosed(case, gpu_env, report, out_dir):
     """max_model_len larger than the KV cache; a utilisation too low for any KV cache."""
-    model = str(model_dir("llama-3.2-1b"))
     if case == "kv_cache_too_small":
+        # A 7B shape with a 32,768-token context: KV for 0.4 of it is about 1.6 GiB, far more than the
+        # fit engine's error (the 1B's 8,192 tokens needed 0.1 GiB, within it, and landed on no KV at all).
+        model = str(model_dir("mistral-7b-shape"))
         util, fit = _utilisation_for_kv_tokens(model, 0.4)
     else:
+        model = str(model_dir("llama-3.2-1b"))
         util, fit = 0.02, None
 
     async def run():
