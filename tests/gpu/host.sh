@@ -93,7 +93,7 @@ case "${1:-}" in
     tar -czf "$OUT/parity.tgz" -C $WORK parity
     ;;
   *)
-    sed -n "2,13p"' "$0"
+    sed -n '2,13p' "$0"
     exit 2
     ;;
 esac
