@@ -163,23 +163,29 @@ def test_killed_llmdesk_leaves_a_server_the_next_start_cleans(gpu_env, report, o
                second_exit_code=code)
 
 
-def _utilisation_for_kv_tokens(model: str, share_of_context: float) -> tuple[float, object]:
+def _utilisation_for_kv_tokens(model: str, share_of_context: float, gpu=None) -> tuple[float, object]:
     """A utilisation that leaves KV cache for about ``share_of_context`` of the model's own context on
-    GPU 0, according to the fit engine (so vLLM must refuse to start at the model's full context)."""
+    one GPU, according to the fit engine (so vLLM must refuse to start at the model's full context)."""
     source = load_model_spec(model)
-    gpu = scan_gpus().gpus[0]
+    gpu = gpu or scan_gpus().gpus[0]
     probe = plan_fit(source, [gpu], LaunchSettings())
     kv_gib = share_of_context * probe.model_max_len * probe.kv_bytes_per_token / GIB
+
+    def plan(util: float):
+        return plan_fit(source, [gpu], LaunchSettings(gpu_memory_utilization=util, tensor_parallel_size=1))
+
     lo, hi = 0.02, 0.9
     for _ in range(30):
         mid = (lo + hi) / 2
-        fit = plan_fit(source, [gpu], LaunchSettings(gpu_memory_utilization=mid))
-        if fit.kv_cache_bytes / GIB > kv_gib:
+        fit = plan(mid)
+        # Below the share where one GPU holds the weights the report describes the tensor-parallel
+        # layout it suggests instead (more KV, not less): that is "too low" too.
+        if fit.verdict != "needs_tensor_parallel" and fit.kv_cache_bytes / GIB > kv_gib:
             hi = mid
         else:
             lo = mid
     util = round(hi, 3)
-    return util, plan_fit(source, [gpu], LaunchSettings(gpu_memory_utilization=util))
+    return util, plan(util)
 
 
 @pytest.mark.parametrize("case", ["kv_cache_too_small", "no_kv_memory"])
