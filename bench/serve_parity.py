@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import io
 import json
+import math
 import os
 import signal
 import socket
@@ -200,19 +201,35 @@ def watched(port: int, out: Path):
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
+def paired_ratios(runs: dict, c: int, top: str, bottom: str) -> list[float]:
+    """top/bottom throughput for each round in which both ran (the two ran back to back)."""
+    a, b = runs.get(f"{top}-c{c}", []), runs.get(f"{bottom}-c{c}", [])
+    return [x["output_throughput"] / y["output_throughput"] for x, y in zip(a, b)]
+
+
+def geomean(values: list[float]) -> float:
+    return math.exp(statistics.fmean(math.log(v) for v in values))
+
+
 def summarise(runs: dict, concurrency: list[int]) -> dict:
-    summary = {}
+    summary: dict = {}
+    pairs: dict[str, list[float]] = {"llmdesk/raw": [], "watched/llmdesk": []}
     for c in concurrency:
         tput = {tag: [r["output_throughput"] for r in runs.get(f"{tag}-c{c}", [])]
                 for tag in ("raw", "llmdesk", "llmdesk-watched")}
         row = {f"{tag}_median": round(statistics.median(v), 1) for tag, v in tput.items() if v}
         row.update({f"{tag}_best": round(max(v), 1) for tag, v in tput.items() if v})
-        if tput["raw"] and tput["llmdesk"]:
-            row["ratio_median"] = round(row["llmdesk_median"] / row["raw_median"], 4)
-            row["ratio_best"] = round(row["llmdesk_best"] / row["raw_best"], 4)
-        if tput["llmdesk-watched"] and tput["llmdesk"]:
-            row["watched_ratio_median"] = round(row["llmdesk-watched_median"] / row["llmdesk_median"], 4)
+        for key, top, bottom in (("llmdesk/raw", "llmdesk", "raw"), ("watched/llmdesk", "llmdesk-watched", "llmdesk")):
+            ratios = paired_ratios(runs, c, top, bottom)
+            if ratios:
+                row[f"{key} per round"] = [round(r, 4) for r in ratios]
+                row[f"{key} geomean"] = round(geomean(ratios), 4)
+                pairs[key] += ratios
         summary[f"c{c}"] = row
+    for key, ratios in pairs.items():
+        if ratios:  # the spread of the pairs is what any claim about the ratio has to beat
+            summary[f"{key} all pairs"] = {"n": len(ratios), "geomean": round(geomean(ratios), 4),
+                                           "min": round(min(ratios), 4), "max": round(max(ratios), 4)}
     return summary
 
 
@@ -223,10 +240,13 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every run's prompt count (longer runs)")
     ap.add_argument("--watched", action="store_true", help="also bench llmdesk while `llmdesk metrics --watch` runs")
     ap.add_argument("--restart-raw", action="store_true", help="finally restart raw (warm) to time its start")
     ap.add_argument("--budget-s", type=float, default=540, help="skip what would not finish within this")
     a = ap.parse_args()
+    for c in PROMPTS:
+        PROMPTS[c] = max(c, round(PROMPTS[c] * a.scale))
     began = time.monotonic()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,9 @@
 #   bash tests/gpu/host.sh tests [-k EXPR]   # tests/gpu through pytest, report in $OUT
 #   bash tests/gpu/host.sh fits-start  # fit-calibration runs in the background, one list per GPU
 #   bash tests/gpu/host.sh fits-wait   # wait for them; results tarred into $OUT/fit-runs.tgz
-#   bash tests/gpu/host.sh parity      # bench/serve_parity.py on GPU 0, into $OUT/parity
+#   bash tests/gpu/host.sh parity      # bench/serve_parity.py on GPU 0, into $OUT/parity.tgz
+#   bash tests/gpu/host.sh parity-start --rounds 6 --scale 3 --budget-s 1500   # longer, in the background;
+#   bash tests/gpu/host.sh parity-wait  # then this, once per call, until it says done
 #
 # Background work is started with setsid so that it outlives the command that started it; the host
 # keeps it only while it is held (the next command must follow within about 30 s).
@@ -92,8 +94,23 @@ case "${1:-}" in
       --watched --restart-raw --budget-s "${2:-540}" 2>&1 | tee "$OUT/parity.txt"
     tar -czf "$OUT/parity.tgz" -C $WORK parity
     ;;
+  parity-start)  # the same in the background, for runs longer than one command (--scale, --rounds)
+    kill_vllm
+    shift
+    rm -rf $WORK/parity $WORK/parity.done
+    CUDA_VISIBLE_DEVICES=0 setsid bash -c "python3 bench/serve_parity.py --model $M/llama-3.2-1b --name l1b \
+      --out $WORK/parity --watched --restart-raw $* > $WORK/parity.txt 2>&1; touch $WORK/parity.done" \
+      < /dev/null > /dev/null 2>&1 &
+    sleep 5
+    ;;
+  parity-wait)
+    t0=$SECONDS
+    while [ ! -f $WORK/parity.done ] && [ $((SECONDS - t0)) -lt "${2:-560}" ]; do sleep 2; done
+    grep -v "^INFO\|^(APIServer" $WORK/parity.txt | tail -40
+    [ -f $WORK/parity.done ] && tar -czf "$OUT/parity.tgz" -C $WORK parity
+    ;;
   *)
-    sed -n '2,13p' "$0"
+    sed -n '2,16p' "$0"
     exit 2
     ;;
 esac
