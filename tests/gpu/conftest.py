@@ -5,6 +5,10 @@ They run on the GPU host prepared with `../shared/tools/gpu-host.sh` (vLLM in /s
 
     source /srv/site/env.sh && PYTHONPATH=$PWD:$PYTHONPATH python3 -m pytest tests/gpu -x
 
+or `bash tests/gpu/host.sh models-small && bash tests/gpu/host.sh tests`, which first makes the models
+the tests use (tiny, the Llama-3.2-1B shape, the Mistral-7B shape) and tars the report and logs into $OUT.
+The tensor-parallel test needs two GPUs and skips on one.
+
 LLMDESK_GPU_ENV names another env file, LLMDESK_GPU_MODELS another models folder. Results go to
 `$OUT/gpu-report.json` (OUT unset: `.gpu-out/`), with the server logs and /metrics scrapes beside it.
 """
