@@ -122,6 +122,19 @@ def main() -> int:
         state["t"] += 1.0
 
     print(f"  MetricsWindow.add with 15 min of history:      {ms(timed(add_one, 200))}")
+
+    # Every 0.25 s for a minute, then the server restarts: the next 200 scrapes' 60 s windows span it.
+    idle = parse_metrics((SAMPLE.parent / "llama1b-metrics-idle.txt").read_text(encoding="utf-8"), at=0.0)
+    window = MetricsWindow()
+    for k in range(241):
+        window.add(dataclasses.replace(scrape if k < 240 else idle, time=k * 0.25))
+    state = {"t": 60.25}
+
+    def add_after_restart() -> None:
+        window.add(dataclasses.replace(idle, time=state["t"]))
+        state["t"] += 0.25
+
+    print(f"  MetricsWindow.add at 0.25 s, restart in window: {ms(timed(add_after_restart, 200))}")
     from llmdesk.core.gpus import GpuSampler
 
     with GpuSampler() as sampler:

@@ -555,14 +555,39 @@ class MetricsWindow:
         """The newest scrape at least ``span`` before scrape i, else the oldest kept."""
         return max(0, bisect.bisect_right(self._times, self._times[i] - span, 0, i) - 1)
 
+    def _segments(self, i0: int, i1: int) -> list[tuple[int, int]]:
+        """(first, last) scrape of each run without a restart from i0 to i1; a run after a restart
+        starts at the restarted scrape, whose counters count from zero."""
+        starts = [i0] + [k for k in range(i0 + 1, i1 + 1) if self._restarted[k]]
+        ends = [k - 1 for k in starts[1:]] + [i1]
+        return list(zip(starts, ends))
+
     def _increase(self, i0: int, i1: int, read) -> float | None:
         """How much a counter grew from scrape i0 to i1, restarts counted from zero."""
         if i0 >= i1:
             return None
         s = self._scrapes
-        a, b = read(s[i0]), read(s[i1])
-        if a is not None and b is not None and b >= a and not any(self._restarted[i0 + 1:i1 + 1]):
-            return b - a
+        # Reading only the ends of each run between restarts, not every scrape of the window: after a
+        # restart (often with another model, whose series are all new) the window would otherwise be
+        # walked for every counter on every scrape.
+        total, seen = 0.0, False
+        for n, (first, last) in enumerate(self._segments(i0, i1)):
+            b = read(s[last])
+            if b is None or (n == 0 and last == first):
+                continue  # absent at the run's end (another model's series, a family switched off)
+            a = read(s[first]) if n == 0 else 0.0
+            if a is None or b < a:  # appeared, or fell, inside the run: read it scrape by scrape
+                step = self._increase_walk(first, last, read)
+                if step is None:
+                    continue
+            else:
+                step = b - a
+            total += step
+            seen = True
+        return total if seen else None
+
+    def _increase_walk(self, i0: int, i1: int, read) -> float | None:
+        s = self._scrapes
         total, seen = 0.0, False
         for k in range(i0 + 1, i1 + 1):
             b = read(s[k])
@@ -577,11 +602,23 @@ class MetricsWindow:
         if i0 >= i1:
             return None
         s = self._scrapes
-        a, b = s[i0].histogram(names, model), s[i1].histogram(names, model)
-        if b is None:
-            return None
-        if a is not None and not any(self._restarted[i0 + 1:i1 + 1]):
-            return b.increase_since(a)
+        total: Histogram | None = None
+        for n, (first, last) in enumerate(self._segments(i0, i1)):
+            b = s[last].histogram(names, model)
+            if b is None or (n == 0 and last == first):
+                continue
+            if n == 0:
+                a = s[first].histogram(names, model)
+                step = self._hist_increase_walk(first, last, names, model) if a is None else b.increase_since(a)
+                if step is None:
+                    continue
+            else:
+                step = b  # counted from zero since the restart
+            total = step if total is None else total + step
+        return total
+
+    def _hist_increase_walk(self, i0: int, i1: int, names: Sequence[str], model: str | None) -> Histogram | None:
+        s = self._scrapes
         total: Histogram | None = None
         for k in range(i0 + 1, i1 + 1):
             b = s[k].histogram(names, model)

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 PID_FILE_NAME = "server.json"
 ETA_FILE_NAME = "start-times.json"
 HEALTH_FAILURES_FOR_CRASH = 3
+READY_POLL_S = 0.1  # /health while starting (see _wait_ready)
 _READ_LIMIT = 1 << 20  # longest log line read in one piece
 
 # pgid -> the live Supervisor in THIS process that owns it (a leftover is a group nobody owns).
@@ -470,7 +471,9 @@ class Supervisor:
                                 return True
                 except (httpx.HTTPError, ValueError, AttributeError):
                     pass
-                await asyncio.sleep(self.health_interval_s)
+                # Polled faster than while serving: each poll is a refused connection or a tiny GET, and
+                # the wait between the server's first 200 and "ready" is llmdesk's own start-up overhead.
+                await asyncio.sleep(min(self.health_interval_s, READY_POLL_S))
 
     # after ready
     async def watch(self) -> None:

@@ -192,6 +192,21 @@ def test_counter_reset_gives_the_new_value_never_a_negative_rate():
     assert snap.ttft_p50_s == approx(0.1 + 0.15 * (844 - 566) / (902 - 566))
 
 
+def test_windows_spanning_restarts_give_what_walking_every_scrape_gives(monkeypatch):
+    """The ends-of-each-run shortcut equals the scrape-by-scrape walk, restarts and all."""
+    names = ["tiny-metrics-before", "tiny-metrics-after", "llama1b-metrics-idle", "llama1b-metrics-after-bench"]
+    texts = [sample(n) for n in names]
+    order = [0, 1, 1, 3, 3, 2, 3, 0, 1, 1, 2, 2, 3, 1, 3, 3, 0, 0, 1, 3] * 4  # lower counters = a restart
+    fast = MetricsWindow(window_s=12.0, smooth_s=5.0)
+    slow = MetricsWindow(window_s=12.0, smooth_s=5.0)
+    monkeypatch.setattr(slow, "_increase", slow._increase_walk)
+    monkeypatch.setattr(slow, "_hist_increase", slow._hist_increase_walk)
+    for n, k in enumerate(order):
+        a, b = fast.add(scrape(texts[k], float(n))), slow.add(scrape(texts[k], float(n)))
+        assert a.as_dict() == b.as_dict(), n
+    assert fast.restarts == slow.restarts >= 10
+
+
 def test_restart_seen_from_the_process_start_time_counts_from_zero():
     w = MetricsWindow()
     w.add(scrape(gen_text(1000, start=1.0), 0.0))
