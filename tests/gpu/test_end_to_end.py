@@ -41,6 +41,17 @@ def save_log(out_dir, name: str, sup: Supervisor) -> None:
     (out_dir / f"{name}.log").write_text("\n".join(sup.lines) + "\n", encoding="utf-8")
 
 
+async def start_ready(config: LaunchConfig, out_dir, log_name: str, timeout_s: float):
+    """Start under a supervisor, save its log, require READY: (supervisor, status, seconds to ready)."""
+    sup = Supervisor(sys.executable)
+    t0 = time.monotonic()
+    status = await sup.start(config, timeout_s=timeout_s)
+    ready_s = time.monotonic() - t0
+    save_log(out_dir, log_name, sup)
+    assert status.state == ServerState.READY, (status.diagnosis, list(sup.lines)[-30:])
+    return sup, status, ready_s
+
+
 async def load(client: ChatClient, model: str, n: int, max_tokens: int) -> list[int]:
     async def one(i: int) -> int:
         chunks = 0
@@ -59,13 +70,8 @@ def test_serve_chat_metrics_stop(gpu_env, report, out_dir):
 
     async def run() -> dict:
         baseline = gpu_used_bytes()
-        sup = Supervisor(sys.executable)
         config = LaunchConfig(model=model, served_model_name="tiny", port=free_port())
-        t0 = time.monotonic()
-        status = await sup.start(config, timeout_s=600)
-        ready_s = time.monotonic() - t0
-        save_log(out_dir, "e2e-tiny-server", sup)
-        assert status.state == ServerState.READY, (status.diagnosis, list(sup.lines)[-20:])
+        sup, status, ready_s = await start_ready(config, out_dir, "e2e-tiny-server", 600)
         pgid = sup._pgid
         try:
             async with ChatClient(status.url) as client, MetricsScraper(status.url) as scraper:
@@ -241,14 +247,9 @@ def test_tensor_parallel_serves_matches_fit_and_stops_every_worker(gpu_env, repo
 
     async def run() -> dict:
         baseline = [g.memory_used_bytes for g in gpus[:2]]
-        sup = Supervisor(sys.executable)
         config = LaunchConfig(model=model, served_model_name="l1b-tp2", port=free_port(), tensor_parallel_size=2,
                               cuda_devices=(gpus[0].index, gpus[1].index))
-        t0 = time.monotonic()
-        status = await sup.start(config, timeout_s=900)
-        ready_s = time.monotonic() - t0
-        save_log(out_dir, "tp2-l1b-server", sup)
-        assert status.state == ServerState.READY, (status.diagnosis, list(sup.lines)[-30:])
+        sup, status, ready_s = await start_ready(config, out_dir, "tp2-l1b-server", 900)
         pgid = sup._pgid
         workers = group_members(pgid)
         busy = [g.memory_used_bytes for g in scan_gpus().gpus[:2]]

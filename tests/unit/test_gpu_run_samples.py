@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from llmdesk.core.diagnose import diagnose
 from llmdesk.core.fit import LaunchSettings, ModelSpec, plan_fit
 from llmdesk.core.gpus import GpuInfo
@@ -27,21 +29,19 @@ def test_metrics_under_load_count_every_generated_token():
     assert after.ttft_p50_s is not None and after.e2e_p50_s is not None
 
 
-def test_the_failing_launch_is_diagnosed():
-    lines = (DATA / "fail-no_kv_memory.log").read_text().splitlines()
-    launched = LaunchConfig(model="/srv/models/llama-3.2-1b", gpu_memory_utilization=0.02, enforce_eager=True)
-    diagnosis = diagnose(lines, exit_code=1, config=launched)
-    assert diagnosis.cause == "no_kv_memory"
-    assert diagnosis.changes == {"gpu_memory_utilization": 0.92}
-
-
-def test_kv_cache_smaller_than_the_context_is_diagnosed_with_vllms_own_longest_length():
-    """Mistral-7B shape (32,768-token context) at 0.117 of an H200: vLLM refused, naming 14,320 tokens."""
-    lines = (DATA / "h200-fail-kv_cache_too_small.log").read_text().splitlines()
-    launched = LaunchConfig(model="/srv/models/mistral-7b-shape", gpu_memory_utilization=0.117, enforce_eager=True)
-    diagnosis = diagnose(lines, exit_code=1, config=launched)
-    assert diagnosis.cause == "kv_cache_too_small"
-    assert diagnosis.changes == {"max_model_len": 14320}
+@pytest.mark.parametrize("log, launched, cause, changes", [
+    # Llama-3.2-1B shape at 0.02 of an H100: no memory left for any KV cache.
+    ("fail-no_kv_memory.log", LaunchConfig(model="/srv/models/llama-3.2-1b", gpu_memory_utilization=0.02,
+                                           enforce_eager=True), "no_kv_memory", {"gpu_memory_utilization": 0.92}),
+    # Mistral-7B shape (32,768-token context) at 0.117 of an H200: vLLM refused, naming 14,320 tokens.
+    ("h200-fail-kv_cache_too_small.log", LaunchConfig(model="/srv/models/mistral-7b-shape",
+                                                      gpu_memory_utilization=0.117, enforce_eager=True),
+     "kv_cache_too_small", {"max_model_len": 14320}),
+])
+def test_the_failing_launches_are_diagnosed(log, launched, cause, changes):
+    diagnosis = diagnose((DATA / log).read_text().splitlines(), exit_code=1, config=launched)
+    assert diagnosis.cause == cause
+    assert diagnosis.changes == changes
 
 
 def test_tensor_parallel_run_matches_the_fit_prediction():
