@@ -47,6 +47,29 @@ def print_json(value: object) -> None:
     sys.stdout.write("\n")
 
 
+def confirm_delete(question: str, command: str) -> bool:
+    """Ask on stderr and read the answer from stdin: True for "y"/"yes", False (after saying
+    "Nothing deleted.") for anything else; BadInput when there is no input to answer from."""
+    from llmdesk.core.errors import Problem
+
+    def no_one_to_confirm() -> BadInput:
+        return BadInput(Problem("Not deleted: no one to confirm", f"llmdesk {command} asks before deleting, and "
+                                "there is no input to answer from.", "Add --yes to delete without asking."))
+
+    if sys.stdin is None or sys.stdin.closed:
+        raise no_one_to_confirm()
+    print(question, file=sys.stderr)
+    print("Type 'yes' to delete: ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    if not answer:  # end of input: nobody there to ask
+        print(file=sys.stderr)
+        raise no_one_to_confirm()
+    if answer.strip().lower() not in ("y", "yes"):
+        print("Nothing deleted.", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list:

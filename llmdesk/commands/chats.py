@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from llmdesk.cli import EXIT_FAILURE, EXIT_OK, print_json
+from llmdesk.cli import EXIT_FAILURE, EXIT_OK, confirm_delete, print_json
 from llmdesk.core.errors import BadInput, Problem, ProblemError
 
 
@@ -191,30 +191,15 @@ def run_import(args: argparse.Namespace) -> int:
 def run_rm(args: argparse.Namespace) -> int:
     with open_store() as store:
         conversation = store.get(args.id)
-        if not args.yes:
-            if sys.stdin is None or sys.stdin.closed:
-                raise _no_confirmation()
-            print(f"Delete chat {args.id} ({conversation.title!r}, {len(conversation.messages)} messages)?",
-                  file=sys.stderr)
-            print("Type 'yes' to delete: ", end="", file=sys.stderr, flush=True)
-            answer = sys.stdin.readline()
-            if not answer:
-                print(file=sys.stderr)
-                raise _no_confirmation()
-            if answer.strip().lower() not in ("y", "yes"):
-                print("Nothing deleted.", file=sys.stderr)
-                return EXIT_FAILURE
+        question = f"Delete chat {args.id} ({conversation.title!r}, {len(conversation.messages)} messages)?"
+        if not args.yes and not confirm_delete(question, "chats rm"):
+            return EXIT_FAILURE
         store.delete(args.id)
     if args.json:
         print_json({"deleted": args.id})
     else:
         print(f"Deleted chat {args.id} ({conversation.title}).")
     return EXIT_OK
-
-
-def _no_confirmation() -> BadInput:
-    return BadInput(Problem("Not deleted: no one to confirm", "llmdesk chats rm asks before deleting, and there "
-                            "is no input to answer from.", "Add --yes to delete without asking."))
 
 
 def run_rename(args: argparse.Namespace) -> int:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from llmdesk.cli import EXIT_FAILURE, EXIT_OK, add_json_flag, print_json
+from llmdesk.cli import EXIT_FAILURE, EXIT_OK, add_json_flag, confirm_delete, print_json
 from llmdesk.core.errors import BadInput, Problem
 
 
@@ -40,27 +39,12 @@ def run(args: argparse.Namespace) -> int:
     total = sum(m.size_on_disk for m in hits)
     what = "\n".join(f"  {m.name}{' @ ' + m.revision[:12] if m.revision else ''}  {format_bytes(m.size_on_disk)}  "
                      f"{m.path}" for m in hits)
-    if not args.yes:
-        if sys.stdin is None or sys.stdin.closed:
-            raise _no_confirmation()
-        print(f"Delete {len(hits)} model{'s' if len(hits) > 1 else ''} ({format_bytes(total)})?\n{what}",
-              file=sys.stderr)
-        print("Type 'yes' to delete: ", end="", file=sys.stderr, flush=True)
-        answer = sys.stdin.readline()
-        if not answer:  # end of input: nobody there to ask
-            print(file=sys.stderr)
-            raise _no_confirmation()
-        if answer.strip().lower() not in ("y", "yes"):
-            print("Nothing deleted.", file=sys.stderr)
-            return EXIT_FAILURE
+    question = f"Delete {len(hits)} model{'s' if len(hits) > 1 else ''} ({format_bytes(total)})?\n{what}"
+    if not args.yes and not confirm_delete(question, "rm"):
+        return EXIT_FAILURE
     freed = sum(delete_model(m) for m in hits)
     if args.json:
         print_json({"deleted": [m.as_dict() for m in hits], "freed_bytes": freed})
     else:
         print(f"Deleted {', '.join(m.name for m in hits)}; {format_bytes(freed)} freed.")
     return EXIT_OK
-
-
-def _no_confirmation() -> BadInput:
-    return BadInput(Problem("Not deleted: no one to confirm", "llmdesk rm asks before deleting, and there is "
-                            "no input to answer from.", "Add --yes to delete without asking."))
