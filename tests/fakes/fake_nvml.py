@@ -101,6 +101,15 @@ class FakeDevice:
         return self.memory_total - self.memory_used
 
 
+# Two devices of different kinds with every figure set (keyword arguments for FakeDevice).
+H100 = dict(name="NVIDIA H100 80GB HBM3", uuid="GPU-aaaa", memory_total=81559 * MIB,
+            memory_used=1024 * MIB, compute_capability=(9, 0), utilization_gpu=37,
+            temperature_c=41, power_usage_mw=123_456, power_limit_mw=700_000)
+L4 = dict(name="NVIDIA L4", uuid="GPU-bbbb", memory_total=23034 * MIB, memory_used=0,
+          compute_capability=(8, 9), utilization_gpu=0, temperature_c=33,
+          power_usage_mw=16_000, power_limit_mw=72_000)
+
+
 class FakeNvml:
     """Used in place of the module: scan_gpus(nvml=FakeNvml(...))."""
 
