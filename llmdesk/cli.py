@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from llmdesk import __version__
 from llmdesk.core.app_log import log_file, setup_logging
-from llmdesk.core.errors import BadInput, ProblemError, problem_from_exception
+from llmdesk.core.errors import BadInput, Problem, ProblemError, problem_from_exception
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -50,8 +50,6 @@ def print_json(value: object) -> None:
 def confirm_delete(question: str, command: str) -> bool:
     """Ask on stderr and read the answer from stdin: True for "y"/"yes", False (after saying
     "Nothing deleted.") for anything else; BadInput when there is no input to answer from."""
-    from llmdesk.core.errors import Problem
-
     def no_one_to_confirm() -> BadInput:
         return BadInput(Problem("Not deleted: no one to confirm", f"llmdesk {command} asks before deleting, and "
                                 "there is no input to answer from.", "Add --yes to delete without asking."))

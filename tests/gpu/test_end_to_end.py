@@ -169,11 +169,11 @@ def test_killed_llmdesk_leaves_a_server_the_next_start_cleans(gpu_env, report, o
                second_exit_code=code)
 
 
-def _utilisation_for_kv_tokens(model: str, share_of_context: float, gpu=None) -> tuple[float, object]:
+def _utilisation_for_kv_tokens(model: str, share_of_context: float) -> tuple[float, object]:
     """A utilisation that leaves KV cache for about ``share_of_context`` of the model's own context on
     one GPU, according to the fit engine (so vLLM must refuse to start at the model's full context)."""
     source = load_model_spec(model)
-    gpu = gpu or scan_gpus().gpus[0]
+    gpu = scan_gpus().gpus[0]
     probe = plan_fit(source, [gpu], LaunchSettings())
     kv_gib = share_of_context * probe.model_max_len * probe.kv_bytes_per_token / GIB
 
