@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.chat_stream_stalls import QUESTION, goal_failures, start_standin, stop_standin  # noqa: E402
+from bench.chat_stream_stalls import QUESTION, goal_failures, start_standin  # noqa: E402
+from tests.fakes.standin_server import kill_group  # noqa: E402
 
 
 async def one_run(page, root: str) -> dict:
@@ -78,7 +79,7 @@ def main() -> int:
         window.resize(1120, 720)
         results = qasync.run(drive(window, root, args.runs))
     finally:
-        stop_standin(proc)
+        kill_group(proc)
 
     print(f"Chat page, {args.tokens} tokens of {args.text} at {args.rate:g} tokens/s "
           f"(ideal {args.tokens / args.rate:.2f} s), offscreen 1120x720, {os.cpu_count()} CPUs")

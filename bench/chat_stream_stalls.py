@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,35 +39,12 @@ KEEP_UP = 0.9  # the delivered rate must be at least this share of the server's 
 QUESTION = "How do I serve Qwen2.5-7B-Instruct on one GPU and stream a reply from Python?"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_standin(folder: Path, tokens: int, rate: float, text: str = "markdown") -> tuple[subprocess.Popen, str]:
-    import httpx
+    """The stand-in vLLM replying with ``tokens`` tokens of ``text`` at ``rate`` tokens/s: (process, root URL)."""
+    from tests.fakes.standin_server import start_standin as start
 
-    from tests.fakes.vllm_standin.runtime import make_fake_runtime, serve_argv
-
-    python = make_fake_runtime(folder, delay_scale=0.001)
-    port = _free_port()
-    env = {**os.environ, "FAKE_VLLM_TOKEN_RATE": str(rate), "FAKE_VLLM_REPLY_TOKENS": str(tokens),
-           "FAKE_VLLM_REPLY_TEXT": text}
-    proc = subprocess.Popen(serve_argv(python, "/models/demo", "--served-model-name", "demo", "--host", "127.0.0.1",
-                                       "--port", str(port), "--max-model-len", str(max(4096, 2 * tokens))),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
-    root = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(root + "/health", timeout=1).status_code == 200:
-                return proc, root
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    stop_standin(proc)
-    raise RuntimeError("the stand-in vLLM did not start")
+    return start(folder, env={"FAKE_VLLM_TOKEN_RATE": str(rate), "FAKE_VLLM_REPLY_TOKENS": str(tokens),
+                              "FAKE_VLLM_REPLY_TEXT": text}, max_model_len=max(4096, 2 * tokens))
 
 
 def stop_standin(proc: subprocess.Popen) -> None:
@@ -177,6 +153,8 @@ def main() -> int:
     home = tempfile.mkdtemp(prefix="llmdesk-bench-")
     os.environ.update(LLMDESK_HOME=f"{home}/llmdesk", QT_QPA_PLATFORM="offscreen")
     sys.path.insert(0, str(ROOT))
+    from tests.fakes.standin_server import kill_group
+
     proc, root = start_standin(Path(home) / "runtime", args.tokens, args.rate, args.text)
     try:
         import qasync
@@ -188,7 +166,7 @@ def main() -> int:
         apply_theme(app, "light")
         results = qasync.run(drive(root, args.runs, args.flush_ms))
     finally:
-        stop_standin(proc)
+        kill_group(proc)
 
     expected_s = args.tokens / args.rate
     print(f"{args.tokens} tokens of {args.text} at {args.rate:g} tokens/s (ideal {expected_s:.2f} s), flush every "

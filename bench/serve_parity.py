@@ -32,7 +32,6 @@ import json
 import math
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,15 +45,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from llmdesk.core.launch import LaunchConfig, build_vllm_command, child_environment  # noqa: E402
+from tests.fakes.standin_server import free_port  # noqa: E402
 
 PROMPTS = {1: 32, 16: 256, 64: 768}
 UTILISATION = 0.4
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class HealthPoller:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,14 +22,9 @@ from llmdesk.core.model_source import load_model_spec
 from llmdesk.core.supervisor import ServerState, Supervisor, find_leftover, group_members
 from llmdesk.core.vllm_memory_log import parse_memory_lines
 from tests.gpu.conftest import model_dir
+from tests.fakes.standin_server import free_port
 
 GIB = 1024**3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def gpu_used_bytes() -> int:

@@ -21,15 +21,10 @@ from llmdesk.core.diagnose import Phase
 from llmdesk.core.launch import LaunchConfig
 from llmdesk.core.supervisor import ServerState, Supervisor, find_leftover, group_members, pid_file, stop_leftover
 from tests.fakes.vllm_standin.runtime import make_fake_runtime
+from tests.fakes.standin_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.asyncio
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def config(port: int | None = None, **kw) -> LaunchConfig:

@@ -3,8 +3,6 @@ names, and the saved conversations (list, reopen, rename, delete, export, import
 
 from __future__ import annotations
 
-import json
-import time
 
 import pytest
 from PySide6.QtCore import Qt

@@ -4,7 +4,6 @@ a failure is explained and its one-click fix lands in the form."""
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -14,12 +13,7 @@ from PySide6.QtCore import Qt
 
 from llmdesk.core.supervisor import ServerState, find_leftover, group_members, pid_file
 from tests.fakes.vllm_standin.runtime import make_fake_runtime
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.fakes.standin_server import free_port
 
 
 def server_page(make_window, tmp_path, mode="ok"):

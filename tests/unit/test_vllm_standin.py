@@ -18,18 +18,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from llmdesk.core import runtime
 from tests.fakes.vllm_standin.runtime import make_fake_runtime, serve_argv
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.fakes.standin_server import free_port
 
 
 def _start(tmp_path: Path, mode: str = "ok", *flags: str, port: int | None = None,
            delay_scale: float = 0.002) -> tuple[subprocess.Popen, int, Path]:
     python = make_fake_runtime(tmp_path / "rt", mode=mode, delay_scale=delay_scale)
-    port = port or _free_port()
+    port = port or free_port()
     log = tmp_path / f"server-{mode}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAKE_VLLM_")}
     env["PYTHONUNBUFFERED"] = "1"
@@ -266,7 +261,7 @@ def test_slow_start_and_sigint_while_loading(tmp_path, cleanup):
 def test_the_apps_full_launch_line_is_accepted(tmp_path, cleanup, monkeypatch):
     from llmdesk.core.launch import LaunchConfig, LoraAdapter, build_vllm_command
 
-    port = _free_port()
+    port = free_port()
     config = LaunchConfig(model="/models/demo", served_model_name="demo", port=port, api_key="k",
                           gpu_memory_utilization=0.5, max_model_len=2048, max_num_seqs=8,
                           max_num_batched_tokens=4096, dtype="bfloat16", kv_cache_dtype="fp8",
