@@ -161,11 +161,11 @@ class Bench:
         self.main = main
         self.model, self.name, self.out = model, name, out
 
-    def run(self, port: int, concurrency: int, tag: str) -> dict:
+    def run(self, port: int, concurrency: int, tag: str, seed: int = 0) -> dict:
         argv = ["--backend", "vllm", "--model", self.model, "--served-model-name", self.name, "--host", "127.0.0.1",
                 "--port", str(port), "--dataset-name", "random", "--random-input-len", "256",
                 "--random-output-len", "128", "--ignore-eos", "--num-prompts", str(PROMPTS[concurrency]),
-                "--max-concurrency", str(concurrency), "--num-warmups", str(concurrency), "--seed", "0",
+                "--max-concurrency", str(concurrency), "--num-warmups", str(concurrency), "--seed", str(seed),
                 "--disable-tqdm", "--percentile-metrics", "ttft,tpot,itl,e2el"]
         captured = io.StringIO()
         with contextlib.redirect_stdout(captured):
@@ -205,6 +205,23 @@ def geomean(values: list[float]) -> float:
     return math.exp(statistics.fmean(math.log(v) for v in values))
 
 
+# Student's t at 97.5% by degrees of freedom (scipy is not in the GPU host's set); 2.0 past 30
+T975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 11: 2.20,
+        12: 2.18, 13: 2.16, 14: 2.14, 15: 2.13, 16: 2.12, 17: 2.11, 18: 2.10, 19: 2.09, 20: 2.09, 25: 2.06, 30: 2.04}
+
+
+def ratio_interval(ratios: list[float]) -> tuple[float, float] | None:
+    """95% confidence interval of the geometric-mean ratio (t-interval on the logs of paired ratios)."""
+    if len(ratios) < 2:
+        return None
+    logs = [math.log(r) for r in ratios]
+    df = len(logs) - 1
+    t = T975.get(df) or next((T975[k] for k in sorted(T975, reverse=True) if k <= df), 2.0)
+    half = t * statistics.stdev(logs) / math.sqrt(len(logs))
+    centre = statistics.fmean(logs)
+    return math.exp(centre - half), math.exp(centre + half)
+
+
 def summarise(runs: dict, concurrency: list[int]) -> dict:
     summary: dict = {}
     pairs: dict[str, list[float]] = {"llmdesk/raw": [], "watched/llmdesk": []}
@@ -224,6 +241,9 @@ def summarise(runs: dict, concurrency: list[int]) -> dict:
         if ratios:  # the spread of the pairs is what any claim about the ratio has to beat
             summary[f"{key} all pairs"] = {"n": len(ratios), "geomean": round(geomean(ratios), 4),
                                            "min": round(min(ratios), 4), "max": round(max(ratios), 4)}
+            interval = ratio_interval(ratios)
+            if interval:
+                summary[f"{key} all pairs"]["ci95"] = [round(v, 4) for v in interval]
     return summary
 
 
@@ -275,7 +295,9 @@ def main() -> int:
                 for tag in order:
                     port = ports["raw" if tag == "raw" else "llmdesk"]
                     with watched(port, out) if tag == "llmdesk-watched" else contextlib.nullcontext():
-                        run = bench.run(port, c, f"{tag}-r{r}")
+                        # one prompt set per round and concurrency, the same for every server in it: no
+                        # round finds the previous one's prompts in the prefix cache
+                        run = bench.run(port, c, f"{tag}-r{r}", seed=100 * r + c)
                     result["runs"].setdefault(f"{tag}-c{c}", []).append(run)
                     result["order"].append(f"{tag}-c{c}-r{r}")
                     print(f"round {r} c={c} {tag}: {run['output_throughput']:.0f} tok/s", flush=True)

@@ -8,7 +8,8 @@
 #   bash tests/gpu/host.sh fits-start  # fit-calibration runs in the background, one list per GPU
 #   bash tests/gpu/host.sh fits-wait   # wait for them; results tarred into $OUT/fit-runs.tgz
 #   bash tests/gpu/host.sh parity      # bench/serve_parity.py on GPU 0, into $OUT/parity.tgz
-#   bash tests/gpu/host.sh parity-start --rounds 6 --scale 3 --budget-s 1500   # longer, in the background;
+#   bash tests/gpu/host.sh parity-start llama-3.1-8b --rounds 5 --scale 2 --budget-s 1300 --restart-raw
+#                                      # longer, in the background (model made first);
 #   bash tests/gpu/host.sh parity-wait  # then this, once per call, until it says done
 #
 # Background work is started with setsid so that it outlives the command that started it; the host
@@ -94,18 +95,22 @@ case "${1:-}" in
       --watched --restart-raw --budget-s "${2:-540}" 2>&1 | tee "$OUT/parity.txt"
     tar -czf "$OUT/parity.tgz" -C $WORK parity
     ;;
-  parity-start)  # the same in the background, for runs longer than one command (--scale, --rounds)
+  parity-start)  # the same in the background, for runs longer than one command: [PRESET] then bench options
     kill_vllm
     shift
+    preset=llama-3.2-1b
+    case "${1:-}" in -*|"") ;; *) preset=$1; shift ;; esac
     rm -rf $WORK/parity $WORK/parity.done
-    CUDA_VISIBLE_DEVICES=0 setsid bash -c "python3 bench/serve_parity.py --model $M/llama-3.2-1b --name l1b \
-      --out $WORK/parity --watched --restart-raw $* > $WORK/parity.txt 2>&1; touch $WORK/parity.done" \
-      < /dev/null > /dev/null 2>&1 &
+    # the model is made in the same background job: an 8B shape takes longer than a call can wait
+    CUDA_VISIBLE_DEVICES=0 setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models $preset && \
+      python3 bench/serve_parity.py --model $M/$preset --name parity --out $WORK/parity $* \
+      > $WORK/parity.txt 2>&1; touch $WORK/parity.done" < /dev/null > $WORK/parity-models.log 2>&1 &
     sleep 5
     ;;
   parity-wait)
     t0=$SECONDS
     while [ ! -f $WORK/parity.done ] && [ $((SECONDS - t0)) -lt "${2:-560}" ]; do sleep 2; done
+    tail -3 $WORK/parity-models.log
     grep -v "^INFO\|^(APIServer" $WORK/parity.txt | tail -40
     [ -f $WORK/parity.done ] && tar -czf "$OUT/parity.tgz" -C $WORK parity
     ;;
