@@ -247,6 +247,44 @@ def summarise(runs: dict, concurrency: list[int]) -> dict:
     return summary
 
 
+def server_log_of(llmdesk_stderr: Path) -> Path | None:
+    """The vLLM log `llmdesk serve` names on its "ready — log: PATH" line."""
+    for line in llmdesk_stderr.read_text().splitlines():
+        if "log: " in line:
+            return Path(line.split("log: ", 1)[1].strip())
+    return None
+
+
+def startup_only(a: argparse.Namespace, out: Path) -> dict:
+    """Launch-to-ready alone on the GPU: raw cold (fills the compile caches), then llmdesk and raw by turns."""
+    result: dict = {"model": a.model, "utilisation": UTILISATION, "starts": []}
+    raw, _, t0, poller = start_raw(a.model, a.name, out / "start-raw-cold.log")
+    try:
+        result["raw_cold_launch_to_ready_s"] = round(poller.wait(raw) - t0, 2)
+    finally:
+        stop(raw)
+    print(f"raw (cold) ready in {result['raw_cold_launch_to_ready_s']} s", flush=True)
+    for i in range(a.startup_rounds):
+        for tag in ("llmdesk", "raw") if i % 2 == 0 else ("raw", "llmdesk"):
+            log = out / f"start-{tag}-{i}.log"
+            if tag == "raw":
+                proc, _, t0, poller = start_raw(a.model, a.name, log)
+                try:
+                    entry = {"launch_to_ready_s": round(poller.wait(proc) - t0, 2)}
+                finally:
+                    stop(proc)
+            else:
+                proc, _, entry = start_llmdesk(a.model, a.name, log)
+                stop(proc)
+                server_log = server_log_of(log)
+                if server_log and server_log.exists():
+                    (out / f"start-llmdesk-{i}-vllm.log").write_text(server_log.read_text())
+            result["starts"].append({"server": tag, "round": i, **entry})
+            print(f"start {i} {tag}: {entry}", flush=True)
+            (out / "startup.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -258,12 +296,17 @@ def main() -> int:
     ap.add_argument("--watched", action="store_true", help="also bench llmdesk while `llmdesk metrics --watch` runs")
     ap.add_argument("--restart-raw", action="store_true", help="finally restart raw (warm) to time its start")
     ap.add_argument("--budget-s", type=float, default=540, help="skip what would not finish within this")
+    ap.add_argument("--startup-rounds", type=int, default=0,
+                    help="only time start-ups: raw cold, then this many rounds of llmdesk and raw, each alone")
     a = ap.parse_args()
     for c in PROMPTS:
         PROMPTS[c] = max(c, round(PROMPTS[c] * a.scale))
     began = time.monotonic()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    if a.startup_rounds:
+        print(json.dumps(startup_only(a, out), indent=1))
+        return 0
     result: dict = {"model": a.model, "utilisation_each": UTILISATION, "prompts": PROMPTS, "runs": {},
                     "order": []}
 

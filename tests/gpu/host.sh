@@ -11,6 +11,7 @@
 #   bash tests/gpu/host.sh parity-start llama-3.1-8b --rounds 5 --scale 2 --budget-s 1300 --restart-raw
 #                                      # longer, in the background (model made first);
 #   bash tests/gpu/host.sh parity-wait  # then this, once per call, until it says done
+#   bash tests/gpu/host.sh startup tiny 2   # launch to ready, raw and llmdesk each alone, by turns
 #
 # Background work is started with setsid so that it outlives the command that started it; the host
 # keeps it only while it is held (the next command must follow within about 30 s).
@@ -106,6 +107,14 @@ case "${1:-}" in
       python3 bench/serve_parity.py --model $M/$preset --name parity --out $WORK/parity $* \
       > $WORK/parity.txt 2>&1; touch $WORK/parity.done" < /dev/null > $WORK/parity-models.log 2>&1 &
     sleep 5
+    ;;
+  startup)  # launch-to-ready of raw and llmdesk, each alone on GPU 0, by turns: [PRESET] [ROUNDS]
+    kill_vllm
+    bash .gpu-stage/bin/gpu-host.sh models "${2:-tiny}"
+    rm -rf $WORK/startup
+    CUDA_VISIBLE_DEVICES=0 python3 bench/serve_parity.py --model $M/"${2:-tiny}" --name parity --out $WORK/startup \
+      --startup-rounds "${3:-2}" 2>&1 | grep -v "^INFO\|^(APIServer\|^(EngineCore" | tee "$OUT/startup.txt"
+    tar -czf "$OUT/startup.tgz" -C $WORK startup
     ;;
   parity-wait)
     t0=$SECONDS
