@@ -108,11 +108,11 @@ case "${1:-}" in
       > $WORK/parity.txt 2>&1; touch $WORK/parity.done" < /dev/null > $WORK/parity-models.log 2>&1 &
     sleep 5
     ;;
-  startup)  # launch-to-ready of raw and llmdesk, each alone on GPU 0, by turns: [PRESET] [ROUNDS]
+  startup)  # launch-to-ready of raw and llmdesk, each alone on GPU 0, by turns: [PRESET] [ROUNDS] [LIMIT_S]
     kill_vllm
     bash .gpu-stage/bin/gpu-host.sh models "${2:-tiny}"
     rm -rf $WORK/startup
-    CUDA_VISIBLE_DEVICES=0 python3 bench/serve_parity.py --model $M/"${2:-tiny}" --name parity --out $WORK/startup \
+    CUDA_VISIBLE_DEVICES=0 timeout "${4:-1800}" python3 bench/serve_parity.py --model $M/"${2:-tiny}" --name parity --out $WORK/startup \
       --startup-rounds "${3:-2}" 2>&1 | grep -v "^INFO\|^(APIServer\|^(EngineCore" | tee "$OUT/startup.txt"
     tar -czf "$OUT/startup.tgz" -C $WORK startup
     ;;
