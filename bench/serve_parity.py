@@ -18,7 +18,7 @@ of `concurrency` requests. --watched adds a run against llmdesk while `llmdesk m
 --interval 1` (the Dashboard's scrape, parse and NVML sampling) runs beside it.
 
 Start-up: raw cold (fills vLLM's compile cache), then llmdesk, then (--restart-raw) raw again, each
-with the other server idle beside it. llmdesk's own overhead is also measured directly: from its
+with the other server idle beside it; --startup-rounds times only start-ups, each server alone. llmdesk's own overhead is also measured directly: from its
 launch to its vLLM child existing, and from the first /health 200 (a 50 ms poller) to the URL that
 `llmdesk serve` prints. Writes parity.json and a log per server.
 """
@@ -235,6 +235,9 @@ def summarise(runs: dict, concurrency: list[int]) -> dict:
             if ratios:
                 row[f"{key} per round"] = [round(r, 4) for r in ratios]
                 row[f"{key} geomean"] = round(geomean(ratios), 4)
+                interval = ratio_interval(ratios)
+                if interval:
+                    row[f"{key} ci95"] = [round(v, 4) for v in interval]
                 pairs[key] += ratios
         summary[f"c{c}"] = row
     for key, ratios in pairs.items():
@@ -256,7 +259,11 @@ def server_log_of(llmdesk_stderr: Path) -> Path | None:
 
 
 def startup_only(a: argparse.Namespace, out: Path) -> dict:
-    """Launch-to-ready alone on the GPU: raw cold (fills the compile caches), then llmdesk and raw by turns."""
+    """Launch-to-ready alone on the GPU: raw cold (fills the compile caches), then raw and llmdesk by turns.
+
+    Raw goes first after the cold start: on an H200 the first warm start still spent 15-17 s in vLLM's
+    kernel warm-up and later ones none, so the start that follows the cold one is not a fair sample.
+    """
     result: dict = {"model": a.model, "utilisation": UTILISATION, "starts": []}
     raw, _, t0, poller = start_raw(a.model, a.name, out / "start-raw-cold.log")
     try:
@@ -265,7 +272,7 @@ def startup_only(a: argparse.Namespace, out: Path) -> dict:
         stop(raw)
     print(f"raw (cold) ready in {result['raw_cold_launch_to_ready_s']} s", flush=True)
     for i in range(a.startup_rounds):
-        for tag in ("llmdesk", "raw") if i % 2 == 0 else ("raw", "llmdesk"):
+        for tag in ("raw", "llmdesk") if i % 2 == 0 else ("llmdesk", "raw"):
             log = out / f"start-{tag}-{i}.log"
             if tag == "raw":
                 proc, _, t0, poller = start_raw(a.model, a.name, log)
