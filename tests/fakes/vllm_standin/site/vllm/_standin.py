@@ -926,7 +926,6 @@ class _Handler(BaseHTTPRequestHandler):
         obj = "chat.completion.chunk" if chat else "text_completion"
         sent = 0
         ttft = 0.0
-        accounted = False
 
         def usage(done: int) -> dict:
             return {"prompt_tokens": prompt, "total_tokens": prompt + done, "completion_tokens": done}
@@ -973,21 +972,26 @@ class _Handler(BaseHTTPRequestHandler):
                     ttft = time.monotonic() - started
             if not pieces:
                 self._event(chunk(choice("", finish), 0))
-            # Counted before the stream's end goes out, as vLLM's output loop records a step's stats
-            # before the API server can send it: a client that scrapes right after [DONE] sees them.
-            s.metrics.add_tokens(generated=sent)
-            s.metrics.finished(finish, prompt, sent, time.monotonic() - started, ttft, max_tokens)
-            accounted = True
+        except ClientGone:
+            self._account(prompt, sent, "abort", started, ttft, max_tokens)
+            self.close_connection = True
+            return
+        # Counted before the stream's end goes out, as vLLM's output loop records a step's stats
+        # before the API server can send it: a client that scrapes right after [DONE] sees them.
+        self._account(prompt, sent, finish, started, ttft, max_tokens)
+        try:
             if include_usage:
                 self._event({"id": rid, "object": obj, "created": created, "model": model, "choices": [],
                              "usage": usage(sent)})
             self._event("[DONE]")
             self._chunk(b"")
         except ClientGone:
-            if not accounted:
-                s.metrics.add_tokens(generated=sent)
-                s.metrics.finished("abort", prompt, sent, time.monotonic() - started, ttft, max_tokens)
             self.close_connection = True
+
+    def _account(self, prompt: int, generated: int, reason: str, started: float, ttft: float,
+                 max_tokens: int) -> None:
+        self.s.metrics.add_tokens(generated=generated)
+        self.s.metrics.finished(reason, prompt, generated, time.monotonic() - started, ttft, max_tokens)
 
 
 def _count_prompt(body: dict) -> int:
