@@ -18,9 +18,10 @@ of `concurrency` requests. --watched adds a run against llmdesk while `llmdesk m
 --interval 1` (the Dashboard's scrape, parse and NVML sampling) runs beside it.
 
 Start-up: raw cold (fills vLLM's compile cache), then llmdesk, then (--restart-raw) raw again, each
-with the other server idle beside it; --startup-rounds times only start-ups, each server alone. llmdesk's own overhead is also measured directly: from its
-launch to its vLLM child existing, and from the first /health 200 (a 50 ms poller) to the URL that
-`llmdesk serve` prints. Writes parity.json and a log per server.
+with the other server idle beside it; --startup-rounds times only start-ups, each server alone.
+llmdesk's own overhead is also measured directly: from its launch to its vLLM child existing, and
+from the first /health 200 (a 50 ms poller) to the URL that `llmdesk serve` prints. Writes
+parity.json (startup.json) and a log per server.
 """
 
 from __future__ import annotations
@@ -205,7 +206,8 @@ def geomean(values: list[float]) -> float:
     return math.exp(statistics.fmean(math.log(v) for v in values))
 
 
-# Student's t at 97.5% by degrees of freedom (scipy is not in the GPU host's set); 2.0 past 30
+# Student's t at 97.5% by degrees of freedom (scipy is not in the GPU host's set); between and past the
+# listed ones the next lower entry is used, which errs on the wide side
 T975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 11: 2.20,
         12: 2.18, 13: 2.16, 14: 2.14, 15: 2.13, 16: 2.12, 17: 2.11, 18: 2.10, 19: 2.09, 20: 2.09, 25: 2.06, 30: 2.04}
 
@@ -216,7 +218,7 @@ def ratio_interval(ratios: list[float]) -> tuple[float, float] | None:
         return None
     logs = [math.log(r) for r in ratios]
     df = len(logs) - 1
-    t = T975.get(df) or next((T975[k] for k in sorted(T975, reverse=True) if k <= df), 2.0)
+    t = T975[max(k for k in T975 if k <= df)]
     half = t * statistics.stdev(logs) / math.sqrt(len(logs))
     centre = statistics.fmean(logs)
     return math.exp(centre - half), math.exp(centre + half)
