@@ -260,11 +260,16 @@ def server_log_of(llmdesk_stderr: Path) -> Path | None:
     return None
 
 
+def llmdesk_own_s(start: dict) -> float:
+    """llmdesk's part of a launch to ready: launch to vLLM spawned, plus first /health 200 to URL printed."""
+    return start["launch_to_vllm_spawned_s"] + start["health_to_ready_printed_s"]
+
+
 def startup_only(a: argparse.Namespace, out: Path) -> dict:
     """Launch-to-ready alone on the GPU: raw cold (fills the compile caches), then raw and llmdesk by turns.
 
-    Raw goes first after the cold start: on an H200 the first warm start still spent 15-17 s in vLLM's
-    kernel warm-up and later ones none, so the start that follows the cold one is not a fair sample.
+    Raw goes first after the cold start: on an H200 the start after the cold one still spends 12-17 s in
+    vLLM's kernel warm-up, whoever makes it, and later ones about 1 s, so that start is not a fair sample.
     """
     result: dict = {"model": a.model, "utilisation": UTILISATION, "starts": []}
     raw, _, t0, poller = start_raw(a.model, a.name, out / "start-raw-cold.log")

@@ -48,3 +48,28 @@ def test_interval_contains_the_geometric_mean_and_narrows_with_more_pairs():
     half = 12.71 * abs(logs[0] - logs[1]) / math.sqrt(2) / math.sqrt(2)
     assert wide[0] == pytest.approx(math.exp(sum(logs) / 2 - half))
     assert serve_parity.ratio_interval([1.0]) is None
+
+
+STARTUP_RUNS = [json.loads((ROOT / "docs" / "gpu-runs" / name).read_text())
+                for name in ("2026-11-28-h200-startup-tiny.json", "2026-11-28-h200-startup-order.json")]
+
+
+@pytest.mark.parametrize("record", STARTUP_RUNS, ids=["llmdesk-second", "raw-second"])
+def test_llmdesk_own_part_of_launch_to_ready_is_under_a_second(record):
+    llmdesk_starts = [s for s in record["starts"] if s["server"] == "llmdesk"]
+    assert llmdesk_starts
+    for start in llmdesk_starts:
+        assert 0 < serve_parity.llmdesk_own_s(start) <= 1.0
+        # what llmdesk adds on either side of vLLM's own start
+        vllm_part = start["launch_to_first_health_s"] - start["launch_to_vllm_spawned_s"]
+        assert start["launch_to_ready_s"] == pytest.approx(
+            vllm_part + serve_parity.llmdesk_own_s(start), abs=0.02)
+
+
+def test_the_slow_start_after_the_cold_one_is_the_order_not_llmdesk():
+    order = STARTUP_RUNS[1]["starts"]
+    assert [s["server"] for s in order] == ["raw", "llmdesk", "llmdesk", "raw"]
+    second, *later = [s["launch_to_ready_s"] for s in order]
+    assert second > max(later) + 5  # raw, second after the cold start
+    llmdesk = [s["launch_to_ready_s"] for s in order if s["server"] == "llmdesk"]
+    assert max(llmdesk) - order[-1]["launch_to_ready_s"] <= 1.0
