@@ -31,19 +31,24 @@ class Phase(str, Enum):
     PROFILING = "profiling memory"
     COMPILING = "compiling"
     CAPTURING_GRAPHS = "capturing CUDA graphs"
+    WARMING_UP = "warming up kernels"
     STARTING_API = "starting the API"
     READY = "ready"
 
 
 # A line marks the START of the phase it maps to. Real 0.26 order (V2 model runner): loading,
 # then torch.compile (run by the profiling pass, before its "Initial profiling/warmup run took"
-# line), then the KV-cache sizing, then CUDA graphs, then the API server. With --enforce-eager
-# there are no compile or graph lines. "Model loading took …" marks no phase: what follows is
-# either compiling or (eager) profiling, and the next line says which.
+# line), then the KV-cache sizing, then CUDA graphs, then the kernel warm-up, then the API server.
+# With --enforce-eager there are no compile or graph lines. "Model loading took …" marks no phase:
+# what follows is either compiling or (eager) profiling, and the next line says which. The warm-up
+# follows the memory summary line and is silent until "Kernel JIT monitor activated"; it builds
+# Triton kernels (tests/data/vllm-runs/h100-llama8b.log failed there): 12-18 s in a model's first
+# two starts on an H200, 1 s later (docs/benchmarks.md, "Launch to ready").
 _PHASE_PATTERNS: tuple[tuple[Phase, re.Pattern[str]], ...] = tuple((phase, re.compile(pattern)) for phase, pattern in (
     (Phase.READY, r"Application startup complete"),
     (Phase.STARTING_API, r"Starting vLLM server on|Supported tasks:|Available routes are|Started server process"
                          r"|Waiting for application startup|init engine \(profile, create kv cache"),
+    (Phase.WARMING_UP, r"Desired GPU memory utilization is \(.*Actual usage is"),
     (Phase.CAPTURING_GRAPHS, r"Capturing CUDA graphs|Graph capturing finished"),
     (Phase.COMPILING, r"for vLLM's torch\.compile|Dynamo bytecode transform|Compiling a graph for"
                       r"|Directly load the compiled graph|Start compiling"),

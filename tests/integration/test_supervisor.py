@@ -65,7 +65,7 @@ async def test_start_ready_stop_leaves_nothing(tmp_path, groups):
     assert status.url == f"http://127.0.0.1:{cfg.port}/v1"
     phases = [p for i, p in enumerate(seen_phases) if p is not None and (i == 0 or seen_phases[i - 1] != p)]
     order = [Phase.STARTING, Phase.LOADING_WEIGHTS, Phase.PROFILING, Phase.CAPTURING_GRAPHS,
-             Phase.STARTING_API, Phase.READY]
+             Phase.WARMING_UP, Phase.STARTING_API, Phase.READY]
     assert [p for p in phases if p in order] == sorted(set(phases) & set(order), key=order.index)
     assert phases[0] is Phase.STARTING and phases[-1] is Phase.READY and Phase.LOADING_WEIGHTS in phases
     assert lines and list(sup.lines)[-len(lines):] == lines[-len(sup.lines):]

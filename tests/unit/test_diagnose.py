@@ -31,9 +31,9 @@ def sample(name: str) -> list[str]:
     return lines_of(SAMPLES / name)
 
 
-S, L, C, P, G, A, R = (Phase.STARTING, Phase.LOADING_WEIGHTS, Phase.COMPILING, Phase.PROFILING,
-                       Phase.CAPTURING_GRAPHS, Phase.STARTING_API, Phase.READY)
-FULL = [S, L, C, P, G, A, R]
+S, L, C, P, G, W, A, R = (Phase.STARTING, Phase.LOADING_WEIGHTS, Phase.COMPILING, Phase.PROFILING,
+                          Phase.CAPTURING_GRAPHS, Phase.WARMING_UP, Phase.STARTING_API, Phase.READY)
+FULL = [S, L, C, P, G, W, A, R]
 
 # --- phases -----------------------------------------------------------------------------------
 
@@ -41,10 +41,10 @@ FULL = [S, L, C, P, G, A, R]
 @pytest.mark.parametrize("name,expected", [
     ("h200-tiny.log", FULL),
     ("h200-llama1b.log", FULL),
-    ("h200-llama1b-eager.log", [S, L, P, A, R]),  # --enforce-eager: no compile, no CUDA graphs
+    ("h200-llama1b-eager.log", [S, L, P, W, A, R]),  # --enforce-eager: no compile, no CUDA graphs
     ("h100-moe8l.log", FULL),  # V1 runner wording: "Starting to load model …"
-    ("h100-llama8b.log", [S, L, C, P, G]),  # stopped while capturing graphs
-    ("h100-llama8b-small.log", [S, L, P]),  # eager, stopped after sizing the KV cache
+    ("h100-llama8b.log", [S, L, C, P, G, W]),  # failed in the warm-up: Triton could not build its launcher
+    ("h100-llama8b-small.log", [S, L, P, W]),  # eager, stopped (Ctrl-C) in the warm-up
     ("h100-llama8b-util025.log", [S, L, C, P]),  # KV cache too small
     ("h200-llama1b-util002.log", [S, L, C, P]),  # no KV memory
 ])
@@ -54,7 +54,7 @@ def test_phase_sequence_of_real_runs(name, expected):
 
 @pytest.mark.parametrize("name,expected", [
     ("tiny-server.log", FULL), ("llama1b-server-run1.log", FULL), ("llama1b-server-run2.log", FULL),
-    ("llama1b-server-eager.log", [S, L, P, A, R]), ("fail-port-in-use.log", [S]), ("fail-max-model-len.log", [S]),
+    ("llama1b-server-eager.log", [S, L, P, W, A, R]), ("fail-port-in-use.log", [S]), ("fail-max-model-len.log", [S]),
     ("fail-flashinfer-missing-server.log", [S, L]), ("fail-gpu-mem-util-tiny.log", [S, L, C, P]),
     ("fail-gpu-mem-util-1b.log", [S, L, C, P]),
 ])
@@ -117,7 +117,7 @@ def test_older_and_v1_wordings():
 
 def test_phase_values_are_words_for_people():
     assert [p.value for p in Phase] == ["starting", "loading weights", "profiling memory", "compiling",
-                                        "capturing CUDA graphs", "starting the API", "ready"]
+                                        "capturing CUDA graphs", "warming up kernels", "starting the API", "ready"]
 
 
 # --- causes from real logs --------------------------------------------------------------------
