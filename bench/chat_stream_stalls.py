@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,14 +44,6 @@ def start_standin(folder: Path, tokens: int, rate: float, text: str = "markdown"
 
     return start(folder, env={"FAKE_VLLM_TOKEN_RATE": str(rate), "FAKE_VLLM_REPLY_TOKENS": str(tokens),
                               "FAKE_VLLM_REPLY_TEXT": text}, max_model_len=max(4096, 2 * tokens))
-
-
-def stop_standin(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(10)
 
 
 def build_window():
@@ -141,6 +132,7 @@ def goal_failures(run: int, monitor, rate: float, server_rate: float) -> list[st
     if rate < KEEP_UP * server_rate:
         failed.append(f"run {run}: {rate:.0f} tokens/s delivered, the server sends {server_rate:g}")
     return failed
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

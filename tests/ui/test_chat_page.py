@@ -3,7 +3,6 @@ names, and the saved conversations (list, reopen, rename, delete, export, import
 
 from __future__ import annotations
 
-
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
