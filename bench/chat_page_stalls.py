@@ -70,7 +70,7 @@ def main() -> int:
     try:
         import qasync
 
-        from llmdesk.core.gpus import GpuScan
+        from llmdesk.core.machine.gpus import GpuScan
         from llmdesk.ui.app import build_window, create_application
 
         app = create_application()

@@ -6,7 +6,7 @@
 The reply comes from the stand-in vLLM (tests/fakes/vllm_standin, its own process, as a real server
 would be) at --rate tokens/s, one server-sent event per token: with --text markdown (the default) a
 chat-style answer with headings, lists, a table and code fences; with --text code one long Python
-block (5,000 tokens end inside it: ~18 KB of code, highlighted when the reply ends). llmdesk.core.chat.ChatClient reads it on the qasync loop;
+block (5,000 tokens end inside it: ~18 KB of code, highlighted when the reply ends). llmdesk.core.chat.client.ChatClient reads it on the qasync loop;
 deltas are coalesced (DeltaCoalescer, one flush per --flush-ms) into a MarkdownView(fit_height=True)
 stacked in a scroll area that follows the bottom, in an offscreen 1000×700 window, as the page does.
 A 5 ms StallMonitor measures the loop from the request to the end of the reply's final render.
@@ -50,7 +50,7 @@ def build_window():
     """A chat column as the page has it: the question, then the reply, in a scroll area."""
     from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-    from llmdesk.ui.markdown_view import MarkdownView
+    from llmdesk.ui.chat.markdown_view import MarkdownView
     from llmdesk.ui.widgets import scroll_area
 
     window = QWidget()
@@ -72,7 +72,7 @@ def build_window():
 
 
 async def one_run(root: str, view, scroll, flush_ms: int) -> dict:
-    from llmdesk.core.chat import ChatClient
+    from llmdesk.core.chat.client import ChatClient
     from llmdesk.ui.coalesce import DeltaCoalescer
     from llmdesk.ui.stall_monitor import StallMonitor
 

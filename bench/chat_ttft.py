@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from llmdesk.core.chat import ChatClient, ChatParams  # noqa: E402
+from llmdesk.core.chat.client import ChatClient, ChatParams  # noqa: E402
 
 GOAL_MS = 5.0
 MESSAGES = [{"role": "user", "content": "Say something short."}]

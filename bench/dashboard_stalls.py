@@ -79,7 +79,7 @@ class _Buckets:
         self.sum += value * n
 
     def histogram(self):
-        from llmdesk.core.metrics import Histogram
+        from llmdesk.core.metrics.scrape import Histogram
 
         cumulative = tuple(itertools.accumulate(self.counts))
         return Histogram(self.bounds, cumulative, self.sum, cumulative[-1])
@@ -94,8 +94,8 @@ def load_at(t: float, rng: random.Random) -> float:
 def synthetic_history(seconds: float, interval: float, end: float, gpus: int = 8, seed: int = 7):
     """(scrapes, gpu scans): ``seconds`` of a 70B model on ``gpus`` GPUs, one reading per ``interval``,
     the last at monotonic time ``end``; wall-clock times end now."""
-    from llmdesk.core.gpus import GpuInfo, GpuScan
-    from llmdesk.core.metrics import Scrape
+    from llmdesk.core.machine.gpus import GpuInfo, GpuScan
+    from llmdesk.core.metrics.scrape import Scrape
 
     rng = random.Random(seed)
     steps = int(seconds / interval)
@@ -177,7 +177,7 @@ async def _until(condition, timeout_s: float = 30) -> None:
 
 
 async def _measure(root: str, args) -> list:
-    from llmdesk.core.gpus import GpuSampler
+    from llmdesk.core.machine.gpus import GpuSampler
     from llmdesk.ui.app import build_window, create_application
     from llmdesk.ui.stall_monitor import StallMonitor
 
@@ -217,9 +217,9 @@ async def _measure(root: str, args) -> list:
 async def _screenshots(directory: Path, args) -> list[Path]:
     import dataclasses
 
-    from llmdesk.core import settings as settings_store
+    from llmdesk.core.base import settings as settings_store
     from llmdesk.ui.app import build_window, create_application
-    from llmdesk.ui.dashboard.recorder import Target
+    from llmdesk.ui.metrics.recorder import Target
 
     app = create_application()
     directory.mkdir(parents=True, exist_ok=True)

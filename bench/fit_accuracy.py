@@ -18,12 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llmdesk.core.fit import VERDICT_FITS, FitReport, LaunchSettings, ModelSpec, plan_fit  # noqa: E402
-from llmdesk.core.gpus import GpuInfo  # noqa: E402
-from llmdesk.core.model_config import geometry_from_config  # noqa: E402
-from llmdesk.core.quant import detect_format  # noqa: E402
-from llmdesk.core.units import GIB  # noqa: E402
-from llmdesk.core.vllm_memory_log import MemoryLines, parse_memory_lines  # noqa: E402
+from llmdesk.core.base.units import GIB  # noqa: E402
+from llmdesk.core.fit.memory_model import VERDICT_FITS, FitReport, LaunchSettings, ModelSpec, plan_fit  # noqa: E402
+from llmdesk.core.fit.model_config import geometry_from_config  # noqa: E402
+from llmdesk.core.fit.quant import detect_format  # noqa: E402
+from llmdesk.core.fit.vllm_memory_log import MemoryLines, parse_memory_lines  # noqa: E402
+from llmdesk.core.machine.gpus import GpuInfo  # noqa: E402
 
 RUNS = ROOT / "tests" / "data" / "vllm-runs"
 GOAL = 0.05

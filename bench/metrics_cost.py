@@ -30,7 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llmdesk.core.metrics import MetricsScraper, MetricsWindow, parse_metrics  # noqa: E402
+from llmdesk.core.metrics.scrape import parse_metrics  # noqa: E402
+from llmdesk.core.metrics.scraper import MetricsScraper  # noqa: E402
+from llmdesk.core.metrics.window import MetricsWindow  # noqa: E402
 
 SAMPLE = ROOT / "tests" / "data" / "metrics" / "llama1b-metrics-after-bench.txt"
 GOAL_PERCENT = 1.0
@@ -135,7 +137,7 @@ def main() -> int:
         state["t"] += 0.25
 
     print(f"  MetricsWindow.add at 0.25 s, restart in window: {ms(timed(add_after_restart, 200))}")
-    from llmdesk.core.gpus import GpuSampler
+    from llmdesk.core.machine.gpus import GpuSampler
 
     with GpuSampler() as sampler:
         first = sampler.sample()

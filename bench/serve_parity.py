@@ -45,7 +45,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llmdesk.core.launch import LaunchConfig, build_vllm_command, child_environment  # noqa: E402
+from llmdesk.core.server.launch import LaunchConfig, build_vllm_command, child_environment  # noqa: E402
 from tests.fakes.standin_server import free_port  # noqa: E402
 
 PROMPTS = {1: 32, 16: 256, 64: 768}

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from llmdesk import __version__
-from llmdesk.core.app_log import log_file, setup_logging
-from llmdesk.core.errors import BadInput, Problem, ProblemError, problem_from_exception
-
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+from llmdesk.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, print_json
+from llmdesk.core.base.app_log import log_file, setup_logging
+from llmdesk.core.base.errors import BadInput, ProblemError, problem_from_exception
 
 # Order is the order of `llmdesk --help`.
 COMMAND_MODULES = ("gui", "gpus", "doctor", "fit", "serve", "chat", "chats", "metrics", "runtime", "search", "variants", "pull", "models", "rm", "screenshot")
@@ -36,36 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(f"llmdesk.commands.{name}").register(commands)
     return parser
-
-
-def add_json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
-
-
-def print_json(value: object) -> None:
-    json.dump(value, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-
-
-def confirm_delete(question: str, command: str) -> bool:
-    """Ask on stderr and read the answer from stdin: True for "y"/"yes", False (after saying
-    "Nothing deleted.") for anything else; BadInput when there is no input to answer from."""
-    def no_one_to_confirm() -> BadInput:
-        return BadInput(Problem("Not deleted: no one to confirm", f"llmdesk {command} asks before deleting, and "
-                                "there is no input to answer from.", "Add --yes to delete without asking."))
-
-    if sys.stdin is None or sys.stdin.closed:
-        raise no_one_to_confirm()
-    print(question, file=sys.stderr)
-    print("Type 'yes' to delete: ", end="", file=sys.stderr, flush=True)
-    answer = sys.stdin.readline()
-    if not answer:  # end of input: nobody there to ask
-        print(file=sys.stderr)
-        raise no_one_to_confirm()
-    if answer.strip().lower() not in ("y", "yes"):
-        print("Nothing deleted.", file=sys.stderr)
-        return False
-    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,8 +6,8 @@ import argparse
 import os
 import sys
 
-from llmdesk.cli import EXIT_FAILURE, EXIT_OK
-from llmdesk.core.errors import BadInput, Problem
+from llmdesk.commands import EXIT_FAILURE, EXIT_OK
+from llmdesk.core.base.errors import BadInput, Problem
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -41,7 +41,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from llmdesk.core.chat import ChatParams, default_base_url, normalise_base_url
+    from llmdesk.core.chat.client import ChatParams
+    from llmdesk.core.server.endpoint import default_base_url, normalise_base_url
 
     if args.temperature is not None and args.temperature < 0:
         raise BadInput(Problem("Impossible parameter", "--temperature must be 0 or more.", None))
@@ -76,8 +77,8 @@ class _Saver:
         self.id: int | None = None
 
     def turn(self, text: str, reply: str, reasoning: str, stats, state: str) -> None:
-        from llmdesk.core.chat_session import params_to_dict
-        from llmdesk.core.conversations import auto_title
+        from llmdesk.core.chat.conversations import auto_title
+        from llmdesk.core.chat.session import params_to_dict
 
         if self.id is None:
             self.id = self.store.create(title=auto_title(text), model=self.model, system_prompt=self.system or "",
@@ -89,7 +90,7 @@ class _Saver:
 
 
 async def _main(args: argparse.Namespace, url: str, params, prompt: str | None, store) -> int:
-    from llmdesk.core.chat import ChatClient
+    from llmdesk.core.chat.client import ChatClient
 
     async with ChatClient(url, args.api_key) as client:
         model = args.model or await _first_model(client)
@@ -102,7 +103,7 @@ async def _main(args: argparse.Namespace, url: str, params, prompt: str | None, 
 
 
 async def _first_model(client) -> str:
-    from llmdesk.core.errors import ProblemError
+    from llmdesk.core.base.errors import ProblemError
 
     models = await client.models()
     if not models:
@@ -116,7 +117,7 @@ async def _turn(client, model: str, history: list[dict], text: str, params, no_s
     import asyncio
     import contextlib
 
-    from llmdesk.core.chat import StreamInterrupted
+    from llmdesk.core.chat.client import StreamInterrupted
 
     messages = [*history, {"role": "user", "content": text}]
     parts: list[str] = []
@@ -180,8 +181,8 @@ async def _interactive(client, model: str, history: list[dict], params, no_stats
                        saver: _Saver | None = None) -> int:
     import asyncio
 
-    from llmdesk.core.chat import ServerUnreachable
-    from llmdesk.core.errors import ProblemError
+    from llmdesk.core.base.errors import ProblemError
+    from llmdesk.core.server.endpoint import ServerUnreachable
 
     print(f"Chatting with {model} at {client.base_url}. /exit or Ctrl-D ends.", file=sys.stderr)
     while True:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from llmdesk.cli import EXIT_FAILURE, EXIT_OK, confirm_delete, print_json
-from llmdesk.core.errors import BadInput, Problem, ProblemError
+from llmdesk.commands import EXIT_FAILURE, EXIT_OK, confirm_delete, print_json
+from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 
 
 def _json_flag(parser: argparse.ArgumentParser, top: bool = False) -> None:
@@ -72,7 +72,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def open_store():
     """The store, with its one-time notice (a file moved aside) said on stderr."""
-    from llmdesk.core.conversations import ConversationStore
+    from llmdesk.core.chat.conversations import ConversationStore
 
     store = ConversationStore()
     if store.notice is not None:
@@ -110,7 +110,7 @@ def render_list(rows, search: str = "", now: float | None = None) -> str:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from llmdesk.core.conversations import to_json, to_markdown
+    from llmdesk.core.chat.conversations import to_json, to_markdown
 
     with open_store() as store:
         conversation = store.get(args.id)
@@ -127,7 +127,7 @@ def run_export(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from llmdesk.core.conversations import to_markdown
+    from llmdesk.core.chat.conversations import to_markdown
 
     if args.all == bool(args.ids):
         raise BadInput(Problem("Which chats?", "Give the ids of the chats to export, or --all (not both).",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from llmdesk.cli import EXIT_FAILURE, EXIT_OK, add_json_flag, print_json
+from llmdesk.commands import EXIT_FAILURE, EXIT_OK, add_json_flag, print_json
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -14,8 +14,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmdesk.core.doctor import run_doctor
-    from llmdesk.core.settings import load_settings
+    from llmdesk.core.base.settings import load_settings
+    from llmdesk.core.doctor.checks import run_doctor
 
     settings, _notice = load_settings()
     report = run_doctor(settings)

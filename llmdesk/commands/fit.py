@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from llmdesk.cli import EXIT_OK, add_json_flag, print_json
-from llmdesk.core.errors import BadInput, Problem
+from llmdesk.commands import EXIT_OK, add_json_flag, print_json
+from llmdesk.core.base.errors import BadInput, Problem
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -34,8 +34,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmdesk.core.fit import LaunchSettings, plan_fit
-    from llmdesk.core.model_source import load_model_spec
+    from llmdesk.core.fit.memory_model import LaunchSettings, plan_fit
+    from llmdesk.core.hub.model_source import load_model_spec
 
     settings = LaunchSettings(
         gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
@@ -57,12 +57,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def choose_gpus(name: str, count: int | None, tensor_parallel_size: int | None):
-    from llmdesk.core.gpu_catalogue import find_gpu
+    from llmdesk.core.machine.gpu_catalogue import find_gpu
 
     if name != "auto":  # planning: one card unless told how many
         entry = find_gpu(name)
         return [entry.as_gpu_info(i) for i in range(count or tensor_parallel_size or 1)]
-    from llmdesk.core.gpus import scan_gpus
+    from llmdesk.core.machine.gpus import scan_gpus
 
     scan = scan_gpus()
     if not scan.gpus:
@@ -80,7 +80,7 @@ ALLOWANCE_LABELS = {"activation_peak": "Activation peak", "non_torch": "Non-torc
 
 
 def render_text(report) -> str:
-    from llmdesk.core.units import format_gib
+    from llmdesk.core.base.units import format_gib
 
     gib = format_gib
     gpus = f"{report.tensor_parallel_size}× " if report.tensor_parallel_size > 1 else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from llmdesk.cli import EXIT_OK, add_json_flag, print_json
+from llmdesk.commands import EXIT_OK, add_json_flag, print_json
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -14,7 +14,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmdesk.core.gpus import scan_gpus
+    from llmdesk.core.machine.gpus import scan_gpus
 
     scan = scan_gpus()
     if args.json:
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render_text(scan) -> str:
-    from llmdesk.core.units import format_gib
+    from llmdesk.core.base.units import format_gib
 
     if not scan.gpus:
         problem = scan.problem

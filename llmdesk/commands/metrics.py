@@ -6,8 +6,8 @@ import argparse
 import os
 import sys
 
-from llmdesk.cli import EXIT_OK, add_json_flag, print_json
-from llmdesk.core.errors import BadInput, Problem
+from llmdesk.commands import EXIT_OK, add_json_flag, print_json
+from llmdesk.core.base.errors import BadInput, Problem
 
 MIN_INTERVAL_S, MAX_INTERVAL_S = 0.25, 5.0
 NONE = "—"
@@ -40,7 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from llmdesk.core.chat import default_base_url, normalise_base_url
+    from llmdesk.core.server.endpoint import default_base_url, normalise_base_url
 
     if not MIN_INTERVAL_S <= args.interval <= MAX_INTERVAL_S:
         raise BadInput(Problem("Impossible interval",
@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
 async def _once(args: argparse.Namespace, url: str) -> int:
     import asyncio
 
-    from llmdesk.core.metrics import MetricsScraper, MetricsWindow
+    from llmdesk.core.metrics.scraper import MetricsScraper
+    from llmdesk.core.metrics.window import MetricsWindow
 
     async with MetricsScraper(url, args.api_key) as scraper, _Gpus(scraper.root_url) as gpus:
         window = MetricsWindow()
@@ -117,8 +118,9 @@ async def _watch_loop(args: argparse.Namespace, url: str) -> None:
     import asyncio
     import json
 
-    from llmdesk.core.errors import ProblemError
-    from llmdesk.core.metrics import MetricsScraper, MetricsWindow
+    from llmdesk.core.base.errors import ProblemError
+    from llmdesk.core.metrics.scraper import MetricsScraper
+    from llmdesk.core.metrics.window import MetricsWindow
 
     loop = asyncio.get_running_loop()
     tty = sys.stdout.isatty() and not args.json
@@ -163,7 +165,7 @@ class _Gpus:
 
     async def __aenter__(self) -> _Gpus:
         if self.local:
-            from llmdesk.core.gpus import GpuSampler
+            from llmdesk.core.machine.gpus import GpuSampler
 
             self._sampler = GpuSampler()
         return self
@@ -234,7 +236,7 @@ def render_text(root: str, snap, scan, *, problem: Problem | None = None, watch:
 
 
 def _gpu_lines(scan) -> list[str]:
-    from llmdesk.core.units import GIB
+    from llmdesk.core.base.units import GIB
 
     if not scan.gpus:
         why = scan.problem.title if scan.problem else "none found"

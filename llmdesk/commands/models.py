@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from llmdesk.cli import EXIT_OK, add_json_flag, print_json
+from llmdesk.commands import EXIT_OK, add_json_flag, print_json
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -29,14 +29,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def scan(extra_folders=()):
-    from llmdesk.core.library import scan_for_settings
-    from llmdesk.core.settings import load_settings
+    from llmdesk.core.base.settings import load_settings
+    from llmdesk.core.hub.library import scan_for_settings
 
     return scan_for_settings(load_settings()[0], extra_folders)
 
 
 def render_text(models) -> str:
-    from llmdesk.core.downloads import format_bytes
+    from llmdesk.core.hub.downloads import format_bytes
 
     if not models:
         return "No models on disk yet. Get one with `llmdesk pull OWNER/NAME`."

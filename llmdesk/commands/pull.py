@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from llmdesk.cli import EXIT_OK, add_json_flag, print_json
+from llmdesk.commands import EXIT_OK, add_json_flag, print_json
 
 EXIT_CANCELLED = 130
 
@@ -29,9 +29,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmdesk.core.downloads import CANCELLED, DONE, Download, check_disk_space, plan_download
-    from llmdesk.core.errors import ProblemError
-    from llmdesk.core.settings import load_settings
+    from llmdesk.core.base.errors import ProblemError
+    from llmdesk.core.base.settings import load_settings
+    from llmdesk.core.hub.downloads import CANCELLED, DONE, Download, check_disk_space, plan_download
 
     cache_dir = load_settings()[0].models_dir or None
     if args.dry_run:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render_plan(plan) -> str:
-    from llmdesk.core.downloads import format_bytes
+    from llmdesk.core.hub.downloads import format_bytes
 
     lines = [f"{plan.repo_id} @ {plan.revision} ({plan.commit[:12]}): {len(plan.files)} files, "
              f"{format_bytes(plan.total_bytes)}"
@@ -95,7 +95,7 @@ class ProgressPrinter:
         self._announced = False
 
     def show(self, p, job) -> None:
-        from llmdesk.core.downloads import DOWNLOADING, format_bytes, format_eta
+        from llmdesk.core.hub.downloads import DOWNLOADING, format_bytes, format_eta
 
         if p.state != DOWNLOADING:
             return

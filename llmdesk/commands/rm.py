@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from llmdesk.cli import EXIT_FAILURE, EXIT_OK, add_json_flag, confirm_delete, print_json
-from llmdesk.core.errors import BadInput, Problem
+from llmdesk.commands import EXIT_FAILURE, EXIT_OK, add_json_flag, confirm_delete, print_json
+from llmdesk.core.base.errors import BadInput, Problem
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -25,8 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from llmdesk.commands.models import scan
-    from llmdesk.core.downloads import format_bytes
-    from llmdesk.core.library import delete_model, find_models
+    from llmdesk.core.hub.downloads import format_bytes
+    from llmdesk.core.hub.library import delete_model, find_models
 
     folders = list(args.folder)
     if Path(args.model).expanduser().is_dir():

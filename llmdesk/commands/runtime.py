@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from llmdesk.cli import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, add_json_flag, print_json
+from llmdesk.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, add_json_flag, print_json
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from llmdesk.core.runtime import TESTED_VLLM, find_vllm_runtime, managed_runtime_dir
-    from llmdesk.core.settings import load_settings
+    from llmdesk.core.base.settings import load_settings
+    from llmdesk.core.server.runtime import TESTED_VLLM, find_vllm_runtime, managed_runtime_dir
 
     settings, _notice = load_settings()
     search = find_vllm_runtime(settings.runtime_python)
@@ -76,8 +76,8 @@ def _show(args: argparse.Namespace) -> int:
 def _install(args: argparse.Namespace) -> int:
     import asyncio
 
-    from llmdesk.core.runtime_install import (STEP_FAILED, InstallProgress, default_log_path,
-                                              install_managed_runtime)
+    from llmdesk.core.server.runtime_install import (STEP_FAILED, InstallProgress, default_log_path,
+                                                     install_managed_runtime)
 
     log_path = default_log_path()
     last_step = [""]
@@ -96,7 +96,7 @@ def _install(args: argparse.Namespace) -> int:
           file=sys.stderr, flush=True)
     python = asyncio.run(install_managed_runtime(python=args.python, on_progress=progress,
                                                  log_path=log_path))
-    from llmdesk.core.runtime import vllm_version_of
+    from llmdesk.core.server.runtime import vllm_version_of
 
     version = vllm_version_of(str(python))
     if args.json:

@@ -11,8 +11,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from llmdesk.cli import EXIT_OK
-from llmdesk.core.errors import BadInput, Problem
+from llmdesk.commands import EXIT_OK
+from llmdesk.core.base.errors import BadInput, Problem
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -60,9 +60,9 @@ def demo_scan(gpu_name: str, count: int):
     """An idle machine with `count` catalogue GPUs, driver as on the project's real GPU host."""
     import dataclasses
 
-    from llmdesk.core.gpu_catalogue import find_gpu
-    from llmdesk.core.gpus import GpuScan
-    from llmdesk.core.units import MIB
+    from llmdesk.core.base.units import MIB
+    from llmdesk.core.machine.gpu_catalogue import find_gpu
+    from llmdesk.core.machine.gpus import GpuScan
 
     entry = find_gpu(gpu_name)  # raises UnknownGpu (bad input) with close matches
     driver, cuda = "580.159.04", "13.0"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from llmdesk.cli import EXIT_OK, add_json_flag, print_json
+from llmdesk.commands import EXIT_OK, add_json_flag, print_json
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from llmdesk.core.hub import SORTS
+    from llmdesk.core.hub.search import SORTS
 
     parser = commands.add_parser(
         "search", help="search Hugging Face for text-generation models vLLM can serve",
@@ -30,7 +30,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmdesk.core.hub import SearchQuery, search_models
+    from llmdesk.core.hub.search import SearchQuery, search_models
 
     gated = False if args.open_only else (True if args.gated_only else None)
     query = SearchQuery(text=args.query, sort=args.sort, author=args.author, min_params=args.min_params,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from llmdesk.cli import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK
-from llmdesk.core.errors import BadInput, Problem, ProblemError
+from llmdesk.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK
+from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
@@ -52,8 +52,8 @@ def _split_rest(args: argparse.Namespace) -> list[str]:
 
 
 def build_config(args: argparse.Namespace):
-    from llmdesk.core.fit import DEFAULT_GPU_MEMORY_UTILIZATION
-    from llmdesk.core.launch import LaunchConfig
+    from llmdesk.core.fit.memory_model import DEFAULT_GPU_MEMORY_UTILIZATION
+    from llmdesk.core.server.launch import LaunchConfig
 
     max_model_len: int | str | None = args.max_model_len
     if isinstance(max_model_len, str) and max_model_len != "auto":
@@ -82,8 +82,8 @@ def build_config(args: argparse.Namespace):
 def find_python(runtime: str | None) -> str:
     if runtime:
         return runtime  # used as it is, also without a GPU (that is how stand-ins are driven)
-    from llmdesk.core.runtime import find_vllm_runtime
-    from llmdesk.core.settings import load_settings
+    from llmdesk.core.base.settings import load_settings
+    from llmdesk.core.server.runtime import find_vllm_runtime
 
     settings, _ = load_settings()
     search = find_vllm_runtime(settings.runtime_python)
@@ -117,7 +117,7 @@ async def _serve(config, python: str, timeout_s: float) -> int:
     import signal
     import time
 
-    from llmdesk.core.supervisor import ServerState, Supervisor, find_leftover, stop_leftover
+    from llmdesk.core.server.supervisor import ServerState, Supervisor, find_leftover, stop_leftover
 
     leftover = find_leftover()
     if leftover is not None:

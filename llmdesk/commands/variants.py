@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from llmdesk.cli import EXIT_OK, add_json_flag, print_json
-from llmdesk.core.errors import BadInput, Problem
+from llmdesk.commands import EXIT_OK, add_json_flag, print_json
+from llmdesk.core.base.errors import BadInput, Problem
 
 VERDICT_LABELS = {"fits": "fits", "fits_shorter_context": "shorter context", "needs_tensor_parallel": "needs {tp} GPUs",
                   "does_not_fit": "does not fit", "unsupported": "not supported", "unknown": "unknown"}
@@ -30,8 +30,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from llmdesk.commands.fit import choose_gpus
-    from llmdesk.core.fit import LaunchSettings
-    from llmdesk.core.hub import evaluate_variants, find_variant_ids, rank_variants
+    from llmdesk.core.fit.memory_model import LaunchSettings
+    from llmdesk.core.hub.variants import evaluate_variants, find_variant_ids, rank_variants
 
     settings = LaunchSettings(max_model_len=args.max_model_len)
     settings.validate()  # bad numbers are reported before any network work
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render_text(base: str, gpus, ranked, pick) -> str:
-    from llmdesk.core.units import format_gib
+    from llmdesk.core.base.units import format_gib
 
     header = ("", "VARIANT", "FORMAT", "SIZE", "VERDICT", "CONTEXT", "CONCURRENCY")
     rows, notes = [header], {}

@@ -14,7 +14,7 @@ import time
 from importlib import resources
 
 from llmdesk import APP_ID
-from llmdesk.core import settings as settings_store
+from llmdesk.core.base import settings as settings_store
 
 STARTUP_PROBE_ENV = "LLMDESK_STARTUP_PROBE"  # bench/startup.py: report first paint, then quit
 
@@ -53,7 +53,7 @@ def build_window(app, **context_kwargs):
     ctx.problems.install_excepthook()
     window = MainWindow(ctx)
     if settings_notice is not None:
-        from llmdesk.core.errors import Problem
+        from llmdesk.core.base.errors import Problem
         ctx.problems.show_problem(Problem("Your settings could not be read", settings_notice.message(),
                                           "Check the settings on the Settings page and save them again."))
     return window

@@ -12,17 +12,17 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 
-from llmdesk.core import settings as settings_store
-from llmdesk.core.doctor import DoctorReport, run_doctor
-from llmdesk.core.downloads import Download, DownloadQueue
-from llmdesk.core.library import LocalModel, scan_for_settings
-from llmdesk.core.errors import ProblemError
-from llmdesk.core.launch import LaunchConfig
-from llmdesk.core.runtime import find_vllm_runtime
-from llmdesk.core.secrets import load_hf_token
-from llmdesk.core.supervisor import ServerState, ServerStatus, Supervisor
-from llmdesk.core.gpus import GpuScan, scan_gpus
-from llmdesk.core.settings import AppState, Settings
+from llmdesk.core.base import settings as settings_store
+from llmdesk.core.base.errors import ProblemError
+from llmdesk.core.base.secrets import load_hf_token
+from llmdesk.core.base.settings import AppState, Settings
+from llmdesk.core.doctor.checks import DoctorReport, run_doctor
+from llmdesk.core.hub.downloads import Download, DownloadQueue
+from llmdesk.core.hub.library import LocalModel, scan_for_settings
+from llmdesk.core.machine.gpus import GpuScan, scan_gpus
+from llmdesk.core.server.launch import LaunchConfig
+from llmdesk.core.server.runtime import find_vllm_runtime
+from llmdesk.core.server.supervisor import ServerState, ServerStatus, Supervisor
 from llmdesk.ui.problems import ProblemBanner, ProblemPresenter
 from llmdesk.ui.tasks import TaskRunner
 

@@ -6,13 +6,13 @@ from PySide6.QtCore import QByteArray, QSize, Qt, Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QMessageBox,
                                QStackedWidget, QVBoxLayout, QWidget)
 
-from llmdesk.core.gpus import GpuScan
-from llmdesk.core.units import format_gib
+from llmdesk.core.base.units import format_gib
+from llmdesk.core.machine.gpus import GpuScan
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.pages.chat import ChatPage
-from llmdesk.ui.pages.dashboard import DashboardPage
+from llmdesk.ui.pages.hub import ModelsPage
 from llmdesk.ui.pages.machine import MachinePage
-from llmdesk.ui.pages.models import ModelsPage
+from llmdesk.ui.pages.metrics import DashboardPage
 from llmdesk.ui.pages.planned import PLANNED_PAGES, PlannedPageWidget
 from llmdesk.ui.pages.server import ServerPage
 from llmdesk.ui.pages.settings import SettingsPage
@@ -66,11 +66,11 @@ class MainWindow(QMainWindow):
         self.chat_page.open_server_page_requested.connect(lambda: self.show_page("server"))
         self.dashboard_page = DashboardPage(ctx)
         self.dashboard_page.open_server_page_requested.connect(lambda: self.show_page("server"))
-        built = {"chat": self.chat_page, "dashboard": self.dashboard_page}
-        self.planned_pages = {planned.key: PlannedPageWidget(planned) for planned in PLANNED_PAGES
-                              if planned.key not in built}
+        self._add_page("dashboard", "Dashboard", self.dashboard_page)
+        self._add_page("chat", "Chat", self.chat_page)
+        self.planned_pages = {planned.key: PlannedPageWidget(planned) for planned in PLANNED_PAGES}
         for planned in PLANNED_PAGES:
-            self._add_page(planned.key, planned.title, built.get(planned.key) or self.planned_pages[planned.key])
+            self._add_page(planned.key, planned.title, self.planned_pages[planned.key])
         self._add_page("settings", "Settings", self.settings_page)
         self.sidebar.currentRowChanged.connect(self._page_changed)
 

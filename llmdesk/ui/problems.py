@@ -13,8 +13,8 @@ from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from llmdesk.core.app_log import log_file
-from llmdesk.core.errors import Problem, problem_from_exception
+from llmdesk.core.base.app_log import log_file
+from llmdesk.core.base.errors import Problem, problem_from_exception
 
 log = logging.getLogger(__name__)
 

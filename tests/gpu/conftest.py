@@ -93,7 +93,7 @@ class Report:
 @pytest.fixture(scope="session")
 def report(out_dir, gpu_env) -> Report:
     rep = Report(out_dir / "gpu-report.json")
-    from llmdesk.core.gpus import scan_gpus
+    from llmdesk.core.machine.gpus import scan_gpus
 
     scan = scan_gpus()
     rep.data["gpus"] = [g.as_dict() for g in scan.gpus]

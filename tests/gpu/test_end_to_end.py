@@ -13,14 +13,15 @@ import time
 import httpx
 import pytest
 
-from llmdesk.core.chat import ChatClient, ChatParams
-from llmdesk.core.fit import LaunchSettings, plan_fit
-from llmdesk.core.gpus import scan_gpus
-from llmdesk.core.launch import LaunchConfig
-from llmdesk.core.metrics import MetricsScraper, MetricsWindow
-from llmdesk.core.model_source import load_model_spec
-from llmdesk.core.supervisor import ServerState, Supervisor, find_leftover, group_members
-from llmdesk.core.vllm_memory_log import parse_memory_lines
+from llmdesk.core.chat.client import ChatClient, ChatParams
+from llmdesk.core.fit.memory_model import LaunchSettings, plan_fit
+from llmdesk.core.fit.vllm_memory_log import parse_memory_lines
+from llmdesk.core.hub.model_source import load_model_spec
+from llmdesk.core.machine.gpus import scan_gpus
+from llmdesk.core.metrics.scraper import MetricsScraper
+from llmdesk.core.metrics.window import MetricsWindow
+from llmdesk.core.server.launch import LaunchConfig
+from llmdesk.core.server.supervisor import ServerState, Supervisor, find_leftover, group_members
 from tests.gpu.conftest import model_dir
 from tests.fakes.standin_server import free_port
 

@@ -1,4 +1,4 @@
-"""core/chat.py and `llmdesk chat` against the stand-in vLLM (tests/fakes/vllm_standin)."""
+"""core/chat/client.py and `llmdesk chat` against the stand-in vLLM (tests/fakes/vllm_standin)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmdesk.core import paths
-from llmdesk.core.chat import (ChatClient, ChatParams, ContextTooLong, ModelNotFound, ServerUnreachable,
-                               StreamInterrupted, Unauthorized, default_base_url, normalise_base_url)
-from llmdesk.core.errors import BadInput, ProblemError
+from llmdesk.core.base import paths
+from llmdesk.core.base.errors import BadInput, ProblemError
+from llmdesk.core.chat.client import ChatClient, ChatParams, ContextTooLong, ModelNotFound, StreamInterrupted
+from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, default_base_url, normalise_base_url
 from tests.fakes.standin_server import free_port, kill_group, start_standin
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""core/metrics.py's scraper and `llmdesk metrics` against the stand-in vLLM (tests/fakes/vllm_standin),
+"""core/metrics/scraper.py and `llmdesk metrics` against the stand-in vLLM (tests/fakes/vllm_standin),
 whose /metrics is the real tiny-metrics-before.txt counting up as chats go, and against servers that are not vLLM."""
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmdesk.core.chat import ChatClient, ServerUnreachable, Unauthorized
-from llmdesk.core.metrics import MetricsScraper, MetricsWindow, NotVllmMetrics
+from llmdesk.core.chat.client import ChatClient
+from llmdesk.core.metrics.scrape import NotVllmMetrics
+from llmdesk.core.metrics.scraper import MetricsScraper
+from llmdesk.core.metrics.window import MetricsWindow
+from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized
 from tests.fakes.standin_server import free_port, kill_group, start_standin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,7 +150,7 @@ def test_cli_text_with_the_v1_url(server):
 
 
 def test_cli_default_url_is_the_managed_server(server, monkeypatch):
-    from llmdesk.core import paths
+    from llmdesk.core.base import paths
 
     port = int(server.rsplit(":", 1)[1])
     paths.state_dir().mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from llmdesk.core.supervisor import group_members, pid_file
+from llmdesk.core.server.supervisor import group_members, pid_file
 from tests.fakes.vllm_standin.runtime import make_fake_runtime
 from tests.fakes.standin_server import free_port
 

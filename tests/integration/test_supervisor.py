@@ -16,10 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmdesk.core import supervisor as sup_mod
-from llmdesk.core.diagnose import Phase
-from llmdesk.core.launch import LaunchConfig
-from llmdesk.core.supervisor import ServerState, Supervisor, find_leftover, group_members, pid_file, stop_leftover
+from llmdesk.core.server import supervisor as sup_mod
+from llmdesk.core.server.diagnose import Phase
+from llmdesk.core.server.launch import LaunchConfig
+from llmdesk.core.server.supervisor import (ServerState, Supervisor, find_leftover, group_members, pid_file,
+                                            stop_leftover)
 from tests.fakes.vllm_standin.runtime import make_fake_runtime
 from tests.fakes.standin_server import free_port
 
@@ -167,8 +168,8 @@ async def test_stop_while_starting(tmp_path, groups):
 
 LOST_GUI = textwrap.dedent("""
     import asyncio, sys, time
-    from llmdesk.core.launch import LaunchConfig
-    from llmdesk.core.supervisor import Supervisor
+    from llmdesk.core.server.launch import LaunchConfig
+    from llmdesk.core.server.supervisor import Supervisor
     async def main():
         sup = Supervisor(sys.argv[1], health_interval_s=0.05)
         st = await sup.start(LaunchConfig(model="/models/demo", served_model_name="demo", port=int(sys.argv[2])))

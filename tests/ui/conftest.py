@@ -11,10 +11,10 @@ import asyncio
 import pytest
 import qasync
 
-from llmdesk.core.doctor import Check, DoctorReport
-from llmdesk.core.errors import Problem
-from llmdesk.core.gpu_catalogue import find_gpu
-from llmdesk.core.gpus import GpuScan
+from llmdesk.core.base.errors import Problem
+from llmdesk.core.doctor.checks import Check, DoctorReport
+from llmdesk.core.machine.gpu_catalogue import find_gpu
+from llmdesk.core.machine.gpus import GpuScan
 
 NO_DRIVER = GpuScan(gpus=(), driver_version=None, cuda_driver_version=None,
                     problem=Problem("No NVIDIA driver found", "NVML is missing.", "Install the driver."))

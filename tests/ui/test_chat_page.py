@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from llmdesk.core.conversations import ConversationStore
+from llmdesk.core.chat.conversations import ConversationStore
 from tests.fakes.standin_server import finished_requests, free_port, running_standin
 
 KEY = "sekret"

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from PySide6.QtCore import Qt
 
-from llmdesk.core.gpus import GpuSampler
-from llmdesk.core.metrics import CSV_COLUMNS
-from llmdesk.core.supervisor import ServerState
+from llmdesk.core.machine.gpus import GpuSampler
+from llmdesk.core.metrics.window import CSV_COLUMNS
+from llmdesk.core.server.supervisor import ServerState
 from llmdesk.ui.stall_monitor import StallMonitor
 from tests.fakes.fake_nvml import MIB, FakeDevice, FakeNvml
 from tests.fakes.standin_server import free_port, kill_group, running_standin
@@ -290,7 +290,7 @@ def test_charts_of_eight_gpus_redrawn_often_never_stall_the_loop(make_window, qt
 
 
 def test_the_gui_starts_without_importing_pyqtgraph():
-    code = ("import sys, llmdesk.ui.main_window, llmdesk.ui.pages.dashboard; "
+    code = ("import sys, llmdesk.ui.main_window, llmdesk.ui.pages.metrics; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyqtgraph', 'numpy')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[2])

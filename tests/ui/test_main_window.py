@@ -7,13 +7,13 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QLabel
 
-from llmdesk.core import settings as settings_store
-from llmdesk.core.app_log import log_file, setup_logging
-from llmdesk.core.errors import Problem, ProblemError
-from llmdesk.core.gpus import GpuScan
+from llmdesk.core.base import settings as settings_store
+from llmdesk.core.base.app_log import log_file, setup_logging
+from llmdesk.core.base.errors import Problem, ProblemError
+from llmdesk.core.machine.gpus import GpuScan
 from llmdesk.ui.main_window import gpu_status_text
 from llmdesk.ui.pages.machine import GpuCard
-from llmdesk.ui.pages.planned import PlannedPageWidget
+from llmdesk.ui.pages.planned import PLANNED_PAGES, PlannedPageWidget
 from llmdesk.ui.stall_monitor import StallMonitor
 from tests.ui.conftest import NO_DRIVER, scan_of
 
@@ -38,7 +38,8 @@ def test_sidebar_lists_every_page_and_switches_between_them(make_window, qtbot):
 def test_pages_not_built_yet_say_what_they_will_hold(make_window):
     window = make_window()
     planned = window.stack.findChildren(PlannedPageWidget)
-    assert len(planned) == 2  # Dashboard and Chat are built
+    assert len(planned) == 2  # Benchmark and Deploy
+    assert [p.key for p in PLANNED_PAGES] == ["benchmark", "deploy"]  # built pages are not listed
     benchmark = texts(window.stack.widget(PAGES.index("benchmark")))
     assert "Not built yet. This page will hold:" in benchmark
     assert "Concurrency sweeps" in benchmark
@@ -215,7 +216,7 @@ def test_void_qt_calls_keep_none_refcount():
 
 
 def test_hf_token_is_saved_masked_and_removed(make_window, qtbot, monkeypatch):
-    from llmdesk.core import secrets
+    from llmdesk.core.base import secrets
     monkeypatch.setattr(secrets, "_usable_keyring", lambda: None)  # the file fallback, in the test's HF_HOME
     page = make_window().settings_page
     qtbot.waitUntil(lambda: "No token" in page.token_status.text())

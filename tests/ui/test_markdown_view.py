@@ -1,6 +1,6 @@
 """MarkdownView: streamed replies look like whole ones, code is highlighted once complete and copied
 exactly, nothing in a reply loads or navigates anywhere, fit_height follows the content, and
-streaming stays incremental (llmdesk/ui/markdown_view.py, llmdesk/ui/coalesce.py)."""
+streaming stays incremental (llmdesk/ui/chat/markdown_view.py, llmdesk/ui/coalesce.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QTextCursor, QTextDocument
 from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
+from llmdesk.ui.chat.markdown_view import Code, Markdown, MarkdownView, fence_open, highlight_runs, split_segments
 from llmdesk.ui.coalesce import DeltaCoalescer
-from llmdesk.ui.markdown_view import Code, Markdown, MarkdownView, fence_open, highlight_runs, split_segments
 from llmdesk.ui.theme import dark_palette
 
 PYTHON = '''def greet(name: str) -> str:

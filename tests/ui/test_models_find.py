@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from llmdesk.core.fit import VERDICT_FITS
+from llmdesk.core.fit.memory_model import VERDICT_FITS
 from llmdesk.ui.stall_monitor import StallMonitor
 from tests.fakes.hub_fixtures import add_catalogue
 from tests.fakes.hub_server import HubStandIn
@@ -90,7 +90,7 @@ def test_offline_search_says_so_and_the_library_still_works(make_window, qtbot, 
 
 
 def test_library_deletes_after_a_second_click(make_window, qtbot, hub):
-    from llmdesk.core.downloads import Download
+    from llmdesk.core.hub.downloads import Download
     assert Download("Qwen/Qwen2.5-7B-Instruct").run_blocking() == "done"
     window, page = models_page(make_window, qtbot)
     page.tabs.setCurrentWidget(page.library)
@@ -105,7 +105,7 @@ def test_library_deletes_after_a_second_click(make_window, qtbot, hub):
 
 
 def test_serve_hands_the_model_to_the_server_page(make_window, qtbot, hub):
-    from llmdesk.core.downloads import Download
+    from llmdesk.core.hub.downloads import Download
     assert Download("Qwen/Qwen2.5-7B-Instruct").run_blocking() == "done"
     window, page = models_page(make_window, qtbot)
     page.tabs.setCurrentWidget(page.library)
@@ -128,7 +128,7 @@ def test_a_folder_of_models_is_added_to_the_library(make_window, qtbot, tmp_path
     page.library.folder_added.emit(str(tmp_path / "my-models"))
     qtbot.waitUntil(lambda: page.library.models.rowCount() == 1, timeout=10000)
     assert page.library.models.rows[0].path == folder
-    from llmdesk.core import settings as settings_store
+    from llmdesk.core.base import settings as settings_store
     assert settings_store.load_settings()[0].model_folders == [str(tmp_path / "my-models")]
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from llmdesk.core.fit import VERDICT_FITS, VERDICT_NEEDS_TP, VERDICT_NO
-from llmdesk.ui.fit_panel import memory_segments
+from llmdesk.core.fit.memory_model import VERDICT_FITS, VERDICT_NEEDS_TP, VERDICT_NO
+from llmdesk.ui.fit.panel import memory_segments
 from llmdesk.ui.stall_monitor import StallMonitor
 from tests.ui.conftest import NO_DRIVER, scan_of
 

@@ -11,7 +11,7 @@ import pytest
 
 from PySide6.QtCore import Qt
 
-from llmdesk.core.supervisor import ServerState, find_leftover, group_members, pid_file
+from llmdesk.core.server.supervisor import ServerState, find_leftover, group_members, pid_file
 from tests.fakes.vllm_standin.runtime import make_fake_runtime
 from tests.fakes.standin_server import free_port
 
@@ -120,7 +120,7 @@ def test_the_fit_preview_judges_the_model_before_starting(make_window, qtbot, tm
 
 
 def test_a_generated_key_is_kept_for_the_next_start(make_window, qtbot, monkeypatch):
-    from llmdesk.core import secrets
+    from llmdesk.core.base import secrets
     monkeypatch.setattr(secrets, "_usable_keyring", lambda: None)
     page = make_window().server_page
     qtbot.mouseClick(page.generate_key, Qt.MouseButton.LeftButton)
@@ -145,8 +145,8 @@ def test_a_server_left_running_can_be_taken_over_and_stopped_later(make_window, 
 
 def test_without_vllm_the_page_offers_to_install_it(make_window, qtbot, tmp_path, monkeypatch):
     """No runtime anywhere: Start explains it and offers the managed install, whose progress is shown."""
-    import llmdesk.core.runtime_install as runtime_install
-    from llmdesk.core.runtime_install import InstallProgress
+    import llmdesk.core.server.runtime_install as runtime_install
+    from llmdesk.core.server.runtime_install import InstallProgress
 
     window = make_window()
     window.ctx.settings = dataclasses.replace(window.ctx.settings, runtime_python=str(tmp_path / "nothing-here"))

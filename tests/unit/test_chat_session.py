@@ -1,9 +1,9 @@
 import pytest
 
-from llmdesk.core.chat import ChatParams, ReplyStats
-from llmdesk.core.chat_session import (PRESETS, Turn, format_param, oldest_droppable, params_from_dict,
+from llmdesk.core.base.errors import BadInput
+from llmdesk.core.chat.client import ChatParams, ReplyStats
+from llmdesk.core.chat.session import (PRESETS, Turn, format_param, oldest_droppable, params_from_dict,
                                        params_to_dict, parse_param, parse_stop, request_messages, stats_text)
-from llmdesk.core.errors import BadInput
 
 
 def test_params_round_trip_through_the_stored_shape():

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from llmdesk import cli
-from llmdesk.core import paths
-from llmdesk.core.chat import Delta, ReplyStats, ServerUnreachable, StreamInterrupted, normalise_base_url
-from llmdesk.core.conversations import EXPORT_FORMAT, ConversationStore, to_json, to_markdown
-from llmdesk.core.errors import Problem
+from llmdesk.core.base import paths
+from llmdesk.core.base.errors import Problem
+from llmdesk.core.chat.client import Delta, ReplyStats, StreamInterrupted
+from llmdesk.core.chat.conversations import EXPORT_FORMAT, ConversationStore, to_json, to_markdown
+from llmdesk.core.server.endpoint import ServerUnreachable, normalise_base_url
 
 ROOT = Path(__file__).resolve().parents[2]
 STATS = {"ttft_s": 0.05, "tokens_per_s": 100.0, "prompt_tokens": 9, "completion_tokens": 3, "finish_reason": "stop"}
@@ -260,10 +261,10 @@ class FakeClient:
 
 @pytest.fixture
 def fake_client(monkeypatch):
-    import llmdesk.core.chat
+    import llmdesk.core.chat.client
 
     FakeClient.replies, FakeClient.requests = [], []
-    monkeypatch.setattr(llmdesk.core.chat, "ChatClient", FakeClient)
+    monkeypatch.setattr(llmdesk.core.chat.client, "ChatClient", FakeClient)
     return FakeClient
 
 

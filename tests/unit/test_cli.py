@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from llmdesk import cli
-from llmdesk.core.gpus import GpuScan
+from llmdesk.core.machine.gpus import GpuScan
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -22,7 +22,7 @@ def test_gpus_json_is_a_list_and_exits_0():
 
 
 def test_gpus_json_is_empty_without_a_driver(monkeypatch, capsys):
-    import llmdesk.core.gpus as gpus
+    import llmdesk.core.machine.gpus as gpus
 
     monkeypatch.setattr(gpus, "scan_gpus", lambda: GpuScan((), None, None, None))
     assert cli.main(["gpus", "--json"]) == 0
@@ -30,8 +30,8 @@ def test_gpus_json_is_empty_without_a_driver(monkeypatch, capsys):
 
 
 def test_gpus_text_explains_a_missing_driver(monkeypatch, capsys):
-    import llmdesk.core.gpus as gpus
-    from llmdesk.core.errors import Problem
+    import llmdesk.core.machine.gpus as gpus
+    from llmdesk.core.base.errors import Problem
 
     problem = Problem("No NVIDIA driver found", "NVML is not installed.", "Install the NVIDIA driver.")
     monkeypatch.setattr(gpus, "scan_gpus", lambda: GpuScan((), None, None, problem))
@@ -76,7 +76,7 @@ def test_problem_errors_become_a_message_and_exit_code(tmp_path):
 
 
 def test_unexpected_errors_are_logged_not_shown(monkeypatch, capsys):
-    import llmdesk.core.gpus as gpus
+    import llmdesk.core.machine.gpus as gpus
 
     def broken():
         raise RuntimeError("nvml exploded")
@@ -87,7 +87,7 @@ def test_unexpected_errors_are_logged_not_shown(monkeypatch, capsys):
     assert out == {"error": {"title": "Something went wrong while running `llmdesk gpus`",
                              "explanation": "nvml exploded",
                              "fix": "The full details are in the log file; please include it in a bug report."}}
-    from llmdesk.core.app_log import log_file
+    from llmdesk.core.base.app_log import log_file
     assert "RuntimeError: nvml exploded" in log_file().read_text()
 
 

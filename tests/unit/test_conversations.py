@@ -1,4 +1,4 @@
-"""core/conversations.py: the SQLite store of saved chats, its exports and imports."""
+"""core/chat/conversations.py: the SQLite store of saved chats, its exports and imports."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import threading
 
 import pytest
 
-from llmdesk.core import paths
-from llmdesk.core.conversations import (EXPORT_FORMAT, SCHEMA_VERSION, Conversation, ConversationNotFound,
-                                        ConversationStore, Message, auto_title, default_path, to_markdown)
-from llmdesk.core.errors import BadInput, ProblemError
+from llmdesk.core.base import paths
+from llmdesk.core.base.errors import BadInput, ProblemError
+from llmdesk.core.chat.conversations import (EXPORT_FORMAT, SCHEMA_VERSION, Conversation, ConversationNotFound,
+                                             ConversationStore, Message, auto_title, default_path, to_markdown)
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 STATS = {"ttft_s": 0.25, "tokens_per_s": 42.0, "prompt_tokens": 20, "completion_tokens": 6, "finish_reason": "stop"}

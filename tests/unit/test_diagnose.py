@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from llmdesk.core.diagnose import CAUSES, Diagnosis, Phase, diagnose, next_free_port, phase_of, phase_sequence, \
-    port_is_free
-from llmdesk.core.errors import Problem
-from llmdesk.core.launch import LaunchConfig
+from llmdesk.core.base.errors import Problem
+from llmdesk.core.server.diagnose import (CAUSES, Diagnosis, Phase, diagnose, next_free_port, phase_of,
+                                          phase_sequence, port_is_free)
+from llmdesk.core.server.launch import LaunchConfig
 
 RUNS = Path(__file__).resolve().parents[1] / "data" / "vllm-runs"
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"

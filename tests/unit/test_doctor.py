@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 import llmdesk
-from llmdesk.core import doctor
-from llmdesk.core.doctor import Check, DoctorReport, run_doctor
-from llmdesk.core.errors import Problem
-from llmdesk.core.gpus import PLAN_WITHOUT_GPU, GpuInfo, GpuScan
-from llmdesk.core.runtime import RuntimeSearch, VllmRuntime, managed_runtime_dir
-from llmdesk.core.settings import Settings, save_settings, settings_path
+from llmdesk.core.base.errors import Problem
+from llmdesk.core.base.settings import Settings, save_settings, settings_path
+from llmdesk.core.doctor import checks as doctor
+from llmdesk.core.doctor.checks import Check, DoctorReport, run_doctor
+from llmdesk.core.machine.gpus import PLAN_WITHOUT_GPU, GpuInfo, GpuScan
+from llmdesk.core.server.runtime import RuntimeSearch, VllmRuntime, managed_runtime_dir
 
 GIB = 1024**3
 Usage = namedtuple("Usage", "total used free")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from llmdesk.core import downloads
-from llmdesk.core.downloads import (CANCELLED, DONE, FAILED, QUEUED, Download, DownloadQueue, check_disk_space,
-                                    plan_download, vllm_files)
-from llmdesk.core.errors import BadInput, ProblemError
+from llmdesk.core.base.errors import BadInput, ProblemError
+from llmdesk.core.hub.downloads import (CANCELLED, DONE, FAILED, QUEUED, Download, DownloadQueue, check_disk_space,
+                                        plan_download, vllm_files)
+from llmdesk.core.hub import downloads
 from tests.fakes.hub_server import SHA, HubStandIn
 from tests.unit.test_model_source import point_hub_client_at
 

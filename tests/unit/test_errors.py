@@ -1,4 +1,4 @@
-from llmdesk.core.errors import BadInput, Problem, ProblemError, problem_from_exception
+from llmdesk.core.base.errors import BadInput, Problem, ProblemError, problem_from_exception
 
 
 def test_problem_errors_keep_their_words():

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from llmdesk.core.errors import BadInput
-from llmdesk.core.fit import (BLOCK_SIZE, VERDICT_FITS, VERDICT_NEEDS_TP, VERDICT_NO, VERDICT_SHORTER,
-                              VERDICT_UNSUPPORTED, LaunchSettings, ModelSpec, plan_fit, request_kv_bytes,
-                              vllm_batch_defaults)
-from llmdesk.core.gpu_catalogue import find_gpu
-from llmdesk.core.model_config import geometry_from_config
-from llmdesk.core.parameters import total_parameters
-from llmdesk.core.quant import detect_format
-from llmdesk.core.units import GIB
+from llmdesk.core.base.errors import BadInput
+from llmdesk.core.base.units import GIB
+from llmdesk.core.fit.memory_model import (BLOCK_SIZE, VERDICT_FITS, VERDICT_NEEDS_TP, VERDICT_NO, VERDICT_SHORTER,
+                                           VERDICT_UNSUPPORTED, LaunchSettings, ModelSpec, plan_fit,
+                                           request_kv_bytes, vllm_batch_defaults)
+from llmdesk.core.fit.model_config import geometry_from_config
+from llmdesk.core.fit.parameters import total_parameters
+from llmdesk.core.fit.quant import detect_format
+from llmdesk.core.machine.gpu_catalogue import find_gpu
 
 CONFIGS = Path(__file__).resolve().parents[1] / "data" / "configs"
 

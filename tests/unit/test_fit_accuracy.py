@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llmdesk.core.fit import VERDICT_FITS
+from llmdesk.core.fit.memory_model import VERDICT_FITS
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "fit_accuracy.py"
 spec = importlib.util.spec_from_file_location("fit_accuracy", BENCH)

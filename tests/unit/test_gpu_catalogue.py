@@ -2,11 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from llmdesk.core.errors import BadInput
-from llmdesk.core.gpu_catalogue import (
-    CATALOGUE, CatalogueGpu, UnknownGpu, close_matches, find_gpu, match_detected,
-)
-from llmdesk.core.gpus import GpuInfo
+from llmdesk.core.base.errors import BadInput
+from llmdesk.core.machine.gpu_catalogue import (CATALOGUE, CatalogueGpu, UnknownGpu, close_matches, find_gpu,
+                                                match_detected)
+from llmdesk.core.machine.gpus import GpuInfo
 
 MIB = 1024**2
 

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from llmdesk.core.diagnose import diagnose
-from llmdesk.core.launch import LaunchConfig
-from llmdesk.core.metrics import MetricsWindow, parse_metrics
+from llmdesk.core.metrics.scrape import parse_metrics
+from llmdesk.core.metrics.window import MetricsWindow
+from llmdesk.core.server.diagnose import diagnose
+from llmdesk.core.server.launch import LaunchConfig
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "gpu-e2e"
 

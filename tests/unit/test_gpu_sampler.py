@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from llmdesk.core.gpus import GpuSampler, scan_gpus
+from llmdesk.core.machine.gpus import GpuSampler, scan_gpus
 from tests.fakes.fake_nvml import H100, L4, MIB, FakeDevice, FakeNvml
 
 

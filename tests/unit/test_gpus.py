@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from llmdesk.core.errors import Problem
-from llmdesk.core.gpus import GpuInfo, GpuScan, scan_gpus
+from llmdesk.core.base.errors import Problem
+from llmdesk.core.machine.gpus import GpuInfo, GpuScan, scan_gpus
 from tests.fakes.fake_nvml import H100, L4, MIB, FakeDevice, FakeNvml
 
 

@@ -6,14 +6,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from llmdesk.core.errors import BadInput, Problem, ProblemError
-from llmdesk.core.fit import LaunchSettings, ModelSpec
-from llmdesk.core.gpu_catalogue import find_gpu
-from llmdesk.core.hub import (RELATION_BASE, RELATION_LINEAGE, RELATION_NAME, SearchQuery, Variant, base_models_of,
-                              card_head, evaluate_variants, find_variant_ids, hub_errors, model_detail,
-                              num_parameters_filter, quant_suffix, rank_variants, refit_variants, search_models)
-from llmdesk.core.model_config import geometry_from_config
-from llmdesk.core.quant import detect_format
+from llmdesk.core.base.errors import BadInput, Problem, ProblemError
+from llmdesk.core.fit.memory_model import LaunchSettings, ModelSpec
+from llmdesk.core.fit.model_config import geometry_from_config
+from llmdesk.core.fit.quant import detect_format
+from llmdesk.core.hub.access import hub_errors
+from llmdesk.core.hub.details import base_models_of, card_head, model_detail
+from llmdesk.core.hub.search import SearchQuery, num_parameters_filter, search_models
+from llmdesk.core.hub.variants import (RELATION_BASE, RELATION_LINEAGE, RELATION_NAME, Variant, evaluate_variants,
+                                       find_variant_ids, quant_suffix, rank_variants, refit_variants)
+from llmdesk.core.machine.gpu_catalogue import find_gpu
 from tests.fakes.hub_fixtures import (AWQ_CONFIG, CONFIGS, FP8_DYNAMIC_CONFIG, QWEN_PARAMETERS, WEIGHT_BYTES, Catalogue,
                                       add_catalogue, gptq_config)
 from tests.fakes.hub_server import HubStandIn

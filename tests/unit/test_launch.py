@@ -4,10 +4,10 @@ import dataclasses
 
 import pytest
 
-from llmdesk.core.errors import Problem
-from llmdesk.core.fit import VERDICT_SHORTER, LaunchSettings, plan_fit
-from llmdesk.core.launch import (PRESETS, LaunchConfig, LoraAdapter, build_vllm_command, child_environment,
-                                 config_from_fit, is_loopback)
+from llmdesk.core.base.errors import Problem
+from llmdesk.core.fit.memory_model import VERDICT_SHORTER, LaunchSettings, plan_fit
+from llmdesk.core.server.launch import (PRESETS, LaunchConfig, LoraAdapter, build_vllm_command, child_environment,
+                                        config_from_fit, is_loopback)
 from tests.unit.test_fit import LLAMA8B, LLAMA70B, gpus, spec
 
 PY = "/opt/vllm/bin/python"

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from llmdesk.core.downloads import DONE, FAILED, Download
-from llmdesk.core.errors import BadInput
-from llmdesk.core.library import SOURCE_FOLDER, SOURCE_HF_CACHE, delete_model, find_models, scan_library
+from llmdesk.core.base.errors import BadInput
+from llmdesk.core.hub.downloads import DONE, FAILED, Download
+from llmdesk.core.hub.library import SOURCE_FOLDER, SOURCE_HF_CACHE, delete_model, find_models, scan_library
 from tests.fakes.hub_server import SHA, HubStandIn
 from tests.unit.test_downloads import CONFIG, DENSE_FILES, LFS, SHARD1, SHARD2
 from tests.unit.test_model_source import point_hub_client_at, safetensors_file
@@ -112,8 +112,8 @@ def test_delete_refuses_folders_that_are_not_one_model(tmp_path):
 
 def test_a_fit_check_leaves_no_model_in_the_library(monkeypatch):
     """Reading a repo's config.json for a fit puts it in the HF cache; that is not a model on disk."""
-    from llmdesk.core.library import scan_library
-    from llmdesk.core.model_source import load_model_spec
+    from llmdesk.core.hub.library import scan_library
+    from llmdesk.core.hub.model_source import load_model_spec
     from tests.fakes.hub_fixtures import add_qwen_family
     from tests.fakes.hub_server import HubStandIn
     from tests.unit.test_model_source import point_hub_client_at

@@ -1,4 +1,4 @@
-"""core/metrics.py: parsing real vLLM 0.26 /metrics texts (tests/data/metrics) and the figures derived from them."""
+"""core/metrics: parsing real vLLM 0.26 /metrics texts (tests/data/metrics) and the figures derived from them."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from llmdesk.core.metrics import (CSV_COLUMNS, E2E, FINISHED, GENERATION_TOKENS, ITL, KV_USAGE, PREFIX_HITS,
-                                  PREFIX_QUERIES, PROMPT_BY_SOURCE, PROMPT_TOKENS, SERIES_KEYS, TTFT, Histogram,
-                                  MetricsWindow, UnreadableMetrics, parse_metrics, root_url)
+from llmdesk.core.metrics.scrape import (E2E, FINISHED, GENERATION_TOKENS, ITL, KV_USAGE, PREFIX_HITS,
+                                         PREFIX_QUERIES, PROMPT_BY_SOURCE, PROMPT_TOKENS, TTFT, Histogram,
+                                         UnreadableMetrics, parse_metrics)
+from llmdesk.core.metrics.window import CSV_COLUMNS, SERIES_KEYS, MetricsWindow
+from llmdesk.core.server.endpoint import root_url
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "metrics"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from llmdesk.core.fit import kv_bytes_per_token_per_layer
-from llmdesk.core.model_config import FULL, SLIDING, BadModelConfig, geometry_from_config
-from llmdesk.core.parameters import split_parameters, total_parameters
+from llmdesk.core.fit.memory_model import kv_bytes_per_token_per_layer
+from llmdesk.core.fit.model_config import FULL, SLIDING, BadModelConfig, geometry_from_config
+from llmdesk.core.fit.parameters import split_parameters, total_parameters
 
 CONFIGS = Path(__file__).resolve().parents[1] / "data" / "configs"
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from llmdesk.core.errors import BadInput, ProblemError
-from llmdesk.core.model_config import BadModelConfig
-from llmdesk.core.model_source import (SOURCE_ESTIMATE, SOURCE_GIVEN, SOURCE_HEADERS, SOURCE_HUB_PARAMETERS,
-                                       SOURCE_INDEX, load_model_spec)
+from llmdesk.core.base.errors import BadInput, ProblemError
+from llmdesk.core.fit.model_config import BadModelConfig
+from llmdesk.core.hub.model_source import (SOURCE_ESTIMATE, SOURCE_GIVEN, SOURCE_HEADERS, SOURCE_HUB_PARAMETERS,
+                                           SOURCE_INDEX, load_model_spec)
 from tests.fakes.hub_server import HubStandIn
 
 CONFIGS = Path(__file__).resolve().parents[1] / "data" / "configs"

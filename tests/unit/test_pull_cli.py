@@ -140,7 +140,7 @@ def test_progress_is_one_updating_line_on_a_terminal_and_plain_lines_elsewhere()
     from types import SimpleNamespace
 
     from llmdesk.commands.pull import ProgressPrinter
-    from llmdesk.core.downloads import DownloadProgress
+    from llmdesk.core.hub.downloads import DownloadProgress
 
     plan = SimpleNamespace(files=[1, 2], total_bytes=2 * 1024**3, complete_bytes=0, partial_bytes=512 * 1024**2,
                            snapshot_dir=Path("/cache/snap"))

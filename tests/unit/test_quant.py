@@ -4,16 +4,9 @@ import json
 
 import pytest
 
-from llmdesk.core.errors import BadInput
-from llmdesk.core.quant import (
-    ACCEPTED_QUANTIZATION,
-    GpuSupport,
-    QuantFormat,
-    UnsupportedQuantization,
-    detect_format,
-    gpu_support,
-    online_format,
-)
+from llmdesk.core.base.errors import BadInput
+from llmdesk.core.fit.quant import (ACCEPTED_QUANTIZATION, GpuSupport, QuantFormat, UnsupportedQuantization,
+                                    detect_format, gpu_support, online_format)
 
 # Exact blocks from shared/reference/hub.md 2.3.
 AWQ = {"bits": 4, "group_size": 128, "modules_to_not_convert": None, "quant_method": "awq",

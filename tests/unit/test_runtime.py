@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from llmdesk.core import runtime
-from llmdesk.core.runtime import (RuntimeSearch, VllmRuntime, find_vllm_runtime,
-                                  interpreter_of_script, managed_runtime_dir, vllm_version_of)
+from llmdesk.core.server import runtime
+from llmdesk.core.server.runtime import (RuntimeSearch, VllmRuntime, find_vllm_runtime, interpreter_of_script,
+                                         managed_runtime_dir, vllm_version_of)
 
 NOT_INSTALLED = ("echo 'importlib.metadata.PackageNotFoundError: No package metadata was found "
                  "for vllm' >&2; exit 1")

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from llmdesk.core import paths, runtime
-from llmdesk.core.errors import BadInput, ProblemError
-from llmdesk.core.runtime_install import (STEP_CHECKING, STEP_CREATING, STEP_DONE, STEP_FAILED,
-                                          STEP_INSTALLING, InstallProgress, check_base_python,
-                                          find_base_python, install_managed_runtime)
+from llmdesk.core.base import paths
+from llmdesk.core.base.errors import BadInput, ProblemError
+from llmdesk.core.server import runtime
+from llmdesk.core.server.runtime_install import (STEP_CHECKING, STEP_CREATING, STEP_DONE, STEP_FAILED,
+                                                 STEP_INSTALLING, InstallProgress, check_base_python,
+                                                 find_base_python, install_managed_runtime)
 
 NO_INDEX = ["--no-index"]
 
@@ -156,7 +157,7 @@ async def test_other_pip_failures_show_the_last_lines(tmp_path):
 
 @pytest.mark.asyncio
 async def test_disk_full_is_recognised(tmp_path, monkeypatch):
-    from llmdesk.core import runtime_install
+    from llmdesk.core.server import runtime_install
 
     async def full(argv, on_line):
         on_line("ERROR: Could not install packages due to an OSError: [Errno 28] "
@@ -254,7 +255,7 @@ def test_no_suitable_python(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     found, tried = find_base_python(path_env=str(tmp_path))
     assert found is None and tried == [("PATH", "no python3 found")]
-    from llmdesk.core import runtime_install
+    from llmdesk.core.server import runtime_install
 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ProblemError) as caught:

@@ -2,9 +2,9 @@ import stat
 
 import pytest
 
-from llmdesk.core import secrets
-from llmdesk.core.secrets import (SOURCE_ENV, SOURCE_FILE, SOURCE_KEYRING, StoredToken, forget_hf_token,
-                                  hf_token_file, load_hf_token, save_hf_token)
+from llmdesk.core.base import secrets
+from llmdesk.core.base.secrets import (SOURCE_ENV, SOURCE_FILE, SOURCE_KEYRING, StoredToken, forget_hf_token,
+                                       hf_token_file, load_hf_token, save_hf_token)
 
 
 class MemoryKeyring:
@@ -69,7 +69,7 @@ def test_the_real_keyring_module_on_a_headless_machine_is_not_used():
 
 
 def test_the_server_api_key_is_kept_0600_without_a_keyring(no_keyring):
-    from llmdesk.core.secrets import load_server_api_key, save_server_api_key
+    from llmdesk.core.base.secrets import load_server_api_key, save_server_api_key
     assert load_server_api_key() is None
     where = save_server_api_key("sk-llmdesk-abc")
     assert where.startswith("key file ") and load_server_api_key() == "sk-llmdesk-abc"

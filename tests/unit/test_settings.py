@@ -1,9 +1,9 @@
 import json
 import stat
 
-from llmdesk.core import paths
-from llmdesk.core.settings import (SETTINGS_SCHEMA_VERSION, AppState, Settings, load_settings, load_state,
-                                   save_settings, save_state, settings_path, state_path)
+from llmdesk.core.base import paths
+from llmdesk.core.base.settings import (SETTINGS_SCHEMA_VERSION, AppState, Settings, load_settings, load_state,
+                                        save_settings, save_state, settings_path, state_path)
 
 
 def test_defaults_when_nothing_is_saved():

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from llmdesk.core.vllm_memory_log import MemoryLines, parse_memory_lines
+from llmdesk.core.fit.vllm_memory_log import MemoryLines, parse_memory_lines
 
 RUNS = Path(__file__).resolve().parents[1] / "data" / "vllm-runs"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from llmdesk.core import runtime
+from llmdesk.core.server import runtime
 from tests.fakes.vllm_standin.runtime import make_fake_runtime, serve_argv
 from tests.fakes.standin_server import free_port
 
@@ -259,7 +259,7 @@ def test_slow_start_and_sigint_while_loading(tmp_path, cleanup):
 
 
 def test_the_apps_full_launch_line_is_accepted(tmp_path, cleanup, monkeypatch):
-    from llmdesk.core.launch import LaunchConfig, LoraAdapter, build_vllm_command
+    from llmdesk.core.server.launch import LaunchConfig, LoraAdapter, build_vllm_command
 
     port = free_port()
     config = LaunchConfig(model="/models/demo", served_model_name="demo", port=port, api_key="k",

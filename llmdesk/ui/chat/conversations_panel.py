@@ -15,8 +15,8 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QMenu, QPushButton, QVBoxLayout, QWidget)
 
-from llmdesk.core.conversations import ConversationStore, ConversationSummary, to_markdown
-from llmdesk.core.errors import BadInput, Problem
+from llmdesk.core.base.errors import BadInput, Problem
+from llmdesk.core.chat.conversations import ConversationStore, ConversationSummary, to_markdown
 from llmdesk.ui.tasks import TaskRunner
 
 CONFIRM_MS = 5000

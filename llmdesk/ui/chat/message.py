@@ -7,8 +7,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
-from llmdesk.core.chat_session import stats_text
-from llmdesk.ui.markdown_view import MarkdownView
+from llmdesk.core.chat.session import stats_text
+from llmdesk.ui.chat.markdown_view import MarkdownView
 
 STATE_NOTES = {
     "stopped": "Stopped",

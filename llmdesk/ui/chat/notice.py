@@ -8,7 +8,7 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from llmdesk.core.errors import Problem
+from llmdesk.core.base.errors import Problem
 
 
 class ChatNotice(QFrame):

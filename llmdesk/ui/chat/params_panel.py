@@ -11,10 +11,10 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
                                QPushButton, QVBoxLayout, QWidget)
 
-from llmdesk.core.chat import ChatParams
-from llmdesk.core.chat_session import (PARAM_FIELDS, PRESETS, format_param, params_from_dict,
-                                       params_to_dict, parse_param, parse_stop)
-from llmdesk.core.errors import ProblemError
+from llmdesk.core.base.errors import ProblemError
+from llmdesk.core.chat.client import ChatParams
+from llmdesk.core.chat.session import (PARAM_FIELDS, PRESETS, format_param, params_from_dict, params_to_dict,
+                                       parse_param, parse_stop)
 from llmdesk.ui.widgets import section_title
 
 CUSTOM = "Custom"

@@ -17,12 +17,12 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
                                QPushButton, QScrollArea, QSplitter, QToolButton, QVBoxLayout, QWidget)
 
-from llmdesk.core.chat import (ChatClient, ContextTooLong, ModelNotFound, ServerUnreachable, StreamInterrupted,
-                               Unauthorized, default_base_url, normalise_base_url)
-from llmdesk.core.chat_session import Turn, oldest_droppable, params_from_dict, params_to_dict, request_messages
-from llmdesk.core.conversations import Conversation, ConversationStore
-from llmdesk.core.errors import Problem, ProblemError
-from llmdesk.core.supervisor import ServerState, ServerStatus
+from llmdesk.core.base.errors import Problem, ProblemError
+from llmdesk.core.chat.client import ChatClient, ContextTooLong, ModelNotFound, StreamInterrupted
+from llmdesk.core.chat.conversations import Conversation, ConversationStore
+from llmdesk.core.chat.session import Turn, oldest_droppable, params_from_dict, params_to_dict, request_messages
+from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, default_base_url, normalise_base_url
+from llmdesk.core.server.supervisor import ServerState, ServerStatus
 from llmdesk.ui.chat.conversations_panel import ConversationsPanel
 from llmdesk.ui.chat.message import MessageWidget
 from llmdesk.ui.chat.notice import ChatNotice

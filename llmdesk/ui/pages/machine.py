@@ -8,10 +8,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
                                QPushButton, QVBoxLayout, QWidget)
 
-from llmdesk.core.doctor import DoctorReport
-from llmdesk.core.gpu_catalogue import CATALOGUE
-from llmdesk.core.gpus import GpuInfo, GpuScan
-from llmdesk.core.units import format_gib
+from llmdesk.core.base.units import format_gib
+from llmdesk.core.doctor.checks import DoctorReport
+from llmdesk.core.machine.gpu_catalogue import CATALOGUE
+from llmdesk.core.machine.gpus import GpuInfo, GpuScan
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.widgets import fill_with_scrolling, page_header, section_title, status_glyph
 

@@ -18,17 +18,6 @@ class PlannedPage:
 
 
 PLANNED_PAGES = (
-    PlannedPage("dashboard", "Dashboard", "Live figures from vLLM's /metrics and the GPUs.", (
-        "Prompt and generation tokens per second, requests running and waiting.",
-        "KV-cache usage, prefix-cache hit rate, preemptions.",
-        "Time to first token, inter-token latency and end-to-end latency (p50/p95).",
-        "GPU utilisation, memory, temperature and power; CSV export.",
-    )),
-    PlannedPage("chat", "Chat", "A streaming playground for the model you serve.", (
-        "Multi-turn chat with a system prompt and sampling parameters.",
-        "Time to first token and tokens per second for every answer.",
-        "Conversations saved locally; export to Markdown or JSON.",
-    )),
     PlannedPage("benchmark", "Benchmark", "How the server holds up under concurrent load.", (
         "Concurrency sweeps (1, 16, 64 … requests) with throughput and latency percentiles.",
         "Cost per million tokens from your power draw, next to API prices.",

@@ -13,15 +13,15 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
-from llmdesk.core.diagnose import Diagnosis
-from llmdesk.core.errors import Problem
-from llmdesk.core import secrets
-from llmdesk.core.fit import LaunchSettings, plan_fit
-from llmdesk.core.launch import PRESETS, LaunchConfig, LoraAdapter, config_from_fit, is_loopback
-from llmdesk.core.model_source import load_model_spec
-from llmdesk.ui.fit_panel import FitPanel
-from llmdesk.core.supervisor import Leftover, ServerState, ServerStatus, find_leftover, stop_leftover
+from llmdesk.core.base import secrets
+from llmdesk.core.base.errors import Problem
+from llmdesk.core.fit.memory_model import LaunchSettings, plan_fit
+from llmdesk.core.hub.model_source import load_model_spec
+from llmdesk.core.server.diagnose import Diagnosis
+from llmdesk.core.server.launch import PRESETS, LaunchConfig, LoraAdapter, config_from_fit, is_loopback
+from llmdesk.core.server.supervisor import Leftover, ServerState, ServerStatus, find_leftover, stop_leftover
 from llmdesk.ui.context import AppContext
+from llmdesk.ui.fit.panel import FitPanel
 from llmdesk.ui.widgets import page_header, scroll_area
 
 LOG_FLUSH_MS = 100  # vLLM can print hundreds of lines a second at start: append in batches
@@ -375,7 +375,7 @@ class ServerPage(QWidget):
             self.ctx.tasks.run(self._preview(source), "checking whether the model fits")
 
     async def _preview(self, source: str) -> None:
-        from llmdesk.core.errors import ProblemError
+        from llmdesk.core.base.errors import ProblemError
 
         if source not in self._spec_cache:
             try:
@@ -401,7 +401,7 @@ class ServerPage(QWidget):
         self.use_fit.setVisible(bool(self.report.suggested_args))
 
     def _gpus(self):
-        from llmdesk.core.gpu_catalogue import CATALOGUE
+        from llmdesk.core.machine.gpu_catalogue import CATALOGUE
 
         scan = self.ctx.machine.scan
         count = max(self.tp.value(), 1)
@@ -464,7 +464,7 @@ class ServerPage(QWidget):
         self.ctx.tasks.run(self._start(config), "starting the server")
 
     async def _start(self, config: LaunchConfig) -> None:
-        from llmdesk.core.errors import ProblemError
+        from llmdesk.core.base.errors import ProblemError
 
         try:
             await self.ctx.start_server(config)
@@ -476,7 +476,7 @@ class ServerPage(QWidget):
 
     # -- installing vLLM
     def _offer_install(self, problem) -> None:
-        from llmdesk.core.runtime import TESTED_VLLM
+        from llmdesk.core.server.runtime import TESTED_VLLM
 
         self._show_problem_text(problem.title, problem.explanation)
         self.install_note.setText(f"llmdesk can install vLLM {TESTED_VLLM} into its own environment: about 4 GB "
@@ -497,7 +497,7 @@ class ServerPage(QWidget):
         self._install_task = self.ctx.tasks.run(self._install(), "installing vLLM")
 
     async def _install(self) -> None:
-        from llmdesk.core.runtime_install import install_managed_runtime
+        from llmdesk.core.server.runtime_install import install_managed_runtime
 
         def progress(p) -> None:
             if p.line:

@@ -9,9 +9,9 @@ import ipaddress
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from llmdesk.core import secrets
-from llmdesk.core import settings as settings_store
-from llmdesk.core.settings import Settings
+from llmdesk.core.base import secrets
+from llmdesk.core.base import settings as settings_store
+from llmdesk.core.base.settings import Settings
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.widgets import fill_with_scrolling, page_header, section_title
 

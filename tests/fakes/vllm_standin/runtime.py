@@ -7,7 +7,7 @@ machine's interpreter (``sys.executable`` when the wrapper is written) with the 
     folder/python -c "import importlib.metadata as m; print(m.version('vllm'))"   # 0.26.0
     folder/python -m vllm.entrypoints.cli.main serve MODEL --host 127.0.0.1 --port P ...
 
-and ``llmdesk.core.runtime.vllm_version_of(str(folder / "python"))`` returns the version. The
+and ``llmdesk.core.server.runtime.vllm_version_of(str(folder / "python"))`` returns the version. The
 server itself is ``site/vllm/_standin.py`` (standard library only); its behaviour is chosen by
 environment variables, which the wrapper sets as defaults (``${VAR:-default}``: a value already
 in the environment wins, so one wrapper can be driven into several modes):

@@ -1,0 +1,37 @@
+"""The app's log file: where tracebacks go instead of the user's face."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+from pathlib import Path
+
+from llmdesk.core.base import paths
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_file() -> Path:
+    return paths.log_dir() / "llmdesk.log"
+
+
+def setup_logging(level: int = logging.INFO) -> Path | None:
+    """Log to a rotating file; returns its path, or None if the folder cannot be written."""
+    root = logging.getLogger()
+    path = log_file()
+    for handler in [h for h in root.handlers if getattr(h, "_llmdesk", False)]:
+        if Path(handler.baseFilename) == path:
+            return path
+        root.removeHandler(handler)  # the log folder moved (LLMDESK_HOME changed)
+        handler.close()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3,
+                                                       encoding="utf-8")
+    except OSError:
+        return None
+    handler.setFormatter(logging.Formatter(_FORMAT))
+    handler._llmdesk = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    return path

@@ -1,0 +1,164 @@
+"""Typed settings on disk: user choices (settings.json) kept apart from app state (state.json).
+
+Loading is tolerant: unknown keys are dropped, missing keys take their defaults, a value of the
+wrong type falls back to its default, and a file that cannot be parsed is moved aside with a
+notice. Nothing here ever crashes the app.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+import time
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from llmdesk.core.base import paths
+
+log = logging.getLogger(__name__)
+
+SETTINGS_SCHEMA_VERSION = 1
+STATE_SCHEMA_VERSION = 1
+THEMES = ("system", "light", "dark")
+
+
+@dataclass
+class Settings:
+    """What the user chose. Secrets (HF token, API keys) never live here: they go to the keyring."""
+
+    theme: str = "system"
+    runtime_python: str = ""  # a Python that has vLLM; empty = look in the usual places
+    models_dir: str = ""  # where downloads go; empty = the Hugging Face cache
+    model_folders: list[str] = field(default_factory=list)  # more folders with models, listed in the library
+    server_host: str = "127.0.0.1"
+    server_port: int = 8000
+    gpu_memory_utilization: float = 0.92
+    metrics_interval_s: float = 1.0
+    planning_gpu: str = ""  # a catalogue key to plan for when no GPU is present
+
+    def problems(self) -> list[str]:
+        """Values that load fine as types but make no sense; the UI shows them next to the field."""
+        found = []
+        if self.theme not in THEMES:
+            found.append(f"theme must be one of {', '.join(THEMES)}")
+        if not 1 <= self.server_port <= 65535:
+            found.append("server_port must be between 1 and 65535")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            found.append("gpu_memory_utilization must be in (0, 1]")
+        if not 0.25 <= self.metrics_interval_s <= 5:
+            found.append("metrics_interval_s must be between 0.25 and 5 seconds")
+        return found
+
+
+@dataclass
+class AppState:
+    """What the app remembers by itself between runs."""
+
+    window_geometry: str = ""  # QWidget.saveGeometry() as base64
+    last_page: str = ""
+    recent_models: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoadNotice:
+    """Told to the user once: their file was unreadable and has been moved aside."""
+
+    path: Path
+    moved_to: Path
+    reason: str
+
+    def message(self) -> str:
+        return (f"{self.path.name} could not be read ({self.reason}); it was moved to "
+                f"{self.moved_to.name} and defaults are used.")
+
+
+T = TypeVar("T")
+
+
+def settings_path() -> Path:
+    return paths.config_dir() / "settings.json"
+
+
+def state_path() -> Path:
+    return paths.state_dir() / "state.json"
+
+
+def load_settings(path: Path | None = None) -> tuple[Settings, LoadNotice | None]:
+    return _load(Settings, path or settings_path())
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> None:
+    _save(settings, path or settings_path(), SETTINGS_SCHEMA_VERSION)
+
+
+def load_state(path: Path | None = None) -> tuple[AppState, LoadNotice | None]:
+    return _load(AppState, path or state_path())
+
+
+def save_state(state: AppState, path: Path | None = None) -> None:
+    _save(state, path or state_path(), STATE_SCHEMA_VERSION)
+
+
+def _load(cls: type[T], path: Path) -> tuple[T, LoadNotice | None]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:
+        return cls(), None
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return cls(), _move_aside(path, exc)
+    return _from_dict(cls, raw.get("values", {})), None
+
+
+def _from_dict(cls: type[T], values: Any) -> T:
+    if not isinstance(values, dict):
+        return cls()
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in values and _has_type(values[f.name], hints[f.name]):
+            kwargs[f.name] = values[f.name]
+    return cls(**kwargs)
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_has_type(v, item) for v in value)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _move_aside(path: Path, exc: Exception) -> LoadNotice:
+    moved_to = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        path.replace(moved_to)
+    except OSError:
+        log.exception("could not move %s aside", path)
+    log.warning("moved unreadable %s to %s: %s", path, moved_to, exc)
+    return LoadNotice(path, moved_to, str(exc) or type(exc).__name__)
+
+
+def _save(obj: Any, path: Path, schema_version: int) -> None:
+    """Write atomically (temp file + rename) so a crash mid-write never leaves a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"schema_version": schema_version, "values": dataclasses.asdict(obj)}
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(payload, out, indent=2, sort_keys=True)
+            out.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

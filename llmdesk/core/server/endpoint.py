@@ -1,0 +1,89 @@
+"""Where an OpenAI-compatible server is reached, and the errors of reaching it.
+
+The app's own server (recorded in ``server.json`` by the supervisor) or any URL a person gives:
+``normalise_base_url`` turns every accepted spelling into a ``…/v1`` base, ``root_url`` gives the
+server root where ``/health`` and ``/metrics`` live. Chat and metrics both reach servers through
+these, so the two packages stay independent of each other.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from llmdesk.core.base import paths
+from llmdesk.core.base.errors import BadInput, Problem, ProblemError
+
+DEFAULT_ROOT_URL = "http://127.0.0.1:8000"
+
+
+class ServerUnreachable(ProblemError):
+    """Nothing answers at the URL (connection refused, unknown host, time-out on connect)."""
+
+
+class Unauthorized(ProblemError):
+    """401: the API key is wrong or missing."""
+
+
+def base_url(host: str, port: int) -> str:
+    """Where to reach the server from this machine (a wildcard address is reached on loopback)."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def normalise_base_url(url: str) -> str:
+    """``http://h:8000``, ``http://h:8000/v1`` and ``http://h:8000/v1/`` all give ``http://h:8000/v1``.
+
+    A URL without a scheme gets ``http://``. Any other path is kept, with ``/v1`` added unless it
+    already ends with it (``https://proxy/llm`` → ``https://proxy/llm/v1``)."""
+    text = (url or "").strip()
+    if not text:
+        raise BadInput(Problem("No server URL", "The server URL is empty.",
+                               f"Give the server's address, e.g. {DEFAULT_ROOT_URL}."))
+    if "://" not in text:
+        text = "http://" + text
+    try:
+        parsed = httpx.URL(text)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise BadInput(Problem("Not a URL", f"{url!r} is not a valid URL ({exc}).",
+                               f"Give the server's address, e.g. {DEFAULT_ROOT_URL}.")) from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise BadInput(Problem("Not an HTTP URL", f"{url!r} is not an http:// or https:// address.",
+                               f"Give the server's address, e.g. {DEFAULT_ROOT_URL}."))
+    text = text.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+    if not text.endswith("/v1"):
+        text += "/v1"
+    return text
+
+
+def default_base_url() -> str:
+    """The server the app manages (``server.json`` in the state folder), else 127.0.0.1:8000, as a /v1 URL."""
+    try:
+        data = json.loads((paths.state_dir() / "server.json").read_text(encoding="utf-8"))
+        port = data.get("port")
+        if isinstance(port, int):
+            return normalise_base_url(base_url(str(data.get("host") or ""), port))
+    except (OSError, ValueError, AttributeError):
+        pass
+    return normalise_base_url(DEFAULT_ROOT_URL)
+
+
+def managed_model_name() -> str | None:
+    """The served model name recorded in ``server.json``, if the app manages a server."""
+    try:
+        data = json.loads((paths.state_dir() / "server.json").read_text(encoding="utf-8"))
+        name = data.get("served_model_name") or data.get("model")
+        return name if isinstance(name, str) and name else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def root_url(base_url: str) -> str:
+    """``http://h:8000``, ``http://h:8000/v1`` → ``http://h:8000`` (where /metrics lives)."""
+    return normalise_base_url(base_url)[: -len("/v1")]

@@ -1,0 +1,367 @@
+"""Creating llmdesk's own virtual environment and installing the tested vLLM release into it.
+
+``install_managed_runtime()`` makes a venv (default: ``runtime.managed_runtime_dir()``, where
+``find_vllm_runtime`` already looks) with ``python -m venv`` and runs ``pip install vllm==0.26.0``
+in it, streaming every output line to ``on_progress`` and to a log file. vLLM 0.26.0 pulls in
+PyTorch and the CUDA libraries: about 4 GB to download and about 8 GB on disk
+(shared/reference/qt.md 1c). It needs CPython >= 3.10 and < 3.15.
+
+Qt-free and async: the subprocesses are read in a worker thread and ``on_progress`` is called on
+the event loop's thread (safe for widgets under qasync). Cancelling the coroutine SIGKILLs the
+pip (or venv) process group; the partial venv left behind is reused (or recreated) by a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from llmdesk.core.base import paths
+from llmdesk.core.base.errors import BadInput, Problem, ProblemError
+from llmdesk.core.server import runtime
+
+STEP_CREATING = "creating the environment"
+STEP_INSTALLING = "installing vLLM"
+STEP_CHECKING = "checking"
+STEP_DONE = "done"
+STEP_FAILED = "failed"
+
+MIN_PYTHON = (3, 10)
+MAX_PYTHON_EXCLUSIVE = (3, 15)  # vLLM 0.26: Requires-Python <3.15,>=3.10
+# Preferred first: the versions PyTorch and vLLM publish wheels for most reliably.
+PYTHON_NAMES = ("python3.12", "python3.11", "python3.13", "python3.10", "python3.14", "python3",
+                "python")
+# vLLM 0.26.0 resolves to about 170 distributions; each gives a "Collecting" and a "Downloading"
+# (or "Using cached") line. Only used for a rough fraction.
+_EXPECTED_EVENTS = 340
+_TAIL_LINES = 40
+_PROBE_CODE = ("import sys, platform, venv, ensurepip; "
+               "print(platform.python_implementation(), *sys.version_info[:3])")
+
+_NO_SPACE = ("No space left on device", "[Errno 28]")
+_NO_INDEX = ("Could not find a version that satisfies", "No matching distribution found",
+             "Failed to establish a new connection", "Max retries exceeded",
+             "Temporary failure in name resolution", "Name or service not known",
+             "NewConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
+             "Connection refused", "Network is unreachable")
+_EVENT_RE = re.compile(r"^\s*(Collecting|Downloading|Using cached|Requirement already satisfied)\b")
+
+
+@dataclass(frozen=True)
+class InstallProgress:
+    step: str  # "creating the environment" | "installing vLLM" | "checking" | "done" | "failed"
+    line: str | None = None  # one line of pip's (or venv's) output, as it came
+    fraction: float | None = None  # rough, 0..1; None when unknown
+    problem: Problem | None = None  # set with step "failed"
+
+
+def default_log_path() -> Path:
+    return paths.log_dir() / f"runtime-install-{time.strftime('%Y%m%d-%H%M%S')}.log"
+
+
+def find_base_python(path_env: str | None = None) -> tuple[str | None, list[tuple[str, str]]]:
+    """A CPython 3.10–3.14 with venv and ensurepip: (path, tried) or (None, tried).
+
+    Not sys.executable in a packaged (frozen) app: that is the app itself, not a Python.
+    Blocking (runs each candidate for a moment).
+    """
+    tried: list[tuple[str, str]] = []
+    candidates: list[str] = []
+    if not getattr(sys, "frozen", False) and sys.executable:
+        candidates.append(sys.executable)
+    for name in PYTHON_NAMES:
+        found = shutil.which(name, path=path_env)
+        if found:
+            candidates.append(found)
+    seen: set[str] = set()
+    for python in candidates:
+        key = os.path.normpath(os.path.abspath(python))
+        if key in seen:
+            continue
+        seen.add(key)
+        why = check_base_python(python)
+        if not why:
+            return python, tried
+        tried.append((python, why))
+    if not candidates:
+        tried.append(("PATH", "no python3 found"))
+    return None, tried
+
+
+def check_base_python(python: str, timeout_s: float = 15.0) -> str:
+    """"" when ``python`` can create the runtime's venv, else why not (plain words)."""
+    try:
+        result = subprocess.run([python, "-c", _PROBE_CODE], stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=timeout_s,
+                                env=_clean_env())
+    except subprocess.TimeoutExpired:
+        return f"did not answer within {timeout_s:g} s"
+    except OSError as exc:
+        return f"could not be run ({exc.strerror or exc})"
+    if result.returncode != 0:
+        if "venv" in result.stderr or "ensurepip" in result.stderr:
+            return ("cannot create virtual environments (on Debian/Ubuntu install the "
+                    "python3-venv package)")
+        return "could not be run"
+    words = result.stdout.split()
+    if len(words) != 4 or not all(w.isdigit() for w in words[1:]):
+        return "gave an unexpected answer"
+    version = tuple(int(w) for w in words[1:3])
+    shown = ".".join(words[1:])
+    if words[0] != "CPython":
+        return f"is {words[0]} {shown}, not CPython"
+    if not MIN_PYTHON <= version < MAX_PYTHON_EXCLUSIVE:
+        return f"is Python {shown}; vLLM {runtime.TESTED_VLLM} needs 3.10 to 3.14"
+    return ""
+
+
+async def install_managed_runtime(
+    *,
+    python: str | None = None,
+    spec: str = f"vllm=={runtime.TESTED_VLLM}",
+    target: Path | None = None,
+    extra_pip_args: Sequence[str] = (),
+    on_progress: Callable[[InstallProgress], None] | None = None,
+    log_path: Path | None = None,
+) -> Path:
+    """Create (or reuse) the venv ``target`` and pip-install ``spec`` into it.
+
+    Returns the venv's interpreter (``target/bin/python``), whose vLLM version has been checked.
+    About 4 GB download and 8 GB on disk for vLLM 0.26.0 with PyTorch and CUDA libraries.
+
+    ``python``: the base interpreter (default: a CPython 3.10–3.14 found on PATH; never the
+    frozen app). ``extra_pip_args`` go before ``spec`` (e.g. ``--index-url``). Every output line
+    goes to ``on_progress`` (on the loop thread) and to ``log_path`` (default
+    ``log_dir()/runtime-install-<time>.log``). Failures raise ProblemError (step "failed" is
+    reported first); cancellation kills the process group and re-raises CancelledError.
+    """
+    target = Path(target) if target is not None else runtime.managed_runtime_dir()
+    log_path = Path(log_path) if log_path is not None else default_log_path()
+    report = on_progress or (lambda _p: None)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8") as log:
+        _log(log, f"# llmdesk: installing {spec} into {target}")
+        try:
+            venv_python = await _install(python, spec, target, list(extra_pip_args), report, log,
+                                         log_path)
+        except ProblemError as exc:
+            _log(log, f"# failed: {exc.problem.title}: {exc.problem.explanation}")
+            report(InstallProgress(STEP_FAILED, None, None, exc.problem))
+            raise
+        except asyncio.CancelledError:
+            _log(log, "# cancelled")
+            raise
+        _log(log, f"# done: {venv_python}")
+    report(InstallProgress(STEP_DONE, None, 1.0, None))
+    return venv_python
+
+
+async def _install(python: str | None, spec: str, target: Path, extra: list[str],
+                   report: Callable[[InstallProgress], None], log: IO[str],
+                   log_path: Path) -> Path:
+    report(InstallProgress(STEP_CREATING, None, 0.0, None))
+    base = await asyncio.to_thread(_choose_python, python)
+    _log(log, f"# base interpreter: {base}")
+    venv_python = target / "bin" / "python"
+
+    def creating_line(line: str) -> None:
+        _log(log, line)
+        report(InstallProgress(STEP_CREATING, line, None, None))
+
+    argv = [base, "-m", "venv"]
+    if await asyncio.to_thread(_needs_clear, target, venv_python):
+        argv.append("--clear")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProblemError(_os_problem(exc, target, log_path)) from exc
+    if argv[-1] == "--clear" or not venv_python.exists():
+        _log(log, "$ " + " ".join([*argv, str(target)]))
+        code, tail = await _stream([*argv, str(target)], creating_line)
+        if code != 0:
+            raise ProblemError(_failure_problem("creating the environment", code, tail, spec,
+                                                target, log_path))
+    else:
+        creating_line(f"reusing the existing environment {target}")
+    report(InstallProgress(STEP_CREATING, None, 0.05, None))
+
+    events = 0
+    fraction = 0.05
+
+    def pip_line(line: str) -> None:
+        nonlocal events, fraction
+        _log(log, line)
+        if _EVENT_RE.match(line):
+            events += 1
+            fraction = max(fraction, min(0.85, 0.05 + 0.8 * events / _EXPECTED_EVENTS))
+        elif line.startswith("Installing collected packages"):
+            fraction = max(fraction, 0.9)
+        elif line.startswith("Successfully installed"):
+            fraction = max(fraction, 0.97)
+        report(InstallProgress(STEP_INSTALLING, line, fraction, None))
+
+    pip = [str(venv_python), "-m", "pip", "install", "--progress-bar", "off", "--no-color",
+           *extra, spec]
+    report(InstallProgress(STEP_INSTALLING, None, fraction, None))
+    _log(log, "$ " + " ".join(pip))
+    code, tail = await _stream(pip, pip_line)
+    if code != 0:
+        raise ProblemError(_failure_problem("installing vLLM", code, tail, spec, target, log_path))
+
+    report(InstallProgress(STEP_CHECKING, None, 0.98, None))
+    version = await asyncio.to_thread(runtime.vllm_version_of, str(venv_python))
+    _log(log, f"# vLLM version in {venv_python}: {version}")
+    if version is None:
+        raise ProblemError(Problem(
+            "vLLM was installed but cannot be found",
+            f"pip finished, yet {venv_python} reports no vLLM package.",
+            f"Try again; the details are in {log_path}."))
+    report(InstallProgress(STEP_CHECKING, f"vLLM {version} in {venv_python}", 0.99, None))
+    return venv_python
+
+
+def _choose_python(python: str | None) -> str:
+    if python:
+        resolved = shutil.which(python) or python
+        why = check_base_python(resolved)
+        if why:
+            raise BadInput(Problem(
+                "This Python cannot hold vLLM",
+                f"{python} {why}.",
+                "Choose a CPython 3.10 to 3.14 (for example python3.12)."))
+        return resolved
+    found, tried = find_base_python()
+    if found is None:
+        looked = "; ".join(f"{where}: {why}" for where, why in tried)
+        raise ProblemError(Problem(
+            "No suitable Python found",
+            f"vLLM {runtime.TESTED_VLLM} needs CPython 3.10 to 3.14 to create its environment, "
+            f"and none was found. Looked at: {looked}.",
+            "Install Python 3.12 (with venv support, e.g. the python3-venv package) and try "
+            "again, or name one with --python."))
+    return found
+
+
+def _needs_clear(target: Path, venv_python: Path) -> bool:
+    """True when ``target`` holds a venv that cannot be reused (e.g. its base Python is gone)."""
+    if not target.exists():
+        return False
+    if not (target / "pyvenv.cfg").exists():
+        if any(target.iterdir()):
+            raise ProblemError(Problem(
+                "The runtime folder holds something else",
+                f"{target} exists and is not a virtual environment, so llmdesk will not "
+                "overwrite it.",
+                "Move or delete that folder, then try again."))
+        return False
+    try:
+        result = subprocess.run([str(venv_python), "-m", "pip", "--version"],
+                                stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+                                env=_clean_env())
+    except (OSError, subprocess.TimeoutExpired):
+        return True
+    return result.returncode != 0
+
+
+async def _stream(argv: list[str], on_line: Callable[[str], None]) -> tuple[int, list[str]]:
+    """Run ``argv`` in its own session; each output line to ``on_line`` on the loop thread.
+
+    Returns (exit code, last lines). Cancelling SIGKILLs the whole process group.
+    """
+    loop = asyncio.get_running_loop()
+    tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=_clean_env(),
+                                start_new_session=(os.name == "posix"))
+    except OSError as exc:
+        return 127, [f"could not run {argv[0]}: {exc.strerror or exc}"]
+
+    def deliver(line: str) -> None:
+        tail.append(line)
+        on_line(line)
+
+    def pump() -> int:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            try:
+                loop.call_soon_threadsafe(deliver, line)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                pass
+        return proc.wait()
+
+    try:
+        code = await asyncio.to_thread(pump)
+    except asyncio.CancelledError:
+        runtime.kill_process_group(proc, timeout_s=10, drain=False)  # a thread reads its output
+        raise
+    await asyncio.sleep(0)  # let the last delivered lines run before the caller goes on
+    return code, list(tail)
+
+
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "__PYVENV_LAUNCHER__",
+                        "PYTHONSTARTUP")}
+    env.update(PYTHONUNBUFFERED="1", PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1",
+               NO_COLOR="1")
+    return env
+
+
+def _log(log: IO[str], line: str) -> None:
+    try:
+        log.write(line + "\n")
+        log.flush()
+    except OSError:
+        pass
+
+
+def _os_problem(exc: OSError, target: Path, log_path: Path) -> Problem:
+    if exc.errno == 28:
+        return _disk_full(target, log_path)
+    return Problem("Could not create the vLLM environment",
+                   f"{exc.strerror or exc} ({exc.filename or target}).",
+                   "Check the folder's permissions and free space, then try again.")
+
+
+def _disk_full(target: Path, log_path: Path) -> Problem:
+    return Problem(
+        "The disk is full",
+        f"Installing vLLM needs about 8 GB free where the environment lives ({target}) and "
+        "space for pip's temporary files; the disk ran out.",
+        f"Free some space and try again (details in {log_path}).")
+
+
+def _failure_problem(doing: str, code: int, tail: list[str], spec: str, target: Path,
+                     log_path: Path) -> Problem:
+    text = "\n".join(tail)
+    if any(marker in text for marker in _NO_SPACE):
+        return _disk_full(target, log_path)
+    if any(marker in text for marker in _NO_INDEX):
+        errors = [line.strip() for line in tail if line.strip().startswith("ERROR:")]
+        detail = f" ({errors[0][len('ERROR:'):].strip()})" if errors else ""
+        return Problem(
+            "vLLM could not be downloaded",
+            f"pip could not reach the package index, or found no {spec} there for this "
+            f"Python{detail}.",
+            "Check the internet connection and any proxy or mirror in pip's configuration, "
+            f"then try again (details in {log_path}).")
+    last = [line for line in tail if line.strip()][-8:]
+    shown = "\n".join(last) if last else "(no output)"
+    return Problem(
+        f"Failed while {doing}",
+        f"The command ended with exit code {code}. Its last lines:\n{shown}",
+        f"The full output is in {log_path}.")

@@ -1,0 +1,680 @@
+"""Run vLLM as a supervised subprocess: start, phases, ready check, watch, stop without orphans.
+
+No Qt: an asyncio class with observable state (``status`` plus ``subscribe`` callbacks, called on
+the event loop's thread). The GUI drives it through qasync, ``llmdesk serve`` through
+``asyncio.run``.
+
+* vLLM is started with ``asyncio.create_subprocess_exec(..., start_new_session=True)``, so the API
+  server leads its own process group and its engine-core child (and TP workers) are in it
+  (vllm.md §4.1). Every output line goes to a ring buffer, a log file under
+  ``paths.log_dir()`` and ``diagnose.phase_of``.
+* Ready means GET /health is 200 AND /v1/models lists the served name.
+* Stop (vllm.md §4.4–4.5): one SIGINT to the server, ``grace_s`` for its own shutdown, SIGTERM to
+  the group, ``term_grace_s``, SIGKILL to the group; then no process of the group may be left.
+  A serving vLLM ignores signals after the first, so repeating SIGINT would do nothing.
+* vLLM exits 0 after its engine died (issue #48966): crashed vs stopped is decided from whether
+  this supervisor asked for the stop, never from the exit code alone.
+* ``paths.state_dir()/server.json`` records the running server (pid, pgid, port, ...), so a server
+  left behind by a killed GUI is found at the next start (``find_leftover``/``stop_leftover``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import enum
+import hashlib
+import json
+import logging
+import os
+import signal
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmdesk.core.base import paths
+from llmdesk.core.base.errors import Problem, ProblemError
+from llmdesk.core.server.diagnose import Diagnosis, Phase, diagnose, phase_of, port_is_free
+from llmdesk.core.server.endpoint import base_url
+from llmdesk.core.server.launch import LaunchConfig, build_vllm_command, child_environment
+
+log = logging.getLogger(__name__)
+
+PID_FILE_NAME = "server.json"
+ETA_FILE_NAME = "start-times.json"
+HEALTH_FAILURES_FOR_CRASH = 3
+READY_POLL_S = 0.1  # /health while starting (see _wait_ready)
+_READ_LIMIT = 1 << 20  # longest log line read in one piece
+
+# pgid -> the live Supervisor in THIS process that owns it (a leftover is a group nobody owns).
+_OWNED: weakref.WeakValueDictionary[int, Supervisor] = weakref.WeakValueDictionary()
+
+
+class ServerState(str, enum.Enum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    READY = "ready"
+    STOPPING = "stopping"
+    CRASHED = "crashed"
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    state: ServerState
+    phase: Phase | None = None
+    phase_since: float | None = None  # time.time() when the phase began
+    started_at: float | None = None  # time.time() of the spawn
+    eta_s: float | None = None  # seconds the last successful start of the same configuration took
+    url: str | None = None  # OpenAI base URL, e.g. http://127.0.0.1:8000/v1 (set once spawned)
+    pid: int | None = None
+    exit_code: int | None = None
+    diagnosis: Diagnosis | None = None
+    config: LaunchConfig | None = None
+    gpu_memory_released: bool | None = None  # after a stop: GPU memory back to where it was (None: no GPU)
+
+
+@dataclass(frozen=True)
+class Leftover:
+    pid: int
+    pgid: int
+    port: int | None
+    model: str | None
+    started_at: float | None
+    host: str | None = None
+
+
+StatusCallback = Callable[[ServerStatus], None]
+LineCallback = Callable[[str], None]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def pid_file() -> Path:
+    return paths.state_dir() / PID_FILE_NAME
+
+
+def _gpu_used_bytes() -> int | None:
+    """Memory in use on all NVIDIA GPUs, from NVML; None where there are none (blocking: a thread)."""
+    from llmdesk.core.machine.gpus import scan_gpus
+
+    scan = scan_gpus()
+    return sum(g.memory_used_bytes for g in scan.gpus) if scan.gpus else None
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of the process group ``pgid``."""
+    if os.path.isdir("/proc"):
+        members = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[-1].split()
+            if len(fields) > 2 and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+                members.append(int(entry))
+        return members
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return []
+    except PermissionError:
+        return [pgid]
+    return [pgid]
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _signal_pid(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if os.path.isdir(f"/proc/{pid}"):
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
+                return fh.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+        except OSError:
+            return False
+    return True
+
+
+async def _wait_group_gone(pgid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while group_members(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def _kill_group_and_confirm(pgid: int, timeout_s: float = 5.0) -> bool:
+    """SIGKILL whatever is left of the group until nothing is; True when the group is gone."""
+    deadline = time.monotonic() + timeout_s
+    while group_members(pgid):
+        _signal_group(pgid, signal.SIGKILL)
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def _config_key(config: LaunchConfig) -> str:
+    data = dataclasses.asdict(config)
+    data.pop("api_key", None)
+    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _load_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _eta_for(config: LaunchConfig) -> float | None:
+    data = _load_json(paths.state_dir() / ETA_FILE_NAME) or {}
+    value = data.get(_config_key(config))
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _remember_eta(config: LaunchConfig, seconds: float) -> None:
+    path = paths.state_dir() / ETA_FILE_NAME
+    data = _load_json(path) or {}
+    data[_config_key(config)] = round(seconds, 2)
+    if len(data) > 50:  # keep it small: the newest entries win
+        data = dict(list(data.items())[-50:])
+    try:
+        _write_json(path, data)
+    except OSError:
+        log.warning("could not record the start time in %s", path, exc_info=True)
+
+
+def _port_in_use_diagnosis(config: LaunchConfig) -> Diagnosis:
+    evidence = (f"llmdesk: {config.host}:{config.port}: address already in use "
+                "(checked before starting vLLM)")
+    found = diagnose([evidence], None, config)
+    if found is not None:
+        return found
+    return Diagnosis("port_in_use", Problem("The port is already in use",
+                                            f"Port {config.port} is taken by another program.",
+                                            "Choose another port."), {}, evidence)
+
+
+def _fallback_diagnosis(exit_code: int | None, when: str) -> Diagnosis:
+    code = "" if exit_code is None else f" (exit status {exit_code})"
+    return Diagnosis("unknown", Problem(
+        "vLLM stopped unexpectedly", f"The vLLM server ended {when}{code} although nobody asked it to stop.",
+        "Look at the log for the first error, then start it again."), {}, "")
+
+
+# --- the supervisor -----------------------------------------------------------------------------
+
+class Supervisor:
+    """One vLLM server at a time, started with interpreter ``python``."""
+
+    def __init__(self, python: str, *, ring_lines: int = 5000, health_interval_s: float = 0.5,
+                 grace_s: float = 15, term_grace_s: float = 5, gpu_used_bytes: Callable[[], int | None] | None = None):
+        """gpu_used_bytes() -> memory in use on the GPUs now (None without GPUs); default: NVML."""
+        self.python = python
+        self.gpu_used_bytes = gpu_used_bytes or _gpu_used_bytes
+        self._gpu_baseline: int | None = None
+        self.health_interval_s = health_interval_s
+        self.grace_s = grace_s
+        self.term_grace_s = term_grace_s
+        self.lines: collections.deque[str] = collections.deque(maxlen=ring_lines)
+        self.status = ServerStatus(ServerState.STOPPED)
+        self.log_path: Path | None = None
+        self._status_subs: list[StatusCallback] = []
+        self._line_subs: list[LineCallback] = []
+        self._proc: asyncio.subprocess.Process | None = None
+        self._pgid: int | None = None
+        self._config: LaunchConfig | None = None
+        self._log_file = None
+        self._reader: asyncio.Task | None = None
+        self._exit_task: asyncio.Task | None = None
+        self._watch_task: asyncio.Task | None = None
+        self._stop_requested = False
+        self._stop_lock = asyncio.Lock()
+        self._adopted: Leftover | None = None  # a server an earlier llmdesk left running, taken over
+
+    # observable state
+    def subscribe(self, on_status: StatusCallback | None = None,
+                  on_line: LineCallback | None = None) -> Callable[[], None]:
+        """Call ``on_status(ServerStatus)`` on every change, ``on_line(str)`` on every log line.
+        Returns a function that unsubscribes both."""
+        if on_status is not None:
+            self._status_subs.append(on_status)
+        if on_line is not None:
+            self._line_subs.append(on_line)
+
+        def unsubscribe() -> None:
+            if on_status is not None and on_status in self._status_subs:
+                self._status_subs.remove(on_status)
+            if on_line is not None and on_line in self._line_subs:
+                self._line_subs.remove(on_line)
+        return unsubscribe
+
+    def _set(self, **changes: Any) -> None:
+        self.status = dataclasses.replace(self.status, **changes)
+        for callback in list(self._status_subs):
+            try:
+                callback(self.status)
+            except Exception:
+                log.exception("status subscriber failed")
+
+    async def adopt(self, leftover: Leftover) -> ServerStatus:
+        """Take over a server an earlier llmdesk left running: it shows as READY (no log: its output
+        went to the dead llmdesk), and stop() ends its process group."""
+        if self.running:
+            raise ProblemError(Problem("A server is already running",
+                                       "This llmdesk already runs a vLLM server.", "Stop it first."))
+        self._adopted = leftover
+        _OWNED[leftover.pgid] = self
+        data = _load_json(pid_file()) or {}
+        _write_json(pid_file(), {**data, "llmdesk_pid": os.getpid()})  # ours now: not a leftover any more
+        url = base_url(leftover.host or "127.0.0.1", leftover.port) + "/v1" if leftover.port else None
+        self._set(state=ServerState.READY, phase=None, url=url, pid=leftover.pid, started_at=leftover.started_at,
+                  exit_code=None, diagnosis=None, config=None)
+        return self.status
+
+    @property
+    def running(self) -> bool:
+        return self.status.state in (ServerState.STARTING, ServerState.READY, ServerState.STOPPING)
+
+    # start
+    async def start(self, config: LaunchConfig, *, timeout_s: float = 900) -> ServerStatus:
+        """Start vLLM for ``config`` and return when it is READY or has failed (CRASHED, with a
+        diagnosis). A port that is taken is reported without spawning anything."""
+        if self.running:
+            raise ProblemError(Problem("A server is already running",
+                                       "This llmdesk already runs a vLLM server.", "Stop it first."))
+        problems = config.validate()
+        if problems:
+            raise ProblemError(problems[0])
+        self._stop_requested = False
+        self._config = config
+        self.lines.clear()
+        self._gpu_baseline = await asyncio.to_thread(self.gpu_used_bytes)
+        now = time.time()
+        if not port_is_free(config.host, config.port):
+            self._set_fresh(ServerStatus(ServerState.CRASHED, config=config,
+                                         diagnosis=_port_in_use_diagnosis(config)))
+            return self.status
+
+        from llmdesk.core.base.secrets import load_hf_token
+
+        argv = build_vllm_command(config, self.python)
+        env = child_environment(config, os.environ, hf_token=load_hf_token().token)
+        log_dir = paths.log_dir()
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"server-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{os.getpid()}.log"
+        self._log_file = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in _finish
+        self._set_fresh(ServerStatus(ServerState.STARTING, phase=Phase.STARTING, phase_since=now, started_at=now,
+                                     eta_s=_eta_for(config), config=config))
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True, limit=_READ_LIMIT)
+        except OSError as exc:
+            self._close_log()
+            diagnosis = diagnose([f"{argv[0]}: {exc.strerror}", "vllm: command not found"], 127, config)
+            self._set(state=ServerState.CRASHED, phase=None, diagnosis=diagnosis)
+            return self.status
+        self._proc = proc
+        self._pgid = proc.pid  # leader of its own session and group
+        _OWNED[self._pgid] = self
+        self._write_pid_file(config, now)
+        url = base_url(config.host, config.port) + "/v1"
+        self._set(pid=proc.pid, url=url)
+        self._reader = asyncio.create_task(self._read_output(proc))
+        self._exit_task = asyncio.create_task(proc.wait())
+        ready_task = asyncio.create_task(self._wait_ready(config))
+        try:
+            done, _ = await asyncio.wait({ready_task, self._exit_task}, timeout=timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            ready_task.cancel()
+            await self._teardown(force=True)
+            self._set(state=ServerState.STOPPED, phase=None)
+            raise
+        if ready_task not in done:
+            ready_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ready_task
+        if self._stop_requested:  # stop() was called while starting: it sets the final state
+            await self._stop_lock.acquire()
+            self._stop_lock.release()
+            return self.status
+        if self._exit_task in done:
+            await self._crashed("before it was ready")
+            return self.status
+        if ready_task in done and ready_task.result():
+            elapsed = time.time() - now
+            _remember_eta(config, elapsed)
+            self._set(state=ServerState.READY, phase=Phase.READY, phase_since=time.time())
+            self._watch_task = asyncio.create_task(self._watch())
+            return self.status
+        # timed out
+        await self._teardown(force=False)
+        diagnosis = diagnose(list(self.lines), self.status.exit_code, config) or Diagnosis(
+            "start_timeout", Problem("vLLM did not become ready in time",
+                                     f"The server was not ready after {timeout_s:g} s and was stopped.",
+                                     "Look at the log; a first start may need longer to download or compile."),
+            {}, "")
+        self._set(state=ServerState.CRASHED, diagnosis=diagnosis)
+        return self.status
+
+    def _set_fresh(self, status: ServerStatus) -> None:
+        self.status = status
+        self._set()
+
+    def _write_pid_file(self, config: LaunchConfig, started_at: float) -> None:
+        try:
+            _write_json(pid_file(), {
+                "pid": self._proc.pid, "pgid": self._pgid, "port": config.port, "host": config.host,
+                "model": config.model, "served_model_name": config.api_model_name, "started_at": started_at,
+                "llmdesk_pid": os.getpid(), "log": str(self.log_path) if self.log_path else None})
+        except OSError:
+            log.warning("could not write %s", pid_file(), exc_info=True)
+
+    def _remove_pid_file(self) -> None:
+        data = _load_json(pid_file())
+        if data is not None and data.get("pgid") not in (self._pgid, None):
+            return  # another server's file
+        with contextlib.suppress(FileNotFoundError):
+            pid_file().unlink()
+
+    async def _read_output(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while True:
+            try:
+                raw = await proc.stdout.readline()
+            except ValueError:  # a line longer than _READ_LIMIT: take it in pieces
+                raw = await proc.stdout.read(_READ_LIMIT)
+            if not raw:
+                break
+            self._on_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+        if self._log_file is not None:
+            self._log_file.flush()
+
+    def _on_line(self, line: str) -> None:
+        self.lines.append(line)
+        if self._log_file is not None:
+            try:
+                self._log_file.write(line + "\n")
+                self._log_file.flush()
+            except (OSError, ValueError):
+                pass
+        phase = phase_of(line)
+        if (phase is not None and phase is not Phase.READY and self.status.state is ServerState.STARTING
+                and phase != self.status.phase):
+            self._set(phase=phase, phase_since=time.time())
+        for callback in list(self._line_subs):
+            try:
+                callback(line)
+            except Exception:
+                log.exception("line subscriber failed")
+
+    def _headers(self, config: LaunchConfig) -> dict[str, str]:
+        return {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+
+    async def _wait_ready(self, config: LaunchConfig) -> bool:
+        import httpx
+
+        base = base_url(config.host, config.port)
+        async with httpx.AsyncClient(timeout=5.0, headers=self._headers(config), trust_env=False) as client:
+            while True:
+                try:
+                    health = await client.get(base + "/health")
+                    if health.status_code == 200:
+                        models = await client.get(base + "/v1/models")
+                        if models.status_code == 200:
+                            ids = [m.get("id") for m in models.json().get("data", [])]
+                            if config.api_model_name in ids:
+                                return True
+                except (httpx.HTTPError, ValueError, AttributeError):
+                    pass
+                # Polled faster than while serving: each poll is a refused connection or a tiny GET, and
+                # the wait between the server's first 200 and "ready" is llmdesk's own start-up overhead.
+                await asyncio.sleep(min(self.health_interval_s, READY_POLL_S))
+
+    # after ready
+    async def watch(self) -> None:
+        """Return when the server leaves READY (stopped, or CRASHED with a diagnosis).
+
+        ``start`` begins watching by itself once the server is ready; this awaits that watch."""
+        if self._watch_task is None:
+            if self.status.state is ServerState.READY:
+                self._watch_task = asyncio.create_task(self._watch())
+            else:
+                return
+        await asyncio.shield(self._watch_task)
+
+    async def _watch(self) -> None:
+        import httpx
+
+        config = self._config
+        assert config is not None and self._exit_task is not None
+        base = base_url(config.host, config.port)
+        failures = 0
+        async with httpx.AsyncClient(timeout=max(2.0, self.health_interval_s * 4), trust_env=False) as client:
+            while self.status.state is ServerState.READY:
+                done, _ = await asyncio.wait({self._exit_task}, timeout=self.health_interval_s)
+                if self._stop_requested or self.status.state is not ServerState.READY:
+                    return
+                if done:
+                    await self._crashed("while serving")
+                    return
+                try:
+                    ok = (await client.get(base + "/health")).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                failures = 0 if ok else failures + 1
+                if failures >= HEALTH_FAILURES_FOR_CRASH and not self._stop_requested:
+                    # The engine is dead or the server hangs: give vLLM a moment to log why, then end it.
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(self._exit_task), timeout=2.0)
+                    if self._stop_requested:
+                        return
+                    await self._crashed("while serving (it stopped answering /health)")
+                    return
+
+    async def _crashed(self, when: str) -> None:
+        """The server ended (or must end) without being asked: tear down the group, diagnose."""
+        async with self._stop_lock:
+            if self._stop_requested:
+                return
+            await self._teardown(force=False)
+        exit_code = self.status.exit_code
+        diagnosis = diagnose(list(self.lines), exit_code, self._config) or _fallback_diagnosis(exit_code, when)
+        self._set(state=ServerState.CRASHED, diagnosis=diagnosis)
+
+    # stop
+    async def stop(self) -> ServerStatus:
+        """SIGINT to the server, ``grace_s``, SIGTERM to the group, ``term_grace_s``, SIGKILL to the
+        group; then confirm that no process of the group is left. State STOPPED."""
+        if self._adopted is not None:
+            leftover, self._adopted = self._adopted, None
+            self._set(state=ServerState.STOPPING)
+            await stop_leftover(leftover, grace_s=self.grace_s, term_grace_s=self.term_grace_s)
+            _OWNED.pop(leftover.pgid, None)
+            self._set(state=ServerState.STOPPED, phase=None, diagnosis=None)
+            return self.status
+        if self._proc is None:
+            if self.status.state is not ServerState.CRASHED:
+                self._set(state=ServerState.STOPPED, phase=None)
+            return self.status
+        async with self._stop_lock:
+            if self._proc is None:
+                return self.status
+            self._stop_requested = True
+            self._set(state=ServerState.STOPPING)
+            await self._teardown(force=False)
+            released = await self._gpu_memory_released()
+            self._set(state=ServerState.STOPPED, phase=None, diagnosis=None, gpu_memory_released=released)
+        if self._watch_task is not None and self._watch_task is not asyncio.current_task():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watch_task
+        return self.status
+
+    async def _gpu_memory_released(self, timeout_s: float = 15, slack: int = 512 * 1024**2) -> bool | None:
+        """After the group is gone the driver frees its memory within moments: wait until the GPUs use
+        no more than they did before the start (plus some slack), or say it did not happen."""
+        if self._gpu_baseline is None:
+            return None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            used = await asyncio.to_thread(self.gpu_used_bytes)
+            if used is None or used <= self._gpu_baseline + slack:
+                return True
+            if time.monotonic() > deadline:
+                log.warning("GPU memory still in use after the stop: %s bytes (before the start: %s)",
+                            used, self._gpu_baseline)
+                return False
+            await asyncio.sleep(0.5)
+
+    async def _teardown(self, *, force: bool) -> None:
+        """End the process group (politely unless ``force``), reap, confirm, clean up."""
+        proc, pgid = self._proc, self._pgid
+        if proc is None or pgid is None:
+            return
+        exit_task = self._exit_task or asyncio.ensure_future(proc.wait())
+        if not exit_task.done():
+            steps = [] if force else [(lambda: _signal_pid(proc.pid, signal.SIGINT), self.grace_s),
+                                      (lambda: _signal_group(pgid, signal.SIGTERM), self.term_grace_s)]
+            for send, wait_s in steps:
+                send()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(exit_task), timeout=wait_s)
+                if exit_task.done():
+                    break
+            if not exit_task.done():
+                log.warning("vLLM (pid %s) did not stop; killing its process group", proc.pid)
+                _signal_group(pgid, signal.SIGKILL)
+        code = await exit_task
+        # The leader is gone; its engine core or workers may not be (they survive a killed parent).
+        if group_members(pgid):
+            with contextlib.suppress(asyncio.TimeoutError):
+                if not force:
+                    await _wait_group_gone(pgid, min(self.term_grace_s, 2.0))
+        gone = await _kill_group_and_confirm(pgid)
+        if not gone:
+            log.error("processes of group %s are still alive: %s", pgid, group_members(pgid))
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._reader, timeout=2.0)
+        self._close_log()
+        self._remove_pid_file()
+        _OWNED.pop(pgid, None)
+        self._proc = None
+        self._set(exit_code=code)
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            with contextlib.suppress(OSError):
+                self._log_file.close()
+            self._log_file = None
+
+
+# --- leftovers from a crashed or killed llmdesk -------------------------------------------------
+
+def _looks_like_vllm(pids: list[int]) -> bool:
+    if not os.path.isdir("/proc"):
+        return True
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if b"vllm" in fh.read().lower():
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def find_leftover() -> Leftover | None:
+    """The server recorded in the pid file if its process group is still alive and no live
+    llmdesk owns it; a stale file is removed."""
+    path = pid_file()
+    data = _load_json(path)
+    if data is None:
+        if path.exists():
+            with contextlib.suppress(OSError):
+                path.unlink()
+        return None
+    try:
+        pid, pgid = int(data["pid"]), int(data.get("pgid") or data["pid"])
+    except (KeyError, TypeError, ValueError):
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+    members = group_members(pgid)
+    if not members or not _looks_like_vllm(members):
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+    owner = data.get("llmdesk_pid")
+    if isinstance(owner, int):
+        if owner == os.getpid():
+            if pgid in _OWNED:
+                return None  # a live Supervisor in this process runs it
+        elif _pid_alive(owner):
+            return None  # another running llmdesk runs it
+    port = data.get("port")
+    started = data.get("started_at")
+    return Leftover(pid=pid, pgid=pgid, port=port if isinstance(port, int) else None,
+                    model=data.get("model"), started_at=float(started) if isinstance(started, int | float) else None,
+                    host=data.get("host"))
+
+
+async def stop_leftover(leftover: Leftover, *, grace_s: float = 15, term_grace_s: float = 5) -> bool:
+    """The same escalation as ``Supervisor.stop`` on a group this process did not start.
+    True when no process of the group is left (the pid file is then removed)."""
+    pgid = leftover.pgid
+    steps = [(lambda: _signal_pid(leftover.pid, signal.SIGINT), grace_s),
+             (lambda: _signal_group(pgid, signal.SIGTERM), term_grace_s)]
+    for send, wait_s in steps:
+        if not group_members(pgid):
+            break
+        if send is steps[0][0] and not _pid_alive(leftover.pid):
+            continue  # the leader is gone: its orphans get SIGTERM
+        send()
+        if await _wait_group_gone(pgid, wait_s):
+            break
+    gone = await _kill_group_and_confirm(pgid)
+    if gone:
+        data = _load_json(pid_file())
+        if data is None or data.get("pgid") in (pgid, None):
+            with contextlib.suppress(FileNotFoundError):
+                pid_file().unlink()
+    return gone
+
+
+__all__ = ["Leftover", "ServerState", "ServerStatus", "Supervisor", "base_url", "find_leftover", "group_members",
+           "pid_file", "stop_leftover"]

@@ -1,5 +1,0 @@
-"""The Dashboard page's parts: the recorder (scrape and GPU loop), the tiles and the charts.
-
-charts.py imports pyqtgraph (about half a second), so nothing imports it until the page is first
-shown, and then in a worker thread.
-"""

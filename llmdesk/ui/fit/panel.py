@@ -1,0 +1,170 @@
+"""The fit panel: a FitReport for people. Reused by the Models page (and later the Server page).
+
+A verdict badge, one GPU's memory drawn as a bar (weights, allowances, KV cache, what vLLM leaves
+free), the context and concurrency it leaves, notes, and the vLLM arguments to launch with.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPalette
+from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from llmdesk.core.base.errors import Problem
+from llmdesk.core.base.units import format_gib
+from llmdesk.core.fit.memory_model import (VERDICT_FITS, VERDICT_NEEDS_TP, VERDICT_NO, VERDICT_SHORTER,
+                                           VERDICT_UNSUPPORTED, FitReport)
+
+VERDICT_STYLE = {  # label, colour
+    VERDICT_FITS: ("Fits", "#16a34a"),
+    VERDICT_SHORTER: ("Fits, shorter context", "#d97706"),
+    VERDICT_NEEDS_TP: ("Needs more GPUs", "#d97706"),
+    VERDICT_NO: ("Does not fit", "#dc2626"),
+    VERDICT_UNSUPPORTED: ("Not supported here", "#dc2626"),
+}
+SEGMENT_COLOURS = {"weights": "#6366f1", "activation_peak": "#f59e0b", "non_torch": "#a855f7",
+                   "cuda_graphs": "#64748b", "kv_cache": "#10b981", "left": None}
+SEGMENT_LABELS = {"weights": "Weights", "activation_peak": "Activation peak", "non_torch": "Non-torch",
+                  "cuda_graphs": "CUDA graphs", "kv_cache": "KV cache", "left": "Not given to vLLM"}
+
+
+def memory_segments(report: FitReport) -> list[tuple[str, int]]:
+    """(segment, bytes) across one GPU's memory, in the order vLLM fills it."""
+    segments = [("weights", report.weights_bytes_per_gpu)]
+    for key in ("activation_peak", "non_torch"):
+        segments.append((key, report.allowances[key].bytes))
+    if report.cuda_graphs_in_kv_budget:
+        segments.append(("cuda_graphs", report.allowances["cuda_graphs"].bytes))
+    segments.append(("kv_cache", max(0, report.kv_cache_bytes)))
+    used = sum(size for _, size in segments)
+    segments.append(("left", max(0, report.cuda_total_bytes - used)))
+    return segments
+
+
+class MemoryBar(QWidget):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.segments: list[tuple[str, int]] = []
+        self.setMinimumHeight(26)
+
+    def sizeHint(self) -> QSize:
+        return QSize(400, 26)
+
+    def set_segments(self, segments: list[tuple[str, int]]) -> None:
+        self.segments = segments
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        total = sum(size for _, size in self.segments) or 1
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        x, width, height = 0.0, float(self.width()), float(self.height())
+        empty = self.palette().color(QPalette.ColorRole.Mid)
+        for key, size in self.segments:
+            w = width * size / total
+            colour = SEGMENT_COLOURS.get(key)
+            painter.fillRect(QRectF(x, 0, w, height), QColor(colour) if colour else empty)
+            x += w
+        painter.end()
+
+
+class FitPanel(QFrame):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.report: FitReport | None = None
+        self.badge = QLabel()
+        self.badge.setObjectName("fitBadge")
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.bar = MemoryBar()
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        self.figures = QGridLayout()
+        self.notes = QLabel()
+        self.notes.setWordWrap(True)
+        self.notes.setStyleSheet("color: #b45309;")
+        self.launch = QLabel()
+        self.launch.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.launch.setStyleSheet("font-family: monospace;")
+        self.launch.setWordWrap(True)
+        self.copy = QPushButton("Copy")
+        self.copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.launch.text()))
+
+        head = QHBoxLayout()
+        head.addWidget(self.badge)
+        head.addWidget(self.summary, 1)
+        launch_row = QHBoxLayout()
+        launch_row.addWidget(self.launch, 1)
+        launch_row.addWidget(self.copy)
+        layout = QVBoxLayout(self)
+        layout.addLayout(head)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.legend)
+        layout.addLayout(self.figures)
+        layout.addWidget(self.notes)
+        layout.addLayout(launch_row)
+        self.show_message("Choose a model and a GPU to see whether it fits.")
+
+    def show_message(self, text: str) -> None:
+        self.report = None
+        self._set_badge("", None)
+        self.summary.setText(text)
+        for widget in (self.bar, self.legend, self.notes, self.launch, self.copy):
+            widget.hide()
+        self._set_figures([])
+
+    def show_problem(self, problem: Problem) -> None:
+        self.show_message(f"<b>{problem.title}</b><br>{problem.explanation}"
+                          + (f"<br>{problem.fix}" if problem.fix else ""))
+        self._set_badge("Cannot tell", "#6b7280")
+
+    def show_report(self, report: FitReport) -> None:
+        self.report = report
+        label, colour = VERDICT_STYLE.get(report.verdict, (report.verdict, "#6b7280"))
+        self._set_badge(label, colour)
+        self.summary.setText(report.summary)
+        segments = memory_segments(report)
+        self.bar.set_segments(segments)
+        self.legend.setText("   ".join(
+            f"<span style='color:{SEGMENT_COLOURS[key] or '#888'}'>■</span> {SEGMENT_LABELS[key]} {format_gib(size)}"
+            for key, size in segments if size > 0))
+        per_gpu = " per GPU" if report.tensor_parallel_size > 1 else ""
+        self._set_figures([
+            ("Context", f"{report.max_model_len:,} of {report.model_max_len:,} tokens"),
+            ("Concurrent requests", f"{report.max_concurrency:.1f} at that length"),
+            ("KV cache", f"{report.kv_cache_tokens:,} tokens ({format_gib(max(0, report.kv_cache_bytes))}{per_gpu})"),
+            ("Weights", f"{format_gib(report.weights_bytes, 2)} — {report.weights_source}"),
+            ("Format", report.quantization),
+            ("GPUs", f"{report.tensor_parallel_size}× {report.gpu_name}"),
+        ])
+        self.notes.setText("\n".join(f"! {note}" for note in report.notes))
+        self.notes.setVisible(bool(report.notes))
+        args = " ".join(report.suggested_args)
+        self.launch.setText(f"vllm serve {report.model} {args}".rstrip())
+        can_launch = report.verdict not in (VERDICT_NO, VERDICT_UNSUPPORTED)
+        for widget in (self.bar, self.legend):
+            widget.show()
+        self.launch.setVisible(can_launch)
+        self.copy.setVisible(can_launch)
+
+    def _set_badge(self, text: str, colour: str | None) -> None:
+        self.badge.setText(text)
+        self.badge.setVisible(bool(text))
+        if colour:
+            self.badge.setStyleSheet(f"background: {colour}; color: white; border-radius: 4px; "
+                                     "padding: 3px 8px; font-weight: 600;")
+
+    def _set_figures(self, rows: list[tuple[str, str]]) -> None:
+        while self.figures.count():
+            item = self.figures.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        for row, (name, value) in enumerate(rows):
+            key = QLabel(name)
+            key.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+            text = QLabel(value)
+            text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.figures.addWidget(key, row, 0)
+            self.figures.addWidget(text, row, 1)
+        self.figures.setColumnStretch(1, 1)
