@@ -81,6 +81,7 @@ ALLOWANCE_LABELS = {"activation_peak": "Activation peak", "non_torch": "Non-torc
 
 def render_text(report) -> str:
     from llmdesk.core.base.units import format_gib
+    from llmdesk.core.fit.memory_model import VERDICT_NO, VERDICT_UNSUPPORTED
 
     gib = format_gib
     gpus = f"{report.tensor_parallel_size}× " if report.tensor_parallel_size > 1 else ""
@@ -104,6 +105,8 @@ def render_text(report) -> str:
     ]
     for note in report.notes:
         lines.append(f"  ! {note}")
-    if report.suggested_args:
-        lines += ["", "  vllm serve MODEL " + " ".join(report.suggested_args)]
+    if report.verdict not in (VERDICT_NO, VERDICT_UNSUPPORTED):
+        lines += ["", "  " + report.serve_command]
+        if not report.serve_target:
+            lines.append("  (MODEL: the folder with the weights, or the repo id; vLLM cannot serve a bare config.json)")
     return "\n".join(lines)

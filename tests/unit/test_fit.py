@@ -160,3 +160,20 @@ def test_report_json_has_stable_keys():
     assert {"weights_bytes", "kv_bytes_per_token", "kv_cache_tokens", "max_model_len", "max_concurrency",
             "tensor_parallel_size", "verdict", "suggested_args", "allowances"} <= keys
     json.dumps(plan_fit(spec(LLAMA8B), gpus("h100")).as_dict())
+
+
+def test_a_context_longer_than_the_model_allows_is_refused_with_both_numbers_in_place():
+    with pytest.raises(BadInput) as caught:
+        plan_fit(spec(LLAMA8B), gpus("h100"), LaunchSettings(max_model_len=4_000_000))
+    said = caught.value.problem.explanation
+    assert "A context of 4,000,000 tokens is more than" in said and "at most 131,072" in said
+    assert "--max-model-len 131072" in caught.value.problem.fix
+
+
+def test_a_shorter_context_says_what_was_asked_for_or_what_the_model_allows():
+    asked = plan_fit(spec(LLAMA8B), gpus("l4"), LaunchSettings(max_model_len=131_072))
+    assert asked.verdict == VERDICT_SHORTER
+    assert asked.summary.endswith("(you asked for 131,072).")
+    assert f"at most {asked.max_model_len:,} tokens" in asked.summary
+    default = plan_fit(spec(LLAMA8B), gpus("l4"))
+    assert default.summary.endswith("(the model allows 131,072).")

@@ -11,18 +11,24 @@ MIB = 1024**2
 
 # key -> (NVML name, MiB that NVML reports, compute capability)
 EXPECTED = {
+    "b200": ("NVIDIA B200", 183359, (10, 0)),
     "h200": ("NVIDIA H200", 143771, (9, 0)),
     "h100-80gb": ("NVIDIA H100 80GB HBM3", 81559, (9, 0)),
     "h100-pcie": ("NVIDIA H100 PCIe", 81559, (9, 0)),
+    "h100-nvl": ("NVIDIA H100 NVL", 95830, (9, 0)),
     "a100-80gb": ("NVIDIA A100-SXM4-80GB", 81920, (8, 0)),
     "a100-80gb-pcie": ("NVIDIA A100 80GB PCIe", 81920, (8, 0)),
     "a100-40gb": ("NVIDIA A100-SXM4-40GB", 40960, (8, 0)),
+    "rtx-pro-6000": ("NVIDIA RTX PRO 6000 Blackwell Workstation Edition", 97887, (12, 0)),
     "l40s": ("NVIDIA L40S", 46068, (8, 9)),
+    "l40": ("NVIDIA L40", 46068, (8, 9)),
+    "a40": ("NVIDIA A40", 46068, (8, 6)),
     "l4": ("NVIDIA L4", 23034, (8, 9)),
     "a10g": ("NVIDIA A10G", 23028, (8, 6)),
     "a10": ("NVIDIA A10", 23028, (8, 6)),
     "rtx-6000-ada": ("NVIDIA RTX 6000 Ada Generation", 49140, (8, 9)),
     "rtx-a6000": ("NVIDIA RTX A6000", 49140, (8, 6)),
+    "rtx-5090": ("NVIDIA GeForce RTX 5090", 32607, (12, 0)),
     "rtx-4090": ("NVIDIA GeForce RTX 4090", 24564, (8, 9)),
     "rtx-4080": ("NVIDIA GeForce RTX 4080", 16376, (8, 9)),
     "rtx-3090": ("NVIDIA GeForce RTX 3090", 24576, (8, 6)),
@@ -40,8 +46,8 @@ def test_catalogue_has_exactly_the_expected_cards():
 @pytest.mark.parametrize("gpu", CATALOGUE, ids=lambda gpu: gpu.key)
 def test_every_entry_is_sane(gpu: CatalogueGpu):
     assert gpu.memory_total_bytes % MIB == 0
-    assert 15 * 1024 <= gpu.memory_total_bytes // MIB <= 141 * 1024  # 15 GiB (T4) to 141 GiB (H200)
-    assert gpu.compute_capability in {(7, 0), (7, 5), (8, 0), (8, 6), (8, 9), (9, 0)}
+    assert 15 * 1024 <= gpu.memory_total_bytes // MIB <= 180 * 1024  # 15 GiB (T4) to 179 GiB (B200)
+    assert gpu.compute_capability in {(7, 0), (7, 5), (8, 0), (8, 6), (8, 9), (9, 0), (10, 0), (12, 0)}
     assert gpu.key == gpu.key.lower() and " " not in gpu.key
     assert find_gpu(gpu.key) is gpu
     assert find_gpu(gpu.name) is gpu
@@ -110,7 +116,7 @@ def test_unknown_gpu_offers_close_matches():
     assert error.matches[0] == "h100-80gb"
     assert len(error.matches) <= 3
     assert error.problem.title == "Unknown GPU: 'H10'"
-    assert error.problem.fix.startswith("Did you mean h100-80gb, h100-pcie, a10? ")
+    assert error.problem.fix.startswith("Did you mean h100-80gb, h100-pcie, h100-nvl? ")
     assert str(error) == "Unknown GPU: 'H10'"
 
 
@@ -122,15 +128,15 @@ def test_unknown_gpu_without_any_close_match():
     assert "h100-80gb" in caught.value.problem.fix
 
 
-@pytest.mark.parametrize("name", ["", "   ", "RTX 6000", "H100 NVL", "gpu"])
+@pytest.mark.parametrize("name", ["", "   ", "RTX 6000", "H100 NVM", "gpu"])
 def test_ambiguous_or_unknown_names_raise(name):
     with pytest.raises(UnknownGpu):
         find_gpu(name)
 
 
 def test_close_matches():
-    assert close_matches("H10") == ["h100-80gb", "h100-pcie", "a10"]
-    assert close_matches("rtx 409") == ["rtx-4090", "rtx-4080", "rtx-3090"]
+    assert close_matches("H10") == ["h100-80gb", "h100-pcie", "h100-nvl"]
+    assert close_matches("rtx 409") == ["rtx-4090", "rtx-5090", "rtx-4080"]
     assert close_matches("RTX 6000", n=2) == ["rtx-6000-ada", "rtx-a6000"]
     assert close_matches("l40")[:2] == ["l40s", "l4"]
     assert close_matches("a1000", n=1) == ["a100-80gb"]
@@ -153,11 +159,10 @@ def test_match_detected(nvml_name, key):
 
 
 @pytest.mark.parametrize("nvml_name", [
-    "NVIDIA H100 NVL",  # 94 GB, a different card
     "NVIDIA H200 NVL",
     "NVIDIA GeForce RTX 4090 Laptop GPU",  # 16 GB
     "NVIDIA H100 80GB HBM3 MIG 1g.10gb",
-    "NVIDIA B200",
+    "NVIDIA B300",
 ])
 def test_match_detected_does_not_guess(nvml_name):
     assert match_detected(nvml_name) is None
@@ -179,3 +184,15 @@ def test_every_card_keeps_a_plausible_driver_reserve():
         reserve = gpu.memory_total_bytes - gpu.cuda_total_bytes
         assert 0 < reserve < 2.2 * 1024**3, (gpu.key, reserve)
     assert find_gpu("t4").as_gpu_info().as_dict()["compute_capability"] == "7.5"
+
+
+def test_estimated_figures_are_marked():
+    assert find_gpu("h100").estimated == ()  # both measured
+    assert find_gpu("rtx-5090").estimated == ("cuda",)  # nvidia-smi total seen, CUDA reserve typical
+    assert find_gpu("a40").estimated == ("memory", "cuda")
+
+
+def test_an_unknown_gpu_points_to_the_catalogue_listing():
+    with pytest.raises(UnknownGpu) as caught:
+        find_gpu("nonsense")
+    assert "llmdesk gpus --catalogue" in caught.value.problem.fix

@@ -18,6 +18,7 @@ constants live together below with the runs they come from.
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -93,6 +94,8 @@ class ModelSpec:
     checkpoint_format: QuantFormat
     weights_bytes: int
     weights_source: str  # how weights_bytes was found, for people
+    # What `vllm serve` takes for it: a folder with weights or a repo id; None for a bare config.json.
+    serve_target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,13 @@ class FitReport:
     free_memory_ok: bool
     notes: tuple[str, ...] = ()
     suggested_args: tuple[str, ...] = ()
+    serve_target: str | None = None  # ModelSpec.serve_target
+
+    @property
+    def serve_command(self) -> str:
+        """The `vllm serve` line to copy: the target shell-quoted, MODEL where there is none."""
+        target = shlex.quote(self.serve_target) if self.serve_target else "MODEL"
+        return " ".join(["vllm", "serve", target, *map(shlex.quote, self.suggested_args)])
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -147,7 +157,8 @@ class FitReport:
             "max_concurrency": round(self.max_concurrency, 2), "max_num_seqs": self.max_num_seqs,
             "max_num_batched_tokens": self.max_num_batched_tokens, "gpu_support": self.gpu_support,
             "free_memory_ok": self.free_memory_ok, "notes": list(self.notes),
-            "suggested_args": list(self.suggested_args),
+            "suggested_args": list(self.suggested_args), "serve_target": self.serve_target,
+            "serve_command": self.serve_command,
         }
 
 
@@ -268,8 +279,10 @@ def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings
     wanted_len = settings.max_model_len or model_max
     notes: list[str] = []
     if settings.max_model_len and settings.max_model_len > model_max:
-        notes.append(f"max_model_len {settings.max_model_len} is above the model's limit of {model_max}: "
-                     "vLLM refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1.")
+        # vLLM refuses this at start-up (after loading the weights): say so before anything starts.
+        raise _bad_setting(f"A context of {settings.max_model_len:,} tokens is more than {model.name} allows: "
+                           f"at most {model_max:,} (its max_position_embeddings). vLLM refuses to start with it.",
+                           f"Use --max-model-len {model_max} or less, or leave it out for the model's full context.")
     if settings.max_num_batched_tokens is None:
         batched = min(batched, seqs * wanted_len)  # vLLM caps its default the same way
     weights_bytes = weights_for_format(model, fmt)
@@ -313,8 +326,8 @@ def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings
         chosen = next((layout(tp) for tp in candidates if tp <= len(gpus) and layout(tp).largest >= useful),
                       layout(1))
 
-    verdict, summary, suggested_tp = _verdict(chosen, wanted_len, len(gpus), candidates, layout,
-                                              support.status, support.reason)
+    verdict, summary, suggested_tp = _verdict(chosen, wanted_len, settings.max_model_len is not None, len(gpus),
+                                              candidates, layout, support.status, support.reason)
     chosen = layout(suggested_tp)  # with more GPUs needed, show what they would give
     launch_len = {VERDICT_FITS: wanted_len, VERDICT_SHORTER: chosen.largest,
                   VERDICT_NEEDS_TP: min(wanted_len, chosen.largest)}.get(verdict, 0)
@@ -347,11 +360,11 @@ def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings
         kv_cache_tokens=max(0, kv_tokens),
         model_max_len=model_max, max_model_len=launch_len, largest_max_model_len=chosen.largest,
         max_concurrency=concurrency if launch_len else 0.0, max_num_seqs=seqs, max_num_batched_tokens=batched,
-        gpu_support=support.status, free_memory_ok=free_ok, notes=tuple(notes))
+        gpu_support=support.status, free_memory_ok=free_ok, notes=tuple(notes), serve_target=model.serve_target)
     return replace(report, suggested_args=tuple(suggested_vllm_args(report, settings, fmt, gpu.compute_capability)))
 
 
-def _verdict(chosen: _Layout, wanted_len: int, gpu_count: int, candidates: Sequence[int], layout,
+def _verdict(chosen: _Layout, wanted_len: int, asked: bool, gpu_count: int, candidates: Sequence[int], layout,
              support_status: str, support_reason: str) -> tuple[str, str, int]:
     if support_status == "unsupported":
         return VERDICT_UNSUPPORTED, support_reason, chosen.tp
@@ -360,7 +373,7 @@ def _verdict(chosen: _Layout, wanted_len: int, gpu_count: int, candidates: Seque
         return VERDICT_FITS, f"Fits{where} with the full {wanted_len:,}-token context.", chosen.tp
     if chosen.largest >= min(wanted_len, MIN_USEFUL_CONTEXT):
         return (VERDICT_SHORTER, f"Fits with a shorter context: at most {chosen.largest:,} tokens "
-                                 f"(the model allows {wanted_len:,}).", chosen.tp)
+                                 f"({'you asked for' if asked else 'the model allows'} {wanted_len:,}).", chosen.tp)
     bigger = [tp for tp in candidates if tp > chosen.tp]
     for tp in bigger:
         if layout(tp).largest >= min(wanted_len, MIN_USEFUL_CONTEXT):

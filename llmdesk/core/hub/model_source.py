@@ -85,19 +85,28 @@ def spec_from_directory(folder: Path) -> ModelSpec:
         weights, how = sum(p.stat().st_size for p in ggufs), SOURCE_FILE_SIZES
     else:
         weights, how = estimate_weights(config, fmt), SOURCE_ESTIMATE
-    return _spec(str(folder), config, fmt, weights, how)
+    return _spec(str(folder), config, fmt, weights, how, str(folder) if has_weights(folder) else None)
 
 
 def spec_from_config_file(path: Path, *, weights_bytes: int | None = None,
                           parameters: int | None = None) -> ModelSpec:
     config = read_json(path)
     fmt = detect_format(config)
+    # vLLM serves folders, never a config.json: its folder when the weights are beside it.
+    target = str(path.parent) if path.name == "config.json" and has_weights(path.parent) else None
     if weights_bytes is not None:
-        return _spec(str(path), config, fmt, weights_bytes, SOURCE_GIVEN)
+        return _spec(str(path), config, fmt, weights_bytes, SOURCE_GIVEN, target)
     if parameters is not None:
         return _spec(str(path), config, fmt, int(parameters * 2 if fmt.bits >= 16 else
-                                                  parameters * fmt.bytes_per_weight), SOURCE_GIVEN)
-    return _spec(str(path), config, fmt, estimate_weights(config, fmt), SOURCE_ESTIMATE)
+                                                  parameters * fmt.bytes_per_weight), SOURCE_GIVEN, target)
+    return _spec(str(path), config, fmt, estimate_weights(config, fmt), SOURCE_ESTIMATE, target)
+
+
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
+
+
+def has_weights(folder: Path) -> bool:
+    return any(next(folder.glob(pattern), None) is not None for pattern in WEIGHT_PATTERNS)
 
 
 def spec_from_hub(repo_id: str, *, token: str | None = None) -> ModelSpec:
@@ -126,7 +135,7 @@ def spec_from_hub(repo_id: str, *, token: str | None = None) -> ModelSpec:
         weights, how = sum(size or 0 for name, size in files.items() if name.endswith(".gguf")), SOURCE_FILE_SIZES
     else:
         weights, how = estimate_weights(config, fmt), SOURCE_ESTIMATE
-    return _spec(repo_id, config, fmt, weights, how)
+    return _spec(repo_id, config, fmt, weights, how, repo_id)
 
 
 def estimate_weights(config: Mapping[str, Any], fmt: QuantFormat) -> int:
@@ -154,9 +163,10 @@ def read_json(path: Path) -> dict[str, Any]:
     return value
 
 
-def _spec(name: str, config: Mapping[str, Any], fmt: QuantFormat, weights: int, how: str) -> ModelSpec:
+def _spec(name: str, config: Mapping[str, Any], fmt: QuantFormat, weights: int, how: str,
+          serve_target: str | None) -> ModelSpec:
     return ModelSpec(name=name, geometry=geometry_from_config(config), checkpoint_format=fmt,
-                     weights_bytes=int(weights), weights_source=how)
+                     weights_bytes=int(weights), weights_source=how, serve_target=serve_target)
 
 
 def _looks_like_repo_id(text: str) -> bool:

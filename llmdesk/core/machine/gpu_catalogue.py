@@ -28,6 +28,14 @@ class CatalogueGpu:
     # What CUDA (and so vLLM) sees as the total: NVML's total less the driver's reserve. From
     # vLLM's "Free memory on device (x/TOTAL GiB)" line and PyTorch's "total capacity" messages.
     cuda_total_gib: float | None = None
+    # False where no nvidia-smi output was found for the card: the total is its spec sheet's memory
+    # less what NVML typically keeps back on cards of its kind (an estimate, shown with "≈").
+    total_seen: bool = True
+
+    @property
+    def estimated(self) -> tuple[str, ...]:
+        """Which figures are estimates: "memory" (NVML total), "cuda" (what CUDA sees)."""
+        return (() if self.total_seen else ("memory",)) + (() if self.cuda_total_gib is not None else ("cuda",))
 
     @property
     def cuda_total_bytes(self) -> int:
@@ -51,16 +59,21 @@ class CatalogueGpu:
         )
 
 
+BLACKWELL_DATACENTER, BLACKWELL = (10, 0), (12, 0)
 HOPPER, ADA, AMPERE_DATACENTER, AMPERE, TURING, VOLTA = (9, 0), (8, 9), (8, 0), (8, 6), (7, 5), (7, 0)
 
 # cuda_total_gib: H200 and H100 80GB measured by vLLM 0.26 on the project's GPU hosts; the others from
 # public PyTorch out-of-memory reports (the lowest common figure where drivers differ; ECC off for
-# the 48 GB workstation cards). The RTX 4080 has no Linux report: it uses the typical reserve.
+# the 48 GB workstation cards). The RTX 4080 and the Blackwell cards have no Linux report yet, nor
+# do the H100 NVL, L40 and A40: they use the typical reserve. B200, H100 NVL and RTX 5090 totals are
+# from public nvidia-smi outputs; RTX PRO 6000, L40 and A40 are marked total_seen=False.
 CATALOGUE: tuple[CatalogueGpu, ...] = (
+    CatalogueGpu("b200", "NVIDIA B200", 183359 * MIB, BLACKWELL_DATACENTER, ("B200 SXM", "B200 180GB")),
     CatalogueGpu("h200", "NVIDIA H200", 143771 * MIB, HOPPER, ("H200 SXM", "H200 141GB"), cuda_total_gib=139.8),
     CatalogueGpu("h100-80gb", "NVIDIA H100 80GB HBM3", 81559 * MIB, HOPPER,
                  ("H100", "H100 SXM", "H100 SXM5", "H100 80GB", "H100 SXM 80GB", "H100 HBM3"), cuda_total_gib=79.18),
     CatalogueGpu("h100-pcie", "NVIDIA H100 PCIe", 81559 * MIB, HOPPER, ("H100 PCIe 80GB",), cuda_total_gib=79.18),
+    CatalogueGpu("h100-nvl", "NVIDIA H100 NVL", 95830 * MIB, HOPPER, ("H100 NVL 94GB", "H100 94GB")),
     CatalogueGpu("a100-80gb", "NVIDIA A100-SXM4-80GB", 81920 * MIB, AMPERE_DATACENTER,
                  ("A100", "A100 80GB", "A100 SXM", "A100 SXM4", "A100 SXM 80GB"), cuda_total_gib=79.15),
     CatalogueGpu("a100-80gb-pcie", "NVIDIA A100 80GB PCIe", 81920 * MIB, AMPERE_DATACENTER,
@@ -68,13 +81,19 @@ CATALOGUE: tuple[CatalogueGpu, ...] = (
     # The 40 GB PCIe card reports the same memory and capability as the SXM one.
     CatalogueGpu("a100-40gb", "NVIDIA A100-SXM4-40GB", 40960 * MIB, AMPERE_DATACENTER,
                  ("A100 40GB", "A100 SXM4 40GB", "NVIDIA A100-PCIE-40GB", "A100 PCIe 40GB"), cuda_total_gib=39.38),
+    CatalogueGpu("rtx-pro-6000", "NVIDIA RTX PRO 6000 Blackwell Workstation Edition", 97887 * MIB, BLACKWELL,
+                 ("RTX PRO 6000", "RTX PRO 6000 Blackwell", "NVIDIA RTX PRO 6000 Blackwell Server Edition",
+                  "NVIDIA RTX PRO 6000 Blackwell Max-Q Workstation Edition"), total_seen=False),
     CatalogueGpu("l40s", "NVIDIA L40S", 46068 * MIB, ADA, cuda_total_gib=44.39),
+    CatalogueGpu("l40", "NVIDIA L40", 46068 * MIB, ADA, total_seen=False),
+    CatalogueGpu("a40", "NVIDIA A40", 46068 * MIB, AMPERE, total_seen=False),
     CatalogueGpu("l4", "NVIDIA L4", 23034 * MIB, ADA, cuda_total_gib=21.95),
     CatalogueGpu("a10g", "NVIDIA A10G", 23028 * MIB, AMPERE, cuda_total_gib=21.99),
     CatalogueGpu("a10", "NVIDIA A10", 23028 * MIB, AMPERE, cuda_total_gib=21.99),
     CatalogueGpu("rtx-6000-ada", "NVIDIA RTX 6000 Ada Generation", 49140 * MIB, ADA,
                  ("RTX 6000 Ada", "6000 Ada"), cuda_total_gib=47.5),
     CatalogueGpu("rtx-a6000", "NVIDIA RTX A6000", 49140 * MIB, AMPERE, ("A6000",), cuda_total_gib=47.54),
+    CatalogueGpu("rtx-5090", "NVIDIA GeForce RTX 5090", 32607 * MIB, BLACKWELL, ("RTX 5090", "5090")),
     CatalogueGpu("rtx-4090", "NVIDIA GeForce RTX 4090", 24564 * MIB, ADA, ("RTX 4090", "4090"), cuda_total_gib=23.64),
     CatalogueGpu("rtx-4080", "NVIDIA GeForce RTX 4080", 16376 * MIB, ADA, ("RTX 4080", "4080")),
     CatalogueGpu("rtx-3090", "NVIDIA GeForce RTX 3090", 24576 * MIB, AMPERE, ("RTX 3090", "3090"), cuda_total_gib=23.68),
@@ -119,11 +138,12 @@ class UnknownGpu(BadInput):
         super().__init__(Problem(
             f"Unknown GPU: {name!r}",
             f"{name!r} is not in llmdesk's catalogue of common GPUs.",
-            suggestion + "Pick a GPU from the catalogue by its key, e.g. h100-80gb or rtx-4090."))
+            suggestion + "Pick a GPU from the catalogue by its key, e.g. h100-80gb or rtx-4090; "
+            "`llmdesk gpus --catalogue` lists them all."))
 
 
 def match_detected(gpu_name: str) -> CatalogueGpu | None:
-    """The catalogue entry for a name NVML reports, or None (e.g. "NVIDIA H100 NVL" is another card)."""
+    """The catalogue entry for a name NVML reports, or None (e.g. "NVIDIA H800" is not in it)."""
     return _INDEX.get(_normalise(gpu_name))
 
 

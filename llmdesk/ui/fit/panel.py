@@ -140,8 +140,7 @@ class FitPanel(QFrame):
         ])
         self.notes.setText("\n".join(f"! {note}" for note in report.notes))
         self.notes.setVisible(bool(report.notes))
-        args = " ".join(report.suggested_args)
-        self.launch.setText(f"vllm serve {report.model} {args}".rstrip())
+        self.launch.setText(report.serve_command)
         can_launch = report.verdict not in (VERDICT_NO, VERDICT_UNSUPPORTED)
         for widget in (self.bar, self.legend):
             widget.show()

@@ -1,0 +1,82 @@
+"""The first-hour defects of the command line (issue: the first hour), each as a new user met it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from llmdesk import cli
+
+CONFIGS = Path(__file__).resolve().parents[1] / "data" / "configs"
+LLAMA8B_CONFIG = CONFIGS / "meta-llama__Llama-3.1-8B-Instruct.json"
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMDESK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return tmp_path
+
+
+def model_folder(tmp_path: Path, weights: bool) -> Path:
+    folder = tmp_path / "my model"
+    folder.mkdir()
+    shutil.copy(LLAMA8B_CONFIG, folder / "config.json")
+    if weights:
+        (folder / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    return folder
+
+
+# --- fit -----------------------------------------------------------------------------------------
+
+def test_fit_refuses_a_context_longer_than_the_model_with_the_numbers_in_place(capsys):
+    code = cli.main(["fit", str(LLAMA8B_CONFIG), "--gpu", "h100", "--max-model-len", "4000000"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "A context of 4,000,000 tokens is more than" in err and "at most 131,072" in err
+
+
+def test_fit_always_prints_the_serve_line_and_never_a_config_json(capsys):
+    assert cli.main(["fit", str(LLAMA8B_CONFIG), "--gpu", "H100"]) == 0
+    out = capsys.readouterr().out
+    assert "  vllm serve MODEL\n" in out + "\n" and "config.json" not in out.split("vllm serve")[1].split("\n")[0]
+    assert "vLLM cannot serve a bare config.json" in out
+
+
+def test_fit_of_a_config_json_beside_its_weights_serves_the_folder(tmp_path, capsys):
+    folder = model_folder(tmp_path, weights=True)
+    assert cli.main(["fit", str(folder / "config.json"), "--gpu", "h100", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["serve_target"] == str(folder)
+    assert report["serve_command"].startswith(f"vllm serve '{folder}'")  # quoted: the name has a space
+
+
+def test_fit_of_a_folder_without_weights_has_no_serve_target(tmp_path, capsys):
+    folder = model_folder(tmp_path, weights=False)
+    assert cli.main(["fit", str(folder), "--gpu", "h100", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["serve_target"] is None
+
+
+# --- the GPU catalogue ---------------------------------------------------------------------------
+
+def test_gpus_catalogue_lists_every_name_fit_takes(capsys):
+    assert cli.main(["gpus", "--catalogue"]) == 0
+    out = capsys.readouterr().out
+    for key in ("h100-80gb", "rtx-5090", "b200", "h100-nvl", "l40", "l40s", "a40", "rtx-pro-6000"):
+        assert f"\n{key} " in out
+    assert "≈ estimated" in out
+
+
+def test_gpus_catalogue_json(capsys):
+    assert cli.main(["gpus", "--catalogue", "--json"]) == 0
+    rows = {row["key"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["a40"]["estimated"] == ["memory", "cuda"] and rows["h100-80gb"]["estimated"] == []
+
+
+def test_an_unknown_gpu_says_where_the_names_are(capsys):
+    assert cli.main(["fit", str(LLAMA8B_CONFIG), "--gpu", "nonsense"]) == 2
+    assert "llmdesk gpus --catalogue" in capsys.readouterr().err
