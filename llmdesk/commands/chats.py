@@ -1,6 +1,6 @@
 """`llmdesk chats`: the saved conversations (the Chat page's, and `llmdesk chat --save`'s).
 
-    llmdesk chats [--search Q] [--json]          list, newest first
+    llmdesk chats [list] [--search Q] [--json]   list, newest first
     llmdesk chats show ID [--json]               one chat as Markdown (or JSON)
     llmdesk chats export ID... | --all [--format md|json] [-o FILE]
     llmdesk chats import FILE                    llmdesk's export, one chat, or {"messages": [...]}
@@ -33,6 +33,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     _json_flag(parser, top=True)
     parser.set_defaults(run=run_list)
     sub = parser.add_subparsers(dest="chats_command", metavar="SUBCOMMAND")
+
+    listing = sub.add_parser("list", help="list saved chats, newest first (the same as no subcommand)")
+    listing.add_argument("--search", metavar="Q", default=argparse.SUPPRESS,
+                         help="only chats whose title or messages contain Q (case ignored)")
+    _json_flag(listing)
+    listing.set_defaults(run=run_list)
 
     show = sub.add_parser("show", help="print one chat (Markdown, or JSON with --json)")
     show.add_argument("id", type=int, metavar="ID")

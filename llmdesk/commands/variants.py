@@ -31,7 +31,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from llmdesk.commands.fit import choose_gpus
     from llmdesk.core.fit.memory_model import LaunchSettings
+    from llmdesk.core.hub.access import check_repo_id
     from llmdesk.core.hub.variants import evaluate_variants, find_variant_ids, rank_variants
+
+    check_repo_id(args.repo)
 
     settings = LaunchSettings(max_model_len=args.max_model_len)
     settings.validate()  # bad numbers are reported before any network work

@@ -80,3 +80,58 @@ def test_gpus_catalogue_json(capsys):
 def test_an_unknown_gpu_says_where_the_names_are(capsys):
     assert cli.main(["fit", str(LLAMA8B_CONFIG), "--gpu", "nonsense"]) == 2
     assert "llmdesk gpus --catalogue" in capsys.readouterr().err
+
+
+# --- repo ids ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["pull", "variants"])
+@pytest.mark.parametrize("repo, said", [("a/b/c", "Not a Hugging Face repo id: 'a/b/c'"),
+                                        ("owner/na me", "Not a Hugging Face repo id"),
+                                        ("../x", "is a path, not a Hugging Face repo id")])
+def test_a_malformed_repo_id_is_bad_input_with_the_expected_form(capsys, command, repo, said):
+    assert cli.main([command, repo]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "owner/name" in err and "Something went wrong" not in err
+
+
+def test_a_local_folder_given_to_pull_points_to_fit_and_serve(tmp_path, capsys):
+    folder = model_folder(tmp_path, weights=True)
+    assert cli.main(["pull", str(folder)]) == 2
+    assert f"llmdesk fit {folder}" in capsys.readouterr().err
+
+
+# --- chats list, as the README writes it ---------------------------------------------------------
+
+def test_chats_list_is_the_listing(capsys):
+    from llmdesk.core.chat.conversations import ConversationStore
+
+    store = ConversationStore()
+    store.create("first one")
+    store.close()
+    assert cli.main(["chats", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "first one" in listed
+    assert cli.main(["chats", "list", "--search", "nothing like it", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert cli.main(["chats"]) == 0 and capsys.readouterr().out == listed
+
+
+def test_every_command_form_in_the_readme_table_parses():
+    """Each `llmdesk WORD [SUB|…]` of the README's table: the command and its documented subcommands exist."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `llmdesk (\w+)([^`]*)`", readme, re.M)
+    assert len(rows) >= 14
+    for word, rest in rows:
+        with pytest.raises(SystemExit) as done:
+            cli.build_parser().parse_args([word, "--help"])
+        assert done.value.code == 0, word
+    chats = dict(rows)["chats"].replace("\\|", "|")
+    subcommands = [form.split()[0] for form in chats[chats.index("[") + 1:].split("|")
+                   if re.match(r"[a-z]+(\s|$)", form)]
+    assert {"list", "show", "export", "import", "rename", "rm"} <= set(subcommands)
+    for sub in subcommands:
+        with pytest.raises(SystemExit) as done:
+            cli.build_parser().parse_args(["chats", sub, "--help"])
+        assert done.value.code == 0, f"llmdesk chats {sub}"

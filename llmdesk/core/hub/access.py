@@ -5,6 +5,8 @@ Every module of this package that calls the Hub wraps the call in `hub_errors` a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 from llmdesk.core.base.secrets import load_hf_token
 from llmdesk.core.fit.model_config import BadModelConfig
@@ -65,6 +67,29 @@ class hub_errors:
                 "Could not reach the Hugging Face Hub", str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
                 "Check the network connection (or a proxy) and try again; local models still work.")) from exc
         return False
+
+def check_repo_id(text: str) -> str:
+    """`text` if it is a Hub repo id (owner/name), else BadInput saying what was given and the form
+    expected; a path on this computer is told apart, since a person may mean a local model."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    looks_local = text.startswith(("/", ".", "~")) or Path(text).expanduser().exists()
+    try:
+        if looks_local:
+            raise HFValidationError("a path")
+        validate_repo_id(text)  # a bare legacy name ("gpt2") is valid: the Hub redirects it
+    except HFValidationError:
+        if looks_local:
+            raise BadInput(Problem(f"'{text}' is a path, not a Hugging Face repo id",
+                                   "This takes a model on the Hugging Face Hub, named owner/name.",
+                                   f"For a model on this computer use llmdesk fit {text} or llmdesk serve {text}; "
+                                   "for the Hub, give owner/name, e.g. Qwen/Qwen2.5-7B-Instruct.")) from None
+        raise BadInput(Problem(f"Not a Hugging Face repo id: '{text}'",
+                               "A repo id is owner/name: letters, digits, '-', '_' and '.', one slash.",
+                               "Give it as owner/name, e.g. Qwen/Qwen2.5-7B-Instruct.")) from None
+    return text
+
 
 def hub_token(token: str | None) -> str | None:
     """The token to send: the caller's, else the one llmdesk stores (HF_TOKEN, keyring, token file),

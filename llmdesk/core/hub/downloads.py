@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 from llmdesk.core.base import paths
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError, problem_from_exception
 from llmdesk.core.base.units import GIB
-from llmdesk.core.hub.access import hub_errors, hub_token
+from llmdesk.core.hub.access import check_repo_id, hub_errors, hub_token
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +209,7 @@ def plan_download(repo_id: str, revision: str | None = None, include: Sequence[s
     with nothing vLLM can load. The disk-space check is `check_disk_space(plan)`."""
     from huggingface_hub import HfApi
 
+    check_repo_id(repo_id)
     cache = resolve_cache_dir(cache_dir)
     with _hub_errors(repo_id):
         info = HfApi().model_info(repo_id, revision=revision, files_metadata=True, token=hub_token(token))

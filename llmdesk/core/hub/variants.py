@@ -22,7 +22,7 @@ from llmdesk.core.fit.memory_model import (VERDICT_FITS, VERDICT_NEEDS_TP, VERDI
                                            VERDICT_UNSUPPORTED, FitReport, LaunchSettings, ModelSpec, plan_fit)
 from llmdesk.core.fit.model_config import BadModelConfig
 from llmdesk.core.fit.quant import QuantFormat, detect_format
-from llmdesk.core.hub.access import hub_errors, hub_token
+from llmdesk.core.hub.access import check_repo_id, hub_errors, hub_token
 from llmdesk.core.hub.model_source import check_architecture, load_model_spec
 from llmdesk.core.hub.search import list_pages
 from llmdesk.core.machine.gpus import GpuInfo
@@ -74,6 +74,7 @@ def find_variant_ids(base_repo_id: str, *, token: str | None = None, limit: int 
     An unknown repo raises BadInput; no network, ProblemError."""
     from huggingface_hub import HfApi
 
+    check_repo_id(base_repo_id)
     token = hub_token(token)
     with hub_errors(base_repo_id):
         base = HfApi(token=token).model_info(base_repo_id).id  # the Hub's spelling of the id
