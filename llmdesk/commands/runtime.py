@@ -13,11 +13,13 @@ from llmdesk.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, add_json_fla
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    from llmdesk.core.server.runtime import INSTALL_SIZE
+
     parser = commands.add_parser(
         "runtime", help="show the vLLM runtime, or install llmdesk's own (--install)",
         description="Without options, show which Python with vLLM llmdesk would use and where it "
                     "looked. With --install, create llmdesk's own virtual environment and install "
-                    "the tested vLLM into it (about 4 GB download, 8 GB on disk).")
+                    f"the tested vLLM into it ({INSTALL_SIZE}).")
     parser.add_argument("--install", action="store_true",
                         help="create the managed environment and pip-install the tested vLLM")
     parser.add_argument("--python", metavar="PY",
@@ -58,7 +60,7 @@ def _show(args: argparse.Namespace) -> int:
         lines.append(f"vLLM {found.vllm_version} in {found.python} ({found.source})")
         if not found.is_tested:
             lines.append(f"  note: llmdesk is tested with vLLM {TESTED_VLLM}")
-    if search.tried:
+    if search.tried and search.problem is None:  # a problem's explanation names them already
         lines.append("Looked at:")
         lines.extend(f"  {where}: {why}" for where, why in search.tried)
     if search.problem is not None:
@@ -67,8 +69,7 @@ def _show(args: argparse.Namespace) -> int:
         if search.problem.fix:
             lines.append(f"  → {search.problem.fix}")
     if found is None:
-        lines.append("  → or run `llmdesk runtime --install` to create llmdesk's own "
-                     f"(in {managed_runtime_dir()}).")
+        lines.append(f"  (llmdesk's own environment goes in {managed_runtime_dir()})")
     print("\n".join(lines))
     return EXIT_OK if found else EXIT_FAILURE
 
@@ -76,6 +77,7 @@ def _show(args: argparse.Namespace) -> int:
 def _install(args: argparse.Namespace) -> int:
     import asyncio
 
+    from llmdesk.core.server.runtime import INSTALL_SIZE
     from llmdesk.core.server.runtime_install import (STEP_FAILED, InstallProgress, default_log_path,
                                                      install_managed_runtime)
 
@@ -92,7 +94,7 @@ def _install(args: argparse.Namespace) -> int:
         if p.line is not None:
             print(f"   {p.line}", file=sys.stderr, flush=True)
 
-    print(f"Installing vLLM (about 4 GB download, 8 GB on disk); log: {log_path}",
+    print(f"Installing vLLM ({INSTALL_SIZE}); log: {log_path}",
           file=sys.stderr, flush=True)
     python = asyncio.run(install_managed_runtime(python=args.python, on_progress=progress,
                                                  log_path=log_path))

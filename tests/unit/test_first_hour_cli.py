@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -135,3 +136,31 @@ def test_every_command_form_in_the_readme_table_parses():
         with pytest.raises(SystemExit) as done:
             cli.build_parser().parse_args(["chats", sub, "--help"])
         assert done.value.code == 0, f"llmdesk chats {sub}"
+
+
+# --- runtime -------------------------------------------------------------------------------------
+
+def test_runtime_says_where_it_looked_once_and_the_install_size_one_way(capsys, monkeypatch):
+    import importlib.metadata
+
+    from llmdesk.core.server.runtime import INSTALL_SIZE
+
+    def no_vllm(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", no_vllm)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert cli.main(["runtime"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("Looked at") == 1 and out.count("runtime --install") == 1
+    assert out.count(" GB") == 2 and out.count(INSTALL_SIZE) == 1
+
+
+def test_the_install_size_is_one_phrase_in_the_code():
+    """Every '… GB' about installing vLLM comes from runtime.INSTALL_SIZE / INSTALL_DISK_GB."""
+    package = Path(__file__).resolve().parents[2] / "llmdesk"
+    for path in package.rglob("*.py"):
+        if path.name == "gpu_catalogue.py":
+            continue  # card memory, not the install
+        for line in path.read_text(encoding="utf-8").splitlines():
+            assert not re.search(r"about \d+ GB (to )?download|\d GB on disk", line), f"{path}: {line.strip()}"

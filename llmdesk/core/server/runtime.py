@@ -1,6 +1,6 @@
 """Finding a Python that has vLLM, without ever importing vllm or torch in our process.
 
-vLLM (with PyTorch and the CUDA libraries, about 8 GB) normally lives in its own virtual
+vLLM (with PyTorch and the CUDA libraries: INSTALL_SIZE) normally lives in its own virtual
 environment and is only ever started as a subprocess: ``<python> -m vllm.entrypoints.cli.main
 serve ...``. This module finds such an interpreter and reads its vLLM version from the package
 metadata (``importlib.metadata`` reads the dist-info folder; it does not import vllm).
@@ -26,6 +26,9 @@ from llmdesk.core.base import paths
 from llmdesk.core.base.errors import Problem
 
 TESTED_VLLM = "0.26.0"
+# What installing it takes, said the same way everywhere (measured for 0.26.0: shared reference qt.md 1c).
+INSTALL_DOWNLOAD_GB, INSTALL_DISK_GB = 3.8, 7.8
+INSTALL_SIZE = f"about {INSTALL_DOWNLOAD_GB:g} GB to download and {INSTALL_DISK_GB:g} GB on disk"
 DEFAULT_TIMEOUT_S = 15.0
 
 SOURCE_CONFIGURED = "configured"
@@ -302,7 +305,7 @@ def _key(path: str) -> str:
 def install_hint() -> str:
     venv = "python3 -m venv ~/vllm-venv && ~/vllm-venv/bin/pip install vllm==" + TESTED_VLLM
     hint = (f"Let llmdesk install vLLM {TESTED_VLLM} in its own environment (Install on the Server page, or "
-            f"llmdesk runtime --install; about 4 GB), or create one yourself ({venv}) and choose "
+            f"llmdesk runtime --install), or create one yourself ({venv}) and choose "
             "~/vllm-venv/bin/python in Settings → vLLM runtime")
     if not getattr(sys, "frozen", False):
         hint += ', or install it into this environment: pip install "llmdesk[vllm]"'
@@ -326,7 +329,7 @@ def _not_found_problem(tried: list[tuple[str, str]], configured: tuple[str, str]
         lead = f"The interpreter chosen in Settings, {configured[0]}, {configured[1]}. "
     explanation = (
         f"{lead}llmdesk starts models with vLLM, which runs in its own Python environment "
-        f"(about 8 GB with PyTorch and the CUDA libraries). No Python with vLLM was found. "
+        f"(with PyTorch and the CUDA libraries, {INSTALL_SIZE}). No Python with vLLM was found. "
         f"Looked at: {looked}."
     )
     fix = install_hint()

@@ -3,8 +3,7 @@
 ``install_managed_runtime()`` makes a venv (default: ``runtime.managed_runtime_dir()``, where
 ``find_vllm_runtime`` already looks) with ``python -m venv`` and runs ``pip install vllm==0.26.0``
 in it, streaming every output line to ``on_progress`` and to a log file. vLLM 0.26.0 pulls in
-PyTorch and the CUDA libraries: about 4 GB to download and about 8 GB on disk
-(shared/reference/qt.md 1c). It needs CPython >= 3.10 and < 3.15.
+PyTorch and the CUDA libraries (``runtime.INSTALL_SIZE``). It needs CPython >= 3.10 and < 3.15.
 
 Qt-free and async: the subprocesses are read in a worker thread and ``on_progress`` is called on
 the event loop's thread (safe for widgets under qasync). Cancelling the coroutine SIGKILLs the
@@ -137,7 +136,7 @@ async def install_managed_runtime(
     """Create (or reuse) the venv ``target`` and pip-install ``spec`` into it.
 
     Returns the venv's interpreter (``target/bin/python``), whose vLLM version has been checked.
-    About 4 GB download and 8 GB on disk for vLLM 0.26.0 with PyTorch and CUDA libraries.
+    ``runtime.INSTALL_SIZE`` for vLLM 0.26.0 with PyTorch and CUDA libraries.
 
     ``python``: the base interpreter (default: a CPython 3.10–3.14 found on PATH; never the
     frozen app). ``extra_pip_args`` go before ``spec`` (e.g. ``--index-url``). Every output line
@@ -340,7 +339,7 @@ def _os_problem(exc: OSError, target: Path, log_path: Path) -> Problem:
 def _disk_full(target: Path, log_path: Path) -> Problem:
     return Problem(
         "The disk is full",
-        f"Installing vLLM needs about 8 GB free where the environment lives ({target}) and "
+        f"Installing vLLM needs about {runtime.INSTALL_DISK_GB:g} GB free where the environment lives ({target}) and "
         "space for pip's temporary files; the disk ran out.",
         f"Free some space and try again (details in {log_path}).")
 

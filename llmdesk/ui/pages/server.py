@@ -476,11 +476,11 @@ class ServerPage(QWidget):
 
     # -- installing vLLM
     def _offer_install(self, problem) -> None:
-        from llmdesk.core.server.runtime import TESTED_VLLM
+        from llmdesk.core.server.runtime import INSTALL_SIZE, TESTED_VLLM
 
         self._show_problem_text(problem.title, problem.explanation)
-        self.install_note.setText(f"llmdesk can install vLLM {TESTED_VLLM} into its own environment: about 4 GB "
-                                  "to download and 8 GB on disk; it takes a few minutes.")
+        self.install_note.setText(f"llmdesk can install vLLM {TESTED_VLLM} into its own environment: "
+                                  f"{INSTALL_SIZE}; it takes a few minutes.")
         self.install_button.setText(f"Install vLLM {TESTED_VLLM}")
         self.install_note.show()
         self.install_button.show()
