@@ -79,6 +79,33 @@ def build_config(args: argparse.Namespace):
     return config
 
 
+def check_before_launch(config) -> None:
+    """BadInput for a model source vLLM cannot serve or a context the model does not allow; a
+    ProblemError where the fit is sure the weights alone do not fit the GPUs here."""
+    from llmdesk.core.fit.memory_model import VERDICT_NO, LaunchSettings, check_context_length, plan_fit
+    from llmdesk.core.hub.model_source import cached_spec, check_servable
+
+    check_servable(config.model)
+    spec = cached_spec(config.model)
+    if spec is None:
+        return  # a repo not downloaded yet: vLLM fetches and checks it
+    max_model_len = config.max_model_len if isinstance(config.max_model_len, int) else None
+    check_context_length(spec, max_model_len)
+    from llmdesk.core.machine.gpus import scan_gpus
+
+    gpus = scan_gpus().gpus[:config.tensor_parallel_size]
+    if len(gpus) < config.tensor_parallel_size:
+        return  # no GPUs here (a stand-in runtime, or vLLM will say so itself)
+    settings = LaunchSettings(gpu_memory_utilization=config.gpu_memory_utilization, max_model_len=max_model_len,
+                              tensor_parallel_size=config.tensor_parallel_size, quantization=config.quantization,
+                              kv_cache_dtype=config.kv_cache_dtype, enforce_eager=config.enforce_eager)
+    report = plan_fit(spec, gpus, settings)
+    if report.verdict == VERDICT_NO and report.kv_cache_bytes <= 0:
+        raise ProblemError(Problem(f"{spec.name} does not fit these GPUs", report.summary,
+                                   "Pick a smaller or quantized variant (llmdesk variants REPO), or more GPUs "
+                                   "with --tensor-parallel-size."))
+
+
 def find_python(runtime: str | None) -> str:
     if runtime:
         return runtime  # used as it is, also without a GPU (that is how stand-ins are driven)
@@ -104,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)  # exits 2 through BadInput
     for warning in config.warnings():
         print(f"warning: {warning}", file=sys.stderr)
+    check_before_launch(config)  # what the fit already knows is refused before vLLM's long start
     python = find_python(args.runtime)
     return asyncio.run(_serve(config, python, args.timeout))
 

@@ -68,3 +68,7 @@ def finished_requests(root: str, reason: str, api_key: str | None = None) -> flo
     text = httpx.get(root + "/metrics", headers=headers).text
     m = re.search(rf'^vllm:request_success_total{{[^}}]*finished_reason="{reason}"[^}}]*}} (\S+)', text, re.M)
     return float(m.group(1)) if m else 0.0
+
+
+# A model folder `llmdesk serve` accepts (config.json and weights); the stand-in never reads it.
+DEMO_MODEL = str(Path(__file__).resolve().parents[1] / "data" / "models" / "demo")

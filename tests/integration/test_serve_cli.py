@@ -15,7 +15,7 @@ import pytest
 
 from llmdesk.core.server.supervisor import group_members, pid_file
 from tests.fakes.vllm_standin.runtime import make_fake_runtime
-from tests.fakes.standin_server import free_port
+from tests.fakes.standin_server import DEMO_MODEL, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def launched():
 def serve(tmp_path: Path, mode: str, *extra: str) -> tuple[subprocess.Popen, int]:
     python = make_fake_runtime(tmp_path / f"rt-{mode}", mode=mode, delay_scale=0.002)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llmdesk", "serve", "/models/demo", "--served-model-name", "demo",
+    proc = subprocess.Popen([sys.executable, "-m", "llmdesk", "serve", DEMO_MODEL, "--served-model-name", "demo",
                              "--port", str(port), "--runtime", str(python), *extra],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)

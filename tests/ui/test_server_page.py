@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 
 from llmdesk.core.server.supervisor import ServerState, find_leftover, group_members, pid_file
 from tests.fakes.vllm_standin.runtime import make_fake_runtime
-from tests.fakes.standin_server import free_port
+from tests.fakes.standin_server import DEMO_MODEL, free_port
 
 
 def server_page(make_window, tmp_path, mode="ok"):
@@ -72,7 +72,7 @@ def killed_llmdesk_server(tmp_path):
     """`llmdesk serve` SIGKILLed while serving: its vLLM and pid file stay behind. Yields the port."""
     python = make_fake_runtime(tmp_path / "rt", delay_scale=0.005)
     port = free_port()
-    gui = subprocess.Popen([sys.executable, "-m", "llmdesk", "serve", "/models/demo", "--served-model-name", "demo",
+    gui = subprocess.Popen([sys.executable, "-m", "llmdesk", "serve", DEMO_MODEL, "--served-model-name", "demo",
                             "--port", str(port), "--runtime", str(python)], stdout=subprocess.PIPE, text=True,
                            env=dict(os.environ))
     try:

@@ -164,3 +164,25 @@ def test_the_install_size_is_one_phrase_in_the_code():
             continue  # card memory, not the install
         for line in path.read_text(encoding="utf-8").splitlines():
             assert not re.search(r"about \d+ GB (to )?download|\d GB on disk", line), f"{path}: {line.strip()}"
+
+
+# --- serve: what is known to fail is refused before vLLM's long start -----------------------------
+
+@pytest.mark.parametrize("make, said", [
+    (lambda tmp: "/nonexistent/model", "No model at /nonexistent/model"),
+    (lambda tmp: str(model_folder(tmp, weights=False)), "No weights in"),
+    (lambda tmp: str(model_folder(tmp, weights=True) / "config.json"), "is a file, not a model folder"),
+    (lambda tmp: "a/b/c", "No model at a/b/c"),
+    (lambda tmp: "owner/na me", "Not a Hugging Face repo id"),
+])
+def test_serve_refuses_a_source_vllm_cannot_serve_before_looking_for_vllm(tmp_path, capsys, make, said):
+    source = make(tmp_path)
+    assert cli.main(["serve", source, "--runtime", "/nonexistent/python"]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "vLLM is not installed" not in err
+
+
+def test_serve_refuses_a_context_the_model_does_not_allow(tmp_path, capsys):
+    folder = model_folder(tmp_path, weights=True)
+    assert cli.main(["serve", str(folder), "--max-model-len", "4000000", "--runtime", "/nonexistent/python"]) == 2
+    assert "A context of 4,000,000 tokens is more than" in capsys.readouterr().err

@@ -263,6 +263,16 @@ class _Layout:
     largest: int
 
 
+def check_context_length(model: ModelSpec, max_model_len: int | None) -> None:
+    """BadInput for a context longer than the model allows: vLLM refuses it at start-up, after
+    loading the weights, so it is said before anything starts."""
+    model_max = model.geometry.max_position_embeddings
+    if max_model_len and max_model_len > model_max:
+        raise _bad_setting(f"A context of {max_model_len:,} tokens is more than {model.name} allows: "
+                           f"at most {model_max:,} (its max_position_embeddings). vLLM refuses to start with it.",
+                           f"Use --max-model-len {model_max} or less, or leave it out for the model's full context.")
+
+
 def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings = LaunchSettings()) -> FitReport:
     settings.validate()
     if not gpus:
@@ -278,11 +288,7 @@ def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings
     model_max = geometry.max_position_embeddings
     wanted_len = settings.max_model_len or model_max
     notes: list[str] = []
-    if settings.max_model_len and settings.max_model_len > model_max:
-        # vLLM refuses this at start-up (after loading the weights): say so before anything starts.
-        raise _bad_setting(f"A context of {settings.max_model_len:,} tokens is more than {model.name} allows: "
-                           f"at most {model_max:,} (its max_position_embeddings). vLLM refuses to start with it.",
-                           f"Use --max-model-len {model_max} or less, or leave it out for the model's full context.")
+    check_context_length(model, settings.max_model_len)
     if settings.max_num_batched_tokens is None:
         batched = min(batched, seqs * wanted_len)  # vLLM caps its default the same way
     weights_bytes = weights_for_format(model, fmt)

@@ -7,7 +7,10 @@ sizes, and last an estimate from the parameter count. Blocking I/O: the UI calls
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
+import os
 import struct
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +22,9 @@ from llmdesk.core.fit.memory_model import ModelSpec
 from llmdesk.core.fit.model_config import BadModelConfig, geometry_from_config
 from llmdesk.core.fit.parameters import split_parameters
 from llmdesk.core.fit.quant import QuantFormat, detect_format
-from llmdesk.core.hub.access import hub_errors, hub_token
+from llmdesk.core.hub.access import check_repo_id, hub_errors, hub_token
+
+log = logging.getLogger(__name__)
 
 # bytes per element of each safetensors dtype, as the Hub's `safetensors.parameters` names them
 DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2,
@@ -39,6 +44,54 @@ def load_model_spec(source: str, *, weights_bytes: int | None = None, parameters
     if not allow_unknown_architecture:
         check_architecture(spec.geometry.architecture)
     return spec
+
+
+def check_servable(source: str) -> None:
+    """BadInput unless vLLM can be given `source`: a folder with config.json, a .gguf file, or a repo id.
+    No network: whether the repo exists is for vLLM (or a download) to find out."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise BadInput(Problem(f"No model in {path}", "A model folder holds config.json beside its weights, "
+                                   "and this one has no config.json.",
+                                   "Point at the folder that contains config.json (and the weights)."))
+        if not has_weights(path):
+            raise BadInput(Problem(f"No weights in {path}", "The folder has config.json but no weight files "
+                                   f"({', '.join(WEIGHT_PATTERNS)}), so vLLM has nothing to load.",
+                                   "Download the model (llmdesk pull REPO), or point at the folder with the weights."))
+        return
+    if path.is_file():
+        if path.suffix == ".gguf":
+            return
+        raise BadInput(Problem(f"{path} is a file, not a model folder",
+                               "vLLM serves a model folder (config.json with its weights) or a repo id.",
+                               f"Give the folder instead: {path.parent}" if path.name == "config.json"
+                               else "Give the model's folder or its Hugging Face repo id."))
+    if source.startswith(("/", ".", "~")) or os.sep in source and not _looks_like_repo_id(source):
+        raise BadInput(Problem(f"No model at {source}", "There is no such file or folder.",
+                               "Check the path, or give a Hugging Face repo id (owner/name)."))
+    check_repo_id(source)
+
+
+def cached_spec(source: str) -> ModelSpec | None:
+    """The ModelSpec of a local model folder, or of a repo whose config.json is already in the Hugging
+    Face cache; None where that needs the network or cannot be read. Never raises."""
+    try:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            return spec_from_directory(path)
+        if not _looks_like_repo_id(source):
+            return None
+        from huggingface_hub import try_to_load_from_cache
+
+        config = try_to_load_from_cache(source, "config.json")
+        if not isinstance(config, str):
+            return None
+        spec = spec_from_config_file(Path(config))
+        return dataclasses.replace(spec, name=source, serve_target=source)
+    except Exception:  # a guess for an early check; vLLM reads the model itself
+        log.debug("no cached spec for %s", source, exc_info=True)
+        return None
 
 
 def check_architecture(architecture: str) -> None:
