@@ -173,7 +173,7 @@ def test_the_install_size_is_one_phrase_in_the_code():
     (lambda tmp: str(model_folder(tmp, weights=False)), "No weights in"),
     (lambda tmp: str(model_folder(tmp, weights=True) / "config.json"), "is a file, not a model folder"),
     (lambda tmp: "a/b/c", "No model at a/b/c"),
-    (lambda tmp: "owner/na me", "Not a Hugging Face repo id"),
+    (lambda tmp: "na me", "Not a Hugging Face repo id"),
 ])
 def test_serve_refuses_a_source_vllm_cannot_serve_before_looking_for_vllm(tmp_path, capsys, make, said):
     source = make(tmp_path)
