@@ -45,7 +45,8 @@ def test_doctor_says_what_is_missing_and_how_to_fix_it():
     report = json.loads(result.stdout)
     assert result.returncode == (0 if report["ok"] else 1)
     names = [check["name"] for check in report["checks"]]
-    assert names == ["llmdesk", "NVIDIA driver", "GPUs", "vLLM runtime", "Hugging Face cache", "Settings"]
+    assert names == ["llmdesk", "Window", "NVIDIA driver", "GPUs", "vLLM runtime", "Hugging Face cache",
+                     "Settings"]
     for check in report["checks"]:
         if check["status"] == "fail":
             assert check["fix"], check

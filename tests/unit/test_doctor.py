@@ -60,15 +60,24 @@ def statuses(report: DoctorReport) -> dict[str, str]:
     return {check.name: check.status for check in report.checks}
 
 
+@pytest.fixture(autouse=True)
+def window_opens(monkeypatch):
+    """The window check of this machine (a display or not) is not what these tests are about."""
+    from llmdesk.core.machine.display import WindowCheck
+
+    monkeypatch.setattr(doctor, "check_window", lambda: WindowCheck("xcb", None))
+
+
 def test_all_good(models, home):
     report = run_doctor(Settings(models_dir=str(models)), gpu_scan=GOOD_SCAN, runtime_search=GOOD_RUNTIME)
     assert report.ok is True
-    assert statuses(report) == {"llmdesk": "ok", "NVIDIA driver": "ok", "GPUs": "ok",
+    assert statuses(report) == {"llmdesk": "ok", "Window": "ok", "NVIDIA driver": "ok", "GPUs": "ok",
                                 "vLLM runtime": "ok", "Hugging Face cache": "ok", "Settings": "ok"}
     python = platform.python_version()
     where = f"{platform.system()} {platform.machine()}"
     assert report.render_text() == "\n".join([
         f"✔ llmdesk             {llmdesk.__version__} on Python {python} ({where})",
+        "✔ Window              Qt can open the window (platform xcb)",
         "✔ NVIDIA driver       580.159.04 (CUDA 13.0)",
         "✔ GPUs                1 GPU: 0: NVIDIA H100 80GB HBM3, 80.0 GiB (79.0 GiB free), compute 9.0",
         "✔ vLLM runtime        vLLM 0.26.0 in /opt/vllm/bin/python (configured)",
@@ -80,7 +89,7 @@ def test_all_good(models, home):
 def test_nothing_installed_says_what_is_missing_and_how_to_fix_it(models):
     report = run_doctor(Settings(models_dir=str(models)), gpu_scan=NO_DRIVER_SCAN, runtime_search=NO_RUNTIME)
     assert report.ok is False
-    assert statuses(report) == {"llmdesk": "ok", "NVIDIA driver": "fail", "GPUs": "fail",
+    assert statuses(report) == {"llmdesk": "ok", "Window": "ok", "NVIDIA driver": "fail", "GPUs": "fail",
                                 "vLLM runtime": "fail", "Hugging Face cache": "ok", "Settings": "ok"}
     driver, gpus, vllm = report.check("NVIDIA driver"), report.check("GPUs"), report.check("vLLM runtime")
     assert driver.summary == ("No NVIDIA driver found: The NVIDIA driver library (NVML) is not installed "
@@ -91,7 +100,7 @@ def test_nothing_installed_says_what_is_missing_and_how_to_fix_it(models):
     assert vllm.summary == "vLLM is not installed (looked at a vllm command on PATH: none found)"
     assert vllm.fix == NOT_INSTALLED.fix
     lines = report.render_text().splitlines()
-    assert lines[1:7] == [
+    assert lines[2:8] == [
         "✘ NVIDIA driver       " + driver.summary,
         "    → Install the NVIDIA driver.",
         "✘ GPUs                none usable without the NVIDIA driver (see above)",
@@ -226,7 +235,7 @@ def test_as_dict_is_json_with_the_documented_keys(models):
     report = run_doctor(Settings(models_dir=str(models)), gpu_scan=GOOD_SCAN, runtime_search=NO_RUNTIME)
     data = json.loads(json.dumps(report.as_dict()))
     assert data["ok"] is False
-    assert [c["name"] for c in data["checks"]] == ["llmdesk", "NVIDIA driver", "GPUs", "vLLM runtime",
+    assert [c["name"] for c in data["checks"]] == ["llmdesk", "Window", "NVIDIA driver", "GPUs", "vLLM runtime",
                                                    "Hugging Face cache", "Settings"]
     for c in data["checks"]:
         assert set(c) == {"name", "status", "summary", "fix", "details"}
@@ -258,3 +267,24 @@ def test_run_doctor_scans_and_searches_when_not_given(monkeypatch):
     report = run_doctor(Settings(runtime_python="/opt/vllm/bin/python"))
     assert calls == ["scan", ("find", "/opt/vllm/bin/python")]
     assert report.ok is True
+
+
+def test_the_window_check_fails_when_qt_cannot_open_and_warns_without_a_display(models):
+    """A machine where PySide6 could not open its window used to pass every check."""
+    from llmdesk.core.base.errors import Problem
+    from llmdesk.core.machine.display import WindowCheck
+
+    broken = WindowCheck("xcb", Problem("The window cannot open: system libraries are missing",
+                                        "Qt's xcb platform needs libxcb-icccm.so.4.", "sudo apt-get install libxcb-icccm4"),
+                         ("libxcb-icccm.so.4",), ("libxcb-icccm4",))
+    report = run_doctor(Settings(models_dir=str(models)), gpu_scan=GOOD_SCAN, runtime_search=NO_RUNTIME, window=broken)
+    window = report.check("Window")
+    assert window.status == "fail" and window.fix == "sudo apt-get install libxcb-icccm4"
+    assert window.details["packages"] == ["libxcb-icccm4"]
+    no_display = WindowCheck(None, Problem("No display to open the window on", "No DISPLAY.", "Use a desktop."))
+    warned = run_doctor(Settings(models_dir=str(models)), gpu_scan=GOOD_SCAN, runtime_search=NO_RUNTIME,
+                        window=no_display).check("Window")
+    assert warned.status == "warn"
+    fine = run_doctor(Settings(models_dir=str(models)), gpu_scan=GOOD_SCAN, runtime_search=NO_RUNTIME,
+                      window=WindowCheck("xcb", None)).check("Window")
+    assert fine.status == "ok" and "xcb" in fine.summary

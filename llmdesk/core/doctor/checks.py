@@ -20,6 +20,7 @@ from llmdesk.core.base import settings as settings_module
 from llmdesk.core.base.errors import Problem
 from llmdesk.core.base.settings import Settings
 from llmdesk.core.base.units import GIB, format_gib
+from llmdesk.core.machine.display import WindowCheck, check_window
 from llmdesk.core.machine.gpus import PLAN_WITHOUT_GPU, GpuScan, scan_gpus
 from llmdesk.core.server.runtime import (TESTED_VLLM, RuntimeSearch, find_vllm_runtime, install_hint,
                                          managed_runtime_dir)
@@ -35,7 +36,7 @@ PLAN_WITH_CATALOGUE = "You can still plan for a GPU from the catalogue: Plan for
 
 @dataclass(frozen=True)
 class Check:
-    name: str  # "llmdesk", "NVIDIA driver", "GPUs", "vLLM runtime", "Hugging Face cache", "Settings"
+    name: str  # "llmdesk", "Window", "NVIDIA driver", "GPUs", "vLLM runtime", "Hugging Face cache", "Settings"
     status: str  # "ok" | "warn" | "fail"
     summary: str  # one line, plain language
     fix: str | None = None
@@ -72,14 +73,17 @@ class DoctorReport:
 
 
 def run_doctor(settings: Settings, *, gpu_scan: GpuScan | None = None,
-               runtime_search: RuntimeSearch | None = None) -> DoctorReport:
+               runtime_search: RuntimeSearch | None = None, window: WindowCheck | None = None) -> DoctorReport:
     """Run every check. Scans the GPUs and searches for vLLM when not given: blocking."""
+    if window is None:
+        window = check_window()
     if gpu_scan is None:
         gpu_scan = scan_gpus()
     if runtime_search is None:
         runtime_search = find_vllm_runtime(settings.runtime_python)
     return DoctorReport((
         check_llmdesk(),
+        check_window_can_open(window),
         check_driver(gpu_scan),
         check_gpus(gpu_scan),
         check_runtime(runtime_search),
@@ -98,6 +102,18 @@ def check_llmdesk() -> Check:
         "frozen": bool(getattr(sys, "frozen", False)),
         "platform": platform.platform(),
     })
+
+
+def check_window_can_open(window: WindowCheck) -> Check:
+    """What the app's window needs (PySide6 and the system libraries of Qt's platform plugin)."""
+    details = {"platform": window.platform, "missing_libraries": list(window.missing_libraries),
+               "packages": list(window.packages)}
+    if window.problem is None:
+        return Check("Window", OK, f"Qt can open the window (platform {window.platform})", details=details)
+    # Without a display the window cannot open, but nothing is broken: every job runs headless.
+    status = WARN if window.platform is None and window.problem.title.startswith("No display") else FAIL
+    return Check("Window", status, f"{window.problem.title}: {window.problem.explanation}", window.problem.fix,
+                 details)
 
 
 def check_driver(scan: GpuScan) -> Check:
