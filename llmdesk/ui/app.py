@@ -74,12 +74,29 @@ async def run_window(window) -> None:
 def run_app() -> int:
     import qasync
 
+    from llmdesk.ui.single_instance import InstanceServer, ask_running_window_to_raise
+
     app = create_application()
+    if ask_running_window_to_raise():
+        print("llmdesk is already open: its window was brought to the front.", file=sys.stderr)
+        return 0
+    instance = InstanceServer(app)
+    instance.listen()
     window = build_window(app)
+    instance.raise_requested.connect(lambda: bring_to_front(window))
     if os.environ.get(STARTUP_PROBE_ENV):
         _install_startup_probe(window)
     qasync.run(run_window(window))
+    instance.close()
     return 0
+
+
+def bring_to_front(window) -> None:
+    if window.isMinimized():
+        window.showNormal()
+    window.show()
+    window.raise_()
+    window.activateWindow()
 
 
 def _install_startup_probe(window) -> None:
