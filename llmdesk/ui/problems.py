@@ -19,6 +19,24 @@ from llmdesk.core.base.errors import Problem, problem_from_exception
 log = logging.getLogger(__name__)
 
 
+_last_shown: dict[str, str] = {}
+
+
+def log_shown(where: str, title: str, explanation: str = "") -> None:
+    """Every problem a person is shown goes to the log with its cause, once per change in each
+    place (a scrape that fails every second is one line until it says something else)."""
+    line = f"{title}: {explanation}".strip(": ")
+    if _last_shown.get(where) == line:
+        return
+    _last_shown[where] = line
+    log.warning("shown on %s: %s", where, line)
+
+
+def forget_shown(where: str) -> None:
+    """The place shows no problem any more: the next one is logged even if it is the same."""
+    _last_shown.pop(where, None)
+
+
 class ProblemBanner(QFrame):
     dismissed = Signal()
 
@@ -77,6 +95,8 @@ class ProblemPresenter(QObject):
         banner.dismissed.connect(self._dismiss)
 
     def show_problem(self, problem: Problem) -> None:
+        log_shown("the problem banner", problem.title, problem.explanation)
+        forget_shown("the problem banner")  # each banner problem is an event of its own
         self.pending.append(problem)
         self._show_newest()
         self.problem_shown.emit(problem)

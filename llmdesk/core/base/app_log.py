@@ -9,6 +9,8 @@ from pathlib import Path
 from llmdesk.core.base import paths
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Libraries that log every request at INFO: the /health poll alone was 289 of 300 lines while serving.
+_ROUTINE = ("httpx", "httpcore", "urllib3", "filelock")
 
 
 def log_file() -> Path:
@@ -34,4 +36,6 @@ def setup_logging(level: int = logging.INFO) -> Path | None:
     handler._llmdesk = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    for name in _ROUTINE:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
     return path

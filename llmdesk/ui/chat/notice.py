@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from llmdesk.core.base.errors import Problem
+from llmdesk.ui.problems import log_shown
 
 
 class ChatNotice(QFrame):
@@ -36,6 +37,7 @@ class ChatNotice(QFrame):
         self.hide()
 
     def show_problem(self, problem: Problem, actions: tuple[tuple[str, Callable[[], None]], ...] = ()) -> None:
+        log_shown("the Chat page", problem.title, problem.explanation)
         self.title.setText(problem.title)
         fix = f" {problem.fix}" if problem.fix else ""
         self.text.setText(problem.explanation + fix)

@@ -14,6 +14,7 @@ from llmdesk.core.base.errors import Problem
 from llmdesk.core.base.units import format_gib
 from llmdesk.core.fit.memory_model import (VERDICT_FITS, VERDICT_NEEDS_TP, VERDICT_NO, VERDICT_SHORTER,
                                            VERDICT_UNSUPPORTED, FitReport)
+from llmdesk.ui.problems import log_shown
 
 VERDICT_STYLE = {  # label, colour
     VERDICT_FITS: ("Fits", "#16a34a"),
@@ -115,6 +116,7 @@ class FitPanel(QFrame):
         self._set_figures([])
 
     def show_problem(self, problem: Problem) -> None:
+        log_shown("a fit panel", problem.title, problem.explanation)
         self.show_message(f"<b>{problem.title}</b><br>{problem.explanation}"
                           + (f"<br>{problem.fix}" if problem.fix else ""))
         self._set_badge("Cannot tell", "#6b7280")

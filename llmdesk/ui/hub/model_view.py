@@ -15,6 +15,7 @@ from llmdesk.core.hub.variants import Variant, evaluate_variants, find_variant_i
 from llmdesk.ui.fit.panel import VERDICT_STYLE, FitPanel
 from llmdesk.ui.hub.search_view import short_count
 from llmdesk.ui.hub.tables import RowsModel, rows_table
+from llmdesk.ui.problems import log_shown
 from llmdesk.ui.tasks import TaskRunner
 
 COLUMNS = ("Variant", "Format", "Size", "Verdict", "Context", "Concurrency")
@@ -118,6 +119,7 @@ class ModelView(QWidget):
             detail = await asyncio.to_thread(model_detail, repo_id, token=token)
         except ProblemError as exc:
             if generation == self._generation:
+                log_shown("the Models page's model view", exc.problem.title, exc.problem.explanation)
                 self.facts.setText(f"<b>{exc.problem.title}</b><br>{exc.problem.explanation}")
                 self.variants_status.setText("")
             return

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout
 from llmdesk.core.base.errors import ProblemError
 from llmdesk.core.hub.search import ModelSummary, SearchQuery, search_models
 from llmdesk.ui.hub.tables import RowsModel, rows_table
+from llmdesk.ui.problems import log_shown
 from llmdesk.ui.tasks import TaskRunner
 
 PAGE = 30
@@ -163,6 +164,7 @@ class SearchView(QWidget):
             rows = await asyncio.to_thread(pages.take, PAGE)
         except ProblemError as exc:  # offline, Hub down: say so here; the rest of the app works
             if generation == self._generation:
+                log_shown("the Models page's search", exc.problem.title, exc.problem.explanation)
                 self._fetching, self.exhausted = False, True
                 self.banner.setText(f"<b>{exc.problem.title}.</b> {exc.problem.fix or exc.problem.explanation} "
                                     "Models already on this computer keep working.")

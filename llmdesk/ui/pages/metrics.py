@@ -33,6 +33,7 @@ from llmdesk.ui.context import AppContext
 from llmdesk.ui.metrics import tiles as fmt
 from llmdesk.ui.metrics.recorder import MetricsRecorder, Target, is_local_url
 from llmdesk.ui.metrics.tiles import NONE, Tile, set_font
+from llmdesk.ui.problems import log_shown
 from llmdesk.ui.widgets import fill_with_scrolling
 
 INTERVALS_S = (0.25, 0.5, 1.0, 2.0, 5.0)
@@ -413,6 +414,7 @@ class DashboardPage(QWidget):
             glyph, color = "❚❚", None
             text = "Paused. What was recorded is kept; <b>Resume</b> goes on."
         elif problem is not None:
+            log_shown("the Dashboard", problem.title, problem.explanation)
             glyph, color = "●", (None if stopped else WARN_COLOR)
             text = f"<b>{_escape(problem.title)}</b> — {_escape(problem.explanation)}"
             if problem.fix and not stopped:

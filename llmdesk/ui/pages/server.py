@@ -22,6 +22,7 @@ from llmdesk.core.server.launch import PRESETS, LaunchConfig, LoraAdapter, confi
 from llmdesk.core.server.supervisor import Leftover, ServerState, ServerStatus, find_leftover, stop_leftover
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.fit.panel import FitPanel
+from llmdesk.ui.problems import log_shown
 from llmdesk.ui.widgets import page_header, scroll_area
 
 LOG_FLUSH_MS = 100  # vLLM can print hundreds of lines a second at start: append in batches
@@ -581,5 +582,6 @@ class ServerPage(QWidget):
         self.apply_fix.setVisible(bool(diagnosis.changes))
 
     def _show_problem_text(self, title: str, body: str) -> None:
+        log_shown("the Server page", title, body)
         self.problem.setText(f"<b>{title}</b><br>{body}")
         self.problem.show()
