@@ -19,7 +19,8 @@ from llmdesk.core.base.settings import AppState, Settings
 from llmdesk.core.doctor.checks import DoctorReport, run_doctor
 from llmdesk.core.hub.downloads import Download, DownloadQueue
 from llmdesk.core.hub.library import LocalModel, scan_for_settings
-from llmdesk.core.machine.gpus import GpuScan, scan_gpus
+from llmdesk.core.machine.gpu_catalogue import CATALOGUE, CatalogueGpu
+from llmdesk.core.machine.gpus import GpuInfo, GpuScan, scan_gpus
 from llmdesk.core.server.launch import LaunchConfig
 from llmdesk.core.server.runtime import find_vllm_runtime
 from llmdesk.core.server.supervisor import ServerState, ServerStatus, Supervisor
@@ -46,6 +47,8 @@ class MachineState(QObject):
 class AppContext(QObject):
     settings_changed = Signal(object)  # Settings
     serve_requested = Signal(object)  # LocalModel: the Server page takes it from here
+    # The GPUs fits are judged for changed: a new scan, or another GPU chosen to plan for.
+    fit_gpus_changed = Signal()
 
     def __init__(self, settings: Settings, state: AppState, *,
                  scan: Callable[[], GpuScan] = scan_gpus,
@@ -61,6 +64,25 @@ class AppContext(QObject):
         self.downloads = DownloadQueue()
         self.server = Supervisor(python="")  # the interpreter is found when a server is started
         self._doctor = doctor
+        self.machine.changed.connect(lambda _scan: self.fit_gpus_changed.emit())
+
+    def planned_gpu(self) -> CatalogueGpu | None:
+        """The catalogue GPU the user chose to plan for (Settings' planning_gpu), if any."""
+        key = self.settings.planning_gpu
+        return next((g for g in CATALOGUE if g.key == key), None) if key else None
+
+    def gpus_for_fit(self, count: int = 1) -> list[GpuInfo]:
+        """This machine's GPUs; without any, the GPU the user plans for; else none (never a silent guess)."""
+        scan = self.machine.scan
+        if scan is not None and scan.gpus:
+            return list(scan.gpus[:max(1, count)])
+        planned = self.planned_gpu()
+        return [planned.as_gpu_info(i) for i in range(max(1, count))] if planned else []
+
+    def set_planned_gpu(self, key: str) -> None:
+        if key != self.settings.planning_gpu:
+            self.tasks.run(self.save_settings(dataclasses.replace(self.settings, planning_gpu=key)),
+                           "saving the GPU to plan for")
 
     async def start_server(self, config: LaunchConfig) -> ServerStatus:
         """Find a Python with vLLM (a thread: it runs subprocesses), then start it under the supervisor."""
@@ -93,8 +115,11 @@ class AppContext(QObject):
 
     async def save_settings(self, new: Settings) -> None:
         await asyncio.to_thread(settings_store.save_settings, new)
+        planning_changed = new.planning_gpu != self.settings.planning_gpu
         self.settings = dataclasses.replace(new)
         self.settings_changed.emit(self.settings)
+        if planning_changed:
+            self.fit_gpus_changed.emit()
 
     async def save_state(self) -> None:
         await asyncio.to_thread(settings_store.save_state, self.state)

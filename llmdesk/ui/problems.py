@@ -6,7 +6,9 @@ The banner is not modal on purpose: a modal dialog spins a nested Qt loop, which
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 import sys
 
 from PySide6.QtCore import QObject, Qt, QUrl, Signal
@@ -20,6 +22,18 @@ log = logging.getLogger(__name__)
 
 
 _last_shown: dict[str, str] = {}
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def rich_text(text: str) -> str:
+    """A problem's words for a rich-text label: HTML escaped (they may quote a log or a server),
+    `code` shown as code instead of with its backticks."""
+    return _CODE.sub(r"<code>\1</code>", html.escape(text)).replace("\n", "<br>")
+
+
+def plain_text(text: str) -> str:
+    """A problem's words for a plain label: Markdown's backticks dropped."""
+    return _CODE.sub(r"\1", text)
 
 
 def log_shown(where: str, title: str, explanation: str = "") -> None:
@@ -63,6 +77,7 @@ class ProblemBanner(QFrame):
 
         text = QVBoxLayout()
         for label in (self.title, self.explanation, self.fix, self.more):
+            label.setTextFormat(Qt.TextFormat.PlainText)  # a problem may quote a server's HTML
             text.addWidget(label)
         buttons = QVBoxLayout()
         buttons.addWidget(self.dismiss)
@@ -74,9 +89,9 @@ class ProblemBanner(QFrame):
         self.hide()
 
     def show_problem(self, problem: Problem, waiting: int) -> None:
-        self.title.setText(problem.title)
-        self.explanation.setText(problem.explanation)
-        self.fix.setText(f"What to do: {problem.fix}" if problem.fix else "")
+        self.title.setText(plain_text(problem.title))
+        self.explanation.setText(plain_text(problem.explanation))
+        self.fix.setText(f"What to do: {plain_text(problem.fix)}" if problem.fix else "")
         self.fix.setVisible(bool(problem.fix))
         self.more.setText(f"{waiting} more after this one" if waiting else "")
         self.more.setVisible(waiting > 0)

@@ -1,9 +1,12 @@
-"""Small shared widgets: page headers, section titles, status glyphs."""
+"""Small shared widgets: page headers, section titles, status glyphs, a folder chooser, a problem box."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QFrame, QLabel, QLineEdit, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 STATUS_GLYPHS = {"ok": ("✔", "#16a34a"), "warn": ("!", "#d97706"), "fail": ("✘", "#dc2626")}
 
@@ -54,3 +57,35 @@ def fill_with_scrolling(parent: QWidget, content: QWidget) -> QScrollArea:
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addWidget(scroll)
     return scroll
+
+
+def browse_button(target: QLineEdit, title: str = "Choose a model folder") -> QPushButton:
+    """A "Browse…" button that puts a chosen folder into `target`. The dialog is opened with open(),
+    not exec(): a nested event loop inside qasync's would stall every running task."""
+    button = QPushButton("Browse…")
+
+    def choose() -> None:
+        dialog = QFileDialog(target.window(), title)
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        start = Path(target.text().strip()).expanduser()
+        if start.is_dir():
+            dialog.setDirectory(str(start))
+        dialog.fileSelected.connect(lambda path: path and target.setText(path))
+        dialog.finished.connect(dialog.deleteLater)
+        button.dialog = dialog  # tests find it here
+        dialog.open()
+
+    button.clicked.connect(choose)
+    return button
+
+
+def problem_box() -> QLabel:
+    """Where a page says what went wrong: hidden until there is something to say."""
+    label = QLabel()
+    label.setObjectName("problemBox")
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.RichText)
+    label.setStyleSheet("background: rgba(220,38,38,0.12); border-radius: 4px; padding: 6px;")
+    label.hide()
+    return label

@@ -28,6 +28,7 @@ def test_a_model_that_fits_shows_its_memory_and_launch_line(make_window, qtbot, 
     folder.mkdir()
     (folder / "config.json").write_bytes((CONFIGS / "meta-llama__Llama-3.1-8B-Instruct.json").read_bytes())
     (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": 16_060_522_496}}))
+    (folder / "model-00001-of-00004.safetensors").touch()  # the weights beside it: vLLM can serve the folder
     page = make_window(NO_DRIVER).models_page
     choose_gpu(page, "h100-80gb")
     with StallMonitor(5) as monitor:

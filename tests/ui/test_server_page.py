@@ -105,11 +105,12 @@ def test_the_fit_preview_judges_the_model_before_starting(make_window, qtbot, tm
     from pathlib import Path
     window = make_window()
     page = window.server_page
+    page.plan_choice.setCurrentIndex(page.plan_choice.findData("h100-80gb"))  # no GPU here: plan for one H100
     config = Path(__file__).resolve().parents[1] / "data" / "configs" / "meta-llama__Llama-3.3-70B-Instruct.json"
     page.model.setText(str(config))
     qtbot.waitUntil(lambda: page.report is not None or window.ctx.banner.isVisible(), timeout=10000)
     assert page.report is not None, (window.ctx.banner.title.text(), window.ctx.banner.explanation.text(), page.fit.summary.text())
-    assert page.report.verdict == "needs_tensor_parallel"  # one planning H100 (no GPU here)
+    assert page.report.verdict == "needs_tensor_parallel"  # one planned H100
     qtbot.mouseClick(page.use_fit, Qt.MouseButton.LeftButton)
     assert page.tp.value() == 2
     before = page.report

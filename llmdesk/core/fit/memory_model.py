@@ -276,8 +276,9 @@ def check_context_length(model: ModelSpec, max_model_len: int | None) -> None:
 def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings = LaunchSettings()) -> FitReport:
     settings.validate()
     if not gpus:
-        raise BadInput(Problem("No GPU to fit on", "There is no detected GPU and none was chosen.",
-                               "Pick a GPU from the catalogue, e.g. --gpu h100."))
+        raise BadInput(Problem("No GPU to judge the fit for", "This computer has no NVIDIA GPU, and no GPU was "
+                               "chosen to plan for.", "Choose the GPU you plan to use: Plan for on the Machine "
+                               "page, or --gpu NAME on the command line."))
     geometry = model.geometry
     fmt = online_format(settings.quantization, model.checkpoint_format) if settings.quantization \
         else model.checkpoint_format

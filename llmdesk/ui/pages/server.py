@@ -22,8 +22,9 @@ from llmdesk.core.server.launch import PRESETS, LaunchConfig, LoraAdapter, confi
 from llmdesk.core.server.supervisor import Leftover, ServerState, ServerStatus, find_leftover, stop_leftover
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.fit.panel import FitPanel
-from llmdesk.ui.problems import log_shown
-from llmdesk.ui.widgets import page_header, scroll_area
+from llmdesk.ui.machine.plan_choice import PlanGpuChoice
+from llmdesk.ui.problems import log_shown, rich_text
+from llmdesk.ui.widgets import browse_button, page_header, problem_box, scroll_area
 
 LOG_FLUSH_MS = 100  # vLLM can print hundreds of lines a second at start: append in batches
 LOG_LINES_SHOWN = 5000
@@ -75,6 +76,7 @@ class ServerPage(QWidget):
         # -- the form
         self.model = QLineEdit()
         self.model.setPlaceholderText("a model folder or a Hugging Face repo id")
+        self.browse = browse_button(self.model)
         self.served_name = QLineEdit()
         self.served_name.setPlaceholderText("as the model")
         self.preset = QComboBox()
@@ -124,8 +126,11 @@ class ServerPage(QWidget):
         key_row = QHBoxLayout()
         key_row.addWidget(self.api_key, 1)
         key_row.addWidget(self.generate_key)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model, 1)
+        model_row.addWidget(self.browse)
         form = QFormLayout()
-        form.addRow("Model", self.model)
+        form.addRow("Model", model_row)
         form.addRow("Name in the API", self.served_name)
         form.addRow("Preset", self.preset)
         form.addRow("Listen on", self.host)
@@ -151,11 +156,10 @@ class ServerPage(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.state = QLabel("Stopped.")
         self.state.setWordWrap(True)
-        self.problem = QLabel()
-        self.problem.setWordWrap(True)
-        self.problem.setStyleSheet("background: rgba(220,38,38,0.12); border-radius: 4px; padding: 6px;")
+        self.problem = problem_box()
         self.apply_fix = QPushButton("Apply the fix")
         self.apply_fix.clicked.connect(self._apply_fix)
+        self.apply_fix.hide()  # only beside a diagnosis whose fix changes the form
         self.diagnosis: Diagnosis | None = None
         # A server an earlier llmdesk left running (it was killed or crashed) still holds the GPU.
         self.leftover: Leftover | None = None
@@ -190,19 +194,33 @@ class ServerPage(QWidget):
         controls.addWidget(self.start_button)
         controls.addWidget(self.stop_button)
         controls.addWidget(self.state, 1)
+        # What went wrong goes above the form, where the eye is after pressing Start, never below the fold.
         problem_row = QHBoxLayout()
         problem_row.addWidget(self.problem, 1)
-        problem_row.addWidget(self.apply_fix)
+        problem_row.addWidget(self.apply_fix, 0, Qt.AlignmentFlag.AlignTop)
+        self.alerts = QWidget()
+        alerts_layout = QVBoxLayout(self.alerts)
+        alerts_layout.setContentsMargins(0, 0, 0, 4)
+        alerts_layout.addLayout(leftover_row)
+        alerts_layout.addLayout(problem_row)
+        alerts_layout.addLayout(install_row)
+        alerts_layout.addWidget(self.install_progress)
+        # Without a GPU here the fit needs one to plan for: chosen here or on the Machine page.
+        self.plan_note = QLabel("No NVIDIA GPU here. Plan for:")
+        self.plan_choice = PlanGpuChoice("choose a GPU…")
+        self.plan_choice.currentIndexChanged.connect(lambda: ctx.set_planned_gpu(self.plan_choice.currentData()))
+        self.plan_row = QWidget()
+        plan_layout = QHBoxLayout(self.plan_row)
+        plan_layout.setContentsMargins(0, 0, 0, 0)
+        plan_layout.addWidget(self.plan_note)
+        plan_layout.addWidget(self.plan_choice, 1)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addLayout(leftover_row)
         left_layout.addLayout(form)
         left_layout.addLayout(controls)
-        left_layout.addLayout(problem_row)
-        left_layout.addLayout(install_row)
-        left_layout.addWidget(self.install_progress)
+        left_layout.addWidget(self.plan_row)
         self.fit = FitPanel()
         self.fit.show_message("Type a model to see whether it fits before starting.")
         self.use_fit = QPushButton("Use these settings")
@@ -281,7 +299,9 @@ class ServerPage(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(page_header("Server", "vLLM as a supervised process: start it, watch it start, stop it. "
                                                "It listens on this computer only unless you say otherwise."))
+        layout.addWidget(self.alerts)
         layout.addWidget(split, 1)
+        self._show_alerts()
 
         self._flush = QTimer(self)
         self._flush.setInterval(LOG_FLUSH_MS)
@@ -292,6 +312,8 @@ class ServerPage(QWidget):
         self._clock.timeout.connect(lambda: self._show_status(self.ctx.server.status))
         self.ctx.server.subscribe(on_status=self._show_status, on_line=self._pending_lines.append)
         self.ctx.serve_requested.connect(self.take_model)
+        self.ctx.fit_gpus_changed.connect(self._gpus_changed)
+        self._gpus_changed()
         self._show_status(self.ctx.server.status)
 
     # -- a server left behind
@@ -316,6 +338,7 @@ class ServerPage(QWidget):
         self.leftover_note.show()
         self.stop_leftover_button.show()
         self.adopt_button.setVisible(not self.ctx.server.running)
+        self._show_alerts()
         self.ctx.problems.show_problem(Problem(
             "A vLLM server is still running from an earlier llmdesk",
             f"It serves {self.leftover.model or 'a model'}{where} and keeps its GPU memory.",
@@ -388,6 +411,11 @@ class ServerPage(QWidget):
         if source != self.model.text().strip():
             return  # the user typed on meanwhile
         gpus = self._gpus()
+        if not gpus:
+            self.fit.show_message("No NVIDIA GPU here and none chosen to plan for: choose the GPU you plan to "
+                                  "use (Plan for, above) to see whether the model fits.")
+            self.use_fit.hide()
+            return
         settings = LaunchSettings(
             gpu_memory_utilization=round(self.utilization.value(), 2), max_model_len=self.max_len.value() or None,
             tensor_parallel_size=self.tp.value(), kv_cache_dtype=self.kv_dtype.currentData(),
@@ -402,15 +430,15 @@ class ServerPage(QWidget):
         self.use_fit.setVisible(bool(self.report.suggested_args))
 
     def _gpus(self):
-        from llmdesk.core.machine.gpu_catalogue import CATALOGUE
+        return self.ctx.gpus_for_fit(self.tp.value())
 
+    def _gpus_changed(self) -> None:
+        """A new scan or another GPU to plan for: the preview follows at once, not at the next keystroke."""
         scan = self.ctx.machine.scan
-        count = max(self.tp.value(), 1)
-        if scan is not None and scan.gpus:
-            return list(scan.gpus[:count]) if len(scan.gpus) >= count else list(scan.gpus)
-        key = self.ctx.settings.planning_gpu or "h100-80gb"
-        entry = next(g for g in CATALOGUE if g.key == key)
-        return [entry.as_gpu_info(i) for i in range(count)]
+        self.plan_row.setVisible(scan is not None and not scan.gpus)
+        self.plan_choice.show_key(self.ctx.settings.planning_gpu)
+        if self.model.text().strip():
+            self._preview_fit()
 
     def _use_fit(self) -> None:
         if self.report is None:
@@ -448,19 +476,20 @@ class ServerPage(QWidget):
     def start(self) -> None:
         config = self.launch_config()
         problems = config.validate()
+        self.diagnosis = None
+        self.apply_fix.hide()
         if not config.model:
-            self._show_problem_text("Choose a model first", "Type a folder or repo id, or pick one on the "
-                                    "Models page (On this computer → Serve).")
+            self._show_problem_text("Choose a model first", "Type a folder or repo id, use Browse…, or pick one "
+                                    "on the Models page (On this computer, then Serve).")
             return
         if problems:
-            self._show_problem_text(problems[0].title, problems[0].explanation + (
-                f"<br>{problems[0].fix}" if problems[0].fix else ""))
+            self._show_problem_text(problems[0].title, problems[0].explanation, problems[0].fix)
             return
         self.config = config
         self.log.clear()
-        self.diagnosis = None
-        self.problem.hide()
-        self.apply_fix.hide()
+        self._clear_problem()
+        self.install_note.hide()
+        self.install_button.hide()
         self.right_tabs.setCurrentIndex(0)
         self.ctx.tasks.run(self._start(config), "starting the server")
 
@@ -485,6 +514,7 @@ class ServerPage(QWidget):
         self.install_button.setText(f"Install vLLM {TESTED_VLLM}")
         self.install_note.show()
         self.install_button.show()
+        self._show_alerts()
 
     def install_runtime(self) -> None:
         if self._install_task is not None and not self._install_task.done():
@@ -494,6 +524,7 @@ class ServerPage(QWidget):
         self.right_tabs.setCurrentIndex(0)
         self.install_progress.setValue(0)
         self.install_progress.show()
+        self._show_alerts()
         self.install_button.setText("Cancel")
         self._install_task = self.ctx.tasks.run(self._install(), "installing vLLM")
 
@@ -517,7 +548,7 @@ class ServerPage(QWidget):
             self.install_progress.hide()
         self.install_note.setText(f"vLLM is installed ({python}). Press Start.")
         self.install_button.hide()
-        self.problem.hide()
+        self._clear_problem()
 
     def stop(self) -> None:
         self.ctx.tasks.run(self.ctx.stop_server(), "stopping the server")
@@ -578,10 +609,24 @@ class ServerPage(QWidget):
                                     "has the details.")
             return
         p = diagnosis.problem
-        self._show_problem_text(p.title, p.explanation + (f"<br><b>What to do:</b> {p.fix}" if p.fix else ""))
+        self._show_problem_text(p.title, p.explanation, p.fix)
         self.apply_fix.setVisible(bool(diagnosis.changes))
 
-    def _show_problem_text(self, title: str, body: str) -> None:
-        log_shown("the Server page", title, body)
-        self.problem.setText(f"<b>{title}</b><br>{body}")
+    def _show_problem_text(self, title: str, explanation: str, fix: str | None = None) -> None:
+        """Plain text in, rich text out: vLLM's words are escaped, `code` is shown as code."""
+        log_shown("the Server page", title, explanation)
+        what_to_do = f"<br><b>What to do:</b> {rich_text(fix)}" if fix else ""
+        self.problem.setText(f"<b>{rich_text(title)}</b><br>{rich_text(explanation)}{what_to_do}")
         self.problem.show()
+        self._show_alerts()
+
+    def _clear_problem(self) -> None:
+        self.problem.clear()
+        self.problem.hide()
+        self.apply_fix.hide()
+        self._show_alerts()
+
+    def _show_alerts(self) -> None:
+        """The strip above the form takes room only while it has something to say."""
+        parts = (self.problem, self.leftover_note, self.install_note, self.install_progress)
+        self.alerts.setVisible(any(not part.isHidden() for part in parts))
