@@ -21,9 +21,10 @@ from llmdesk.ui.hub.downloads_view import DownloadsView
 from llmdesk.ui.hub.library_view import LibraryView
 from llmdesk.ui.hub.model_view import ModelView
 from llmdesk.ui.hub.search_view import SearchView
-from llmdesk.ui.widgets import page_header
+from llmdesk.ui.widgets import browse_button, page_header
 
 THIS_MACHINE = ""
+NONE_CHOSEN = "-"  # no GPU here and none chosen to plan for: verdicts wait for a choice
 
 
 class ModelsPage(QWidget):
@@ -86,8 +87,10 @@ class ModelsPage(QWidget):
         find.setSizes([430, 570])
         find.setMinimumWidth(320)  # below the two panes' sum: they squeeze rather than widen the window
 
+        self.browse = browse_button(self.source)
         source_row = QHBoxLayout()
         source_row.addWidget(self.source, 1)
+        source_row.addWidget(self.browse)
         source_row.addWidget(self.check_button)
         check = QWidget()
         check_layout = QVBoxLayout(check)
@@ -112,6 +115,7 @@ class ModelsPage(QWidget):
 
         self._fill_gpus(None)
         ctx.machine.changed.connect(self._fill_gpus)
+        ctx.fit_gpus_changed.connect(lambda: self._user_chose_gpu or self._fill_gpus(ctx.machine.scan))
         self.gpu.activated.connect(self._gpu_chosen)
         for combo in (self.gpu, self.kv_dtype, self.quantize):
             combo.currentIndexChanged.connect(self.reevaluate)
@@ -180,11 +184,16 @@ class ModelsPage(QWidget):
         scan = self.ctx.machine.scan
         if key == THIS_MACHINE and scan and scan.gpus:
             return list(scan.gpus[:count])
-        entry = next(g for g in CATALOGUE if g.key == (key or "h100-80gb"))
-        return [entry.as_gpu_info(i) for i in range(count)]
+        entry = next((g for g in CATALOGUE if g.key == key), None)
+        return [entry.as_gpu_info(i) for i in range(count)] if entry else []  # none chosen: no silent guess
 
     def _gpu_chosen(self) -> None:
-        self._user_chose_gpu = True
+        key = self.gpu.currentData()
+        scan = self.ctx.machine.scan
+        if scan is not None and not scan.gpus and key not in (THIS_MACHINE, NONE_CHOSEN):
+            self.ctx.set_planned_gpu(key)  # no GPU here: what this page plans for, every page plans for
+        else:
+            self._user_chose_gpu = True
 
     def _fill_gpus(self, scan: GpuScan | None) -> None:
         """This machine's GPUs first when it has any, else the GPU the user plans for."""
@@ -194,12 +203,14 @@ class ModelsPage(QWidget):
         self.gpu.clear()
         if has_gpus:
             self.gpu.addItem(f"This machine: {len(scan.gpus)}× {scan.gpus[0].name}", THIS_MACHINE)
+        elif not self.ctx.settings.planning_gpu:
+            self.gpu.addItem("No GPU here: choose one to plan for…", NONE_CHOSEN)
         for gpu in CATALOGUE:
             self.gpu.addItem(f"{gpu.name} ({format_gib(gpu.memory_total_bytes, 0)})", gpu.key)
         if self._user_chose_gpu:
             wanted = current
         else:
-            wanted = THIS_MACHINE if has_gpus else (self.ctx.settings.planning_gpu or "h100-80gb")
+            wanted = THIS_MACHINE if has_gpus else (self.ctx.settings.planning_gpu or NONE_CHOSEN)
             if has_gpus:
                 self.gpu_count.setValue(len(scan.gpus))
         self.gpu.setCurrentIndex(max(0, self.gpu.findData(wanted)))
