@@ -52,3 +52,48 @@ def test_check_a_model_has_a_browse_button(make_window, qtbot, tmp_path):
     page.browse.dialog.fileSelected.emit(str(tmp_path))
     page.browse.dialog.reject()
     assert page.source.text() == str(tmp_path)
+
+
+def added_model_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "my-models" / "tiny"
+    folder.mkdir(parents=True)
+    shutil.copy(LLAMA8B, folder / "config.json")
+    (folder / "model.safetensors").write_bytes(b"\0" * 64)
+    return folder
+
+
+def library_with_added_folder(make_window, qtbot, tmp_path):
+    folder = added_model_folder(tmp_path)
+    window = make_window(NO_DRIVER)
+    window.show_page("models")
+    page = window.models_page
+    page.tabs.setCurrentWidget(page.library)
+    page.library.folder_added.emit(str(folder.parent))
+    qtbot.waitUntil(lambda: page.library.models.rowCount() == 1, timeout=10000)
+    page.library.table.selectRow(0)
+    return page, folder
+
+
+def test_an_added_folder_can_leave_the_list_with_its_files_kept(make_window, qtbot, tmp_path):
+    page, folder = library_with_added_folder(make_window, qtbot, tmp_path)
+    assert page.library.remove.isVisible()
+    qtbot.mouseClick(page.library.remove, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.library.models.rowCount() == 0, timeout=10000)
+    assert (folder / "model.safetensors").exists()  # only the list changed
+    assert page.ctx.settings.model_folders == []
+
+
+def test_delete_names_the_path_and_size_first_and_moves_no_button(make_window, qtbot, tmp_path):
+    page, folder = library_with_added_folder(make_window, qtbot, tmp_path)
+    lib = page.library
+    before = {b.text(): b.geometry() for b in (lib.add_folder, lib.refresh_button, lib.serve, lib.remove)}
+    delete_at = lib.delete.geometry()
+    qtbot.mouseClick(lib.delete, Qt.MouseButton.LeftButton)
+    assert f"from disk: {folder}" in lib.status.text() and "GiB?" in lib.status.text()
+    assert "Remove from list keeps the files" in lib.status.text()
+    qtbot.wait(50)  # a layout pass
+    assert {b.text(): b.geometry() for b in (lib.add_folder, lib.refresh_button, lib.serve, lib.remove)} == before
+    assert lib.delete.geometry() == delete_at
+    assert folder.exists()  # nothing deleted on the first click
+    qtbot.mouseClick(lib.delete, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not folder.exists(), timeout=10000)

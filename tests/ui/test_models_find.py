@@ -97,7 +97,9 @@ def test_library_deletes_after_a_second_click(make_window, qtbot, hub):
     qtbot.waitUntil(lambda: page.library.models.rowCount() == 1, timeout=10000)
     page.library.table.selectRow(0)
     qtbot.mouseClick(page.library.delete, Qt.MouseButton.LeftButton)
-    assert page.library.delete.text().endswith("Click again")
+    assert page.library.delete.text() == "Delete it"
+    said = page.library.status.text()
+    assert said.startswith("Delete Qwen/Qwen2.5-7B-Instruct from the Hugging Face cache, ") and "GiB?" in said
     assert page.library.models.rowCount() == 1  # nothing deleted yet
     qtbot.mouseClick(page.library.delete, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.library.models.rowCount() == 0, timeout=10000)

@@ -76,6 +76,19 @@ def scan_for_settings(settings, extra_folders: Iterable[str | os.PathLike] = ())
     return scan_library([*settings.model_folders, *extra_folders], cache_dirs=cache_dirs)
 
 
+def added_folder_of(model: LocalModel, added: Iterable[str]) -> str | None:
+    """The entry of the user's added folders that lists `model` (the model folder itself, or the
+    folder of models it is in); None for the Hugging Face cache."""
+    if model.source != SOURCE_FOLDER:
+        return None
+    path = model.path.expanduser().resolve()
+    for entry in added:
+        folder = Path(entry).expanduser().resolve()
+        if folder == path or folder == path.parent:
+            return entry
+    return None
+
+
 def find_models(models: Iterable[LocalModel], wanted: str) -> list[LocalModel]:
     """Models whose repo id, name or path is `wanted` (case-insensitive for repo ids)."""
     wanted_path = Path(wanted).expanduser()

@@ -78,9 +78,10 @@ class ModelsPage(QWidget):
         self.search.model_chosen.connect(self.model_view.show_model)
         self.model_view.download_requested.connect(self._download)
         self.downloads = DownloadsView(ctx.downloads)
-        self.library = LibraryView(ctx.tasks, scan=ctx.scan_library)
+        self.library = LibraryView(ctx.tasks, scan=ctx.scan_library, added_folders=lambda: ctx.settings.model_folders)
         self.library.serve_requested.connect(ctx.serve_requested)
         self.library.folder_added.connect(self._add_folder)
+        self.library.folder_removed.connect(self._remove_folder)
         find = QSplitter(Qt.Orientation.Horizontal)
         find.addWidget(self.search)
         find.addWidget(self.model_view)
@@ -130,6 +131,11 @@ class ModelsPage(QWidget):
         if folder not in self.ctx.settings.model_folders:
             new = dataclasses.replace(self.ctx.settings, model_folders=[*self.ctx.settings.model_folders, folder])
             self.ctx.tasks.run(self._save_and_rescan(new), "adding a models folder")
+
+    def _remove_folder(self, folder: str) -> None:
+        kept = [f for f in self.ctx.settings.model_folders if f != folder]
+        self.ctx.tasks.run(self._save_and_rescan(dataclasses.replace(self.ctx.settings, model_folders=kept)),
+                           "removing a folder from the list")
 
     async def _save_and_rescan(self, new) -> None:
         await self.ctx.save_settings(new)
