@@ -44,6 +44,9 @@ def build_window(app, **context_kwargs):
     from llmdesk.ui.main_window import MainWindow
     from llmdesk.ui.theme import apply_theme, follow_system_scheme
 
+    from llmdesk.ui.wheel_guard import install_wheel_guard
+
+    install_wheel_guard(app)
     settings, settings_notice = settings_store.load_settings()
     state, _state_notice = settings_store.load_state()  # a lost window size needs no notice
     ctx = AppContext(settings, state, **context_kwargs)
