@@ -18,6 +18,8 @@ from llmdesk.ui.pages.server import ServerPage
 from llmdesk.ui.pages.settings import SettingsPage
 
 DEFAULT_SIZE = QSize(1120, 720)
+# The smallest window every page is laid out for (tests/ui/test_walkthrough.py checks nothing is cut there).
+MINIMUM_SIZE = QSize(960, 600)
 
 
 def gpu_status_text(scan: GpuScan | None, planning_name: str = "") -> str:
@@ -41,6 +43,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.ctx = ctx
         self.setWindowTitle("llmdesk")
+        self.setMinimumSize(MINIMUM_SIZE)
 
         self.sidebar = QListWidget()
         self.sidebar.setObjectName("sidebar")

@@ -16,10 +16,26 @@ def resolve_scheme(theme: str, system_scheme: Qt.ColorScheme) -> Qt.ColorScheme:
 
 
 def apply_theme(app: QApplication, theme: str) -> Qt.ColorScheme:
-    app.setStyle("Fusion")  # the one style that honours a custom palette everywhere
+    if app.style().name().lower() != "fusion":
+        app.setStyle("Fusion")  # the one style that honours a custom palette everywhere
     scheme = resolve_scheme(theme, app.styleHints().colorScheme())
-    app.setPalette(dark_palette() if scheme == Qt.ColorScheme.Dark else app.style().standardPalette())
+    app.setPalette(dark_palette() if scheme == Qt.ColorScheme.Dark else light_palette(app))
+    # A style sheet resolves palette(...) when it is set, so a live switch would keep the old colours
+    # (a white sidebar in the dark theme): set every style sheet again against the new palette.
+    for widget in app.allWidgets():
+        sheet = widget.styleSheet()
+        if sheet:
+            widget.setStyleSheet("")
+            widget.setStyleSheet(sheet)
     return scheme
+
+
+def light_palette(app: QApplication) -> QPalette:
+    p = app.style().standardPalette()
+    # Fusion's placeholder grey is 4.0:1 on white: below WCAG AA (4.5:1) for the hints and subtitles.
+    dim = QColor(99, 99, 99)
+    p.setColor(QPalette.ColorRole.PlaceholderText, dim)
+    return p
 
 
 def follow_system_scheme(app: QApplication, current_theme) -> None:
@@ -30,7 +46,7 @@ def follow_system_scheme(app: QApplication, current_theme) -> None:
 def dark_palette() -> QPalette:
     p = QPalette()
     base, window, text = QColor(30, 32, 36), QColor(40, 43, 48), QColor(230, 232, 235)
-    dim = QColor(140, 145, 152)
+    dim = QColor(160, 165, 172)  # 4.5:1 or more on every dark background below (WCAG AA)
     accent = QColor(64, 140, 255)
     for role, color in (
         (QPalette.ColorRole.Window, window), (QPalette.ColorRole.WindowText, text),
