@@ -28,7 +28,7 @@ _CODE = re.compile(r"`([^`]+)`")
 def rich_text(text: str) -> str:
     """A problem's words for a rich-text label: HTML escaped (they may quote a log or a server),
     `code` shown as code instead of with its backticks."""
-    return _CODE.sub(r"<code>\1</code>", html.escape(text)).replace("\n", "<br>")
+    return _CODE.sub(r"<code>\1</code>", html.escape(text, quote=False)).replace("\n", "<br>")
 
 
 def plain_text(text: str) -> str:

@@ -3,13 +3,14 @@ the reply's stats and what can be done with it (copy, edit, regenerate)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from llmdesk.core.chat.session import stats_text
 from llmdesk.ui.chat.markdown_view import MarkdownView
 
+UNANSWERED_COLORS = {False: "#92400e", True: "#fbbf24"}  # amber, 4.5:1 or more on the light / dark message
 STATE_NOTES = {
     "stopped": "Stopped",
     "interrupted": "Cut off: the connection or the server failed mid-reply",
@@ -97,6 +98,12 @@ class MessageWidget(QFrame):
         layout.addLayout(header)
         layout.addWidget(self.reasoning_toggle, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.body)
+        self.mark = QLabel()
+        self.mark.setWordWrap(True)
+        self.mark.setTextFormat(Qt.TextFormat.PlainText)
+        self.mark.hide()
+        self.unanswered: str | None = None
+        layout.addWidget(self.mark)
         layout.addLayout(footer)
         if reasoning and role != "user":
             self._reasoning_view().set_markdown(reasoning)
@@ -143,6 +150,20 @@ class MessageWidget(QFrame):
         if self.state != "streaming":
             self.note.setText("left out of the context: not sent" if excluded else STATE_NOTES.get(self.state, ""))
         self.who.setForegroundRole(QPalette.ColorRole.PlaceholderText if excluded else QPalette.ColorRole.WindowText)
+
+    def set_unanswered(self, reason: str | None) -> None:
+        """A question no reply came for: marked, so the mark stays after the notice is dismissed."""
+        self.unanswered = reason
+        if reason:
+            dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
+            self.mark.setStyleSheet(f"color: {UNANSWERED_COLORS[dark]};")
+            self.mark.setText(f"Not answered: {reason}")
+        self.mark.setVisible(bool(reason))
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and self.unanswered:
+            self.set_unanswered(self.unanswered)  # the mark's colour for the new theme
 
     def _reasoning_view(self) -> MarkdownView:
         if self.reasoning_view is None:

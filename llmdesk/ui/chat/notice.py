@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from llmdesk.core.base.errors import Problem
-from llmdesk.ui.problems import log_shown
+from llmdesk.ui.problems import log_shown, plain_text
 
 
 class ChatNotice(QFrame):
@@ -28,8 +28,8 @@ class ChatNotice(QFrame):
         column = QVBoxLayout()
         column.addWidget(self.title)
         column.addWidget(self.text)
-        self.buttons = QHBoxLayout()
-        self.buttons.addStretch()
+        # Up to two buttons a row: one long row would widen the chat column past the window.
+        self.buttons = QGridLayout()
         column.addLayout(self.buttons)
         row = QHBoxLayout(self)
         row.addLayout(column, 1)
@@ -38,17 +38,17 @@ class ChatNotice(QFrame):
 
     def show_problem(self, problem: Problem, actions: tuple[tuple[str, Callable[[], None]], ...] = ()) -> None:
         log_shown("the Chat page", problem.title, problem.explanation)
-        self.title.setText(problem.title)
+        self.title.setText(plain_text(problem.title))
         fix = f" {problem.fix}" if problem.fix else ""
-        self.text.setText(problem.explanation + fix)
+        self.text.setText(plain_text(problem.explanation + fix))
         for button in self.actions.values():
             self.buttons.removeWidget(button)
             button.deleteLater()
         self.actions = {}
-        for label, act in (*actions, ("Dismiss", self.clear)):
+        for i, (label, act) in enumerate((*actions, ("Dismiss", self.clear))):
             button = QPushButton(label)
             button.clicked.connect(lambda _checked=False, act=act: (self.clear(), act()))
-            self.buttons.addWidget(button)
+            self.buttons.addWidget(button, i // 2, i % 2)
             self.actions[label] = button
         self.show()
 

@@ -109,6 +109,7 @@ class Chart(QWidget):
         self.title.setTextFormat(Qt.TextFormat.RichText)
         set_font(self.title, 9)
         self.title.setMinimumWidth(1)
+        self.title.setWordWrap(True)  # a narrow chart puts its legend on a second line
         self.axis = AgoAxis()
         self.plot = pg.PlotWidget(axisItems={"bottom": self.axis})
         self.plot.setMinimumHeight(MIN_CHART_HEIGHT - 18)
@@ -128,7 +129,9 @@ class Chart(QWidget):
         self.names: list[str] = []
         for line in spec.lines:
             self._add_curve(line.label)
-        self._y_top: float | None = None
+        # Empty, the y axis starts at 0 up to the chart's floor, not pyqtgraph's 0.5-3.5 guess.
+        self._y_top = nice_ceiling(0.0, spec.y_floor)
+        self.plot.setYRange(0, self._y_top, padding=0)
         self.set_range(60)
         self.apply_palette(palette)
         layout = QVBoxLayout(self)

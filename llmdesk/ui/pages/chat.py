@@ -401,6 +401,8 @@ class ChatPage(QWidget):
         if params is None:
             return
         self.notice.clear()
+        if self.messages and self.messages[-1].role == "user":
+            self.messages[-1].set_unanswered(None)  # asked again
         client = await self._client_for()
         model = self.model.currentText().strip()
         if not model:
@@ -579,6 +581,8 @@ class ChatPage(QWidget):
             actions.append(("Refresh the model list", self.refresh_models))
         if self.messages and self.messages[-1].role == "user" or isinstance(exc, StreamInterrupted):
             actions.append(("Try again", self.regenerate))
+        if self.messages and self.messages[-1].role == "user":
+            self.messages[-1].set_unanswered(exc.problem.title)
         self.notice.show_problem(exc.problem, tuple(actions))
 
     def drop_oldest_and_retry(self) -> None:

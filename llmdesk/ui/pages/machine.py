@@ -31,12 +31,16 @@ class GpuCard(QFrame):
         title = QLabel(f"{'Planning for' if planned else f'GPU {gpu.index}'}: {gpu.name}")
         title.setStyleSheet("font-weight: 600; font-size: 11pt;")
         grid.addWidget(title, 0, 0, 1, 2)
-        used = QProgressBar()
-        used.setRange(0, 1000)
-        used.setValue(round(1000 * gpu.memory_used_bytes / max(gpu.memory_total_bytes, 1)))
-        used.setFormat(f"{format_gib(gpu.memory_used_bytes)} used of {format_gib(gpu.memory_total_bytes)}")
         grid.addWidget(QLabel("Memory"), 1, 0)
-        grid.addWidget(used, 1, 1)
+        if planned:  # not in this machine: nothing is "used"; what matters is what CUDA will see
+            cuda = gpu.memory_total_bytes - (gpu.memory_reserved_bytes or 0)
+            grid.addWidget(QLabel(f"{format_gib(gpu.memory_total_bytes)} ({format_gib(cuda)} as CUDA sees it)"), 1, 1)
+        else:
+            used = QProgressBar()
+            used.setRange(0, 1000)
+            used.setValue(round(1000 * gpu.memory_used_bytes / max(gpu.memory_total_bytes, 1)))
+            used.setFormat(f"{format_gib(gpu.memory_used_bytes)} used of {format_gib(gpu.memory_total_bytes)}")
+            grid.addWidget(used, 1, 1)
         rows = [("Compute capability", ".".join(map(str, gpu.compute_capability)))]
         if not planned:
             rows += [

@@ -33,8 +33,8 @@ from llmdesk.ui.context import AppContext
 from llmdesk.ui.metrics import tiles as fmt
 from llmdesk.ui.metrics.recorder import MetricsRecorder, Target, is_local_url
 from llmdesk.ui.metrics.tiles import NONE, Tile, set_font
-from llmdesk.ui.problems import log_shown
-from llmdesk.ui.widgets import fill_with_scrolling
+from llmdesk.ui.problems import log_shown, rich_text
+from llmdesk.ui.widgets import fill_with_scrolling, page_header
 
 INTERVALS_S = (0.25, 0.5, 1.0, 2.0, 5.0)
 RANGES = ((60, "1 min"), (300, "5 min"), (900, "15 min"))
@@ -100,6 +100,8 @@ class DashboardPage(QWidget):
         column = QVBoxLayout(content)
         column.setContentsMargins(0, 0, 6, 0)
         column.setSpacing(8)
+        column.addWidget(page_header("Dashboard", "Live figures from the server's /metrics and the GPUs: "
+                                                  "throughput, queue, KV cache, latency."))
         column.addLayout(self._controls(interval))
         column.addLayout(self._status_row())
         column.addLayout(self._tiles())
@@ -416,9 +418,9 @@ class DashboardPage(QWidget):
         elif problem is not None:
             log_shown("the Dashboard", problem.title, problem.explanation)
             glyph, color = "●", (None if stopped else WARN_COLOR)
-            text = f"<b>{_escape(problem.title)}</b> — {_escape(problem.explanation)}"
+            text = f"<b>{rich_text(problem.title)}</b> — {rich_text(problem.explanation)}"
             if problem.fix and not stopped:
-                text += f" {_escape(problem.fix)}"
+                text += f" {rich_text(problem.fix)}"
             if not stopped:
                 text += f" <i>Trying again every {every}.</i>"
             if len(rec.window):
