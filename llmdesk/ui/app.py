@@ -57,7 +57,7 @@ def build_window(app, **context_kwargs):
     window = MainWindow(ctx)
     if settings_notice is not None:
         from llmdesk.core.base.errors import Problem
-        ctx.problems.show_problem(Problem("Your settings could not be read", settings_notice.message(),
+        ctx.problems.show_problem(Problem(settings_notice.title, settings_notice.message(),
                                           "Check the settings on the Settings page and save them again."))
     return window
 

@@ -74,3 +74,18 @@ def test_a_planned_gpu_shows_no_memory_in_use(make_window, qtbot):
     assert "Planning for: NVIDIA H100 80GB HBM3" in texts
     assert "used" not in texts and "as CUDA sees it" in texts
     assert not [bar for bar in page.findChildren(QProgressBar) if bar.isVisibleTo(page)]
+
+
+def test_settings_out_of_range_are_said_at_start(make_window):
+    import json
+
+    from llmdesk.core.base.settings import settings_path
+
+    settings_path().parent.mkdir(parents=True, exist_ok=True)
+    settings_path().write_text(json.dumps({"schema_version": 1, "values": {"theme": "purple",
+                                                                           "gpu_memory_utilization": 7}}))
+    window = make_window()
+    banner = window.ctx.banner
+    assert banner.isVisible() and banner.title.text() == "Some of your settings could not be used"
+    assert "theme 'purple'" in banner.explanation.text()
+    assert window.ctx.settings.gpu_memory_utilization == 0.92

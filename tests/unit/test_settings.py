@@ -61,7 +61,8 @@ def test_wrong_types_and_unknown_keys_fall_back_per_field():
         "server_port": "8000", "theme": "dark", "gpu_memory_utilization": 1, "server_host": True,
         "an_old_key": 3}}))
     settings, notice = load_settings()
-    assert notice is None
+    assert notice is not None and notice.moved_to is None  # said at start, the file left as it is
+    assert notice.ignored == ("server_host True: not text", "server_port '8000': not a whole number")
     assert settings.server_port == 8000          # a string is not a port: default
     assert settings.theme == "dark"              # a good value survives its bad neighbours
     assert settings.gpu_memory_utilization == 1  # an int is fine where a float is wanted
@@ -91,3 +92,23 @@ def test_save_is_atomic_and_leaves_no_temp_files():
     save_settings(Settings(server_port=9000))
     assert [p.name for p in settings_path().parent.iterdir()] == ["settings.json"]
     assert stat.S_ISREG(settings_path().stat().st_mode)
+
+
+def test_values_out_of_range_are_said_and_replaced_by_the_defaults():
+    """theme "purple" and a memory share of 7 used to load silently."""
+    settings_path().parent.mkdir(parents=True)
+    settings_path().write_text(json.dumps({"schema_version": 1, "values": {
+        "theme": "purple", "gpu_memory_utilization": 7, "server_port": 9000}}))
+    settings, notice = load_settings()
+    assert (settings.theme, settings.gpu_memory_utilization, settings.server_port) == ("system", 0.92, 9000)
+    assert notice.title == "Some of your settings could not be used"
+    message = notice.message()
+    assert "theme 'purple': theme must be one of system, light, dark" in message
+    assert "gpu_memory_utilization 7: gpu_memory_utilization must be in (0, 1]" in message
+    assert "The defaults are used for them." in message
+    assert settings_path().exists()  # nothing moved aside: the user may fix the file by hand
+
+
+def test_a_good_file_gives_no_notice():
+    save_settings(Settings(theme="dark"))
+    assert load_settings() == (Settings(theme="dark"), None)

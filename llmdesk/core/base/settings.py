@@ -43,15 +43,19 @@ class Settings:
 
     def problems(self) -> list[str]:
         """Values that load fine as types but make no sense; the UI shows them next to the field."""
-        found = []
+        return list(self.invalid_fields().values())
+
+    def invalid_fields(self) -> dict[str, str]:
+        """field name -> what a valid value is, for every value out of range."""
+        found = {}
         if self.theme not in THEMES:
-            found.append(f"theme must be one of {', '.join(THEMES)}")
+            found["theme"] = f"theme must be one of {', '.join(THEMES)}"
         if not 1 <= self.server_port <= 65535:
-            found.append("server_port must be between 1 and 65535")
+            found["server_port"] = "server_port must be between 1 and 65535"
         if not 0 < self.gpu_memory_utilization <= 1:
-            found.append("gpu_memory_utilization must be in (0, 1]")
+            found["gpu_memory_utilization"] = "gpu_memory_utilization must be in (0, 1]"
         if not 0.25 <= self.metrics_interval_s <= 5:
-            found.append("metrics_interval_s must be between 0.25 and 5 seconds")
+            found["metrics_interval_s"] = "metrics_interval_s must be between 0.25 and 5 seconds"
         return found
 
 
@@ -66,15 +70,23 @@ class AppState:
 
 @dataclass(frozen=True)
 class LoadNotice:
-    """Told to the user once: their file was unreadable and has been moved aside."""
+    """Told to the user once: their file was unreadable and has been moved aside, or some of its
+    values could not be used and the defaults stand in for them (the file is left as it is)."""
 
     path: Path
-    moved_to: Path
+    moved_to: Path | None
     reason: str
+    ignored: tuple[str, ...] = ()  # "theme 'purple': theme must be one of system, light, dark"
+
+    @property
+    def title(self) -> str:
+        return "Your settings could not be read" if self.moved_to else "Some of your settings could not be used"
 
     def message(self) -> str:
-        return (f"{self.path.name} could not be read ({self.reason}); it was moved to "
-                f"{self.moved_to.name} and defaults are used.")
+        if self.moved_to is not None:
+            return (f"{self.path.name} could not be read ({self.reason}); it was moved to "
+                    f"{self.moved_to.name} and defaults are used.")
+        return f"In {self.path}: {'; '.join(self.ignored)}. The defaults are used for them."
 
 
 T = TypeVar("T")
@@ -89,7 +101,19 @@ def state_path() -> Path:
 
 
 def load_settings(path: Path | None = None) -> tuple[Settings, LoadNotice | None]:
-    return _load(Settings, path or settings_path())
+    path = path or settings_path()
+    settings, notice = _load(Settings, path)
+    if notice is not None and notice.moved_to is not None:
+        return settings, notice
+    ignored = list(notice.ignored) if notice else []
+    defaults = Settings()
+    for name, why in settings.invalid_fields().items():
+        ignored.append(f"{name} {getattr(settings, name)!r}: {why}")
+        setattr(settings, name, getattr(defaults, name))
+    if ignored:
+        log.warning("settings not used from %s: %s", path, "; ".join(ignored))
+        return settings, LoadNotice(path, None, "values out of range", tuple(ignored))
+    return settings, None
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:
@@ -113,18 +137,29 @@ def _load(cls: type[T], path: Path) -> tuple[T, LoadNotice | None]:
         return cls(), None
     except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return cls(), _move_aside(path, exc)
-    return _from_dict(cls, raw.get("values", {})), None
+    obj, wrong = _from_dict(cls, raw.get("values", {}))
+    ignored = tuple(f"{name} {value!r}: not {kind}" for name, value, kind in wrong)
+    return obj, (LoadNotice(path, None, "values of the wrong type", ignored) if ignored else None)
 
 
-def _from_dict(cls: type[T], values: Any) -> T:
+_KINDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false", list: "a list"}
+
+
+def _from_dict(cls: type[T], values: Any) -> tuple[T, list[tuple[str, Any, str]]]:
+    """The object, and (name, value, expected type) for each value of the wrong type (left at its default)."""
     if not isinstance(values, dict):
-        return cls()
+        return cls(), []
     hints = typing.get_type_hints(cls)
-    kwargs = {}
+    kwargs, wrong = {}, []
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name in values and _has_type(values[f.name], hints[f.name]):
+        if f.name not in values:
+            continue
+        if _has_type(values[f.name], hints[f.name]):
             kwargs[f.name] = values[f.name]
-    return cls(**kwargs)
+        else:
+            wrong.append((f.name, values[f.name], _KINDS.get(typing.get_origin(hints[f.name]) or hints[f.name],
+                                                             "a value of its kind")))
+    return cls(**kwargs), wrong
 
 
 def _has_type(value: Any, hint: Any) -> bool:
