@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFileDialog, QFrame, QLabel, QLineEdit, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
-STATUS_GLYPHS = {"ok": ("✔", "#16a34a"), "warn": ("!", "#d97706"), "fail": ("✘", "#dc2626")}
+# glyph, colour on the light theme, colour on the dark theme (each 4.5:1 or more on its background)
+STATUS_GLYPHS = {"ok": ("✔", "#15803d", "#4ade80"), "warn": ("!", "#b45309", "#fbbf24"),
+                 "fail": ("✘", "#b91c1c", "#f87171")}
 
 
 def page_header(title: str, subtitle: str) -> QWidget:
@@ -33,20 +35,44 @@ def section_title(text: str) -> QLabel:
     return label
 
 
+class StatusGlyph(QLabel):
+    """✔ ! ✘ in a colour that keeps 4.5:1 contrast in the theme it is shown in, also after a switch."""
+
+    def __init__(self, status: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.status = status
+        self.setFixedWidth(22)
+        self._paint_status()
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._paint_status()
+
+    def _paint_status(self) -> None:
+        dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
+        glyph, light_color, dark_color = STATUS_GLYPHS.get(self.status, ("?", "#4b5563", "#9ca3af"))
+        self.setText(glyph)
+        color = dark_color if dark else light_color
+        sheet = f"color: {color}; font-weight: 700; font-size: 13pt;"
+        if self.styleSheet() != sheet:
+            self.setStyleSheet(sheet)
+
+
 def status_glyph(status: str) -> QLabel:
-    glyph, color = STATUS_GLYPHS.get(status, ("?", "#6b7280"))
-    label = QLabel(glyph)
-    label.setStyleSheet(f"color: {color}; font-weight: 700; font-size: 13pt;")
-    label.setFixedWidth(22)
-    return label
+    return StatusGlyph(status)
 
 
-def scroll_area(content: QWidget) -> QScrollArea:
-    """`content` in a frameless scroll area that resizes it to its width."""
+def scroll_area(content: QWidget, *, keep_width: bool = False) -> QScrollArea:
+    """`content` in a frameless scroll area that resizes it to its width. keep_width: never narrower
+    than the content's minimum (a pane in a splitter, which would otherwise cut its fields at the side)."""
     scroll = QScrollArea()
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setWidget(content)
+    if keep_width:
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(content.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 2)
     return scroll
 
 

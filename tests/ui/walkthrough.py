@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QPoint, QRect, SIGNAL
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import (QAbstractButton, QAbstractScrollArea, QAbstractSpinBox, QCheckBox, QComboBox,
+from PySide6.QtWidgets import (QAbstractButton, QAbstractScrollArea, QAbstractSpinBox, QApplication, QCheckBox,
+                               QComboBox,
                                QLabel, QLineEdit, QPushButton, QRadioButton, QScrollArea, QTabBar, QWidget)
 
 MIN_CONTRAST = 4.5
@@ -59,6 +60,13 @@ def in_scroll_area(widget: QWidget, root: QWidget) -> bool:
     return False
 
 
+def scroll_area_of(widget: QWidget) -> QAbstractScrollArea | None:
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QAbstractScrollArea):
+        parent = parent.parentWidget()
+    return parent
+
+
 def rect_in(widget: QWidget, root: QWidget) -> QRect:
     return QRect(widget.mapTo(root, QPoint(0, 0)), widget.size())
 
@@ -94,6 +102,12 @@ def clipped(window: QWidget, page: QWidget) -> list[Finding]:
         if not scrolled and not window.rect().contains(rect):
             found.append(Finding("clipped by the window", describe(widget), f"{rect.getRect()} outside "
                                  f"{window.rect().getRect()}"))
+        area = scroll_area_of(widget)
+        if isinstance(area, QScrollArea) and not area.horizontalScrollBar().isVisible():
+            viewport = rect_in(area.viewport(), window)
+            if rect.right() > viewport.right() + 1:  # scrolling down never shows what is cut at the side
+                found.append(Finding("cut at the side", describe(widget), f"ends at x={rect.right()}, its pane "
+                                     f"at x={viewport.right()}"))
         hint = widget.minimumSizeHint()
         wraps = isinstance(widget, QLabel) and widget.wordWrap()
         if isinstance(widget, (QCheckBox, QRadioButton, QPushButton)) or (isinstance(widget, QLabel) and not wraps
@@ -213,6 +227,9 @@ def low_contrast(window: QWidget, page: QWidget, picture: np.ndarray) -> list[Fi
 
 def inspect(window: QWidget, page: QWidget, shot: Path | None = None) -> list[Finding]:
     """Every check on `page` as it is shown in `window`; saves the window's picture to `shot`."""
+    for _ in range(3):  # let pending layout passes run, as they would before a person looks
+        QApplication.sendPostedEvents()
+        QApplication.processEvents()
     image = window.grab().toImage()
     if shot is not None:
         shot.parent.mkdir(parents=True, exist_ok=True)

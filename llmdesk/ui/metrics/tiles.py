@@ -39,8 +39,10 @@ class Tile(QFrame):
         self.detail.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         set_font(self.detail, 8)
         for label in (self.title, self.value, self.detail):
-            label.setMinimumWidth(1)  # a long text is cut rather than widening the whole row
+            label.setMinimumWidth(1)  # a long text never widens the whole row: it wraps
             layout.addWidget(label)
+        self.title.setWordWrap(True)
+        self.detail.setWordWrap(True)
 
     def paintEvent(self, event) -> None:
         # Painted rather than styled: a style sheet's palette() colours stay those of the theme the

@@ -101,8 +101,7 @@ class ChatPage(QWidget):
         server_form.addRow("API key", self.api_key)
         side_column.addLayout(server_form)
         side_column.addWidget(self.params, 1)
-        params_scroll = scroll_area(side)
-        params_scroll.setMinimumWidth(190)
+        params_scroll = scroll_area(side, keep_width=True)
 
         splitter = QSplitter()
         splitter.addWidget(self.conversations)

@@ -288,8 +288,7 @@ class ServerPage(QWidget):
         right.addTab(log_box, "Log")
         right.addTab(endpoint_box, "Endpoint")
         self.right_tabs = right
-        left_scroll = scroll_area(left)
-        left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left_scroll = scroll_area(left, keep_width=True)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left_scroll)
         split.addWidget(right)

@@ -1,0 +1,135 @@
+"""The walkthrough a new user makes: the real main window with a fresh home, no GPU, no vLLM and no
+network, at the smallest size, 1024x640 and 1440x900, in the light and the dark theme and after a
+live switch each way; every page empty and in its main problem states, checked by the eye's rules
+of tests/ui/walkthrough.py.
+
+Set LLMDESK_WALKTHROUGH_DIR to keep a picture of every state there (docs/screenshots/walkthrough/
+holds the last set a person paged through).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmdesk.ui.main_window import MINIMUM_SIZE
+from tests.fakes.standin_server import free_port
+from tests.ui.conftest import NO_DRIVER
+from tests.ui.walkthrough import image_array, inspect
+
+SHOTS = Path(os.environ["LLMDESK_WALKTHROUGH_DIR"]) if os.environ.get("LLMDESK_WALKTHROUGH_DIR") else None
+SIZES = [(MINIMUM_SIZE.width(), MINIMUM_SIZE.height()), (1024, 640), (1440, 900)]
+# (theme the window starts in, theme switched to while it runs, or None)
+THEMES = [("light", None), ("dark", None), ("light", "dark"), ("dark", "light")]
+
+
+def theme_name(start: str, switched: str | None) -> str:
+    return f"{start}-to-{switched}" if switched else start
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No network: the Hub is a closed port, as on a machine without access."""
+    from huggingface_hub import constants
+
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no vllm command either
+
+
+def open_window(make_window, qtbot, arun, size, start, switched):
+    from llmdesk.core.base import settings as settings_store
+
+    settings_store.save_settings(settings_store.Settings(theme=start))
+    window = make_window(NO_DRIVER)
+    window.resize(*size)
+    if switched:
+        arun(window.ctx.save_settings(dataclasses.replace(window.ctx.settings, theme=switched)))
+    qtbot.wait(20)
+    return window
+
+
+def look(window, page, state: str, label: str) -> list[str]:
+    shot = SHOTS / label / f"{state}.png" if SHOTS else None
+    return [f"{state}: {finding}" for finding in inspect(window, page, shot)]
+
+
+def visit_pages(window, qtbot, label: str) -> list[str]:
+    found = []
+    for key in window.page_keys:
+        window.show_page(key)
+        qtbot.wait(30)
+        found += look(window, window.stack.currentWidget(), f"{window.page_keys.index(key) + 1:02d}-{key}", label)
+    return found
+
+
+def problem_states(window, qtbot, label: str) -> list[str]:
+    found = []
+    # The Hub cannot be reached: the search says so in place.
+    window.show_page("models")
+    models = window.models_page
+    models.tabs.setCurrentWidget(models.tabs.widget(0))
+    qtbot.keyClicks(models.search.query, "llama")
+    qtbot.waitUntil(models.search.banner.isVisible, timeout=20000)
+    found += look(window, models, "20-models-hub-unreachable", label)
+    # A model path that is not there, checked on the Models page.
+    models.tabs.setCurrentIndex(models.tabs.count() - 1)
+    models.source.setText("/nonexistent/model")
+    models.check()
+    qtbot.waitUntil(lambda: "No model at" in models.panel.summary.text(), timeout=10000)
+    found += look(window, models, "21-models-bad-path", label)
+    # The Server page: a bad path, then Start without vLLM.
+    window.show_page("server")
+    server = window.server_page
+    server.model.setText("/nonexistent/model")
+    server._preview_fit()
+    qtbot.waitUntil(lambda: "No model at" in server.fit.summary.text(), timeout=10000)
+    found += look(window, server, "30-server-bad-path", label)
+    server.model.setText("Qwen/Qwen2.5-7B-Instruct")
+    server.start()
+    qtbot.waitUntil(server.install_button.isVisible, timeout=20000)
+    found += look(window, server, "31-server-vllm-missing", label)
+    # No server: the Chat and the Dashboard say so.
+    window.show_page("chat")
+    chat = window.chat_page
+    chat.composer.setPlainText("Hello?")
+    chat.send()
+    qtbot.waitUntil(chat.notice.isVisible, timeout=20000)
+    found += look(window, chat, "50-chat-no-server", label)
+    chat.notice.clear()
+    found += look(window, chat, "51-chat-no-server-dismissed", label)
+    window.show_page("dashboard")
+    qtbot.waitUntil(lambda: "not running" in window.dashboard_page.status.text(), timeout=20000)
+    found += look(window, window.dashboard_page, "40-dashboard-no-server", label)
+    return found
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("start, switched", THEMES, ids=[theme_name(*t) for t in THEMES])
+def test_every_page_empty_and_in_its_problem_states(make_window, qtbot, arun, offline, size, start, switched):
+    window = open_window(make_window, qtbot, arun, size, start, switched)
+    label = f"{size[0]}x{size[1]}-{theme_name(start, switched)}"
+    found = visit_pages(window, qtbot, label)
+    found += problem_states(window, qtbot, label)
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("start, switched", [("light", "dark"), ("dark", "light")])
+def test_a_live_theme_switch_looks_like_a_restart(make_window, qtbot, arun, start, switched):
+    """Switching the theme in Settings gives the window a restart in that theme gives."""
+    pictures = []
+    for first, then in ((start, switched), (switched, None)):
+        window = open_window(make_window, qtbot, arun, (1024, 640), first, then)
+        window.show_page("settings")
+        qtbot.wait(30)
+        pictures.append(image_array(window.grab().toImage()).astype(int))
+        window.close()
+    live, restarted = pictures
+    differs = np.abs(live - restarted).max(axis=2) > 24
+    assert differs.mean() < 0.002, f"{differs.mean():.2%} of the pixels differ after a live switch"
