@@ -1,7 +1,7 @@
 """Start-up phases and failure causes, recognised from real vLLM 0.26 logs.
 
-Real logs: ``tests/data/vllm-runs`` (H100 runs, and copies of some shared samples) and
-``../shared/samples`` (read when present). The line each failure is recognised from is also kept
+Real logs: ``tests/data/vllm-runs`` (H100 and H200 runs) and ``tests/data/vllm-samples`` (copies of
+the shared samples, so a clone tests itself fully). The line each failure is recognised from is also kept
 verbatim below, so the cause tests run without the shared folder. Causes without a captured log
 use the documented 0.26 wording (vllm.md §4.7) and say so.
 """
@@ -18,7 +18,7 @@ from llmdesk.core.server.diagnose import (CAUSES, Diagnosis, Phase, diagnose, ne
 from llmdesk.core.server.launch import LaunchConfig
 
 RUNS = Path(__file__).resolve().parents[1] / "data" / "vllm-runs"
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "vllm-samples"  # copies of the shared samples
 
 
 def lines_of(path: Path) -> list[str]:
@@ -26,8 +26,6 @@ def lines_of(path: Path) -> list[str]:
 
 
 def sample(name: str) -> list[str]:
-    if not (SAMPLES / name).exists():
-        pytest.skip(f"../shared/samples/{name} is not here")
     return lines_of(SAMPLES / name)
 
 

@@ -34,3 +34,13 @@ def test_every_package_is_listed_for_installation():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "llmdesk").rglob("__init__.py")}
     assert found <= listed, found - listed
+
+
+def test_a_clone_tests_itself_without_the_shared_folder():
+    """No test reads ../shared: what a test needs from the shared samples is copied under tests/data."""
+    here = Path(__file__).name
+    for path in (ROOT / "tests").rglob("*.py"):
+        if path.name == here or "gpu" in path.parts:
+            continue  # tests/gpu run on the GPU host, where shared/tools stage vLLM
+        text = path.read_text(encoding="utf-8")
+        assert '/ "shared"' not in text and "../shared/samples" not in text, path
