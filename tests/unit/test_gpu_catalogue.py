@@ -138,7 +138,7 @@ def test_close_matches():
     assert close_matches("H10") == ["h100-80gb", "h100-pcie", "h100-nvl"]
     assert close_matches("rtx 409") == ["rtx-4090", "rtx-5090", "rtx-4080"]
     assert close_matches("RTX 6000", n=2) == ["rtx-6000-ada", "rtx-a6000"]
-    assert close_matches("l40")[:2] == ["l40s", "l4"]
+    assert close_matches("l40")[:2] == ["l40", "l40s"]  # the exact key first
     assert close_matches("a1000", n=1) == ["a100-80gb"]
     assert close_matches("zzzzzz") == []
     assert close_matches("") == []

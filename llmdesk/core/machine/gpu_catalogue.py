@@ -161,7 +161,7 @@ def close_matches(name: str, n: int = 3) -> list[str]:
     if not typed:
         return []
     # A name cut short ("H10") most likely means the cards it starts; similar spellings come after.
-    starting = [form for form in _INDEX if form.startswith(typed)]
+    starting = sorted((form for form in _INDEX if form.startswith(typed)), key=lambda form: form != typed)
     similar = difflib.get_close_matches(typed, list(_INDEX), n=len(_INDEX), cutoff=0.5)
     keys: list[str] = []
     for form in starting + similar:
