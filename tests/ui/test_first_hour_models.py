@@ -97,3 +97,13 @@ def test_delete_names_the_path_and_size_first_and_moves_no_button(make_window, q
     assert folder.exists()  # nothing deleted on the first click
     qtbot.mouseClick(lib.delete, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not folder.exists(), timeout=10000)
+
+
+def test_the_machine_page_shows_the_gpu_chosen_on_another_page(make_window, qtbot):
+    window = make_window(NO_DRIVER)
+    machine = window.machine_page
+    assert machine.plan_choice.itemText(0) == "no GPU chosen yet"  # not "the GPUs in this machine": there are none
+    window.server_page.plan_choice.setCurrentIndex(window.server_page.plan_choice.findData("l4"))
+    qtbot.waitUntil(lambda: machine.plan_choice.currentData() == "l4", timeout=5000)
+    texts = " ".join(label.text() for label in machine.findChildren(type(machine.gpu_message)))
+    assert "Planning for: NVIDIA L4" in texts

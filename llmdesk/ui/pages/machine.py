@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
+from PySide6.QtWidgets import (QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
                                QPushButton, QVBoxLayout, QWidget)
 
 from llmdesk.core.base.units import format_gib
@@ -13,6 +12,7 @@ from llmdesk.core.doctor.checks import DoctorReport
 from llmdesk.core.machine.gpu_catalogue import CATALOGUE
 from llmdesk.core.machine.gpus import GpuInfo, GpuScan
 from llmdesk.ui.context import AppContext
+from llmdesk.ui.machine.plan_choice import PlanGpuChoice
 from llmdesk.ui.widgets import fill_with_scrolling, page_header, section_title, status_glyph
 
 
@@ -107,12 +107,10 @@ class MachinePage(QWidget):
 
         plan_row = QHBoxLayout()
         plan_row.addWidget(QLabel("Plan for:"))
-        self.plan_choice = QComboBox()
-        self.plan_choice.addItem("The GPUs in this machine", "")
-        for gpu in CATALOGUE:
-            self.plan_choice.addItem(f"{gpu.name} ({format_gib(gpu.memory_total_bytes, 0)})", gpu.key)
-        self.plan_choice.setCurrentIndex(max(0, self.plan_choice.findData(ctx.settings.planning_gpu)))
+        self.plan_choice = PlanGpuChoice("The GPUs in this machine")
+        self.plan_choice.show_key(ctx.settings.planning_gpu)
         self.plan_choice.currentIndexChanged.connect(self._plan_changed)
+        ctx.fit_gpus_changed.connect(self._planned_elsewhere)
         plan_row.addWidget(self.plan_choice, 1)
         layout.addLayout(plan_row)
 
@@ -154,6 +152,7 @@ class MachinePage(QWidget):
             for gpu in scan.gpus:
                 self.gpu_cards.addWidget(GpuCard(gpu))
         else:
+            self.plan_choice.setItemText(0, "no GPU chosen yet")  # there are none in this machine to plan for
             problem = scan.problem
             text = f"<b>{problem.title}</b><br>{problem.explanation}" if problem else "<b>No NVIDIA GPU found.</b>"
             self.gpu_message.setText(
@@ -175,5 +174,11 @@ class MachinePage(QWidget):
     def _plan_changed(self) -> None:
         if self.ctx.machine.scan is not None:
             self.show_scan(self.ctx.machine.scan)
-        new = dataclasses.replace(self.ctx.settings, planning_gpu=self.plan_choice.currentData())
-        self.ctx.tasks.run(self.ctx.save_settings(new), "saving the planning GPU")
+        self.ctx.set_planned_gpu(self.plan_choice.currentData())
+
+    def _planned_elsewhere(self) -> None:
+        """Chosen on another page (or a new scan): show it here too."""
+        if self.plan_choice.currentData() != self.ctx.settings.planning_gpu:
+            self.plan_choice.show_key(self.ctx.settings.planning_gpu)
+            if self.ctx.machine.scan is not None:
+                self.show_scan(self.ctx.machine.scan)
