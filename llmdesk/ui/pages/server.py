@@ -587,7 +587,7 @@ class ServerPage(QWidget):
                                        "(nvidia-smi shows which)."}.get(status.gpu_memory_released, "Stopped."))
         elif status.state == ServerState.CRASHED:
             self.state.setText("The server stopped unexpectedly." if status.diagnosis is None
-                               else "The server could not start or stopped: see why below.")
+                               else "The server could not start or stopped: see why above.")
             self._show_diagnosis(status.diagnosis)
 
     def _show_endpoint(self, status: ServerStatus) -> None:
