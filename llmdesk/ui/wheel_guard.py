@@ -20,14 +20,15 @@ class WheelGuard(QObject):
             # WheelFocus (the default) would hand the field focus on the first wheel turn.
             obj.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         elif event.type() == QEvent.Type.Wheel and not obj.hasFocus():
-            area = _scroll_area_of(obj)
+            area = scroll_area_of(obj)
             if area is not None:
                 QCoreApplication.sendEvent(area.verticalScrollBar(), event)
             return True  # the field keeps its value
         return False
 
 
-def _scroll_area_of(widget: QWidget) -> QAbstractScrollArea | None:
+def scroll_area_of(widget: QWidget) -> QAbstractScrollArea | None:
+    """The nearest scroll area the widget sits in, if any."""
     parent = widget.parentWidget()
     while parent is not None and not isinstance(parent, QAbstractScrollArea):
         parent = parent.parentWidget()

@@ -85,22 +85,26 @@ def fill_with_scrolling(parent: QWidget, content: QWidget) -> QScrollArea:
     return scroll
 
 
+def choose_folder(parent: QWidget, title: str, on_chosen, start: str = "") -> QFileDialog:
+    """Ask for a folder; on_chosen(path) when one is picked. The dialog is opened with open(), not
+    exec(): a nested event loop inside qasync's would stall every running task."""
+    dialog = QFileDialog(parent.window(), title)
+    dialog.setFileMode(QFileDialog.FileMode.Directory)
+    dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+    if start and Path(start).expanduser().is_dir():
+        dialog.setDirectory(str(Path(start).expanduser()))
+    dialog.fileSelected.connect(lambda path: path and on_chosen(path))
+    dialog.finished.connect(dialog.deleteLater)
+    dialog.open()
+    return dialog
+
+
 def browse_button(target: QLineEdit, title: str = "Choose a model folder") -> QPushButton:
-    """A "Browse…" button that puts a chosen folder into `target`. The dialog is opened with open(),
-    not exec(): a nested event loop inside qasync's would stall every running task."""
+    """A "Browse…" button that puts a chosen folder into `target`."""
     button = QPushButton("Browse…")
 
     def choose() -> None:
-        dialog = QFileDialog(target.window(), title)
-        dialog.setFileMode(QFileDialog.FileMode.Directory)
-        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-        start = Path(target.text().strip()).expanduser()
-        if start.is_dir():
-            dialog.setDirectory(str(start))
-        dialog.fileSelected.connect(lambda path: path and target.setText(path))
-        dialog.finished.connect(dialog.deleteLater)
-        button.dialog = dialog  # tests find it here
-        dialog.open()
+        button.dialog = choose_folder(target, title, target.setText, target.text().strip())  # tests find it here
 
     button.clicked.connect(choose)
     return button

@@ -9,7 +9,6 @@ holds the last set a person paged through).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 from pathlib import Path

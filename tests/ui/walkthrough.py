@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (QAbstractButton, QAbstractScrollArea, QAbstractSp
                                QComboBox,
                                QLabel, QLineEdit, QPushButton, QRadioButton, QScrollArea, QTabBar, QWidget)
 
+from llmdesk.ui.wheel_guard import scroll_area_of
+
 MIN_CONTRAST = 4.5
 MARKDOWN = re.compile(r"`|\*\*|(?<!\w)__\w")
 
@@ -58,13 +60,6 @@ def in_scroll_area(widget: QWidget, root: QWidget) -> bool:
             return True
         parent = parent.parentWidget()
     return False
-
-
-def scroll_area_of(widget: QWidget) -> QAbstractScrollArea | None:
-    parent = widget.parentWidget()
-    while parent is not None and not isinstance(parent, QAbstractScrollArea):
-        parent = parent.parentWidget()
-    return parent
 
 
 def rect_in(widget: QWidget, root: QWidget) -> QRect:

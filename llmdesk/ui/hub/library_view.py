@@ -6,12 +6,13 @@ import asyncio
 import time
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget)
 
 from llmdesk.core.base.units import format_gib
 from llmdesk.core.hub.library import LocalModel, added_folder_of, delete_model, scan_library
 from llmdesk.ui.hub.tables import RowsModel, rows_table
 from llmdesk.ui.tasks import TaskRunner
+from llmdesk.ui.widgets import choose_folder
 
 COLUMNS = ("Model", "Format", "Size", "Last used", "Where")
 CONFIRM_MS = 5000
@@ -108,14 +109,7 @@ class LibraryView(QWidget):
         self._selection_changed()
 
     def _choose_folder(self) -> None:
-        # open(), not getExistingDirectory(): a nested event loop inside qasync's stalls the tasks.
-        dialog = QFileDialog(self.window(), "A folder with models")
-        dialog.setFileMode(QFileDialog.FileMode.Directory)
-        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-        dialog.fileSelected.connect(lambda folder: folder and self.folder_added.emit(folder))
-        dialog.finished.connect(dialog.deleteLater)
-        self.folder_dialog = dialog
-        dialog.open()
+        self.folder_dialog = choose_folder(self, "A folder with models", self.folder_added.emit)
 
     def _serve(self) -> None:
         if (model := self.selected()) is not None:
