@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 
-import httpx
-
 from llmdesk.core.base import paths
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 
@@ -48,6 +46,8 @@ def normalise_base_url(url: str) -> str:
                                f"Give the server's address, e.g. {DEFAULT_ROOT_URL}."))
     if "://" not in text:
         text = "http://" + text
+    import httpx  # here: the window imports this module at start, and httpx costs ~0.1 s
+
     try:
         parsed = httpx.URL(text)
     except (httpx.InvalidURL, ValueError) as exc:
