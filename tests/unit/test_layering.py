@@ -57,6 +57,7 @@ def test_gui_start_paints_without_torch_or_vllm(tmp_path):
     assert result.returncode == 0, result.stderr
     probe = json.loads(result.stdout.strip().splitlines()[-1])
     assert probe["heavy_modules"] == []
+    assert probe["imported_early"] == []  # HTTP, Hub and chart libraries load when first used
     assert probe["rss_bytes"] > 10_000_000
 
 
