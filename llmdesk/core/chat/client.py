@@ -26,9 +26,10 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, normalise_base_url
@@ -141,6 +142,8 @@ class _Progress:
 
 class ChatClient:
     def __init__(self, base_url: str, api_key: str | None = None, *, timeout_s: float = 600):
+        import httpx  # here, not at the top: the window imports this module at start (~0.1 s)
+
         self.base_url = normalise_base_url(base_url)
         self.api_key = api_key or None
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -160,6 +163,8 @@ class ChatClient:
 
     async def models(self) -> list[str]:
         """Model ids from ``/v1/models`` (the served names and any LoRA adapters)."""
+        import httpx
+
         url = f"{self.base_url}/models"
         try:
             resp = await self._http.get(url)
@@ -177,6 +182,8 @@ class ChatClient:
     async def stream(self, model: str, messages: list[dict], params: ChatParams = ChatParams()
                      ) -> AsyncIterator[Delta]:
         """Stream one reply; ``last_stats`` is set when the iteration ends (also after a failure)."""
+        import httpx
+
         body = {"model": model, "messages": messages, **params.body(), "stream": True,
                 "stream_options": {"include_usage": True}}
         url = f"{self.base_url}/chat/completions"
@@ -265,6 +272,8 @@ class ChatClient:
                                  partial, "".join(prog.reasoning))
 
     def _transport_problem(self, exc: httpx.HTTPError) -> ProblemError:
+        import httpx
+
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
             return ServerUnreachable(Problem(
                 f"No server at {self.base_url}", f"Could not connect ({exc or type(exc).__name__}).",
