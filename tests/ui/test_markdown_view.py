@@ -9,8 +9,8 @@ import re
 import time
 
 import pytest
-from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QUrl
-from PySide6.QtGui import QDesktopServices, QTextCursor, QTextDocument
+from PySide6.QtCore import QByteArray, QEvent, QObject, QPoint, Qt, QUrl
+from PySide6.QtGui import QDesktopServices, QTextCursor
 from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
 from llmdesk.ui.chat.markdown_view import Code, Markdown, MarkdownView, fence_open, highlight_runs, split_segments
@@ -305,26 +305,30 @@ def test_web_links_open_outside_and_the_view_stays(make_view, qtbot, monkeypatch
     view.set_markdown("See [the docs](https://docs.vllm.ai/en/latest/) and [a file](file:///etc/passwd).")
     before = view.toHtml()
     qtbot.waitExposed(view)
-    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
-                     pos=anchor_point(view, "https://docs.vllm.ai/en/latest/"))
+    shown = []
+    view.link_target_shown.connect(shown.append)
+    docs = anchor_point(view, "https://docs.vllm.ai/en/latest/")
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=docs)
+    assert opened == [] and shown == ["https://docs.vllm.ai/en/latest/"]  # "the docs": where it goes, first
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=docs)
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=anchor_point(view, "file:///etc/passwd"))
     assert opened == ["https://docs.vllm.ai/en/latest/"]
     assert view.toHtml() == before and view.source().isEmpty()
 
 
-class RecordingView(MarkdownView):
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.asked: list[tuple[str, object]] = []
+def test_raw_html_and_images_in_a_reply_load_nothing(qtbot, monkeypatch):
+    from llmdesk.ui.chat.markdown_view import InertDocument
 
-    def loadResource(self, kind, name):  # noqa: N802
-        got = super().loadResource(kind, name)
-        self.asked.append((name.toString(), got))
+    asked: list[tuple[str, object]] = []
+    answer = InertDocument.loadResource
+
+    def recording(self, kind, name):
+        got = answer(self, kind, name)
+        asked.append((name.toString(), got))
         return got
 
-
-def test_raw_html_and_images_in_a_reply_load_nothing(qtbot):
-    view = RecordingView()
+    monkeypatch.setattr(InertDocument, "loadResource", recording)
+    view = MarkdownView()
     qtbot.addWidget(view)
     view.resize(600, 400)
     view.show()
@@ -335,10 +339,10 @@ def test_raw_html_and_images_in_a_reply_load_nothing(qtbot):
     text = view.toPlainText()
     assert '<img src="http://example.invalid/a.png">' in text and "<b>bold?</b>" in text
     assert '<div style="color:red">block</div>' in text
-    assert not [name for name, _got in view.asked if "a.png" in name]  # raw HTML is text
-    assert any("b.png" in name for name, _got in view.asked)  # a markdown image is asked for…
-    assert all(got is None for _name, got in view.asked)  # …and refused
-    assert view.loadResource(QTextDocument.ResourceType.ImageResource.value, QUrl("http://example.invalid/b.png")) is None
+    assert not [name for name, _got in asked if "a.png" in name]  # raw HTML is text
+    assert any("b.png" in name for name, _got in asked)  # a markdown image is asked for…
+    # …and answered with an empty picture, never None (Qt would then read the path itself)
+    assert all(got is not None and (isinstance(got, QByteArray) or got.width() == 16) for _name, got in asked)
 
 
 # --- fit_height --------------------------------------------------------------------------------
@@ -413,3 +417,17 @@ def test_coalescer_flushes_once_per_interval(qtbot):
     assert got == ["abc", "d"]
     coalescer.flush_now()  # nothing buffered: no call
     assert coalescer.flushes == 2
+
+
+def test_a_link_that_says_where_it_goes_opens_at_once_and_one_that_hides_it_does_not(make_view, qtbot, monkeypatch):
+    opened = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toString()) or True)
+    view = make_view()
+    view.set_markdown("Plain: <https://docs.vllm.ai/> and [https://bank.example/](https://evil.example/steal)")
+    qtbot.waitExposed(view)
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=anchor_point(view, "https://docs.vllm.ai/"))
+    assert opened == ["https://docs.vllm.ai/"]
+    shown = []
+    view.link_target_shown.connect(shown.append)
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=anchor_point(view, "https://evil.example/steal"))
+    assert opened == ["https://docs.vllm.ai/"] and shown == ["https://evil.example/steal"]

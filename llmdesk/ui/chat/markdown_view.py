@@ -29,17 +29,18 @@ from pygments.lexers import get_lexer_by_name
 from pygments.lexers.special import TextLexer
 from pygments.styles import get_style_by_name
 from pygments.util import ClassNotFound
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import (QColor, QDesktopServices, QFont, QFontDatabase, QPalette, QTextBlockFormat,
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import (QColor, QCursor, QDesktopServices, QFont, QFontDatabase, QImage, QPalette, QTextBlockFormat,
                            QTextCharFormat, QTextCursor, QTextDocument, QTextDocumentFragment, QTextFrameFormat,
                            QTextFrame, QTextLength, QTextTable)
-from PySide6.QtWidgets import QApplication, QFrame, QTextBrowser, QWidget
+from PySide6.QtWidgets import QApplication, QFrame, QTextBrowser, QToolTip, QWidget
 
 _MD = QTextDocument.MarkdownFeature
 MARKDOWN_FEATURES = _MD(_MD.MarkdownDialectGitHub.value | _MD.MarkdownNoHTML.value)
 LIGHT_STYLE = "default"
 DARK_STYLE = "github-dark"
 EXTERNAL_SCHEMES = ("http", "https", "mailto")
+CONFIRM_LINK_MS = 5000
 
 
 # --- the source: fences, finished blocks, segments (pure) --------------------------------------
@@ -238,6 +239,25 @@ class _Relay(QObject):
     done = Signal(int, int, object)  # generation, position, runs
 
 
+class InertDocument(QTextDocument):
+    """A document that loads nothing: a reply's ![x](/a/path) or ![x](http://…) must not make the app
+    read a file (a FIFO would freeze the GUI thread, /dev/zero fill the memory) or fetch anything.
+
+    Every resource is answered here, never by Qt's loaders: a null answer would make QTextDocument
+    read local files itself, and the image handler then try QImage.load(name) as a last resort."""
+
+    _placeholder: QImage | None = None
+
+    def loadResource(self, kind: int, name: QUrl):  # noqa: N802 - Qt's name
+        if kind in (QTextDocument.ResourceType.ImageResource, QTextDocument.ResourceType.ImageResource.value):
+            if InertDocument._placeholder is None:
+                image = QImage(16, 16, QImage.Format.Format_ARGB32)
+                image.fill(0)  # transparent: the image is simply not shown
+                InertDocument._placeholder = image
+            return InertDocument._placeholder
+        return QByteArray()
+
+
 class MarkdownView(QTextBrowser):
     """Markdown with highlighted, copyable code; ``append`` streams at a cost independent of length.
 
@@ -245,6 +265,8 @@ class MarkdownView(QTextBrowser):
     area), recomputed once per event-loop turn rather than per delta."""
 
     code_copied = Signal(str)
+    link_target_shown = Signal(str)  # a link whose words differ from its target was clicked once
+    link_opened = Signal(str)
 
     # Below this size end_stream() renders the reply again as a whole: lists split by blank lines
     # come out exactly as in a stored conversation. On a 2-core VM render + layout + paint cost
@@ -257,6 +279,7 @@ class MarkdownView(QTextBrowser):
 
     def __init__(self, parent: QWidget | None = None, *, fit_height: bool = False):
         super().__init__(parent)
+        self.setDocument(InertDocument(self))
         self.fit_height = fit_height
         warm_up_highlighting()
         self.setOpenLinks(False)
@@ -266,9 +289,12 @@ class MarkdownView(QTextBrowser):
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.document().setUndoRedoEnabled(False)  # a streamed reply would keep every insert
         self.anchorClicked.connect(self._on_anchor)
+        self._confirming: str | None = None
+        # Hovering a link shows where it goes, as a browser's status bar does.
+        self.highlighted.connect(lambda url: self.setToolTip(url.toString() if not url.isEmpty() else ""))
         self._relay = _Relay(self)
         self._relay.done.connect(self._on_highlighted)
-        self._scratch = QTextDocument(self)
+        self._scratch = InertDocument(self)
         self._scratch.setUndoRedoEnabled(False)
         self._cursor = QTextCursor(self.document())
         self._parts: list[str] = []
@@ -779,11 +805,36 @@ class MarkdownView(QTextBrowser):
             QApplication.clipboard().setText(code)
             self.code_copied.emit(code)
         elif url.scheme() in EXTERNAL_SCHEMES:
+            target = url.toString()
+            hidden = any(text.strip() not in (target, url.toDisplayString()) for text in self.anchor_texts(target))
+            if hidden and self._confirming != target:
+                # The words say one thing, the link goes elsewhere: say where first; a second click opens.
+                self._confirming = target
+                self.link_target_shown.emit(target)
+                QToolTip.showText(QCursor.pos(), f"This link goes to {target}\nClick it again to open it.", self)
+                QTimer.singleShot(CONFIRM_LINK_MS, lambda: setattr(self, "_confirming", None))
+                return
+            self._confirming = None
+            self.link_opened.emit(target)
             QDesktopServices.openUrl(url)
 
+    def anchor_texts(self, href: str) -> list[str]:
+        """The texts of every link in the view that points at href."""
+        texts, block = [], self.document().begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                fragment = it.fragment()
+                if fragment.isValid() and fragment.charFormat().anchorHref() == href:
+                    texts.append(fragment.text())
+                it += 1
+            block = block.next()
+        return texts
+
     def loadResource(self, kind: int, name: QUrl):  # noqa: N802 - Qt's name
-        # A model's reply must not make the app fetch or read anything (images by URL or path).
-        return None
+        # The documents answer every resource themselves (InertDocument); this is never reached for
+        # them, and answers nothing for anything else.
+        return QByteArray()
 
     # -- fit_height --
 
