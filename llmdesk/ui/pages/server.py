@@ -19,6 +19,7 @@ from llmdesk.core.fit.memory_model import LaunchSettings, plan_fit
 from llmdesk.core.hub.model_source import load_model_spec
 from llmdesk.core.server.diagnose import Diagnosis
 from llmdesk.core.server.launch import PRESETS, LaunchConfig, LoraAdapter, config_from_fit, is_loopback
+from llmdesk.core.server.snippets import snippets
 from llmdesk.core.server.supervisor import Leftover, ServerState, ServerStatus, find_leftover, stop_leftover
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.fit.panel import FitPanel
@@ -44,26 +45,6 @@ class LogHighlighter(QSyntaxHighlighter):
             if word in text:
                 self.setFormat(0, len(text), fmt)
                 return
-
-
-def snippets(url: str, model: str, api_key: str | None) -> dict[str, str]:
-    """Ready-to-paste clients for the OpenAI base URL `url` (ending in /v1)."""
-    key = api_key or "EMPTY"
-    return {
-        "curl": (f"curl {url}/chat/completions \\\n  -H 'Content-Type: application/json' \\\n"
-                 f"  -H 'Authorization: Bearer {key}' \\\n"
-                 f"  -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'"),
-        "Python": (f"from openai import OpenAI\n\nclient = OpenAI(base_url=\"{url}\", api_key=\"{key}\")\n"
-                   f"reply = client.chat.completions.create(\n    model=\"{model}\",\n"
-                   f"    messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}],\n)\n"
-                   f"print(reply.choices[0].message.content)"),
-        "JavaScript": (f"import OpenAI from \"openai\";\n\nconst client = new OpenAI({{ baseURL: \"{url}\", "
-                       f"apiKey: \"{key}\" }});\nconst reply = await client.chat.completions.create({{\n"
-                       f"  model: \"{model}\",\n  messages: [{{ role: \"user\", content: \"Hello!\" }}],\n}});\n"
-                       f"console.log(reply.choices[0].message.content);"),
-        "Tools": (f"Any OpenAI-compatible tool (IDEs, agents, scripts):\n  base URL   {url}\n"
-                  f"  API key    {key}\n  model      {model}"),
-    }
 
 
 class ServerPage(QWidget):
