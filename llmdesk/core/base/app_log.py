@@ -13,6 +13,15 @@ _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _ROUTINE = ("httpx", "httpcore", "urllib3", "filelock")
 
 
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Each log file (the first and every one after a rollover) readable by this user only."""
+
+    def _open(self):
+        stream = super()._open()
+        paths.private_file(Path(self.baseFilename))
+        return stream
+
+
 def log_file() -> Path:
     return paths.log_dir() / "llmdesk.log"
 
@@ -27,9 +36,8 @@ def setup_logging(level: int = logging.INFO) -> Path | None:
         root.removeHandler(handler)  # the log folder moved (LLMDESK_HOME changed)
         handler.close()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3,
-                                                       encoding="utf-8")
+        paths.private_dir(path.parent)
+        handler = _PrivateRotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
     except OSError:
         return None
     handler.setFormatter(logging.Formatter(_FORMAT))

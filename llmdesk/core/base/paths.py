@@ -63,5 +63,38 @@ def hf_cache_dir() -> Path:
     return Path(hf_home).expanduser() / "hub"
 
 
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Make `path` (and missing parents) readable by this user only: chats, logs and the server
+    record say what a person asked and ran."""
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    _restrict(path, PRIVATE_DIR)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Restrict an existing file of llmdesk's to this user."""
+    _restrict(path, PRIVATE_FILE)
+    return path
+
+
+def open_private(path: Path, mode: str = "a"):
+    """open() for a text file only this user can read, created so from the start (no window where it is 0644)."""
+    private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC), PRIVATE_FILE)
+    _restrict(path, PRIVATE_FILE)
+    return os.fdopen(fd, mode, encoding="utf-8")
+
+
+def _restrict(path: Path, wanted: int) -> None:
+    try:
+        if path.stat().st_mode & 0o777 & ~wanted:
+            path.chmod(wanted)
+    except OSError:
+        pass  # not ours (a shared folder) or gone: nothing to tighten
+
+
 def desktop_file_name() -> str:
     return APP_ID

@@ -186,7 +186,7 @@ def _move_aside(path: Path, exc: Exception) -> LoadNotice:
 
 def _save(obj: Any, path: Path, schema_version: int) -> None:
     """Write atomically (temp file + rename) so a crash mid-write never leaves a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(path.parent)
     payload = {"schema_version": schema_version, "values": dataclasses.asdict(obj)}
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     try:

@@ -392,7 +392,7 @@ class ConversationStore:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            paths.private_dir(self.path.parent)
         except OSError as exc:
             raise ProblemError(Problem("The saved chats cannot be opened",
                                        f"The folder {self.path.parent} could not be made ({exc.strerror or exc}).",
@@ -421,6 +421,8 @@ class ConversationStore:
             conn = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise ProblemError(self._problem(exc) or _generic_problem(self.path, exc)) from None
+        # This user's only, before anything is written: SQLite gives its WAL and SHM the same mode.
+        paths.private_file(self.path)
         try:
             self._prepare(conn)
         except sqlite3.DatabaseError as exc:

@@ -192,9 +192,9 @@ def _load_json(path: Path) -> dict[str, Any] | None:
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2), encoding="utf-8")
+    with paths.open_private(tmp, "w") as out:
+        out.write(json.dumps(value, indent=2))
     os.replace(tmp, path)
 
 
@@ -333,9 +333,8 @@ class Supervisor:
         argv = build_vllm_command(config, self.python)
         env = child_environment(config, os.environ, hf_token=load_hf_token().token)
         log_dir = paths.log_dir()
-        log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"server-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{os.getpid()}.log"
-        self._log_file = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in _finish
+        self._log_file = paths.open_private(self.log_path, "a")  # closed in _finish
         self._set_fresh(ServerStatus(ServerState.STARTING, phase=Phase.STARTING, phase_since=now, started_at=now,
                                      eta_s=_eta_for(config), config=config))
         try:
