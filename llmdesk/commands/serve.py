@@ -8,6 +8,7 @@ Everything after `--` is passed to vLLM as it is.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from llmdesk.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK
@@ -17,7 +18,10 @@ from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", metavar="H", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, metavar="P", help="port (default 8000)")
-    parser.add_argument("--api-key", metavar="K", help="require this API key (needed off loopback)")
+    parser.add_argument("--api-key", metavar="K", default=None,
+                        help="require this API key (needed off loopback). Better: $LLMDESK_API_KEY or "
+                             "--api-key-stdin, since a key on the command line shows in ps")
+    parser.add_argument("--api-key-stdin", action="store_true", help="read the API key from the first line of stdin")
     parser.add_argument("--served-model-name", metavar="N", help="the name clients use")
     parser.add_argument("--gpu-memory-utilization", type=float, metavar="U")
     parser.add_argument("--max-model-len", metavar="L", help="context length in tokens, or auto")
@@ -49,6 +53,34 @@ def _split_rest(args: argparse.Namespace) -> list[str]:
     options.add_argument("extra", nargs="*")
     _, unknown = options.parse_known_args(args.rest, namespace=args)
     return list(args.extra) + unknown
+
+
+def api_key_from(args: argparse.Namespace) -> str | None:
+    """--api-key-stdin, else $LLMDESK_API_KEY, else --api-key (with a warning: ps shows it to every user
+    for the server's whole life), else, when listening beyond this computer, the key stored by the app."""
+    if args.api_key_stdin:
+        key = sys.stdin.readline().strip() if sys.stdin is not None else ""
+        if not key:
+            raise BadInput(Problem("No API key on stdin", "--api-key-stdin was given but the first line of "
+                                   "standard input is empty.", "Pipe the key in: … | llmdesk serve MODEL "
+                                   "--api-key-stdin"))
+        return key
+    if args.api_key:
+        print("warning: an API key on the command line shows in ps to every user of this computer while the "
+              "server runs; use LLMDESK_API_KEY or --api-key-stdin instead.", file=sys.stderr)
+        return args.api_key
+    if os.environ.get("LLMDESK_API_KEY"):
+        return os.environ["LLMDESK_API_KEY"]
+    from llmdesk.core.server.launch import is_loopback
+
+    if not is_loopback(args.host):
+        from llmdesk.core.base.secrets import load_server_api_key
+
+        stored = load_server_api_key()
+        if stored:
+            print("note: using the API key stored by llmdesk (Server page, Generate).", file=sys.stderr)
+            return stored
+    return None
 
 
 def build_config(args: argparse.Namespace):
@@ -128,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     args.extra_args = _split_rest(args)
+    args.api_key = api_key_from(args)
     config = build_config(args)  # exits 2 through BadInput
     for warning in config.warnings():
         print(f"warning: {warning}", file=sys.stderr)
