@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from llmdesk.commands import EXIT_FAILURE, EXIT_OK, confirm_delete, print_json
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
@@ -53,6 +54,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--format", choices=("md", "json"),
                         help="md or json (default: from FILE's extension, else md)")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    export.add_argument("--force", action="store_true", help="replace FILE if it exists")
     export.set_defaults(run=run_export)
 
     imp = sub.add_parser("import", help="import chats from a JSON file",
@@ -131,7 +133,6 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from llmdesk.core.chat.conversations import to_markdown
 
@@ -139,6 +140,8 @@ def run_export(args: argparse.Namespace) -> int:
         raise BadInput(Problem("Which chats?", "Give the ids of the chats to export, or --all (not both).",
                                "See the ids with `llmdesk chats`."))
     fmt = args.format or ("json" if args.output and args.output.lower().endswith(".json") else "md")
+    if args.output is not None:
+        check_export_target(Path(args.output).expanduser(), args.force)
     with open_store() as store:
         if fmt == "json":
             data = store.export_json(None if args.all else args.ids)
@@ -160,6 +163,21 @@ def run_export(args: argparse.Namespace) -> int:
                                    "Check the folder exists, its permissions and the free space.")) from None
     print(f"Exported {count} chat{'' if count == 1 else 's'} to {path}.", file=sys.stderr)
     return EXIT_OK
+
+
+def check_export_target(path, force: bool) -> None:
+    """Never the store itself (writing the export over it destroyed every chat), and never an
+    existing file without --force."""
+    from llmdesk.core.chat.conversations import default_path
+
+    target = path.resolve()
+    store = default_path().resolve()
+    if target == store or target.name.startswith(store.name + "-") and target.parent == store.parent:
+        raise BadInput(Problem("That is where the chats are kept", f"{path} is llmdesk's own chat store: "
+                               "writing the export there would destroy every chat.", "Choose another file."))
+    if path.exists() and not force:
+        raise BadInput(Problem(f"{path} exists", "The export would replace it.",
+                               "Choose another file name, or add --force to replace it."))
 
 
 def run_import(args: argparse.Namespace) -> int:

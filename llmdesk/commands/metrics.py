@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if args.csv and not args.watch:
         raise BadInput(Problem("--csv needs --watch", "A single reading has no history to write.",
                                "Add --watch, or leave --csv out."))
+    if args.csv:
+        check_writable(args.csv)  # found now, not after an hour of watching when every figure would be lost
     url = normalise_base_url(args.url) if args.url else default_base_url()
     if not args.watch:
         return asyncio.run(_once(args, url))
@@ -281,3 +283,22 @@ def _latency(p50, p95, mean) -> str:
     if p50 is None and mean is None:
         return NONE
     return f"p50 {_time(p50)} · p95 {_time(p95)} · mean {_time(mean)}"
+
+
+def check_writable(name: str) -> None:
+    """BadInput unless FILE can be written (its folder exists and takes files); nothing is left behind."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    path = Path(name).expanduser()
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise BadInput(Problem(f"{path} is a folder", "--csv takes the name of a file to write.", None))
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".llmdesk-csv-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise BadInput(Problem(f"Cannot write {path}", f"{folder}: {exc.strerror or exc}.",
+                               "Give a file in a folder you can write to.")) from None

@@ -45,3 +45,39 @@ def test_off_loopback_the_stored_key_is_used(monkeypatch, capsys):
     secrets.save_server_api_key("sk-stored")
     assert api_key_from(args(host="0.0.0.0")) == "sk-stored"
     assert api_key_from(args(host="127.0.0.1")) is None  # on loopback no key is needed
+
+
+def test_an_export_onto_the_chat_store_itself_is_refused_and_nothing_is_lost(capsys):
+    from llmdesk import cli
+    from llmdesk.core.chat.conversations import ConversationStore, default_path
+
+    store = ConversationStore()
+    store.create("keep me")
+    store.close()
+    before = default_path().read_bytes()
+    assert cli.main(["chats", "export", "--all", "-o", str(default_path()), "--force"]) == 2
+    assert "would destroy every chat" in capsys.readouterr().err
+    assert default_path().read_bytes() == before
+    again = ConversationStore()
+    assert [c.title for c in again.list()] == ["keep me"]
+
+
+def test_an_export_asks_before_replacing_a_file(tmp_path, capsys):
+    from llmdesk import cli
+    from llmdesk.core.chat.conversations import ConversationStore
+
+    ConversationStore().create("one")
+    out = tmp_path / "chats.md"
+    out.write_text("mine")
+    assert cli.main(["chats", "export", "--all", "-o", str(out)]) == 2
+    assert out.read_text() == "mine" and "--force" in capsys.readouterr().err
+    assert cli.main(["chats", "export", "--all", "-o", str(out), "--force"]) == 0
+    assert out.read_text() != "mine"
+
+
+def test_metrics_csv_to_an_unwritable_place_is_refused_at_start(tmp_path, capsys):
+    from llmdesk import cli
+
+    code = cli.main(["metrics", "--watch", "--csv", str(tmp_path / "no-such-folder" / "f.csv"),
+                     "--url", "http://127.0.0.1:9"])
+    assert code == 2 and "Cannot write" in capsys.readouterr().err
