@@ -8,11 +8,53 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from llmdesk.core.base.errors import BadInput, Problem
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+# Bounds checked while parsing (argparse answers exit 2 with the option's name): a number far past
+# any real machine (--gpus 100000000) would otherwise grow memory or reach a wrong diagnosis.
+MAX_GPUS, MAX_CONTEXT, MAX_SEQS, MAX_BATCHED = 64, 100_000_000, 65_536, 10_000_000
+MAX_ID = 2**63 - 1  # SQLite's largest row id
+
+
+def whole(low: int, high: int):
+    """An argparse type: a whole number from low to high."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: {low} to {high:,}")
+        return value
+    return parse
+
+
+def number(low: float, high: float, *, above: bool = False):
+    """An argparse type: a finite number from low (excluded when above) to high."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value > high or value < low or (above and value == low):
+            side = f"more than {low:g}" if above else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: {side} and at most {high:g}")
+        return value
+    return parse
+
+
+def text(max_length: int):
+    """An argparse type: text of at most max_length characters."""
+    def parse(value: str) -> str:
+        if len(value) > max_length:
+            raise argparse.ArgumentTypeError(f"{len(value):,} characters is too long (at most {max_length})")
+        return value
+    return parse
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

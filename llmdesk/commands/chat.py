@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from llmdesk.commands import EXIT_FAILURE, EXIT_OK
+from llmdesk.commands import EXIT_FAILURE, EXIT_OK, MAX_CONTEXT, MAX_ID, number, whole
 from llmdesk.core.base.errors import BadInput, Problem
 
 
@@ -25,11 +25,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="API key the server was started with (default: $LLMDESK_API_KEY)")
     parser.add_argument("--model", metavar="M", help="model or LoRA adapter (default: the first in /v1/models)")
     parser.add_argument("--system", metavar="S", help="system prompt")
-    parser.add_argument("--temperature", type=float, metavar="T")
-    parser.add_argument("--top-p", type=float, metavar="P")
-    parser.add_argument("--top-k", type=int, metavar="K")
-    parser.add_argument("--max-tokens", type=int, metavar="N")
-    parser.add_argument("--seed", type=int, metavar="N")
+    parser.add_argument("--temperature", type=number(0, 100), metavar="T")
+    parser.add_argument("--top-p", type=number(0, 1, above=True), metavar="P")
+    parser.add_argument("--top-k", type=whole(-1, 1_000_000), metavar="K")
+    parser.add_argument("--max-tokens", type=whole(1, MAX_CONTEXT), metavar="N")
+    parser.add_argument("--seed", type=whole(-MAX_ID - 1, MAX_ID), metavar="N")
     parser.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)")
     parser.add_argument("--no-stats", action="store_true", help="do not print the stats line")
     parser.add_argument("--save", action="store_true",
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(Problem("Impossible parameter", "--top-p must be above 0 and at most 1.", None))
     if args.max_tokens is not None and args.max_tokens < 1:
         raise BadInput(Problem("Impossible parameter", "--max-tokens must be 1 or more.", None))
-    url = normalise_base_url(args.url) if args.url else default_base_url()
+    url = default_base_url() if args.url is None else normalise_base_url(args.url)  # --url '' is a mistake
     params = ChatParams(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                         max_tokens=args.max_tokens, seed=args.seed, stop=tuple(args.stop))
     prompt = args.prompt

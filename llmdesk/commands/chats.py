@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from llmdesk.commands import EXIT_FAILURE, EXIT_OK, confirm_delete, print_json
+from llmdesk.commands import EXIT_FAILURE, EXIT_OK, MAX_ID, confirm_delete, print_json, whole
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 
 
@@ -42,14 +42,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     listing.set_defaults(run=run_list)
 
     show = sub.add_parser("show", help="print one chat (Markdown, or JSON with --json)")
-    show.add_argument("id", type=int, metavar="ID")
+    show.add_argument("id", type=whole(1, MAX_ID), metavar="ID")
     _json_flag(show)
     show.set_defaults(run=run_show)
 
     export = sub.add_parser("export", help="export chats as Markdown or JSON",
                             description="Writes to FILE, or to standard output without -o. JSON exports can "
                                         "be imported again with `llmdesk chats import`.")
-    export.add_argument("ids", type=int, nargs="*", metavar="ID")
+    export.add_argument("ids", type=whole(1, MAX_ID), nargs="*", metavar="ID")
     export.add_argument("--all", action="store_true", help="every saved chat")
     export.add_argument("--format", choices=("md", "json"),
                         help="md or json (default: from FILE's extension, else md)")
@@ -66,13 +66,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     imp.set_defaults(run=run_import)
 
     rm = sub.add_parser("rm", help="delete a saved chat (asks first)")
-    rm.add_argument("id", type=int, metavar="ID")
+    rm.add_argument("id", type=whole(1, MAX_ID), metavar="ID")
     rm.add_argument("--yes", "-y", action="store_true", help="do not ask")
     _json_flag(rm)
     rm.set_defaults(run=run_rm)
 
     rename = sub.add_parser("rename", help="give a saved chat another title")
-    rename.add_argument("id", type=int, metavar="ID")
+    rename.add_argument("id", type=whole(1, MAX_ID), metavar="ID")
     rename.add_argument("title", metavar="TITLE")
     _json_flag(rename)
     rename.set_defaults(run=run_rename)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from llmdesk.commands import EXIT_OK, add_json_flag, print_json
+from llmdesk.commands import EXIT_OK, MAX_BATCHED, MAX_CONTEXT, MAX_GPUS, MAX_SEQS, add_json_flag, number, print_json, whole
 from llmdesk.core.base.errors import BadInput, Problem
 
 
@@ -16,17 +16,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("source", help="model folder, path to config.json, or owner/name on the Hub")
     parser.add_argument("--gpu", default="auto", metavar="NAME",
                         help="a GPU from the catalogue (e.g. h100, rtx-4090), or auto: this machine's GPUs")
-    parser.add_argument("--gpus", type=int, metavar="N", help="how many GPUs to use (default: as many as needed)")
-    parser.add_argument("--gpu-memory-utilization", type=float, default=0.92, metavar="U")
-    parser.add_argument("--max-model-len", type=int, metavar="L")
-    parser.add_argument("--max-num-seqs", type=int, metavar="S")
-    parser.add_argument("--max-num-batched-tokens", type=int, metavar="T")
-    parser.add_argument("--tensor-parallel-size", "-tp", type=int, metavar="N")
+    parser.add_argument("--gpus", type=whole(1, MAX_GPUS), metavar="N", help="how many GPUs to use (default: as many as needed)")
+    parser.add_argument("--gpu-memory-utilization", type=number(0, 1, above=True), default=0.92, metavar="U")
+    parser.add_argument("--max-model-len", type=whole(1, MAX_CONTEXT), metavar="L")
+    parser.add_argument("--max-num-seqs", type=whole(1, MAX_SEQS), metavar="S")
+    parser.add_argument("--max-num-batched-tokens", type=whole(1, MAX_BATCHED), metavar="T")
+    parser.add_argument("--tensor-parallel-size", "-tp", type=whole(1, MAX_GPUS), metavar="N")
     parser.add_argument("--kv-cache-dtype", default="auto", metavar="D", help="auto or fp8")
     parser.add_argument("--quantization", "-q", metavar="Q", help="quantize on the fly, e.g. fp8")
     parser.add_argument("--enforce-eager", action="store_true")
-    parser.add_argument("--weights-bytes", type=int, metavar="B", help="with a config.json: the weights' size")
-    parser.add_argument("--parameters", type=float, metavar="P", help="with a config.json: the parameter count")
+    parser.add_argument("--weights-bytes", type=whole(1, 10**15), metavar="B", help="with a config.json: the weights' size")
+    parser.add_argument("--parameters", type=number(0, 1e14, above=True), metavar="P", help="with a config.json: the parameter count")
     parser.add_argument("--allow-unknown-architecture", action="store_true",
                         help="estimate even if vLLM 0.26 does not list the model's architecture")
     add_json_flag(parser)

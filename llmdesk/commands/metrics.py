@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from llmdesk.commands import EXIT_OK, add_json_flag, print_json
+from llmdesk.commands import EXIT_OK, add_json_flag, number, print_json
 from llmdesk.core.base.errors import BadInput, Problem
 
 MIN_INTERVAL_S, MAX_INTERVAL_S = 0.25, 5.0
@@ -28,7 +28,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--api-key", metavar="K", default=os.environ.get("LLMDESK_API_KEY"),
                         help="API key, if a proxy in front of the server wants one for /metrics "
                              "(default: $LLMDESK_API_KEY)")
-    parser.add_argument("--interval", type=float, default=1.0, metavar="S",
+    parser.add_argument("--interval", type=number(0.05, 3600), default=1.0, metavar="S",
                         help=f"seconds between scrapes, {MIN_INTERVAL_S}–{MAX_INTERVAL_S:g} (default 1)")
     parser.add_argument("--watch", action="store_true",
                         help="keep refreshing until Ctrl-C (with --json: one JSON object per line)")

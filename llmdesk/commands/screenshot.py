@@ -11,7 +11,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from llmdesk.commands import EXIT_OK
+from llmdesk.commands import EXIT_OK, MAX_GPUS, whole
 from llmdesk.core.base.errors import BadInput, Problem
 
 
@@ -21,7 +21,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--theme", choices=("system", "light", "dark"), default=None,
                         help="theme to render with (default: the one in settings)")
     parser.add_argument("--gpu", metavar="NAME", help="pretend the machine has this GPU (from the catalogue)")
-    parser.add_argument("--gpus", type=int, default=1, metavar="N", help="how many of --gpu (default 1)")
+    parser.add_argument("--gpus", type=whole(1, MAX_GPUS), default=1, metavar="N", help="how many of --gpu (default 1)")
     parser.add_argument("--size", default="1120x720", metavar="WxH", help="window size (default 1120x720)")
     parser.add_argument("--suffix", default="", help="added to each file name, e.g. -dark")
     parser.add_argument("--model", metavar="SOURCE", help="check this model's fit on the Models page first")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from llmdesk.commands import EXIT_OK, add_json_flag, print_json
+from llmdesk.commands import EXIT_OK, add_json_flag, number, print_json, text, whole
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -14,12 +14,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "search", help="search Hugging Face for text-generation models vLLM can serve",
         description="Lists text-generation models whose id contains QUERY, most downloaded first. Only "
                     "architectures vLLM 0.26 serves are shown unless --all-architectures is given.")
-    parser.add_argument("query", nargs="?", default="", help="text the repo id must contain (empty: all)")
+    parser.add_argument("query", nargs="?", default="", type=text(200), help="text the repo id must contain (empty: all)")
     parser.add_argument("--sort", choices=list(SORTS), default="downloads")
-    parser.add_argument("--limit", type=int, default=20, metavar="N", help="how many models to list (default 20)")
+    parser.add_argument("--limit", type=whole(1, 10_000), default=20, metavar="N", help="how many models to list (default 20)")
     parser.add_argument("--author", metavar="A", help="only this user or organisation")
-    parser.add_argument("--min-params", type=float, metavar="B", help="at least B billion parameters")
-    parser.add_argument("--max-params", type=float, metavar="B", help="at most B billion parameters")
+    parser.add_argument("--min-params", type=number(0, 100_000, above=True), metavar="B", help="at least B billion parameters")
+    parser.add_argument("--max-params", type=number(0, 100_000, above=True), metavar="B", help="at most B billion parameters")
     parser.add_argument("--all-architectures", action="store_true",
                         help="also list models whose architecture or format vLLM 0.26 cannot serve")
     gated = parser.add_mutually_exclusive_group()

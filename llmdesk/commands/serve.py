@@ -11,28 +11,28 @@ import argparse
 import os
 import sys
 
-from llmdesk.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK
+from llmdesk.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, MAX_GPUS, MAX_SEQS, number, whole
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", metavar="H", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, metavar="P", help="port (default 8000)")
+    parser.add_argument("--port", type=whole(1, 65535), default=8000, metavar="P", help="port (default 8000)")
     parser.add_argument("--api-key", metavar="K", default=None,
                         help="require this API key (needed off loopback). Better: $LLMDESK_API_KEY or "
                              "--api-key-stdin, since a key on the command line shows in ps")
     parser.add_argument("--api-key-stdin", action="store_true", help="read the API key from the first line of stdin")
     parser.add_argument("--served-model-name", metavar="N", help="the name clients use")
-    parser.add_argument("--gpu-memory-utilization", type=float, metavar="U")
+    parser.add_argument("--gpu-memory-utilization", type=number(0, 1, above=True), metavar="U")
     parser.add_argument("--max-model-len", metavar="L", help="context length in tokens, or auto")
-    parser.add_argument("--max-num-seqs", type=int, metavar="S")
-    parser.add_argument("--tensor-parallel-size", "-tp", type=int, default=1, metavar="N")
+    parser.add_argument("--max-num-seqs", type=whole(1, MAX_SEQS), metavar="S")
+    parser.add_argument("--tensor-parallel-size", "-tp", type=whole(1, MAX_GPUS), default=1, metavar="N")
     parser.add_argument("--quantization", "-q", metavar="Q")
     parser.add_argument("--kv-cache-dtype", default="auto", metavar="D")
     parser.add_argument("--enforce-eager", action="store_true")
     parser.add_argument("--trust-remote-code", action="store_true")
     parser.add_argument("--runtime", metavar="PYTHON", help="a Python with vLLM, used as it is")
-    parser.add_argument("--timeout", type=float, default=900, metavar="S", help="seconds to wait for ready")
+    parser.add_argument("--timeout", type=number(0, 86_400, above=True), default=900, metavar="S", help="seconds to wait for ready")
 
 
 def register(commands: argparse._SubParsersAction) -> None:

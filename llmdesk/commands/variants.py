@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from llmdesk.commands import EXIT_OK, add_json_flag, print_json
+from llmdesk.commands import EXIT_OK, MAX_CONTEXT, MAX_GPUS, add_json_flag, print_json, whole
 from llmdesk.core.base.errors import BadInput, Problem
 
 VERDICT_LABELS = {"fits": "fits", "fits_shorter_context": "shorter context", "needs_tensor_parallel": "needs {tp} GPUs",
@@ -20,10 +20,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("repo", help="a Hugging Face repo id, e.g. Qwen/Qwen2.5-7B-Instruct")
     parser.add_argument("--gpu", default="auto", metavar="NAME",
                         help="a GPU from the catalogue (e.g. h100, rtx-4090), or auto: this machine's GPUs")
-    parser.add_argument("--gpus", type=int, metavar="N", help="how many of those GPUs (default: one to plan for, "
+    parser.add_argument("--gpus", type=whole(1, MAX_GPUS), metavar="N", help="how many of those GPUs (default: one to plan for, "
                                                               "or all detected)")
-    parser.add_argument("--max-model-len", type=int, metavar="L", help="the context to judge for (default: the model's)")
-    parser.add_argument("--limit", type=int, default=40, metavar="N", help="at most N variants (default 40)")
+    parser.add_argument("--max-model-len", type=whole(1, MAX_CONTEXT), metavar="L", help="the context to judge for (default: the model's)")
+    parser.add_argument("--limit", type=whole(1, 1000), default=40, metavar="N", help="at most N variants (default 40)")
     add_json_flag(parser)
     parser.set_defaults(run=run)
 

@@ -57,8 +57,8 @@ def test_hub_repo_through_hf_endpoint():
 
 @pytest.mark.parametrize("args, message", [
     (["--gpu", "H10"], "Did you mean"),
-    (["--gpu", "h100", "--gpu-memory-utilization", "1.5"], "gpu_memory_utilization must be above 0 and at most 1"),
-    (["--gpu", "h100", "--max-model-len", "0"], "max_model_len must be a positive number"),
+    (["--gpu", "h100", "--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization: 1.5 is out of range"),
+    (["--gpu", "h100", "--max-model-len", "0"], "--max-model-len: 0 is out of range"),
     (["--gpu", "h100", "--quantization", "fp9"], "fp9"),
     (["--gpu", "h100", "--kv-cache-dtype", "int3"], "kv_cache_dtype"),
 ])

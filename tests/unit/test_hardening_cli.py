@@ -81,3 +81,35 @@ def test_metrics_csv_to_an_unwritable_place_is_refused_at_start(tmp_path, capsys
     code = cli.main(["metrics", "--watch", "--csv", str(tmp_path / "no-such-folder" / "f.csv"),
                      "--url", "http://127.0.0.1:9"])
     assert code == 2 and "Cannot write" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["fit", "x", "--gpus", "100000000"], "argument --gpus: 100000000 is out of range"),
+    (["fit", "x", "--max-num-seqs", "10000000000"], "argument --max-num-seqs"),
+    (["fit", "x", "--max-model-len", "99999999999999999999"], "argument --max-model-len"),
+    (["fit", "x", "--weights-bytes", "-5"], "argument --weights-bytes: -5 is out of range"),
+    (["serve", "x/y", "--timeout", "-1"], "argument --timeout"),
+    (["chat", "--temperature", "nan", "hi"], "argument --temperature: nan is out of range"),
+    (["chats", "show", "99999999999999999999999"], "argument ID"),
+    (["search", "a" * 100_000], "characters is too long"),
+])
+def test_impossible_values_are_refused_while_parsing(capsys, argv, said):
+    from llmdesk import cli
+
+    with pytest.raises(SystemExit) as done:
+        cli.main(argv)
+    assert done.value.code == 2 and said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["fit", "ünïcødé/模型", "--gpu", "h100"], "Not a Hugging Face repo id"),
+    (["pull", ""], "No repo id given"),
+    (["pull", "../../etc"], "is a path, not a Hugging Face repo id"),
+    (["chat", "--url", "", "hi"], "No server URL"),
+])
+def test_bad_names_get_the_real_reason(capsys, argv, said):
+    from llmdesk import cli
+
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Something went wrong" not in err

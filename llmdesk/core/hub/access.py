@@ -74,6 +74,9 @@ def check_repo_id(text: str) -> str:
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
+    if not text.strip():
+        raise BadInput(Problem("No repo id given", "The model's name on the Hugging Face Hub is empty.",
+                               "Give it as owner/name, e.g. Qwen/Qwen2.5-7B-Instruct."))
     looks_local = text.startswith(("/", ".", "~")) or Path(text).expanduser().exists()
     try:
         if looks_local:

@@ -164,6 +164,7 @@ def has_weights(folder: Path) -> bool:
 
 def spec_from_hub(repo_id: str, *, token: str | None = None) -> ModelSpec:
     """Reads the model's metadata and config.json (a few KB) from the Hub; no weights."""
+    check_repo_id(repo_id)
     from huggingface_hub import HfApi
 
     api = HfApi(token=hub_token(token))  # huggingface_hub alone does not look in the keyring
