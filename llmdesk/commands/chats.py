@@ -181,7 +181,6 @@ def check_export_target(path, force: bool) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     name = "standard input" if args.file == "-" else args.file
@@ -191,11 +190,9 @@ def run_import(args: argparse.Namespace) -> int:
         raise BadInput(Problem(f"No file {args.file}", "There is no such file.", None)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(Problem(f"Cannot read {name}", f"{getattr(exc, 'strerror', None) or exc}.", None)) from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise BadInput(Problem("Not a JSON file", f"{name} could not be read as JSON ({exc}).",
-                               "Pick a file exported by llmdesk or a JSON list of messages.")) from None
+    from llmdesk.core.chat.conversations import parse_import_text
+
+    data = parse_import_text(text, name)
     with open_store() as store:
         ids = store.import_json(data)
         titles = [store.get(i).title for i in ids]

@@ -113,3 +113,30 @@ def test_bad_names_get_the_real_reason(capsys, argv, said):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert said in err and "Something went wrong" not in err
+
+
+HOSTILE_IMPORTS = {
+    "huge created": '{"created": 1e300, "messages": [{"role": "user", "content": "hi"}]}',
+    "minus infinity updated": '{"updated": -Infinity, "messages": [{"role": "user", "content": "hi"}]}',
+    "NaN time": '{"messages": [{"role": "user", "content": "hi", "created": NaN}]}',
+    "deep nesting": '{"messages": [{"role": "user", "content": "hi", "stats": ' + "[" * 100_000 + "]" * 100_000 + "}]}",
+    "lone surrogate": '{"messages": [{"role": "user", "content": "\\ud800 hi"}]}',
+    "deep params": '{"params": ' + '{"a": ' * 50 + "1" + "}" * 50 + ', "messages": [{"role": "user", "content": "hi"}]}',
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_IMPORTS))
+def test_a_hostile_import_is_refused_with_nothing_stored_and_the_store_keeps_working(tmp_path, capsys, name):
+    from llmdesk import cli
+    from llmdesk.core.chat.conversations import ConversationStore
+
+    ConversationStore().create("before")
+    path = tmp_path / "chat.json"
+    path.write_text(HOSTILE_IMPORTS[name], encoding="utf-8")
+    assert cli.main(["chats", "import", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "Something went wrong" not in err and "Traceback" not in err
+    assert cli.main(["chats", "--json"]) == 0
+    import json
+    assert [c["title"] for c in json.loads(capsys.readouterr().out)] == ["before"]  # nothing stored
+    assert cli.main(["chats", "export", "--all"]) == 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import logging
 import sqlite3
 import threading
@@ -292,6 +293,68 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+# An import's times must be real moments: 1e300 or -Infinity broke every listing and export.
+LATEST_TIME = 4_102_444_800.0  # 2100-01-01
+MAX_NESTING = 20  # stats and params are flat in practice; 100k-deep nesting broke JSON on the way out
+
+
+def _time(value: Any, where: str, key: str) -> float:
+    if not _number(value) or not math.isfinite(value) or not 0 <= value <= LATEST_TIME:
+        raise _bad(where, f"{key} must be a time in seconds since 1970, before 2100 (got {value!r:.40})")
+    return float(value)
+
+
+def _depth(value: Any, limit: int = MAX_NESTING) -> int:
+    """How deeply lists and objects nest in value, counting no further than limit + 1."""
+    stack, deepest = [(value, 1)], 0
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list) and level <= limit:
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+        elif isinstance(item, dict | list):
+            return limit + 1
+    return deepest
+
+
+def _check_text(value: Any, where: str) -> None:
+    """Every string in value is storable Unicode (a lone surrogate from JSON is not)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _bad(where, "it holds text that is not valid Unicode (a lone surrogate)") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise _bad(where, "it holds a number that is not finite (NaN or Infinity)")
+
+
+def parse_import_text(text: str, name: str) -> Any:
+    """The JSON of a file to import, or BadInput: NaN and Infinity refused, deep nesting refused."""
+    def no_constant(word: str) -> Any:
+        raise ValueError(f"{word} is not a number JSON allows")
+
+    try:
+        data = json.loads(text, parse_constant=no_constant)
+    except RecursionError:
+        raise BadInput(Problem("Not an importable file", f"{name} nests lists or objects too deeply.",
+                               "Pick a file exported by llmdesk or a JSON list of messages.")) from None
+    except ValueError as exc:
+        raise BadInput(Problem("Not a JSON file", f"{name} could not be read as JSON ({exc}).",
+                               "Pick a file exported by llmdesk or a JSON list of messages.")) from None
+    if _depth(data, MAX_NESTING + 4) > MAX_NESTING + 4:  # envelope, list, conversation, message + content
+        raise BadInput(Problem("Not an importable file", f"{name} nests lists or objects too deeply.",
+                               "Pick a file exported by llmdesk or a JSON list of messages."))
+    return data
+
+
 def _optional_text(obj: dict, key: str, where: str) -> str | None:
     value = obj.get(key)
     if value is not None and not isinstance(value, str):
@@ -332,9 +395,9 @@ def _parse_conversation(obj: Any, where: str, now: float) -> _NewConversation:
         params = {}
     if not isinstance(params, dict):
         raise _bad(where, "params must be an object")
-    created = obj.get("created", now)
-    if not _number(created):
-        raise _bad(where, "created must be a number (seconds since 1970)")
+    created = _time(obj.get("created", now), where, "created")
+    if _depth(params) > MAX_NESTING:
+        raise _bad(where, "params nest too deeply")
     messages: list[_NewMessage] = []
     for j, m in enumerate(raw_messages):
         at = f"{where}, message {j + 1}"
@@ -352,22 +415,22 @@ def _parse_conversation(obj: Any, where: str, now: float) -> _NewConversation:
         stats = m.get("stats")
         if stats is not None and not isinstance(stats, dict):
             raise _bad(at, "stats must be an object")
+        if stats is not None and _depth(stats) > MAX_NESTING:
+            raise _bad(at, "stats nest too deeply")
         state = m.get("state", "complete")
         if state not in STATES:
             raise _bad(at, f"state {state!r} is not one of {', '.join(STATES)}")
-        m_created = m.get("created", created)
-        if not _number(m_created):
-            raise _bad(at, "created must be a number (seconds since 1970)")
-        messages.append(_NewMessage(role, content, reasoning, stats, state, float(m_created)))
+        m_created = _time(m.get("created", created), at, "created")
+        _check_text([content, reasoning, stats], at)
+        messages.append(_NewMessage(role, content, reasoning, stats, state, m_created))
     if system_prompt is None:
         # OpenAI-style: the system prompt is the leading system message(s).
         lead = []
         while messages and messages[0].role == "system":
             lead.append(messages.pop(0).content)
         system_prompt = "\n\n".join(lead)
-    updated = obj.get("updated", max([created, *(m.created for m in messages)]))
-    if not _number(updated):
-        raise _bad(where, "updated must be a number (seconds since 1970)")
+    updated = _time(obj.get("updated", max([created, *(m.created for m in messages)])), where, "updated")
+    _check_text([title, model, base_url, system_prompt, params], where)
     if not (title or "").strip():
         first_user = next((m.content for m in messages if m.role == "user"), "")
         title = auto_title(first_user) if first_user.strip() else "Imported chat"

@@ -16,7 +16,8 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QLis
                                QMenu, QPushButton, QVBoxLayout, QWidget)
 
 from llmdesk.core.base.errors import BadInput, Problem
-from llmdesk.core.chat.conversations import ConversationStore, ConversationSummary, to_markdown
+from llmdesk.core.chat.conversations import (ConversationStore, ConversationSummary, parse_import_text,
+                                             to_markdown)
 from llmdesk.ui.tasks import TaskRunner
 
 CONFIRM_MS = 5000
@@ -214,11 +215,11 @@ class ConversationsPanel(QWidget):
     async def _import(self, path: Path) -> None:
         def read_and_import() -> list[int]:
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
+                text = path.read_text(encoding="utf-8")
             except (UnicodeDecodeError, ValueError) as exc:
                 raise BadInput(Problem("Not a JSON file", f"{path.name} could not be read as JSON ({exc}).",
                                        "Pick a file exported by llmdesk or a JSON list of messages.")) from None
-            return self.store.import_json(data)
+            return self.store.import_json(parse_import_text(text, path.name))
         ids = await asyncio.to_thread(read_and_import)
         await self._refresh()
         if ids:
