@@ -85,3 +85,13 @@ def confirm_delete(question: str, command: str) -> bool:
         print("Nothing deleted.", file=sys.stderr)
         return False
     return True
+
+
+def load_settings_said():
+    """The user's settings; a notice (a file moved aside, values not used) is said on stderr, not lost."""
+    from llmdesk.core.base.settings import load_settings
+
+    settings, notice = load_settings()
+    if notice is not None:
+        print(f"note: {notice.title}. {notice.message()}", file=sys.stderr)
+    return settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from llmdesk.commands import EXIT_FAILURE, EXIT_OK, add_json_flag, print_json
+from llmdesk.commands import EXIT_FAILURE, EXIT_OK, add_json_flag, load_settings_said, print_json
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -14,10 +14,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmdesk.core.base.settings import load_settings
     from llmdesk.core.doctor.checks import run_doctor
 
-    settings, _notice = load_settings()
+    settings = load_settings_said()
     report = run_doctor(settings)
     if args.json:
         print_json(report.as_dict())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from llmdesk.commands import EXIT_OK, add_json_flag, print_json
+from llmdesk.commands import EXIT_OK, add_json_flag, load_settings_said, print_json
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -29,10 +29,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def scan(extra_folders=()):
-    from llmdesk.core.base.settings import load_settings
     from llmdesk.core.hub.library import scan_for_settings
 
-    return scan_for_settings(load_settings()[0], extra_folders)
+    return scan_for_settings(load_settings_said(), extra_folders)
 
 
 def render_text(models) -> str:

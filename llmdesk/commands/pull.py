@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from llmdesk.commands import EXIT_OK, add_json_flag, print_json
+from llmdesk.commands import EXIT_OK, add_json_flag, load_settings_said, print_json
 
 EXIT_CANCELLED = 130
 
@@ -30,12 +30,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from llmdesk.core.base.errors import ProblemError
-    from llmdesk.core.base.settings import load_settings
     from llmdesk.core.hub.access import check_repo_id
     from llmdesk.core.hub.downloads import CANCELLED, DONE, Download, check_disk_space, plan_download
 
     check_repo_id(args.repo)  # before anything else: a typo is the most likely mistake
-    cache_dir = load_settings()[0].models_dir or None
+    cache_dir = load_settings_said().models_dir or None
     if args.dry_run:
         plan = plan_download(args.repo, args.revision, args.include, cache_dir=cache_dir, with_gguf=args.gguf)
         if args.json:

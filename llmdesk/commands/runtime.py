@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from llmdesk.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, add_json_flag, print_json
+from llmdesk.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, add_json_flag, load_settings_said, print_json
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -38,10 +38,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from llmdesk.core.base.settings import load_settings
     from llmdesk.core.server.runtime import TESTED_VLLM, find_vllm_runtime, managed_runtime_dir
 
-    settings, _notice = load_settings()
+    settings = load_settings_said()
     search = find_vllm_runtime(settings.runtime_python)
     found = search.runtime
     if args.json:

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from llmdesk.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, MAX_GPUS, MAX_SEQS, number, whole
+from llmdesk.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, MAX_GPUS, MAX_SEQS, load_settings_said, number, whole
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 
 
@@ -141,10 +141,9 @@ def check_before_launch(config) -> None:
 def find_python(runtime: str | None) -> str:
     if runtime:
         return runtime  # used as it is, also without a GPU (that is how stand-ins are driven)
-    from llmdesk.core.base.settings import load_settings
     from llmdesk.core.server.runtime import find_vllm_runtime
 
-    settings, _ = load_settings()
+    settings = load_settings_said()
     search = find_vllm_runtime(settings.runtime_python)
     if search.runtime is None:
         raise ProblemError(search.problem or Problem("vLLM not found", "No Python with vLLM was found.",

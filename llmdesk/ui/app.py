@@ -48,6 +48,8 @@ def build_window(app, **context_kwargs):
 
     install_wheel_guard(app)
     settings, settings_notice = settings_store.load_settings()
+    remembered = settings_store.take_remembered_notice()  # the CLI may have moved the file aside earlier
+    settings_notice = settings_notice or remembered
     state, _state_notice = settings_store.load_state()  # a lost window size needs no notice
     ctx = AppContext(settings, state, **context_kwargs)
     apply_theme(app, settings.theme)

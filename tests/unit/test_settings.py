@@ -112,3 +112,53 @@ def test_values_out_of_range_are_said_and_replaced_by_the_defaults():
 def test_a_good_file_gives_no_notice():
     save_settings(Settings(theme="dark"))
     assert load_settings() == (Settings(theme="dark"), None)
+
+
+def test_a_trailing_comma_is_read_and_said_not_moved_aside():
+    settings_path().parent.mkdir(parents=True, exist_ok=True)
+    settings_path().write_text('{"schema_version": 1, "values": {"models_dir": "/data/models", "theme": "dark",}}')
+    settings, notice = load_settings()
+    assert settings.models_dir == "/data/models" and settings.theme == "dark"  # pull keeps its folder
+    assert notice is not None and notice.moved_to is None and "trailing comma" in notice.message()
+    assert settings_path().exists()
+
+
+def test_an_unreadable_file_is_said_and_never_moved_aside():
+    import os
+
+    save_settings(Settings(theme="dark"))
+    settings_path().chmod(0)
+    try:
+        if os.access(settings_path(), os.R_OK):  # root reads anything
+            return
+        settings, notice = load_settings()
+        assert notice is not None and notice.moved_to is None and "cannot be read" in notice.message()
+        assert settings_path().exists() and not list(settings_path().parent.glob("*.corrupt-*"))
+    finally:
+        settings_path().chmod(0o600)
+
+
+def test_a_file_the_cli_moved_aside_is_told_by_the_next_window(capsys):
+    from llmdesk import cli
+    from llmdesk.core.base.settings import take_remembered_notice
+
+    settings_path().parent.mkdir(parents=True, exist_ok=True)
+    settings_path().write_text("{not json")
+    assert cli.main(["models", "--json"]) == 0
+    assert "note: Your settings could not be read." in capsys.readouterr().err  # said, not lost
+    notice = take_remembered_notice()
+    assert notice is not None and notice.moved_to.name.startswith("settings.json.corrupt-")
+    assert take_remembered_notice() is None  # told once
+
+
+def test_stray_temp_files_of_killed_saves_are_cleaned_up():
+    import os
+    import time
+
+    settings_path().parent.mkdir(parents=True, exist_ok=True)
+    stray = settings_path().with_name("settings.jsonabc123.tmp")
+    stray.write_text("{}")
+    old = time.time() - 3600
+    os.utime(stray, (old, old))
+    save_settings(Settings())
+    assert not stray.exists()

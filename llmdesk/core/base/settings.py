@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import logging
 import os
 import tempfile
@@ -128,17 +129,33 @@ def save_state(state: AppState, path: Path | None = None) -> None:
     _save(state, path or state_path(), STATE_SCHEMA_VERSION)
 
 
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+
+
 def _load(cls: type[T], path: Path) -> tuple[T, LoadNotice | None]:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(raw, dict):
-            raise ValueError("not a JSON object")
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return cls(), None
-    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except OSError as exc:  # a valid file this user cannot read is not corrupt: never moved aside
+        log.warning("cannot read %s: %s", path, exc)
+        return cls(), LoadNotice(path, None, "unreadable", (f"the file cannot be read ({exc.strerror or exc})",))
+    except UnicodeDecodeError as exc:  # not text at all: corrupt
+        return cls(), _move_aside(path, exc)
+    notes: list[str] = []
+    try:
+        try:
+            raw = json.loads(text)
+        except ValueError:
+            # A trailing comma is the commonest hand-edit slip: read the file anyway, and say so.
+            raw = json.loads(_TRAILING_COMMA.sub(r"\1", text))
+            notes.append("it has a trailing comma (read anyway; saving the settings writes it cleanly)")
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return cls(), _move_aside(path, exc)
     obj, wrong = _from_dict(cls, raw.get("values", {}))
-    ignored = tuple(f"{name} {value!r}: not {kind}" for name, value, kind in wrong)
+    ignored = tuple(notes) + tuple(f"{name} {value!r}: not {kind}" for name, value, kind in wrong)
     return obj, (LoadNotice(path, None, "values of the wrong type", ignored) if ignored else None)
 
 
@@ -181,12 +198,41 @@ def _move_aside(path: Path, exc: Exception) -> LoadNotice:
     except OSError:
         log.exception("could not move %s aside", path)
     log.warning("moved unreadable %s to %s: %s", path, moved_to, exc)
-    return LoadNotice(path, moved_to, str(exc) or type(exc).__name__)
+    notice = LoadNotice(path, moved_to, str(exc) or type(exc).__name__)
+    _remember_notice(notice)
+    return notice
+
+
+def _notice_file() -> Path:
+    return paths.state_dir() / "settings-notice.json"
+
+
+def _remember_notice(notice: LoadNotice) -> None:
+    """Kept until a window shows it: the CLI may have moved the file aside while no window was open."""
+    try:
+        paths.private_dir(_notice_file().parent)
+        _notice_file().write_text(json.dumps({"path": str(notice.path), "moved_to": str(notice.moved_to),
+                                              "reason": notice.reason}), encoding="utf-8")
+    except OSError:
+        log.warning("could not keep the settings notice", exc_info=True)
+
+
+def take_remembered_notice() -> LoadNotice | None:
+    """The notice of a settings file moved aside by an earlier run (the CLI), once."""
+    try:
+        data = json.loads(_notice_file().read_text(encoding="utf-8"))
+        _notice_file().unlink()
+        return LoadNotice(Path(data["path"]), Path(data["moved_to"]), str(data["reason"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _save(obj: Any, path: Path, schema_version: int) -> None:
     """Write atomically (temp file + rename) so a crash mid-write never leaves a half file."""
     paths.private_dir(path.parent)
+    for stray in path.parent.glob(f"{path.name}*.tmp"):  # left by a save that was killed
+        if time.time() - stray.stat().st_mtime > 60:
+            stray.unlink(missing_ok=True)
     payload = {"schema_version": schema_version, "values": dataclasses.asdict(obj)}
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     try:
