@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 
@@ -60,12 +61,19 @@ def run(args: argparse.Namespace) -> int:
             raise BadInput(Problem("Nothing to send", "Standard input was empty.", "Give a PROMPT."))
     if prompt is not None and not prompt.strip():
         raise BadInput(Problem("Nothing to send", "The prompt is empty.", None))
-    if not args.save:
-        return asyncio.run(_main(args, url, params, prompt, None))
-    from llmdesk.commands.chats import open_store
+    try:
+        if not args.save:
+            return asyncio.run(_main(args, url, params, prompt, None))
+        from llmdesk.commands.chats import open_store
 
-    with open_store() as store:  # opened first: a store that cannot be written fails before anything is sent
-        return asyncio.run(_main(args, url, params, prompt, store))
+        with open_store() as store:  # opened first: a store that cannot be written fails before anything is sent
+            return asyncio.run(_main(args, url, params, prompt, store))
+    except asyncio.CancelledError:  # SIGTERM or SIGHUP: the partial reply was saved on the way out
+        print("Stopped.", file=sys.stderr)
+        return EXIT_STOPPED
+
+
+EXIT_STOPPED = 143  # 128 + SIGTERM, as a shell reports a process it stopped
 
 
 class _Saver:
@@ -90,7 +98,14 @@ class _Saver:
 
 
 async def _main(args: argparse.Namespace, url: str, params, prompt: str | None, store) -> int:
+    import signal
+
     from llmdesk.core.chat.client import ChatClient
+
+    # A closed terminal (SIGHUP) or a kill (SIGTERM) stops the reply as Ctrl-C does: what came is saved.
+    loop, main = asyncio.get_running_loop(), asyncio.current_task()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, main.cancel)
 
     async with ChatClient(url, args.api_key) as client:
         model = args.model or await _first_model(client)

@@ -242,3 +242,32 @@ def test_cli_failures(server):
     assert res.returncode == 1 and "API key" in res.stderr
     res = cli("--url", server, "--max-tokens", "0", "Hello")
     assert res.returncode == 2
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_chat_save_keeps_the_partial_reply_on_sigterm_and_sighup(tmp_path, sig):
+    """A closed terminal or a kill saves what came, as Ctrl-C does (issue: hardening, item 12)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from llmdesk.core.chat.conversations import ConversationStore
+
+    proc, root = start_standin(tmp_path / "rt-slow", "ok", env={"FAKE_VLLM_TOKEN_RATE": "5",
+                                                               "FAKE_VLLM_REPLY_TOKENS": "200"})
+    try:
+        env = dict(os.environ)
+        chat = subprocess.Popen([sys.executable, "-m", "llmdesk", "chat", "--save", "--url", root, "Tell a story"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        first = chat.stdout.read(1)  # the reply has begun
+        assert first
+        chat.send_signal(getattr(signal, sig))
+        out, err = chat.communicate(timeout=30)
+        assert chat.returncode == 143 and "Stopped." in err and "Traceback" not in err
+        store = ConversationStore()
+        saved = store.get(store.list()[0].id).messages
+        assert [m.role for m in saved] == ["user", "assistant"] and saved[1].state == "stopped"
+        assert saved[1].content.startswith((first + out).strip()[:3])
+    finally:
+        kill_group(proc)
