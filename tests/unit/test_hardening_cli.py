@@ -140,3 +140,35 @@ def test_a_hostile_import_is_refused_with_nothing_stored_and_the_store_keeps_wor
     import json
     assert [c["title"] for c in json.loads(capsys.readouterr().out)] == ["before"]  # nothing stored
     assert cli.main(["chats", "export", "--all"]) == 0
+
+
+def test_a_host_that_does_not_resolve_is_said_at_once_and_ctrl_c_is_never_needed(capsys, monkeypatch, tmp_path):
+    """--host myhost.invalid used to look the name up for every port up to 65535 on the event loop."""
+    import time
+
+    from llmdesk import cli
+    from tests.fakes.vllm_standin.runtime import make_fake_runtime
+
+    python = make_fake_runtime(tmp_path / "rt", delay_scale=0.001)
+    monkeypatch.setenv("LLMDESK_API_KEY", "sk-test")  # off loopback a key is needed first
+    started = time.monotonic()
+    code = cli.main(["serve", "Qwen/Qwen2.5-7B-Instruct", "--host", "myhost.invalid", "--runtime", str(python)])
+    assert time.monotonic() - started < 30
+    err = capsys.readouterr().err
+    assert code != 0 and "Cannot listen on myhost.invalid" in err and "does not resolve" in err
+
+
+def test_an_address_this_computer_does_not_have_is_not_called_port_taken():
+    from llmdesk.core.server.diagnose import listen_problem, next_free_port
+
+    problem = listen_problem("10.255.255.1", 8000)
+    assert problem is not None and "has no address 10.255.255.1" in problem.explanation
+    assert "in use" not in problem.title
+    assert listen_problem("127.0.0.1", 8000) is None  # free or merely in use: not this question
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert listen_problem("127.0.0.1", port) is None
+        assert next_free_port("127.0.0.1", port) > port

@@ -13,6 +13,7 @@ first and "the engine died" is the fallback. vLLM can exit 0 after its engine di
 
 from __future__ import annotations
 
+import errno
 import math
 import re
 import socket
@@ -188,29 +189,69 @@ def _interrupted(lines: Sequence[str]) -> bool:
     return any(_INTERRUPTED.search(line) for line in lines)
 
 
+def _resolve(host: str) -> tuple:
+    """(family, type, proto, address) to bind for host, resolved once (a name is looked up here, not
+    once per port); OSError when it does not resolve."""
+    try:
+        infos = socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except UnicodeError as exc:
+        raise OSError(str(exc)) from None
+    if not infos:
+        raise OSError("no address")
+    return infos[0][:3] + (infos[0][4],)
+
+
+def _bind_error(resolved: tuple, port: int) -> OSError | None:
+    family, kind, proto, address = resolved
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address[0], port, *address[2:]))
+        except OSError as exc:
+            return exc
+    return None
+
+
+def listen_problem(host: str, port: int) -> Problem | None:
+    """Why vLLM could never listen on host (a name that does not resolve, an address this computer
+    does not have, a port below 1024), or None; a port merely in use is port_is_free's answer."""
+    fix = "Use 127.0.0.1 (this computer only), 0.0.0.0 (every network), or an address of this computer."
+    try:
+        resolved = _resolve(host)
+    except OSError as exc:
+        return Problem(f"Cannot listen on {host}", f"The name {host!r} does not resolve ({exc}).", fix)
+    error = _bind_error(resolved, port)
+    if error is None or error.errno == errno.EADDRINUSE:
+        return None
+    if error.errno == errno.EADDRNOTAVAIL:
+        return Problem(f"Cannot listen on {host}", f"This computer has no address {resolved[3][0]}.", fix)
+    if error.errno == errno.EACCES:
+        return Problem(f"Port {port} needs administrator rights", "Ports below 1024 are reserved on this "
+                       "system.", "Choose a port of 1024 or more, e.g. 8000.")
+    return Problem(f"Cannot listen on {host}:{port}", f"{error.strerror or error}.", fix)
+
+
 def port_is_free(host: str, port: int) -> bool:
     """Whether vLLM could bind ``host:port`` now (with SO_REUSEADDR, as vLLM binds)."""
     try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except (OSError, UnicodeError):
+        return _bind_error(_resolve(host), port) is None
+    except OSError:
         return False
-    for family, kind, proto, _, address in infos[:1]:
-        with socket.socket(family, kind, proto) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(address)
-            except OSError:
-                return False
-    return bool(infos)
 
 
-def next_free_port(host: str, start: int) -> int:
-    """The first port >= ``start`` that can be bound on ``host``; ProblemError when none is left."""
-    for port in range(max(1, start), 65536):
-        if port_is_free(host, port):
+def next_free_port(host: str, start: int, tries: int = 200) -> int:
+    """The first port >= ``start`` (within ``tries``) that can be bound on ``host``, the host resolved
+    once; ProblemError when none is."""
+    try:
+        resolved = _resolve(host)
+    except OSError as exc:
+        raise ProblemError(Problem(f"Cannot listen on {host}", f"The name {host!r} does not resolve ({exc}).",
+                                   "Use 127.0.0.1 or 0.0.0.0.")) from None
+    for port in range(max(1, start), min(65536, max(1, start) + tries)):
+        if _bind_error(resolved, port) is None:
             return port
-    raise ProblemError(Problem("No free port", f"Every port from {start} up is taken on {host}.",
-                               "Stop other servers, or choose another address."))
+    raise ProblemError(Problem("No free port", f"Ports {start} to {min(65535, start + tries - 1)} are taken on "
+                               f"{host}.", "Stop other servers, or choose another port."))
 
 
 # --- one function per cause ---------------------------------------------------------------------

@@ -39,7 +39,7 @@ from typing import Any
 
 from llmdesk.core.base import paths
 from llmdesk.core.base.errors import Problem, ProblemError
-from llmdesk.core.server.diagnose import Diagnosis, Phase, diagnose, phase_of, port_is_free
+from llmdesk.core.server.diagnose import Diagnosis, Phase, diagnose, listen_problem, phase_of, port_is_free
 from llmdesk.core.server.endpoint import base_url
 from llmdesk.core.server.launch import LaunchConfig, build_vllm_command, child_environment
 
@@ -323,9 +323,15 @@ class Supervisor:
         self.lines.clear()
         self._gpu_baseline = await asyncio.to_thread(self.gpu_used_bytes)
         now = time.time()
-        if not port_is_free(config.host, config.port):
+        # Off the loop: a name is looked up once here, and a lookup may take seconds.
+        problem = await asyncio.to_thread(listen_problem, config.host, config.port)
+        if problem is not None:
+            self._set_fresh(ServerStatus(ServerState.CRASHED, config=config, diagnosis=Diagnosis(
+                "cannot_listen", problem, {}, f"llmdesk: {config.host}:{config.port}: {problem.explanation}")))
+            return self.status
+        if not await asyncio.to_thread(port_is_free, config.host, config.port):
             self._set_fresh(ServerStatus(ServerState.CRASHED, config=config,
-                                         diagnosis=_port_in_use_diagnosis(config)))
+                                         diagnosis=await asyncio.to_thread(_port_in_use_diagnosis, config)))
             return self.status
 
         from llmdesk.core.base.secrets import load_hf_token
