@@ -201,7 +201,7 @@ async def _serve(config, python: str, timeout_s: float) -> int:
     sup.subscribe(on_status=on_status)
     loop = asyncio.get_running_loop()
     stop_asked = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a closed terminal too
         loop.add_signal_handler(sig, stop_asked.set)
     try:
         start = asyncio.create_task(sup.start(config, timeout_s=timeout_s))
@@ -227,7 +227,7 @@ async def _serve(config, python: str, timeout_s: float) -> int:
             return EXIT_OK
         return _failed(sup.status, sup)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a closed terminal too
             loop.remove_signal_handler(sig)
         if sup.running:  # e.g. an unexpected error: never leave the group behind
             await sup.stop()

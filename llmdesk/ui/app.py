@@ -89,11 +89,44 @@ def run_app() -> int:
     instance.listen()
     window = build_window(app)
     instance.raise_requested.connect(lambda: bring_to_front(window))
+    close_on_signals(window)
     if os.environ.get(STARTUP_PROBE_ENV):
         _install_startup_probe(window)
     qasync.run(run_window(window))
     instance.close()
     return 0
+
+
+def close_on_signals(window) -> None:
+    """SIGTERM (a logout, kill) and SIGHUP (the terminal closed) close the window as its close button
+    does: the server it started is stopped, the state saved. Python runs signal handlers only between
+    bytecodes, so the signal's wake-up byte is watched by Qt to give it the chance at once."""
+    import signal
+    import socket
+
+    from PySide6.QtCore import QSocketNotifier, QTimer
+
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    signal.set_wakeup_fd(writer.fileno())
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, window)
+    notifier.activated.connect(lambda *_: _drain(reader))
+
+    def close(*_args) -> None:
+        window.confirm_close_while_streaming = lambda: True  # nobody is there to answer
+        QTimer.singleShot(0, window.close)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, close)
+    window._signal_wakeup = (reader, writer, notifier)  # kept as long as the window
+
+
+def _drain(reader) -> None:
+    try:
+        reader.recv(256)
+    except OSError:
+        pass
 
 
 def bring_to_front(window) -> None:

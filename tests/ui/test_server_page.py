@@ -69,8 +69,9 @@ def test_exposing_the_server_without_a_key_is_refused_before_starting(make_windo
 
 @pytest.fixture
 def killed_llmdesk_server(tmp_path):
-    """`llmdesk serve` SIGKILLed while serving: its vLLM and pid file stay behind. Yields the port."""
-    python = make_fake_runtime(tmp_path / "rt", delay_scale=0.005)
+    """`llmdesk serve` SIGKILLed while serving a vLLM that ignores SIGTERM (hung): the SIGTERM it gets
+    when llmdesk dies does not stop it, so it and the pid file stay behind. Yields the port."""
+    python = make_fake_runtime(tmp_path / "rt", mode="ignore_sigint", delay_scale=0.005)
     port = free_port()
     gui = subprocess.Popen([sys.executable, "-m", "llmdesk", "serve", DEMO_MODEL, "--served-model-name", "demo",
                             "--port", str(port), "--runtime", str(python)], stdout=subprocess.PIPE, text=True,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
 import contextlib
 import dataclasses
 import enum
@@ -30,6 +31,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import time
 import weakref
 from collections.abc import Callable
@@ -216,6 +218,21 @@ def _remember_eta(config: LaunchConfig, seconds: float) -> None:
         log.warning("could not record the start time in %s", path, exc_info=True)
 
 
+def _die_with_parent() -> None:
+    """In the child, before vLLM starts (Linux): SIGTERM when llmdesk dies, even by SIGKILL, so that
+    no vLLM keeps serving and holding the GPU with nobody to stop it. vLLM stops its engine on SIGTERM."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # no prctl: the next start finds it as a leftover
+
+
+PR_SET_PDEATHSIG = 1
+
+
 def _port_in_use_diagnosis(config: LaunchConfig) -> Diagnosis:
     evidence = (f"llmdesk: {config.host}:{config.port}: address already in use "
                 "(checked before starting vLLM)")
@@ -346,7 +363,8 @@ class Supervisor:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True, limit=_READ_LIMIT)
+                stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True, limit=_READ_LIMIT,
+                preexec_fn=_die_with_parent)
         except OSError as exc:
             self._close_log()
             diagnosis = diagnose([f"{argv[0]}: {exc.strerror}", "vllm: command not found"], 127, config)
