@@ -286,3 +286,27 @@ def test_unknown_flag_exits_2(tmp_path):
                           capture_output=True, text=True, timeout=10)
     assert done.returncode == 2
     assert "unrecognized arguments: --swap-space" in done.stderr
+
+
+def test_a_port_taken_after_the_bind_makes_the_standin_exit_as_vllm_does(tmp_path):
+    """Two starts on one port: both bind (SO_REUSEADDR), the second cannot listen and vLLM exits 1
+    with 'Address already in use' (issue: hardening, item 16); the stand-in used to hang."""
+    import socket
+
+    from tests.fakes.standin_server import free_port, kill_group, serve_argv
+    from tests.fakes.vllm_standin.runtime import make_fake_runtime
+
+    port = free_port()
+    python = make_fake_runtime(tmp_path / "rt", delay_scale=0.05)
+    proc = subprocess.Popen(serve_argv(python, "/models/demo", "--host", "127.0.0.1", "--port", str(port)),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        time.sleep(0.3)  # it has bound, and is loading
+        with socket.socket() as other:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            other.bind(("127.0.0.1", port))
+            other.listen()
+            out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 1 and "Address already in use" in out
+    finally:
+        kill_group(proc)

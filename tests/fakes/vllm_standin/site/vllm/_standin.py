@@ -544,7 +544,15 @@ class Server:
             self._stop_engine(force=True)
             return 1
         self.replayer.lines(loading)
-        self.httpd.server_activate()
+        try:
+            self.httpd.server_activate()
+        except OSError:  # another server listens there since the bind (two starts at once): vLLM dies
+            self.httpd.server_close()
+            lines = _read_lines("fail-port-in-use.log")
+            start = next(i for i, line in enumerate(lines) if "Traceback" in line)
+            self.replayer.lines(lines[start:], delay=False)
+            self._stop_engine(force=True)
+            return 1
         shown_host = self.host or "0.0.0.0"
         _log("APIServer", self.pid, "INFO", "api_server.py:677", f"Starting vLLM server on http://{shown_host}:{self.port}")
         end = next(j for j, line in enumerate(tiny) if "Application startup complete." in line)
