@@ -212,14 +212,21 @@ def _bind_error(resolved: tuple, port: int) -> OSError | None:
     return None
 
 
+LISTEN_FIX = "Use 127.0.0.1 (this computer only), 0.0.0.0 (every network), or an address of this computer."
+
+
+def _unresolvable(host: str, exc: OSError) -> Problem:
+    return Problem(f"Cannot listen on {host}", f"The name {host!r} does not resolve ({exc}).", LISTEN_FIX)
+
+
 def listen_problem(host: str, port: int) -> Problem | None:
     """Why vLLM could never listen on host (a name that does not resolve, an address this computer
     does not have, a port below 1024), or None; a port merely in use is port_is_free's answer."""
-    fix = "Use 127.0.0.1 (this computer only), 0.0.0.0 (every network), or an address of this computer."
+    fix = LISTEN_FIX
     try:
         resolved = _resolve(host)
     except OSError as exc:
-        return Problem(f"Cannot listen on {host}", f"The name {host!r} does not resolve ({exc}).", fix)
+        return _unresolvable(host, exc)
     error = _bind_error(resolved, port)
     if error is None or error.errno == errno.EADDRINUSE:
         return None
@@ -245,8 +252,7 @@ def next_free_port(host: str, start: int, tries: int = 200) -> int:
     try:
         resolved = _resolve(host)
     except OSError as exc:
-        raise ProblemError(Problem(f"Cannot listen on {host}", f"The name {host!r} does not resolve ({exc}).",
-                                   "Use 127.0.0.1 or 0.0.0.0.")) from None
+        raise ProblemError(_unresolvable(host, exc)) from None
     for port in range(max(1, start), min(65536, max(1, start) + tries)):
         if _bind_error(resolved, port) is None:
             return port

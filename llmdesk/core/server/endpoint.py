@@ -9,6 +9,7 @@ these, so the two packages stay independent of each other.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from llmdesk.core.base import paths
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
@@ -62,26 +63,36 @@ def normalise_base_url(url: str) -> str:
     return text
 
 
-def default_base_url() -> str:
-    """The server the app manages (``server.json`` in the state folder), else 127.0.0.1:8000, as a /v1 URL."""
+RECORD_NAME = "server.json"
+
+
+def record_path() -> Path:
+    """Where the supervisor records the server the app runs (host, port, model, process ids)."""
+    return paths.state_dir() / RECORD_NAME
+
+
+def _record() -> dict:
     try:
-        data = json.loads((paths.state_dir() / "server.json").read_text(encoding="utf-8"))
-        port = data.get("port")
-        if isinstance(port, int):
-            return normalise_base_url(base_url(str(data.get("host") or ""), port))
-    except (OSError, ValueError, AttributeError):
-        pass
+        data = json.loads(record_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def default_base_url() -> str:
+    """The server the app manages (its record in the state folder), else 127.0.0.1:8000, as a /v1 URL."""
+    data = _record()
+    port = data.get("port")
+    if isinstance(port, int):
+        return normalise_base_url(base_url(str(data.get("host") or ""), port))
     return normalise_base_url(DEFAULT_ROOT_URL)
 
 
 def managed_model_name() -> str | None:
-    """The served model name recorded in ``server.json``, if the app manages a server."""
-    try:
-        data = json.loads((paths.state_dir() / "server.json").read_text(encoding="utf-8"))
-        name = data.get("served_model_name") or data.get("model")
-        return name if isinstance(name, str) and name else None
-    except (OSError, ValueError, AttributeError):
-        return None
+    """The served model name recorded for the app's server, if it manages one."""
+    data = _record()
+    name = data.get("served_model_name") or data.get("model")
+    return name if isinstance(name, str) and name else None
 
 
 def root_url(base_url: str) -> str:

@@ -42,12 +42,11 @@ from typing import Any
 from llmdesk.core.base import paths
 from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.server.diagnose import Diagnosis, Phase, diagnose, listen_problem, phase_of, port_is_free
-from llmdesk.core.server.endpoint import base_url
+from llmdesk.core.server.endpoint import base_url, record_path
 from llmdesk.core.server.launch import LaunchConfig, build_vllm_command, child_environment
 
 log = logging.getLogger(__name__)
 
-PID_FILE_NAME = "server.json"
 ETA_FILE_NAME = "start-times.json"
 HEALTH_FAILURES_FOR_CRASH = 3
 READY_POLL_S = 0.1  # /health while starting (see _wait_ready)
@@ -97,7 +96,7 @@ LineCallback = Callable[[str], None]
 # --- helpers ------------------------------------------------------------------------------------
 
 def pid_file() -> Path:
-    return paths.state_dir() / PID_FILE_NAME
+    return record_path()
 
 
 def _gpu_used_bytes() -> int | None:
