@@ -45,12 +45,6 @@ def run(args: argparse.Namespace) -> int:
     from llmdesk.core.chat.client import ChatParams
     from llmdesk.core.server.endpoint import default_base_url, normalise_base_url
 
-    if args.temperature is not None and args.temperature < 0:
-        raise BadInput(Problem("Impossible parameter", "--temperature must be 0 or more.", None))
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise BadInput(Problem("Impossible parameter", "--top-p must be above 0 and at most 1.", None))
-    if args.max_tokens is not None and args.max_tokens < 1:
-        raise BadInput(Problem("Impossible parameter", "--max-tokens must be 1 or more.", None))
     url = default_base_url() if args.url is None else normalise_base_url(args.url)  # --url '' is a mistake
     params = ChatParams(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                         max_tokens=args.max_tokens, seed=args.seed, stop=tuple(args.stop))

@@ -43,8 +43,6 @@ def run(args: argparse.Namespace) -> int:
         kv_cache_dtype=args.kv_cache_dtype, enforce_eager=args.enforce_eager,
         tensor_parallel_size=args.tensor_parallel_size, quantization=args.quantization)
     settings.validate()  # bad numbers are reported before any network or disk work
-    if args.gpus is not None and args.gpus < 1:
-        raise BadInput(Problem("Impossible launch setting", "--gpus must be 1 or more.", None))
     gpus = choose_gpus(args.gpu, args.gpus, settings.tensor_parallel_size)
     spec = load_model_spec(args.source, weights_bytes=args.weights_bytes, parameters=args.parameters,
                            allow_unknown_architecture=args.allow_unknown_architecture)

@@ -43,8 +43,6 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 def run(args: argparse.Namespace) -> int:
     size = _parse_size(args.size)
-    if args.gpus < 1:
-        raise BadInput(Problem("Bad GPU count", "--gpus must be 1 or more.", None))
     scan = demo_scan(args.gpu, args.gpus) if args.gpu else None
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported
     import qasync

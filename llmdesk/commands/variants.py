@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from llmdesk.commands import EXIT_OK, MAX_CONTEXT, MAX_GPUS, add_json_flag, print_json, whole
-from llmdesk.core.base.errors import BadInput, Problem
 
 VERDICT_LABELS = {"fits": "fits", "fits_shorter_context": "shorter context", "needs_tensor_parallel": "needs {tp} GPUs",
                   "does_not_fit": "does not fit", "unsupported": "not supported", "unknown": "unknown"}
@@ -38,10 +37,6 @@ def run(args: argparse.Namespace) -> int:
 
     settings = LaunchSettings(max_model_len=args.max_model_len)
     settings.validate()  # bad numbers are reported before any network work
-    if args.gpus is not None and args.gpus < 1:
-        raise BadInput(Problem("Impossible launch setting", "--gpus must be 1 or more.", None))
-    if args.limit < 1:
-        raise BadInput(Problem("Impossible request", "--limit must be 1 or more.", None))
     gpus = choose_gpus(args.gpu, args.gpus, None)
     ids = find_variant_ids(args.repo, limit=args.limit)
     ranked, pick = rank_variants(evaluate_variants(ids, gpus, settings))
