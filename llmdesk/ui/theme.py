@@ -15,6 +15,11 @@ def resolve_scheme(theme: str, system_scheme: Qt.ColorScheme) -> Qt.ColorScheme:
     return Qt.ColorScheme.Dark if system_scheme == Qt.ColorScheme.Dark else Qt.ColorScheme.Light
 
 
+def is_dark(palette: QPalette) -> bool:
+    """Whether a widget is painted on a dark background (for colours that must keep their contrast)."""
+    return palette.color(QPalette.ColorRole.Window).lightness() < 128
+
+
 def apply_theme(app: QApplication, theme: str) -> Qt.ColorScheme:
     if app.style().name().lower() != "fusion":
         app.setStyle("Fusion")  # the one style that honours a custom palette everywhere

@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFileDialog, QFrame, QLabel, QLineEdit, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from llmdesk.ui.theme import is_dark
 
 # glyph, colour on the light theme, colour on the dark theme (each 4.5:1 or more on its background)
 STATUS_GLYPHS = {"ok": ("✔", "#15803d", "#4ade80"), "warn": ("!", "#b45309", "#fbbf24"),
@@ -50,10 +51,9 @@ class StatusGlyph(QLabel):
             self._paint_status()
 
     def _paint_status(self) -> None:
-        dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
         glyph, light_color, dark_color = STATUS_GLYPHS.get(self.status, ("?", "#4b5563", "#9ca3af"))
         self.setText(glyph)
-        color = dark_color if dark else light_color
+        color = dark_color if is_dark(self.palette()) else light_color
         sheet = f"color: {color}; font-weight: 700; font-size: 13pt;"
         if self.styleSheet() != sheet:
             self.setStyleSheet(sheet)

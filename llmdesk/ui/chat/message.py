@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolBut
 
 from llmdesk.core.chat.session import stats_text
 from llmdesk.ui.chat.markdown_view import MarkdownView
+from llmdesk.ui.theme import is_dark
 
 UNANSWERED_COLORS = {False: "#92400e", True: "#fbbf24"}  # amber, 4.5:1 or more on the light / dark message
 STATE_NOTES = {
@@ -155,8 +156,7 @@ class MessageWidget(QFrame):
         """A question no reply came for: marked, so the mark stays after the notice is dismissed."""
         self.unanswered = reason
         if reason:
-            dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
-            self.mark.setStyleSheet(f"color: {UNANSWERED_COLORS[dark]};")
+            self.mark.setStyleSheet(f"color: {UNANSWERED_COLORS[is_dark(self.palette())]};")
             self.mark.setText(f"Not answered: {reason}")
         self.mark.setVisible(bool(reason))
 
