@@ -36,19 +36,15 @@ def plain_text(text: str) -> str:
     return _CODE.sub(r"\1", text)
 
 
-def log_shown(where: str, title: str, explanation: str = "") -> None:
+def log_shown(where: str, title: str, explanation: str = "", *, every_time: bool = False) -> None:
     """Every problem a person is shown goes to the log with its cause, once per change in each
-    place (a scrape that fails every second is one line until it says something else)."""
+    place (a scrape that fails every second is one line until it says something else); every_time
+    for a place where each problem is an event of its own (the banner)."""
     line = f"{title}: {explanation}".strip(": ")
-    if _last_shown.get(where) == line:
+    if not every_time and _last_shown.get(where) == line:
         return
     _last_shown[where] = line
     log.warning("shown on %s: %s", where, line)
-
-
-def forget_shown(where: str) -> None:
-    """The place shows no problem any more: the next one is logged even if it is the same."""
-    _last_shown.pop(where, None)
 
 
 class ProblemBanner(QFrame):
@@ -110,8 +106,7 @@ class ProblemPresenter(QObject):
         banner.dismissed.connect(self._dismiss)
 
     def show_problem(self, problem: Problem) -> None:
-        log_shown("the problem banner", problem.title, problem.explanation)
-        forget_shown("the problem banner")  # each banner problem is an event of its own
+        log_shown("the problem banner", problem.title, problem.explanation, every_time=True)
         self.pending.append(problem)
         self._show_newest()
         self.problem_shown.emit(problem)
