@@ -281,7 +281,8 @@ def test_the_window_check_fails_when_qt_cannot_open_and_warns_without_a_display(
     window = report.check("Window")
     assert window.status == "fail" and window.fix == "sudo apt-get install libxcb-icccm4"
     assert window.details["packages"] == ["libxcb-icccm4"]
-    no_display = WindowCheck(None, Problem("No display to open the window on", "No DISPLAY.", "Use a desktop."))
+    no_display = WindowCheck(None, Problem("No display to open the window on", "No DISPLAY.", "Use a desktop."),
+                             no_display=True)
     warned = run_doctor(Settings(models_dir=str(models)), gpu_scan=GOOD_SCAN, runtime_search=NO_RUNTIME,
                         window=no_display).check("Window")
     assert warned.status == "warn"

@@ -43,6 +43,7 @@ class WindowCheck:
     problem: Problem | None  # None: the window can open
     missing_libraries: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()  # what to apt-get install for them
+    no_display: bool = False  # nothing is broken: this session has no desktop (every job runs headless)
 
 
 def qt_plugin_dir() -> Path | None:
@@ -97,7 +98,7 @@ def check_window(env: Mapping[str, str] | None = None, plugin_dir: Path | None =
             "No display to open the window on",
             "Neither DISPLAY nor WAYLAND_DISPLAY is set: this session has no graphical desktop "
             "(an SSH login or a server, say).",
-            f"Start llmdesk from a desktop session, or use ssh -X. {HEADLESS_HINT}"))
+            f"Start llmdesk from a desktop session, or use ssh -X. {HEADLESS_HINT}"), no_display=True)
     local = re.fullmatch(r":(\d+)(?:\.\d+)?", env.get("DISPLAY", ""))
     if platform == "xcb" and local and not Path(f"/tmp/.X11-unix/X{local.group(1)}").exists():
         return WindowCheck(platform, Problem(
