@@ -54,13 +54,18 @@ def log_dir() -> Path:
     return _dir("log")
 
 
+def hf_home() -> Path:
+    """HF_HOME, resolved the way huggingface_hub resolves it (without importing it)."""
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "huggingface")
+    return Path(home).expanduser()
+
+
 def hf_cache_dir() -> Path:
     """The Hugging Face hub cache, resolved the way huggingface_hub resolves it (without importing it)."""
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    hf_home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "huggingface")
-    return Path(hf_home).expanduser() / "hub"
+    return hf_home() / "hub"
 
 
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600

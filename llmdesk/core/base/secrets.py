@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmdesk.core.base import paths
+
 SERVICE, USER = "llmdesk", "hf_token"
 SOURCE_ENV, SOURCE_KEYRING, SOURCE_FILE = "HF_TOKEN environment variable", "the system keyring", "token file"
 
@@ -32,9 +34,7 @@ class StoredToken:
 def hf_token_file() -> Path:
     if os.environ.get("HF_TOKEN_PATH"):
         return Path(os.environ["HF_TOKEN_PATH"]).expanduser()
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "huggingface")
-    return Path(home).expanduser() / "token"
+    return paths.hf_home() / "token"
 
 
 def _usable_keyring():
@@ -101,9 +101,7 @@ API_KEY_USER = "server_api_key"
 
 
 def _api_key_file() -> Path:
-    from llmdesk.core.base.paths import state_dir
-
-    return state_dir() / "server_api_key"
+    return paths.state_dir() / "server_api_key"
 
 
 def load_server_api_key() -> str | None:
@@ -126,9 +124,6 @@ def save_server_api_key(key: str) -> str:
         except Exception:
             log.warning("the system keyring refused the API key; using the key file")
     path = _api_key_file()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
+    with paths.open_private(path, "w") as out:  # in llmdesk's own 0700 state folder
         out.write(key)
-    os.chmod(path, 0o600)
     return f"key file {path}"

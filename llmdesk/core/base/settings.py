@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import logging
 import os
+import re
 import tempfile
 import time
 import typing
@@ -210,9 +210,9 @@ def _notice_file() -> Path:
 def _remember_notice(notice: LoadNotice) -> None:
     """Kept until a window shows it: the CLI may have moved the file aside while no window was open."""
     try:
-        paths.private_dir(_notice_file().parent)
-        _notice_file().write_text(json.dumps({"path": str(notice.path), "moved_to": str(notice.moved_to),
-                                              "reason": notice.reason}), encoding="utf-8")
+        with paths.open_private(_notice_file(), "w") as out:
+            out.write(json.dumps({"path": str(notice.path), "moved_to": str(notice.moved_to),
+                                  "reason": notice.reason}))
     except OSError:
         log.warning("could not keep the settings notice", exc_info=True)
 
