@@ -31,6 +31,10 @@ class FakeRepo:
     sizes: dict[str, int] = field(default_factory=dict)  # reported sizes of files not served (weights)
     lfs: tuple[str, ...] = ()  # files stored in LFS: they get lfs metadata and X-Linked-Etag (sha256)
     corrupt: tuple[str, ...] = ()  # files whose served bytes differ from the sha256 the Hub announces
+    # a hostile mirror: another commit hash, other ETags, bytes sent past a file's announced size
+    commit: str = SHA
+    etags: dict[str, str] = field(default_factory=dict)
+    extra_bytes: dict[str, int] = field(default_factory=dict)
 
     def model_info(self, with_sizes: bool) -> dict:
         siblings = []
@@ -42,7 +46,7 @@ class FakeRepo:
                 if name in self.lfs:
                     entry["lfs"] = {"sha256": self.sha256(name), "size": entry["size"], "pointerSize": 134}
             siblings.append(entry)
-        info = {"_id": "0" * 24, "id": self.repo_id, "modelId": self.repo_id, "sha": SHA, "private": False,
+        info = {"_id": "0" * 24, "id": self.repo_id, "modelId": self.repo_id, "sha": self.commit, "private": False,
                 "gated": "manual" if self.gated else False, "disabled": False, "downloads": 5, "likes": 1,
                 "lastModified": "2026-09-25T14:34:16.000Z", "createdAt": "2026-07-18T08:56:00.000Z",
                 "library_name": "transformers", "pipeline_tag": "text-generation", "tags": ["safetensors"],
@@ -195,12 +199,16 @@ class HubStandIn:
         if name not in repo.files:
             return self._send(handler, 404, b"", {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": SHA}, head)
         body = repo.served_bytes(name)
-        headers = {"X-Repo-Commit": SHA, "Accept-Ranges": "bytes"}
+        headers = {"X-Repo-Commit": repo.commit, "Accept-Ranges": "bytes"}
         if name in repo.lfs:
             headers.update({"ETag": f'"{repo.sha256(name)}"', "X-Linked-Etag": f'"{repo.sha256(name)}"',
                             "X-Linked-Size": str(len(body))})
         else:
             headers["ETag"] = f'"{hashlib.sha1(repo.files[name]).hexdigest()}"'
+        if name in repo.etags:
+            headers["ETag"] = headers["X-Linked-Etag"] = f'"{repo.etags[name]}"'
+        if not head and name in repo.extra_bytes:  # HEAD announces the file; GET sends more
+            body += b"\0" * repo.extra_bytes[name]
         start, end, status = 0, len(body) - 1, 200
         if (ranged := handler.headers.get("Range")) and not head:
             first, _, last = ranged.split("=", 1)[1].partition("-")

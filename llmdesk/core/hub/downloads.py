@@ -46,6 +46,8 @@ from llmdesk.core.base import paths
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError, problem_from_exception
 from llmdesk.core.base.units import GIB
 from llmdesk.core.hub.access import check_repo_id, hub_errors, hub_token
+from llmdesk.core.hub.cache_names import (check_commit, check_etag, check_file_name, check_revision, check_size,
+                                          is_inside)
 
 log = logging.getLogger(__name__)
 
@@ -210,20 +212,25 @@ def plan_download(repo_id: str, revision: str | None = None, include: Sequence[s
     from huggingface_hub import HfApi
 
     check_repo_id(repo_id)
+    check_revision(revision)
     cache = resolve_cache_dir(cache_dir)
     with _hub_errors(repo_id):
         info = HfApi().model_info(repo_id, revision=revision, files_metadata=True, token=hub_token(token))
     siblings = {s.rfilename: s for s in info.siblings or []}
     names = vllm_files(list(siblings), include=include, with_gguf=with_gguf)
     _check_selection(repo_id, list(siblings), names, include, with_gguf)
-    commit = info.sha or revision or "main"
+    commit = check_commit(info.sha, repo_id)
     repo_dir = cache / repo_folder(repo_id)
     files = []
     for name in names:
+        check_file_name(name, repo_id)
         sibling = siblings[name]
         lfs = sibling.lfs
         sha256 = (lfs.get("sha256") if isinstance(lfs, dict) else getattr(lfs, "sha256", None)) if lfs else None
-        size = int(sibling.size if sibling.size is not None else (getattr(lfs, "size", 0) if lfs else 0) or 0)
+        if sha256 is not None:
+            check_etag(sha256, name, repo_id)  # an LFS file's sha256 names its blob
+        size = check_size(sibling.size if sibling.size is not None else (getattr(lfs, "size", 0) if lfs else 0) or 0,
+                          name, repo_id)
         files.append(_cache_state(repo_dir, commit, PlannedFile(name, size, sha256)))
     return DownloadPlan(repo_id, revision or "main", commit, tuple(files), cache, gated=bool(info.gated))
 
@@ -562,7 +569,7 @@ class Download:
             for sub in ("blobs", f"snapshots/{plan.commit}"):
                 (plan.repo_dir / sub).mkdir(parents=True, exist_ok=True)
             if plan.revision != plan.commit:
-                ref = plan.repo_dir / "refs" / plan.revision
+                ref = plan.repo_dir / "refs" / check_revision(plan.revision)
                 ref.parent.mkdir(parents=True, exist_ok=True)
                 if not ref.is_file() or ref.read_text().strip() != plan.commit:
                     ref.write_text(plan.commit)
@@ -572,7 +579,7 @@ class Download:
     def _link_if_needed(self, plan: DownloadPlan, planned: PlannedFile) -> None:
         pointer = plan.snapshot_dir / planned.name
         if not pointer.exists() and planned.sha256:
-            _link(plan.repo_dir / "blobs" / planned.sha256, pointer)
+            _link(plan, plan.repo_dir / "blobs" / planned.sha256, pointer)
 
     def _get_file(self, plan: DownloadPlan, planned: PlannedFile) -> None:
         attempt = 0
@@ -606,7 +613,10 @@ class Download:
         if not etag:
             raise ProblemError(Problem("The Hub sent no ETag", f"{planned.name} has no ETag, so it cannot be "
                                        "stored in the cache.", "Check HF_ENDPOINT or the proxy."))
+        check_etag(etag, planned.name, self.repo_id)
         size = meta.size if meta.size is not None else planned.size
+        if planned.size and size != planned.size:
+            raise _size_problem(planned.name, f"its file list says {planned.size:,} bytes, the file itself {size:,}")
         expected_sha = planned.sha256 or (etag if re.fullmatch(r"[0-9a-f]{64}", etag) else None)
         blobs = plan.repo_dir / "blobs"
         blob, partial = blobs / etag, blobs / f"{etag}.incomplete"
@@ -614,7 +624,7 @@ class Download:
         self._progress = replace(self._progress, current_file=planned.name, file_bytes_total=size,
                                  file_bytes_done=0)
         if blob.is_file() and blob.stat().st_size == size:
-            _link(blob, pointer)
+            _link(plan, blob, pointer)
             self._progress = replace(self._progress, bytes_done=base_done + size, file_bytes_done=size)
             return
         lock = _lock_for(plan, etag)
@@ -629,7 +639,7 @@ class Download:
             self._progress = replace(self._progress, bytes_done=base_done + have, file_bytes_done=have)
             self._emit(force=True)
             if have < size or size == 0:
-                have = self._stream(url, partial, have, size, digest, base_done, meta.location)
+                have = self._stream(url, planned.name, partial, have, size, digest, base_done, meta.location)
             if have != size:
                 raise _Transient(f"{planned.name}: got {have} of {size} bytes") from None
             if digest is not None and digest.hexdigest() != expected_sha:
@@ -647,7 +657,7 @@ class Download:
                 os.replace(partial, blob)
             except OSError as exc:
                 raise ProblemError(_disk_problem(exc, plan.cache_dir)) from exc
-        _link(blob, pointer)
+        _link(plan, blob, pointer)
 
     def _hash_existing(self, partial: Path, have: int, digest) -> None:
         """Feed the part already on disk into the running sha256 (so the finished file is checked whole)."""
@@ -664,7 +674,7 @@ class Download:
         except OSError as exc:
             raise ProblemError(_disk_problem(exc, partial.parent)) from exc
 
-    def _stream(self, url: str, partial: Path, have: int, size: int, digest, base_done: int,
+    def _stream(self, url: str, name: str, partial: Path, have: int, size: int, digest, base_done: int,
                 location: str | None) -> int:
         from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
@@ -702,6 +712,10 @@ class Download:
                             raise _Cancelled
                         if not chunk:
                             continue
+                        if have + len(chunk) > size:  # never more than announced, whatever the server sends
+                            out.close()
+                            _unlink(partial)
+                            raise _size_problem(name, f"{size:,} bytes were announced, more were sent")
                         try:
                             out.write(chunk)
                         except OSError as exc:
@@ -791,9 +805,13 @@ def _unlink(path: Path) -> None:
         log.warning("could not remove %s", path)
 
 
-def _link(blob: Path, pointer: Path) -> None:
+def _link(plan: DownloadPlan, blob: Path, pointer: Path) -> None:
     """snapshots/<commit>/<name> -> ../../blobs/<etag>, relative, as huggingface_hub makes it
     (where symlinks are not allowed, the blob is moved there instead, as huggingface_hub does)."""
+    # The names were checked when planned; this is the last guard before unlink and symlink.
+    if not is_inside(pointer, plan.snapshot_dir) or not is_inside(blob, plan.repo_dir / "blobs"):
+        raise ProblemError(Problem("A file would be written outside the model cache",
+                                   f"{pointer} -> {blob}.", "Nothing was written; report this as a bug."))
     try:
         pointer.parent.mkdir(parents=True, exist_ok=True)
         if pointer.is_symlink() or pointer.exists():
@@ -831,6 +849,15 @@ class _lock_for:
 
     def __exit__(self, *exc) -> None:
         self._lock.release()
+
+
+def _size_problem(name: str, detail: str) -> ProblemError:
+    from huggingface_hub import constants
+
+    return ProblemError(Problem(
+        f"The Hub sent the wrong size for {name}", f"{constants.ENDPOINT}: {detail}. The partial file was "
+        "removed and nothing more is written.",
+        "Try again later; if HF_ENDPOINT points at a mirror, check that it is one you trust, or unset it."))
 
 
 def _disk_problem(exc: OSError, where: Path) -> Problem:
