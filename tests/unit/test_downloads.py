@@ -450,3 +450,54 @@ def test_why_not_hf_hub_download_it_restarts_a_cancelled_file_from_zero(hub, tmp
     hub.chunk_delay = 0
     hf_hub_download("org/dense", SHARD1, cache_dir=cache(tmp_path))
     assert gets(hub, SHARD1) == [None, None]  # the second call fetched the whole file again
+
+
+# ------------------------------------------------------------------------ a new commit after a failure
+
+def test_a_new_commit_after_a_killed_download_leaves_no_partial_file_and_no_half_snapshot(hub, tmp_path):
+    from llmdesk.core.hub.library import scan_library
+
+    hub.drop_after = {SHARD2: 100_000}  # shard 1 finished, shard 2 cut: as a download killed mid-way
+    assert Download("org/dense", retries=0).run_blocking() == FAILED
+    old_partial = repo_dir(tmp_path) / "blobs" / f"{sha(DENSE_FILES[SHARD2])}.incomplete"
+    assert old_partial.stat().st_size == 100_000
+    old_snapshot = repo_dir(tmp_path) / "snapshots" / SHA
+    repo = hub.repos["org/dense"]
+    repo.commit = "f" * 40  # the authors pushed new weights for shard 2
+    repo.files[SHARD2] = weights(9)
+    job = Download("org/dense")
+    assert job.run_blocking() == DONE, job.problem
+    assert list(repo_dir(tmp_path).glob("blobs/*.incomplete")) == []
+    assert not old_snapshot.exists()
+    listed = [(m.revision, m.complete) for m in scan_library(cache_dirs=[cache(tmp_path)])]
+    assert listed == [("f" * 40, True)]
+    assert (job.snapshot_path / SHARD1).read_bytes() == DENSE_FILES[SHARD1]  # the blob both commits share is kept
+
+
+def test_the_clean_up_leaves_alone_what_another_download_is_writing(hub, tmp_path):
+    from filelock import FileLock
+
+    hub.drop_after = {SHARD2: 100_000}
+    assert Download("org/dense", retries=0).run_blocking() == FAILED
+    old_partial = repo_dir(tmp_path) / "blobs" / f"{sha(DENSE_FILES[SHARD2])}.incomplete"
+    foreign = repo_dir(tmp_path) / "blobs" / ("e" * 64 + ".1a2b3c4d.incomplete")  # huggingface_hub's naming
+    foreign.write_bytes(b"x" * 10)
+    repo = hub.repos["org/dense"]
+    repo.commit = "f" * 40
+    repo.files[SHARD2] = weights(9)
+    locks = cache(tmp_path) / ".locks" / "models--org--dense"
+    with FileLock(str(locks / ("e" * 64 + ".lock"))):  # another program writes that one now
+        assert Download("org/dense").run_blocking() == DONE
+    assert foreign.exists() and not old_partial.exists()
+    assert (repo_dir(tmp_path) / "snapshots" / SHA).is_dir()  # it may be that program's snapshot
+
+
+def test_the_clean_up_keeps_an_old_snapshot_a_tag_still_names(hub, tmp_path):
+    hub.drop_after = {SHARD2: 100_000}
+    assert Download("org/dense", retries=0).run_blocking() == FAILED
+    (repo_dir(tmp_path) / "refs" / "v1").write_text(SHA)
+    repo = hub.repos["org/dense"]
+    repo.commit = "f" * 40
+    repo.files[SHARD2] = weights(9)
+    assert Download("org/dense").run_blocking() == DONE
+    assert (repo_dir(tmp_path) / "snapshots" / SHA / SHARD1).is_file()

@@ -48,6 +48,7 @@ from llmdesk.core.base.units import GIB
 from llmdesk.core.hub.access import check_repo_id, hub_errors, hub_token
 from llmdesk.core.hub.cache_names import (check_commit, check_etag, check_file_name, check_revision, check_size,
                                           is_inside)
+from llmdesk.core.hub.library import remove_stale_downloads
 
 log = logging.getLogger(__name__)
 
@@ -563,6 +564,8 @@ class Download:
             self._get_file(plan, planned)
             self._progress = replace(self._progress, files_done=self._progress.files_done + 1)
             self._emit(force=True)
+        # An earlier download of another commit may have left partial files and a half snapshot.
+        remove_stale_downloads(plan.cache_dir, plan.repo_id, plan.commit)
 
     def _prepare_repo_dir(self, plan: DownloadPlan) -> None:
         try:

@@ -3,6 +3,7 @@ folders the user added. Blocking file-system work: callers run it in a thread.""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -253,6 +254,58 @@ def _delete_revision(model: LocalModel) -> int:
                                    "Check that no other program (a running vLLM?) holds the files, then try again.")
                            ) from exc
     log.info("deleted %s@%s from %s, %d bytes freed", model.name, model.revision, cache_dir, freed)
+    return freed
+
+
+def remove_stale_downloads(cache_dir: Path, repo_id: str, finished_commit: str) -> int:
+    """Once `finished_commit` of `repo_id` is complete: the partial files (blobs/*.incomplete) that no
+    program is writing, and other snapshots of the repo left half-downloaded that no branch or tag
+    names (a download killed before the repo moved to a new commit), are removed. Returns the bytes
+    freed. Blocking; failures are logged, never raised: the download itself succeeded."""
+    from filelock import FileLock, Timeout
+    from huggingface_hub import scan_cache_dir
+
+    freed = 0
+    try:
+        info = scan_cache_dir(cache_dir)
+    except Exception:
+        log.warning("could not scan %s to clean up after %s", cache_dir, repo_id, exc_info=True)
+        return 0
+    repo = next((r for r in info.repos if r.repo_id == repo_id and r.repo_type == "model"), None)
+    if repo is None:
+        return 0
+    locks = Path(info.cache_dir or cache_dir) / ".locks" / Path(repo.repo_path).name
+
+    def unused(lock: Path) -> bool:  # huggingface_hub and llmdesk hold it while they write that blob
+        try:
+            with FileLock(str(lock), timeout=0):
+                return True
+        except (Timeout, OSError):
+            return False
+
+    for partial in info.incomplete_files:
+        if Path(partial.file_path).parent.parent != Path(repo.repo_path):
+            continue
+        etag = Path(partial.file_path).name.split(".", 1)[0]
+        if unused(locks / f"{etag}.lock"):
+            with contextlib.suppress(OSError):
+                Path(partial.file_path).unlink(missing_ok=True)
+                freed += partial.size_on_disk
+    # A snapshot is half-done while another program downloads into it: then leave them all alone.
+    writing = locks.is_dir() and not all(unused(lock) for lock in locks.glob("*.lock"))
+    stale = [] if writing else [rev for rev in repo.revisions if rev.commit_hash != finished_commit and not rev.refs
+             and not _complete(Path(rev.snapshot_path),
+                               [str(Path(f.file_path).relative_to(rev.snapshot_path)) for f in rev.files])]
+    if stale:
+        strategy = dataclasses.replace(info, repos=frozenset({repo})).delete_revisions(
+            *(rev.commit_hash for rev in stale))
+        try:
+            strategy.execute()
+            freed += strategy.expected_freed_size
+        except OSError:
+            log.warning("could not remove old snapshots of %s", repo_id, exc_info=True)
+    if freed:
+        log.info("removed %d bytes of unfinished downloads of %s", freed, repo_id)
     return freed
 
 
