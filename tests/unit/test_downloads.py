@@ -501,3 +501,16 @@ def test_the_clean_up_keeps_an_old_snapshot_a_tag_still_names(hub, tmp_path):
     repo.files[SHARD2] = weights(9)
     assert Download("org/dense").run_blocking() == DONE
     assert (repo_dir(tmp_path) / "snapshots" / SHA / SHARD1).is_file()
+
+
+def test_a_disk_that_fills_up_mid_download_names_the_cause_and_the_real_file(hub, tmp_path, monkeypatch):
+    from tests.fakes.full_disk import small_disk
+
+    monkeypatch.setattr(downloads, "check_disk_space", lambda plan: 0)  # another program fills it meanwhile
+    with small_disk(tmp_path / "disk", size_kib=768) as disk:
+        job = Download("org/dense", cache_dir=disk / "hub")
+        assert job.run_blocking() == FAILED
+        assert job.problem.title == "The disk is full"
+        partials = list((disk / "hub").rglob("*.incomplete"))
+        assert len(partials) == 1 and str(partials[0]) in job.problem.explanation
+        assert "No space left on device" in job.problem.explanation and "continues where it stopped" in job.problem.fix

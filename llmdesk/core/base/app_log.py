@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 from pathlib import Path
@@ -20,6 +21,14 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         stream = super()._open()
         paths.private_file(Path(self.baseFilename))
         return stream
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        # A full disk would otherwise print a traceback on the terminal for every line logged.
+        pass
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # the last flush on a full disk
+            super().close()
 
 
 def log_file() -> Path:

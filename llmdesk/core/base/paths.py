@@ -101,5 +101,21 @@ def _restrict(path: Path, wanted: int) -> None:
         pass  # not ours (a shared folder) or gone: nothing to tighten
 
 
+FULL_BELOW_BYTES = 1024 * 1024
+
+
+def disk_is_full(path: Path) -> bool:
+    """The disk holding `path` (or its nearest existing parent) has less than 1 MiB free for this user:
+    too little for SQLite's shared memory file or another line of a log."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < FULL_BELOW_BYTES
+
+
 def desktop_file_name() -> str:
     return APP_ID

@@ -24,6 +24,7 @@ import math
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+OPEN_WAIT_S = 10.0  # another llmdesk creating or upgrading the file takes far less
 EXPORT_FORMAT = "llmdesk.conversations"
 EXPORT_VERSION = 1
 FILE_NAME = "conversations.sqlite3"
@@ -121,6 +123,10 @@ class ConversationNotFound(BadInput):
 
 class _Unusable(Exception):
     """The file is there but is not our database: move it aside."""
+
+
+class _DiskFull(Exception):
+    """SQLite could not open the file for writing because the disk is full: read it read-only."""
 
 
 _UNSET: Any = object()
@@ -446,7 +452,8 @@ class ConversationStore:
 
     def __init__(self, path: Path | None = None, *, clock: Callable[[], float] = time.time):
         self.path = Path(path) if path is not None else default_path()
-        self.notice: Problem | None = None  # set when an unreadable file was moved aside
+        self.notice: Problem | None = None  # set when an unreadable file was moved aside, or the disk is full
+        self.read_only: Problem | None = None  # why nothing can be saved (a full disk): every write raises it
         self._clock = clock
         self._lock = threading.Lock()
         self._conn = self._open()
@@ -460,20 +467,44 @@ class ConversationStore:
             raise ProblemError(Problem("The saved chats cannot be opened",
                                        f"The folder {self.path.parent} could not be made ({exc.strerror or exc}).",
                                        "Check the disk's free space and the folder's permissions.")) from None
+        # One process at a time creates, upgrades or moves aside the file: two first opens at once
+        # would otherwise both create the schema, or one would move aside the file the other just made.
+        with self._opening():
+            try:
+                return self._connect()
+            except _DiskFull:
+                return self._connect_read_only()
+            except _Unusable as exc:
+                reason = str(exc)
+            moved = self._move_aside()
+            self.notice = Problem("Saved chats could not be read",
+                                  f"{self.path.name} {reason}; it was moved to {moved.name} and a new, empty "
+                                  "file was started.",
+                                  f"Nothing was deleted: the old file is kept in {self.path.parent}.")
+            log.warning("moved unreadable %s to %s: %s", self.path, moved, reason)
+            try:
+                return self._connect()
+            except (_Unusable, _DiskFull) as exc:
+                raise ProblemError(Problem("The saved chats cannot be opened", f"{self.path}: {exc}.", None)) from None
+
+    @contextlib.contextmanager
+    def _opening(self) -> Iterator[None]:
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path.with_name(self.path.name + ".lock")), timeout=OPEN_WAIT_S, mode=0o600)
         try:
-            return self._connect()
-        except _Unusable as exc:
-            reason = str(exc)
-        moved = self._move_aside()
-        self.notice = Problem("Saved chats could not be read",
-                              f"{self.path.name} {reason}; it was moved to {moved.name} and a new, empty "
-                              "file was started.",
-                              f"Nothing was deleted: the old file is kept in {self.path.parent}.")
-        log.warning("moved unreadable %s to %s: %s", self.path, moved, reason)
+            lock.acquire()
+        except Timeout:
+            raise ProblemError(Problem("The saved chats are busy",
+                                       f"Another llmdesk has been opening {self.path} for {OPEN_WAIT_S:g} s.",
+                                       "Try again in a moment.")) from None
+        except OSError:  # a read-only folder or a full disk: nothing can be created, so nothing races
+            yield
+            return
         try:
-            return self._connect()
-        except _Unusable as exc:
-            raise ProblemError(Problem("The saved chats cannot be opened", f"{self.path}: {exc}.", None)) from None
+            yield
+        finally:
+            lock.release()
 
     def _connect(self) -> sqlite3.Connection:
         if not _looks_like_sqlite(self.path):
@@ -490,10 +521,13 @@ class ConversationStore:
             self._prepare(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
-            if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
                 raise _Unusable("is not a readable database" +
-                                (" (it is damaged)" if exc.sqlite_errorcode == sqlite3.SQLITE_CORRUPT else "")
-                                ) from None
+                                (" (it is damaged)" if code == sqlite3.SQLITE_CORRUPT else "")) from None
+            if code is not None and code & 0xFF in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL) \
+                    and paths.disk_is_full(self.path.parent):
+                raise _DiskFull(str(exc)) from None
             raise ProblemError(self._problem(exc) or _generic_problem(self.path, exc)) from None
         except BaseException:
             conn.close()
@@ -502,6 +536,24 @@ class ConversationStore:
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA foreign_keys = ON")
+        self._check_version(conn)
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            # Looked at again under the write lock: another process may have made it meanwhile.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if self._check_version(conn) < SCHEMA_VERSION:
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: a power cut may lose the last write, never the file
+        _add_functions(conn)
+
+    def _check_version(self, conn: sqlite3.Connection) -> int:
         version = conn.execute("PRAGMA user_version").fetchone()[0]  # reads the header: NOTADB shows here
         if version > SCHEMA_VERSION:
             raise ProblemError(Problem("Saved chats from a newer llmdesk",
@@ -510,20 +562,42 @@ class ConversationStore:
                                        "Update llmdesk to open them."))
         if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
             raise _Unusable("is a database, but not one of llmdesk's chats")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: a power cut may lose the last write, never the file
-        conn.create_function("llmdesk_fold", 1, lambda s: s.casefold() if isinstance(s, str) else s,
-                             deterministic=True)
-        if version < SCHEMA_VERSION:
-            conn.execute("BEGIN IMMEDIATE")
+        return version
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """The disk is full, so SQLite cannot make the shared-memory file a reader of a WAL database
+        needs: read the file without it. Read-only goes through the WAL when another llmdesk keeps it
+        open; otherwise the file is read as it is (immutable), which misses only changes a crashed
+        writer left in the WAL."""
+        uri = "file:" + urllib.parse.quote(str(self.path))
+        wal = self.path.with_name(self.path.name + "-wal")
+        for query, sees_wal in (("?mode=ro", True), ("?immutable=1", False)):
             try:
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                conn = sqlite3.connect(uri + query, uri=True, timeout=5, isolation_level=None,
+                                       check_same_thread=False)
+            except sqlite3.Error:
+                continue
+            try:
+                if self._check_version(conn) != SCHEMA_VERSION:
+                    conn.close()
+                    break
+                conn.execute("PRAGMA foreign_keys = ON")
+                _add_functions(conn)
+            except (sqlite3.Error, _Unusable):
+                conn.close()
+                continue
+            missing = "" if sees_wal or _size_or_zero(wal) == 0 else (
+                " The last changes, kept in its journal, show once space is free.")
+            self.read_only = Problem(
+                "The disk is full", f"There is no space left on the disk that holds {self.path.parent}, so saved "
+                f"chats can be read but not changed.{missing}",
+                "Free some disk space, then open the Chat page again (or restart llmdesk).")
+            self.notice = self.read_only
+            log.warning("disk full: %s opened read-only", self.path)
+            return conn
+        raise ProblemError(Problem("The disk is full", f"There is no space left on the disk that holds "
+                                   f"{self.path.parent}, and {self.path.name} cannot be read without some.",
+                                   "Free some disk space, then try again."))
 
     def _move_aside(self) -> Path:
         moved = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -556,6 +630,8 @@ class ConversationStore:
     @contextlib.contextmanager
     def _tx(self, begin: str | None = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
         """One locked call; ``begin`` None for a single read statement, "BEGIN" for a consistent read."""
+        if self.read_only is not None and begin == "BEGIN IMMEDIATE":
+            raise ProblemError(self.read_only)
         with self._lock:
             conn = self._conn
             try:
@@ -593,6 +669,9 @@ class ConversationStore:
         if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
             return Problem("The saved chats file is damaged", f"SQLite says: {exc}.",
                            f"Close llmdesk and move {where} elsewhere; a new, empty one will be made.")
+        if primary == sqlite3.SQLITE_IOERR and paths.disk_is_full(self.path.parent):
+            return Problem("The disk is full", f"There is no space left on the disk that holds {where}.",
+                           "Free some disk space, then try again.")
         if primary == sqlite3.SQLITE_IOERR:
             return Problem("Could not read or write the saved chats", f"{where}: {exc}.",
                            "Check the disk, then try again.")
@@ -838,6 +917,17 @@ def _message_not_found(message_id: int, conversation_id: int | None = None) -> C
     where = f" in chat {conversation_id}" if conversation_id is not None else ""
     return ConversationNotFound(Problem(f"No message {message_id}{where}",
                                         f"There is no saved message with id {message_id}{where}.", None))
+
+
+def _add_functions(conn: sqlite3.Connection) -> None:
+    conn.create_function("llmdesk_fold", 1, lambda s: s.casefold() if isinstance(s, str) else s, deterministic=True)
+
+
+def _size_or_zero(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _looks_like_sqlite(path: Path) -> bool:

@@ -390,9 +390,11 @@ class _Transient(Exception):
 
 
 class _DiskError(Exception):
-    def __init__(self, error: OSError):
+    """Writing `path` failed (an OSError of a write has no file name of its own)."""
+
+    def __init__(self, error: OSError, path: Path):
         super().__init__(str(error))
-        self.error = error
+        self.error, self.path = error, path
 
 
 # ------------------------------------------------------------------------------------------ one job
@@ -708,7 +710,7 @@ class Download:
                 try:
                     out = partial.open(mode)
                 except OSError as exc:
-                    raise _DiskError(exc) from exc
+                    raise _DiskError(exc, partial) from exc
                 with out:
                     for chunk in response.iter_bytes():
                         if self._cancel.is_set():
@@ -722,7 +724,7 @@ class Download:
                         try:
                             out.write(chunk)
                         except OSError as exc:
-                            raise _DiskError(exc) from exc
+                            raise _DiskError(exc, partial) from exc
                         if digest is not None:
                             digest.update(chunk)
                         have += len(chunk)
@@ -865,8 +867,10 @@ def _size_problem(name: str, detail: str) -> ProblemError:
 
 def _disk_problem(exc: OSError, where: Path) -> Problem:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return Problem("The disk is full", f"Writing to {where} failed: {exc.strerror}.",
-                       "Free some space and start the download again: it continues where it stopped.")
+        title = "The disk is full" if exc.errno == errno.ENOSPC else "Your disk quota is used up"
+        return Problem(title, f"Writing {where} failed: {exc.strerror}. The part already downloaded is kept.",
+                       "Free some space (or choose another models folder in Settings) and start the download "
+                       "again: it continues where it stopped.")
     return problem_from_exception(exc, "writing the download")
 
 
@@ -883,7 +887,7 @@ class _hub_errors:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc is None or isinstance(exc, (ProblemError, _Cancelled, _Transient, _DiskError)):
             if isinstance(exc, _DiskError):
-                raise ProblemError(_disk_problem(exc.error, Path(exc.error.filename or "."))) from exc.error
+                raise ProblemError(_disk_problem(exc.error, exc.path)) from exc.error
             return False
         hub_errors(self.repo_id).__exit__(exc_type, exc, tb)
         return False
