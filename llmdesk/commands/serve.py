@@ -177,10 +177,9 @@ async def _serve(config, python: str, timeout_s: float) -> int:
     import signal
     import time
 
-    from llmdesk.core.server.supervisor import ServerState, Supervisor, find_leftover, stop_leftover
+    from llmdesk.core.server.supervisor import ServerState, Supervisor, find_leftovers, stop_leftover
 
-    leftover = find_leftover()
-    if leftover is not None:
+    for leftover in await asyncio.to_thread(find_leftovers):
         _say(f"A vLLM server left by an earlier llmdesk is still running (pid {leftover.pid}, "
              f"port {leftover.port}, model {leftover.model}); stopping it.")
         if not await stop_leftover(leftover):

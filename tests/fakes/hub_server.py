@@ -91,6 +91,7 @@ class HubStandIn:
         self.offline = False
         self.request_headers: list = []  # email.message.Message: .get() ignores case
         self.chunk_delay = 0.0
+        self.lfs_redirect: str | None = None  # another server's root: LFS files are sent there with a 302, as the Hub's CDN
         self.chunk_size = 16 * 1024
         stand_in = self
 
@@ -207,6 +208,9 @@ class HubStandIn:
             headers["ETag"] = f'"{hashlib.sha1(repo.files[name]).hexdigest()}"'
         if name in repo.etags:
             headers["ETag"] = headers["X-Linked-Etag"] = f'"{repo.etags[name]}"'
+        if self.lfs_redirect and name in repo.lfs:
+            location = self.lfs_redirect + handler.path
+            return self._send(handler, 302, b"", {**headers, "Location": location}, head)
         if not head and name in repo.extra_bytes:  # HEAD announces the file; GET sends more
             body += b"\0" * repo.extra_bytes[name]
         start, end, status = 0, len(body) - 1, 200

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import subprocess
 import sys
@@ -14,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmdesk.core.base import paths
 from llmdesk.core.base.errors import BadInput, ProblemError
 from llmdesk.core.chat.client import ChatClient, ChatParams, ContextTooLong, ModelNotFound, StreamInterrupted
 from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, default_base_url, normalise_base_url
@@ -80,9 +78,9 @@ def test_normalise_base_url_rejects(bad):
 
 def test_default_url_is_the_managed_server_else_8000():
     assert default_base_url() == "http://127.0.0.1:8000/v1"
-    paths.state_dir().mkdir(parents=True, exist_ok=True)
-    (paths.state_dir() / "server.json").write_text(json.dumps({"pid": 1, "host": "0.0.0.0", "port": 9123,
-                                                               "served_model_name": "demo"}))
+    from tests.fakes.server_records import write_live_record
+
+    write_live_record(9123, host="0.0.0.0")
     assert default_base_url() == "http://127.0.0.1:9123/v1"
 
 

@@ -150,11 +150,11 @@ def test_cli_text_with_the_v1_url(server):
 
 
 def test_cli_default_url_is_the_managed_server(server, monkeypatch):
-    from llmdesk.core.base import paths
 
     port = int(server.rsplit(":", 1)[1])
-    paths.state_dir().mkdir(parents=True, exist_ok=True)
-    (paths.state_dir() / "server.json").write_text(json.dumps({"host": "127.0.0.1", "port": port}))
+    from tests.fakes.server_records import write_live_record
+
+    write_live_record(port)
     result = llmdesk("--interval", "0.25", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["url"] == server

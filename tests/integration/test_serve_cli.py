@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from llmdesk.core.server.supervisor import group_members, pid_file
+from llmdesk.core.server.processes import group_members
+from tests.fakes.server_records import no_records, only_record, record_files
 from tests.fakes.vllm_standin.runtime import make_fake_runtime
 from tests.fakes.standin_server import DEMO_MODEL, free_port
 
@@ -29,12 +31,11 @@ def launched():
             p.kill()
             p.wait(5)
     # whatever server a CLI left (it should leave none), by the pid file of this test's LLMDESK_HOME
-    if pid_file().exists():
-        pgid = json.loads(pid_file().read_text())["pgid"]
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    for path in record_files():
+        pgid = json.loads(path.read_text()).get("pid")
+        if pgid:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
 
 
 def serve(tmp_path: Path, mode: str, *extra: str) -> tuple[subprocess.Popen, int]:
@@ -63,14 +64,14 @@ def test_serve_prints_the_url_and_stops_cleanly(tmp_path, launched, sig):
     launched.append(proc)
     url = read_line(proc.stdout, 20).strip()
     assert url == f"http://127.0.0.1:{port}/v1"
-    server = json.loads(pid_file().read_text())
-    assert server["port"] == port and group_members(server["pgid"])
+    server = only_record()
+    assert server["port"] == port and group_members(server["pid"])
     proc.send_signal(sig)
     assert proc.wait(15) == 0
     err = proc.stderr.read()
     assert "loading weights" in err and "ready" in err and "Stopped." in err
-    assert group_members(server["pgid"]) == []
-    assert not pid_file().exists()
+    assert group_members(server["pid"]) == []
+    assert no_records()
 
 
 def test_serve_failure_exits_1_with_the_diagnosis(tmp_path, launched):
@@ -81,7 +82,7 @@ def test_serve_failure_exits_1_with_the_diagnosis(tmp_path, launched):
     assert out == ""
     assert "error: Not enough memory for the context length" in err
     assert "30,224 tokens" in err and "--max-model-len 30224" in err
-    assert not pid_file().exists()
+    assert no_records()
 
 
 def test_serve_bad_config_exits_2(tmp_path, launched):
@@ -90,4 +91,4 @@ def test_serve_bad_config_exits_2(tmp_path, launched):
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 2
     assert "API key is required" in err
-    assert not pid_file().exists()
+    assert no_records()

@@ -19,8 +19,9 @@ import pytest
 from llmdesk.core.server import supervisor as sup_mod
 from llmdesk.core.server.diagnose import Phase
 from llmdesk.core.server.launch import LaunchConfig
-from llmdesk.core.server.supervisor import (ServerState, Supervisor, find_leftover, group_members, pid_file,
-                                            stop_leftover)
+from llmdesk.core.server.processes import group_members
+from llmdesk.core.server.supervisor import ServerState, Supervisor, find_leftover, stop_leftover
+from tests.fakes.server_records import no_records, only_record
 from tests.fakes.vllm_standin.runtime import make_fake_runtime
 from tests.fakes.standin_server import free_port
 
@@ -71,9 +72,9 @@ async def test_start_ready_stop_leaves_nothing(tmp_path, groups):
     assert phases[0] is Phase.STARTING and phases[-1] is Phase.READY and Phase.LOADING_WEIGHTS in phases
     assert lines and list(sup.lines)[-len(lines):] == lines[-len(sup.lines):]
     assert sup.log_path is not None and "Application startup complete" in sup.log_path.read_text()
-    record = json.loads(pid_file().read_text())
-    assert record["pid"] == status.pid == record["pgid"] and record["port"] == cfg.port
-    assert record["llmdesk_pid"] == os.getpid()
+    record = only_record()
+    assert record["pid"] == status.pid and record["port"] == cfg.port
+    assert record["owner_pid"] == os.getpid()
     assert find_leftover() is None  # owned by a live supervisor
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"http://127.0.0.1:{cfg.port}/v1/models")).status_code == 200
@@ -83,7 +84,7 @@ async def test_start_ready_stop_leaves_nothing(tmp_path, groups):
     assert stopped.state is ServerState.STOPPED and stopped.diagnosis is None
     assert stopped.exit_code in (0, -signal.SIGINT)
     assert group_members(pgid) == []
-    assert not pid_file().exists()
+    assert no_records()
     assert ServerState.STOPPING in seen_states and seen_states[-1] is ServerState.STOPPED
     # the ETA of the same configuration is remembered for the next start
     assert sup_mod._eta_for(cfg) is not None and sup_mod._eta_for(cfg) > 0
@@ -100,7 +101,7 @@ async def test_port_taken_is_reported_without_spawning(tmp_path, groups):
     assert status.diagnosis.cause == "port_in_use"
     suggested = status.diagnosis.changes["port"]
     assert suggested > port
-    assert not sup.lines and not pid_file().exists()
+    assert not sup.lines and no_records()
 
 
 @pytest.mark.parametrize(("mode", "cause", "changes"), [
@@ -117,7 +118,7 @@ async def test_failed_starts_are_diagnosed(tmp_path, groups, mode, cause, change
     if changes is not None:
         assert status.diagnosis.changes == changes
     assert group_members(status.pid) == []
-    assert not pid_file().exists()
+    assert no_records()
 
 
 async def test_crash_mid_stream_is_a_crash_although_exit_0(tmp_path, groups):
@@ -136,7 +137,7 @@ async def test_crash_mid_stream_is_a_crash_although_exit_0(tmp_path, groups):
     assert sup.status.exit_code == 0
     assert sup.status.diagnosis is not None and sup.status.diagnosis.cause == "engine_died"
     assert group_members(status.pid) == []
-    assert not pid_file().exists()
+    assert no_records()
 
 
 async def test_ignore_sigint_escalates_to_sigkill(tmp_path, groups):
@@ -199,16 +200,19 @@ async def test_leftover_of_a_killed_gui_is_found_and_stopped(tmp_path, groups):
     assert group_members(leftover.pgid)
     assert await stop_leftover(leftover, grace_s=3, term_grace_s=1)
     assert group_members(leftover.pgid) == []
-    assert not pid_file().exists()
+    assert no_records()
     assert find_leftover() is None
 
 
-async def test_stale_pid_file_is_removed(tmp_path):
-    pid_file().parent.mkdir(parents=True, exist_ok=True)
-    pid_file().write_text(json.dumps({"pid": 999999, "pgid": 999999, "port": 8000, "model": "x",
-                                      "started_at": 1.0, "llmdesk_pid": 999998}))
+async def test_a_stale_record_is_removed(tmp_path):
+    from llmdesk.core.server.records import record_file
+
+    record_file(8000).parent.mkdir(parents=True, exist_ok=True)
+    record_file(8000).write_text(json.dumps({"pid": 999999, "port": 8000, "host": "127.0.0.1", "model": "x",
+                                             "started_at": 1.0, "owner_pid": 999998, "owner_start": None,
+                                             "claimed_at": 1.0}))
     assert find_leftover() is None
-    assert not pid_file().exists()
+    assert no_records()
 
 
 async def test_stop_waits_for_the_gpu_memory_to_come_back(tmp_path, groups):

@@ -11,7 +11,9 @@ import pytest
 
 from PySide6.QtCore import Qt
 
-from llmdesk.core.server.supervisor import ServerState, find_leftover, group_members, pid_file
+from llmdesk.core.server.processes import group_members
+from llmdesk.core.server.supervisor import ServerState, find_leftover
+from tests.fakes.server_records import no_records
 from tests.fakes.vllm_standin.runtime import make_fake_runtime
 from tests.fakes.standin_server import DEMO_MODEL, free_port
 
@@ -80,7 +82,7 @@ def killed_llmdesk_server(tmp_path):
         assert gui.stdout.readline().startswith("http://127.0.0.1")  # ready
         gui.kill()  # no chance to stop its server
         gui.wait(10)
-        assert pid_file().exists() and find_leftover() is not None
+        assert not no_records() and find_leftover() is not None
         yield port
     finally:
         if gui.poll() is None:
@@ -100,7 +102,7 @@ def test_a_server_left_by_a_killed_llmdesk_is_found_and_stopped(make_window, qtb
     pgid = page.leftover.pgid
     qtbot.mouseClick(page.stop_leftover_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "was stopped" in page.leftover_note.text(), timeout=30000)
-    assert group_members(pgid) == [] and not pid_file().exists()
+    assert group_members(pgid) == [] and no_records()
 
 def test_the_fit_preview_judges_the_model_before_starting(make_window, qtbot, tmp_path):
     from pathlib import Path

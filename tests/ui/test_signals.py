@@ -40,8 +40,8 @@ def serve(tmp_path, home: Path):
                             env=env)
     assert proc.stdout.readline().startswith("http://127.0.0.1")
     import json
-    record = json.loads((home / "state" / "server.json").read_text())
-    return proc, record["pid"]
+    (record,) = (home / "state" / "servers").glob("*.json")
+    return proc, json.loads(record.read_text())["pid"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])

@@ -353,6 +353,18 @@ def test_token_is_sent_but_never_logged_or_shown(hub, caplog):
     assert resolve_auth == {"Bearer hf_SECRET_TOKEN_123"}
 
 
+def test_the_token_never_goes_to_the_cdn_the_hub_redirects_to(hub, tmp_path):
+    with HubStandIn() as cdn:  # another origin, as the Hub's CDN is
+        cdn.repos = hub.repos
+        hub.lfs_redirect = cdn.url
+        job = Download("org/dense", token="hf_SECRET_TOKEN_123")
+        assert job.run_blocking() == DONE, job.problem
+    assert (job.snapshot_path / SHARD1).read_bytes() == DENSE_FILES[SHARD1]
+    cdn_gets = [h for r, h in zip(cdn.requests, cdn.request_headers) if r.startswith("GET ")]
+    assert len(cdn_gets) == len(LFS) - 1  # the two safetensors shards (the .bin is not taken)
+    assert {h.get("Authorization") for h in cdn_gets} == {None}
+
+
 def test_speed_and_eta_are_reported_while_bytes_flow(hub):
     hub.chunk_delay = 0.01
     seen = []

@@ -16,7 +16,7 @@ from llmdesk.core.base.errors import BadInput, ProblemError
 from llmdesk.core.hub.cache_names import check_etag, check_file_name, check_revision, is_inside
 from llmdesk.core.hub.downloads import DONE, FAILED, Download, plan_download
 from tests.fakes.hub_server import HubStandIn
-from tests.unit.test_downloads import CONFIG, LFS, cache, repo_dir, weights
+from tests.unit.test_downloads import CONFIG, cache, repo_dir, weights
 from tests.unit.test_model_source import point_hub_client_at
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import stat
@@ -57,7 +56,8 @@ def test_the_server_record_and_its_log_are_private(isolated_dirs, tmp_path):
     import asyncio
 
     from llmdesk.core.server.launch import LaunchConfig
-    from llmdesk.core.server.supervisor import Supervisor, pid_file
+    from llmdesk.core.server.supervisor import Supervisor
+    from tests.fakes.server_records import only_record, record_files
     from tests.fakes.standin_server import free_port
     from tests.fakes.vllm_standin.runtime import make_fake_runtime
 
@@ -69,7 +69,7 @@ def test_the_server_record_and_its_log_are_private(isolated_dirs, tmp_path):
                                  timeout_s=60)
         try:
             assert status.state.value == "ready"
-            assert mode(pid_file()) == 0o600 and json.loads(pid_file().read_text())["port"]
+            assert mode(record_files()[0]) == 0o600 and mode(record_files()[0].parent) == 0o700 and only_record()["port"]
             assert mode(sup.log_path) == 0o600 and mode(sup.log_path.parent) == 0o700
         finally:
             await sup.stop()

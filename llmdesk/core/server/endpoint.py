@@ -1,6 +1,6 @@
 """Where an OpenAI-compatible server is reached, and the errors of reaching it.
 
-The app's own server (recorded in ``server.json`` by the supervisor) or any URL a person gives:
+The app's own server (its record, ``records.py``) or any URL a person gives:
 ``normalise_base_url`` turns every accepted spelling into a ``…/v1`` base, ``root_url`` gives the
 server root where ``/health`` and ``/metrics`` live. Chat and metrics both reach servers through
 these, so the two packages stay independent of each other.
@@ -8,11 +8,8 @@ these, so the two packages stay independent of each other.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from llmdesk.core.base import paths
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
+from llmdesk.core.server.records import newest_server
 
 DEFAULT_ROOT_URL = "http://127.0.0.1:8000"
 
@@ -63,36 +60,12 @@ def normalise_base_url(url: str) -> str:
     return text
 
 
-RECORD_NAME = "server.json"
-
-
-def record_path() -> Path:
-    """Where the supervisor records the server the app runs (host, port, model, process ids)."""
-    return paths.state_dir() / RECORD_NAME
-
-
-def _record() -> dict:
-    try:
-        data = json.loads(record_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def default_base_url() -> str:
-    """The server the app manages (its record in the state folder), else 127.0.0.1:8000, as a /v1 URL."""
-    data = _record()
-    port = data.get("port")
-    if isinstance(port, int):
-        return normalise_base_url(base_url(str(data.get("host") or ""), port))
+    """The server the app started last that still runs (its record), else 127.0.0.1:8000, as a /v1 URL."""
+    record = newest_server()
+    if record is not None:
+        return normalise_base_url(base_url(record.host or "", record.port))
     return normalise_base_url(DEFAULT_ROOT_URL)
-
-
-def managed_model_name() -> str | None:
-    """The served model name recorded for the app's server, if it manages one."""
-    data = _record()
-    name = data.get("served_model_name") or data.get("model")
-    return name if isinstance(name, str) and name else None
 
 
 def root_url(base_url: str) -> str:

@@ -14,8 +14,11 @@ the event loop's thread). The GUI drives it through qasync, ``llmdesk serve`` th
   A serving vLLM ignores signals after the first, so repeating SIGINT would do nothing.
 * vLLM exits 0 after its engine died (issue #48966): crashed vs stopped is decided from whether
   this supervisor asked for the stop, never from the exit code alone.
-* ``paths.state_dir()/server.json`` records the running server (pid, pgid, port, ...), so a server
-  left behind by a killed GUI is found at the next start (``find_leftover``/``stop_leftover``).
+* Every server has a record (``records.py``): its port is claimed before anything is spawned, so two
+  starts on one port cannot both go ahead, and a server left behind by a killed llmdesk is found at
+  the next start (``find_leftovers``/``stop_leftover``).
+* Ready also means the process listening on the port is in our group: a server that took the port
+  first and serves the same model name is never mistaken for ours.
 """
 
 from __future__ import annotations
@@ -42,7 +45,10 @@ from typing import Any
 from llmdesk.core.base import paths
 from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.server.diagnose import Diagnosis, Phase, diagnose, listen_problem, phase_of, port_is_free
-from llmdesk.core.server.endpoint import base_url, record_path
+from llmdesk.core.server import records
+from llmdesk.core.server.endpoint import base_url
+from llmdesk.core.server.processes import (group_listens_on, group_members, pid_alive, signal_group, signal_pid)
+from llmdesk.core.server.records import PortClaimed, ServerRecord
 from llmdesk.core.server.launch import LaunchConfig, build_vllm_command, child_environment
 
 log = logging.getLogger(__name__)
@@ -79,25 +85,11 @@ class ServerStatus:
     gpu_memory_released: bool | None = None  # after a stop: GPU memory back to where it was (None: no GPU)
 
 
-@dataclass(frozen=True)
-class Leftover:
-    pid: int
-    pgid: int
-    port: int | None
-    model: str | None
-    started_at: float | None
-    host: str | None = None
-
-
 StatusCallback = Callable[[ServerStatus], None]
 LineCallback = Callable[[str], None]
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-def pid_file() -> Path:
-    return record_path()
-
 
 def _gpu_used_bytes() -> int | None:
     """Memory in use on all NVIDIA GPUs, from NVML; None where there are none (blocking: a thread)."""
@@ -105,57 +97,6 @@ def _gpu_used_bytes() -> int | None:
 
     scan = scan_gpus()
     return sum(g.memory_used_bytes for g in scan.gpus) if scan.gpus else None
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of the process group ``pgid``."""
-    if os.path.isdir("/proc"):
-        members = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as fh:
-                    stat = fh.read()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[-1].split()
-            if len(fields) > 2 and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
-                members.append(int(entry))
-        return members
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return []
-    except PermissionError:
-        return [pgid]
-    return [pgid]
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _signal_pid(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if os.path.isdir(f"/proc/{pid}"):
-        try:
-            with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
-                return fh.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-        except OSError:
-            return False
-    return True
 
 
 async def _wait_group_gone(pgid: int, timeout_s: float) -> bool:
@@ -171,7 +112,7 @@ async def _kill_group_and_confirm(pgid: int, timeout_s: float = 5.0) -> bool:
     """SIGKILL whatever is left of the group until nothing is; True when the group is gone."""
     deadline = time.monotonic() + timeout_s
     while group_members(pgid):
-        _signal_group(pgid, signal.SIGKILL)
+        signal_group(pgid, signal.SIGKILL)
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(0.05)
@@ -278,7 +219,8 @@ class Supervisor:
         self._watch_task: asyncio.Task | None = None
         self._stop_requested = False
         self._stop_lock = asyncio.Lock()
-        self._adopted: Leftover | None = None  # a server an earlier llmdesk left running, taken over
+        self._adopted: ServerRecord | None = None  # a server an earlier llmdesk left running, taken over
+        self._record: ServerRecord | None = None  # this server's record: its port's claim, then its process
 
     # observable state
     def subscribe(self, on_status: StatusCallback | None = None,
@@ -305,16 +247,15 @@ class Supervisor:
             except Exception:
                 log.exception("status subscriber failed")
 
-    async def adopt(self, leftover: Leftover) -> ServerStatus:
+    async def adopt(self, leftover: ServerRecord) -> ServerStatus:
         """Take over a server an earlier llmdesk left running: it shows as READY (no log: its output
         went to the dead llmdesk), and stop() ends its process group."""
         if self.running:
             raise ProblemError(Problem("A server is already running",
                                        "This llmdesk already runs a vLLM server.", "Stop it first."))
+        leftover = await asyncio.to_thread(records.adopt, leftover)  # ours now: not a leftover any more
         self._adopted = leftover
         _OWNED[leftover.pgid] = self
-        data = _load_json(pid_file()) or {}
-        _write_json(pid_file(), {**data, "llmdesk_pid": os.getpid()})  # ours now: not a leftover any more
         url = base_url(leftover.host or "127.0.0.1", leftover.port) + "/v1" if leftover.port else None
         self._set(state=ServerState.READY, phase=None, url=url, pid=leftover.pid, started_at=leftover.started_at,
                   exit_code=None, diagnosis=None, config=None)
@@ -335,6 +276,7 @@ class Supervisor:
         if problems:
             raise ProblemError(problems[0])
         self._stop_requested = False
+        self._foreign_warned = False
         self._config = config
         self.lines.clear()
         self._gpu_baseline = await asyncio.to_thread(self.gpu_used_bytes)
@@ -345,6 +287,21 @@ class Supervisor:
             self._set_fresh(ServerStatus(ServerState.CRASHED, config=config, diagnosis=Diagnosis(
                 "cannot_listen", problem, {}, f"llmdesk: {config.host}:{config.port}: {problem.explanation}")))
             return self.status
+        # Claimed before the port check: of two starts on one port at the same moment, one is refused here.
+        try:
+            self._record = await asyncio.to_thread(records.claim, config.host, config.port, config.model,
+                                                   config.api_model_name)
+        except PortClaimed as exc:
+            self._set_fresh(ServerStatus(ServerState.CRASHED, config=config, diagnosis=Diagnosis(
+                "port_in_use", exc.problem, {}, f"llmdesk: {config.host}:{config.port}: {exc.problem.explanation}")))
+            return self.status
+        try:
+            return await self._start_claimed(config, timeout_s, now)
+        finally:
+            if self._proc is None and self._adopted is None:  # nothing runs: the claim goes
+                await asyncio.to_thread(self._release_record)
+
+    async def _start_claimed(self, config: LaunchConfig, timeout_s: float, now: float) -> ServerStatus:
         if not await asyncio.to_thread(port_is_free, config.host, config.port):
             self._set_fresh(ServerStatus(ServerState.CRASHED, config=config,
                                          diagnosis=await asyncio.to_thread(_port_in_use_diagnosis, config)))
@@ -372,7 +329,14 @@ class Supervisor:
         self._proc = proc
         self._pgid = proc.pid  # leader of its own session and group
         _OWNED[self._pgid] = self
-        self._write_pid_file(config, now)
+        try:
+            self._record = await asyncio.to_thread(records.spawned, self._record, proc.pid, now, self.log_path)
+        except (OSError, ProblemError):
+            log.warning("could not record the server's process", exc_info=True)
+        except asyncio.CancelledError:
+            await self._teardown(force=True)
+            self._set(state=ServerState.STOPPED, phase=None)
+            raise
         url = base_url(config.host, config.port) + "/v1"
         self._set(pid=proc.pid, url=url)
         self._reader = asyncio.create_task(self._read_output(proc))
@@ -417,21 +381,10 @@ class Supervisor:
         self.status = status
         self._set()
 
-    def _write_pid_file(self, config: LaunchConfig, started_at: float) -> None:
-        try:
-            _write_json(pid_file(), {
-                "pid": self._proc.pid, "pgid": self._pgid, "port": config.port, "host": config.host,
-                "model": config.model, "served_model_name": config.api_model_name, "started_at": started_at,
-                "llmdesk_pid": os.getpid(), "log": str(self.log_path) if self.log_path else None})
-        except OSError:
-            log.warning("could not write %s", pid_file(), exc_info=True)
-
-    def _remove_pid_file(self) -> None:
-        data = _load_json(pid_file())
-        if data is not None and data.get("pgid") not in (self._pgid, None):
-            return  # another server's file
-        with contextlib.suppress(FileNotFoundError):
-            pid_file().unlink()
+    def _release_record(self) -> None:
+        if self._record is not None:
+            records.release(self._record)
+            self._record = None
 
     async def _read_output(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
@@ -479,13 +432,24 @@ class Supervisor:
                         models = await client.get(base + "/v1/models")
                         if models.status_code == 200:
                             ids = [m.get("id") for m in models.json().get("data", [])]
-                            if config.api_model_name in ids:
+                            if config.api_model_name in ids and await self._listening_is_ours(config.port):
                                 return True
                 except (httpx.HTTPError, ValueError, AttributeError):
                     pass
                 # Polled faster than while serving: each poll is a refused connection or a tiny GET, and
                 # the wait between the server's first 200 and "ready" is llmdesk's own start-up overhead.
                 await asyncio.sleep(min(self.health_interval_s, READY_POLL_S))
+
+    async def _listening_is_ours(self, port: int) -> bool:
+        """The answer came from a process of our group (False: another server took the port first; ours
+        will fail to listen and exit, which start() reports). Where this cannot be seen, True."""
+        if self._pgid is None:
+            return False
+        ours = await asyncio.to_thread(group_listens_on, self._pgid, port)
+        if ours is False and not self._foreign_warned:
+            self._foreign_warned = True
+            log.warning("another server answers on port %s; waiting for ours", port)
+        return ours is not False
 
     # after ready
     async def watch(self) -> None:
@@ -589,8 +553,8 @@ class Supervisor:
             return
         exit_task = self._exit_task or asyncio.ensure_future(proc.wait())
         if not exit_task.done():
-            steps = [] if force else [(lambda: _signal_pid(proc.pid, signal.SIGINT), self.grace_s),
-                                      (lambda: _signal_group(pgid, signal.SIGTERM), self.term_grace_s)]
+            steps = [] if force else [(lambda: signal_pid(proc.pid, signal.SIGINT), self.grace_s),
+                                      (lambda: signal_group(pgid, signal.SIGTERM), self.term_grace_s)]
             for send, wait_s in steps:
                 send()
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -599,7 +563,7 @@ class Supervisor:
                     break
             if not exit_task.done():
                 log.warning("vLLM (pid %s) did not stop; killing its process group", proc.pid)
-                _signal_group(pgid, signal.SIGKILL)
+                signal_group(pgid, signal.SIGKILL)
         code = await exit_task
         # The leader is gone; its engine core or workers may not be (they survive a killed parent).
         if group_members(pgid):
@@ -613,7 +577,7 @@ class Supervisor:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._reader, timeout=2.0)
         self._close_log()
-        self._remove_pid_file()
+        await asyncio.to_thread(self._release_record)
         _OWNED.pop(pgid, None)
         self._proc = None
         self._set(exit_code=code)
@@ -627,76 +591,42 @@ class Supervisor:
 
 # --- leftovers from a crashed or killed llmdesk -------------------------------------------------
 
-def _looks_like_vllm(pids: list[int]) -> bool:
-    if not os.path.isdir("/proc"):
-        return True
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                if b"vllm" in fh.read().lower():
-                    return True
-        except OSError:
-            continue
-    return False
+def find_leftovers() -> list[ServerRecord]:
+    """Servers an llmdesk started that still run although that llmdesk is gone (or is this process, with
+    no Supervisor here owning them); stale records are removed on the way."""
+    me = os.getpid()
+    return [r for r in records.live_records() if not r.claiming and r.pgid is not None
+            and (not r.owner_alive() or (r.owner_pid == me and r.pgid not in _OWNED))]
 
 
-def find_leftover() -> Leftover | None:
-    """The server recorded in the pid file if its process group is still alive and no live
-    llmdesk owns it; a stale file is removed."""
-    path = pid_file()
-    data = _load_json(path)
-    if data is None:
-        if path.exists():
-            with contextlib.suppress(OSError):
-                path.unlink()
-        return None
-    try:
-        pid, pgid = int(data["pid"]), int(data.get("pgid") or data["pid"])
-    except (KeyError, TypeError, ValueError):
-        with contextlib.suppress(OSError):
-            path.unlink()
-        return None
-    members = group_members(pgid)
-    if not members or not _looks_like_vllm(members):
-        with contextlib.suppress(OSError):
-            path.unlink()
-        return None
-    owner = data.get("llmdesk_pid")
-    if isinstance(owner, int):
-        if owner == os.getpid():
-            if pgid in _OWNED:
-                return None  # a live Supervisor in this process runs it
-        elif _pid_alive(owner):
-            return None  # another running llmdesk runs it
-    port = data.get("port")
-    started = data.get("started_at")
-    return Leftover(pid=pid, pgid=pgid, port=port if isinstance(port, int) else None,
-                    model=data.get("model"), started_at=float(started) if isinstance(started, int | float) else None,
-                    host=data.get("host"))
+def find_leftover() -> ServerRecord | None:
+    """The oldest leftover, if any (the window offers to stop or take over one at a time)."""
+    found = find_leftovers()
+    return found[0] if found else None
 
 
-async def stop_leftover(leftover: Leftover, *, grace_s: float = 15, term_grace_s: float = 5) -> bool:
+async def stop_leftover(leftover: ServerRecord, *, grace_s: float = 15, term_grace_s: float = 5) -> bool:
     """The same escalation as ``Supervisor.stop`` on a group this process did not start.
-    True when no process of the group is left (the pid file is then removed)."""
+    True when no process of the group is left (its record is then removed)."""
     pgid = leftover.pgid
-    steps = [(lambda: _signal_pid(leftover.pid, signal.SIGINT), grace_s),
-             (lambda: _signal_group(pgid, signal.SIGTERM), term_grace_s)]
+    assert pgid is not None
+    if not leftover.server_alive():  # its process id names someone else now: never signal that
+        await asyncio.to_thread(records.release, leftover)
+        return True
+    steps = [(lambda: signal_pid(pgid, signal.SIGINT), grace_s),
+             (lambda: signal_group(pgid, signal.SIGTERM), term_grace_s)]
     for send, wait_s in steps:
         if not group_members(pgid):
             break
-        if send is steps[0][0] and not _pid_alive(leftover.pid):
+        if send is steps[0][0] and not pid_alive(pgid):
             continue  # the leader is gone: its orphans get SIGTERM
         send()
         if await _wait_group_gone(pgid, wait_s):
             break
     gone = await _kill_group_and_confirm(pgid)
     if gone:
-        data = _load_json(pid_file())
-        if data is None or data.get("pgid") in (pgid, None):
-            with contextlib.suppress(FileNotFoundError):
-                pid_file().unlink()
+        await asyncio.to_thread(records.release, leftover)
     return gone
 
 
-__all__ = ["Leftover", "ServerState", "ServerStatus", "Supervisor", "base_url", "find_leftover", "group_members",
-           "pid_file", "stop_leftover"]
+__all__ = ["ServerState", "ServerStatus", "Supervisor", "find_leftover", "find_leftovers", "stop_leftover"]

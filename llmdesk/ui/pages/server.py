@@ -20,7 +20,8 @@ from llmdesk.core.hub.model_source import load_model_spec
 from llmdesk.core.server.diagnose import Diagnosis
 from llmdesk.core.server.launch import PRESETS, LaunchConfig, LoraAdapter, config_from_fit, is_loopback
 from llmdesk.core.server.snippets import snippets
-from llmdesk.core.server.supervisor import Leftover, ServerState, ServerStatus, find_leftover, stop_leftover
+from llmdesk.core.server.records import ServerRecord
+from llmdesk.core.server.supervisor import ServerState, ServerStatus, find_leftover, stop_leftover
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.fit.panel import FitPanel
 from llmdesk.ui.machine.plan_choice import PlanGpuChoice
@@ -143,7 +144,7 @@ class ServerPage(QWidget):
         self.apply_fix.hide()  # only beside a diagnosis whose fix changes the form
         self.diagnosis: Diagnosis | None = None
         # A server an earlier llmdesk left running (it was killed or crashed) still holds the GPU.
-        self.leftover: Leftover | None = None
+        self.leftover: ServerRecord | None = None
         self.leftover_note = QLabel()
         self.leftover_note.setWordWrap(True)
         self.leftover_note.setStyleSheet("background: rgba(217,119,6,0.15); border-radius: 4px; padding: 6px;")
@@ -339,13 +340,16 @@ class ServerPage(QWidget):
             self.served_name.setText(self.served_name.text() or (leftover.model or ""))
             self.ctx.tasks.run(self.ctx.server.adopt(leftover), "taking over the server left running")
 
-    async def _stop_leftover_async(self, leftover: Leftover) -> None:
+    async def _stop_leftover_async(self, leftover: ServerRecord) -> None:
         gone = await stop_leftover(leftover)
         self.leftover = None
         self.stop_leftover_button.hide()
+        self.stop_leftover_button.setEnabled(True)
         self.adopt_button.hide()
         self.leftover_note.setText("The server left running was stopped; its GPU memory is free again." if gone
                                    else "Some of its processes could not be stopped: see the log file.")
+        if gone:
+            await self._look_for_leftover()  # several llmdesks may have been killed
 
     # -- the form
     def take_model(self, model) -> None:
