@@ -87,6 +87,10 @@ def test_writing_on_a_full_disk_names_the_cause_and_the_folder(full_store):
     assert exc.value.problem.title == "The disk is full"
     assert str(full_store.parent) in exc.value.problem.explanation
     assert "disk I/O error" not in exc.value.problem.explanation
+    os.remove(full_store.parent / "filler")  # space again: saving works without reopening anything
+    cid = store.create("Third")
+    store.add_message(cid, "user", "saved")
+    assert store.read_only is None and [c.title for c in ConversationStore(full_store).list()][0] == "Third"
 
 
 def test_a_store_that_another_process_keeps_open_is_read_with_its_latest_chats(full_store):

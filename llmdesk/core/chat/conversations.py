@@ -591,13 +591,26 @@ class ConversationStore:
             self.read_only = Problem(
                 "The disk is full", f"There is no space left on the disk that holds {self.path.parent}, so saved "
                 f"chats can be read but not changed.{missing}",
-                "Free some disk space, then open the Chat page again (or restart llmdesk).")
+                "Free some disk space: chats are saved again as soon as there is room.")
             self.notice = self.read_only
             log.warning("disk full: %s opened read-only", self.path)
             return conn
         raise ProblemError(Problem("The disk is full", f"There is no space left on the disk that holds "
                                    f"{self.path.parent}, and {self.path.name} cannot be read without some.",
                                    "Free some disk space, then try again."))
+
+    def _reopen_for_writing(self) -> None:
+        """Opened read-only on a full disk: once there is room again, open it as usual."""
+        with self._lock:
+            if self.read_only is None:
+                return
+            if paths.disk_is_full(self.path.parent):
+                raise ProblemError(self.read_only)
+            old, self.read_only, self.notice = self._conn, None, None
+            self._conn = self._open()
+            old.close()
+        if self.read_only is not None:
+            raise ProblemError(self.read_only)
 
     def _move_aside(self) -> Path:
         moved = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -631,7 +644,7 @@ class ConversationStore:
     def _tx(self, begin: str | None = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
         """One locked call; ``begin`` None for a single read statement, "BEGIN" for a consistent read."""
         if self.read_only is not None and begin == "BEGIN IMMEDIATE":
-            raise ProblemError(self.read_only)
+            self._reopen_for_writing()
         with self._lock:
             conn = self._conn
             try:
