@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import selectors
 import signal
 import subprocess
@@ -15,27 +12,11 @@ from pathlib import Path
 import pytest
 
 from llmdesk.core.server.processes import group_members
-from tests.fakes.server_records import no_records, only_record, record_files
+from tests.fakes.server_records import no_records, only_record
 from tests.fakes.vllm_standin.runtime import make_fake_runtime
 from tests.fakes.standin_server import DEMO_MODEL, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def launched():
-    procs: list[subprocess.Popen] = []
-    yield procs
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait(5)
-    # whatever server a CLI left (it should leave none), by the pid file of this test's LLMDESK_HOME
-    for path in record_files():
-        pgid = json.loads(path.read_text()).get("pid")
-        if pgid:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
 
 
 def serve(tmp_path: Path, mode: str, *extra: str) -> tuple[subprocess.Popen, int]:

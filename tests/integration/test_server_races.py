@@ -4,7 +4,6 @@ CLI, a stale record naming somebody else's process, and another server answering
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -25,22 +24,6 @@ from tests.fakes.standin_server import DEMO_MODEL, free_port, kill_group, start_
 from tests.fakes.vllm_standin.runtime import make_fake_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def launched():
-    """CLIs and process groups to kill at the end, whatever happened."""
-    procs: list[subprocess.Popen] = []
-    yield procs
-    for p in procs:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGKILL)
-        p.wait(5)
-    for path in record_files():
-        pgid = json.loads(path.read_text()).get("pid")
-        if pgid:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
 
 
 def serve(python: Path, port: int) -> subprocess.Popen:

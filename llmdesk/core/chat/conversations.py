@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmdesk.core.base import paths
+from llmdesk.core.base import locks, paths
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 
 log = logging.getLogger(__name__)
@@ -469,7 +469,9 @@ class ConversationStore:
                                        "Check the disk's free space and the folder's permissions.")) from None
         # One process at a time creates, upgrades or moves aside the file: two first opens at once
         # would otherwise both create the schema, or one would move aside the file the other just made.
-        with self._opening():
+        busy = Problem("The saved chats are busy", f"Another llmdesk has been opening {self.path} for "
+                       f"{OPEN_WAIT_S:g} s.", "Try again in a moment.")
+        with locks.exclusive(self.path.with_name(self.path.name + ".lock"), OPEN_WAIT_S, busy, without_lock_ok=True):
             try:
                 return self._connect()
             except _DiskFull:
@@ -486,25 +488,6 @@ class ConversationStore:
                 return self._connect()
             except (_Unusable, _DiskFull) as exc:
                 raise ProblemError(Problem("The saved chats cannot be opened", f"{self.path}: {exc}.", None)) from None
-
-    @contextlib.contextmanager
-    def _opening(self) -> Iterator[None]:
-        from filelock import FileLock, Timeout
-
-        lock = FileLock(str(self.path.with_name(self.path.name + ".lock")), timeout=OPEN_WAIT_S, mode=0o600)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise ProblemError(Problem("The saved chats are busy",
-                                       f"Another llmdesk has been opening {self.path} for {OPEN_WAIT_S:g} s.",
-                                       "Try again in a moment.")) from None
-        except OSError:  # a read-only folder or a full disk: nothing can be created, so nothing races
-            yield
-            return
-        try:
-            yield
-        finally:
-            lock.release()
 
     def _connect(self) -> sqlite3.Connection:
         if not _looks_like_sqlite(self.path):

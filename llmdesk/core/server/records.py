@@ -21,12 +21,11 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from llmdesk.core.base import paths
+from llmdesk.core.base import locks, paths
 from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.server.processes import (group_members, has_proc, is_same_process, looks_like_vllm, pid_alive,
                                            process_start)
@@ -126,22 +125,11 @@ def _write(record: ServerRecord) -> None:
     os.replace(tmp, path)
 
 
-@contextlib.contextmanager
-def _locked() -> Iterator[None]:
-    from filelock import FileLock, Timeout
-
+def _locked() -> contextlib.AbstractContextManager[bool]:
     folder = paths.private_dir(records_dir())
-    lock = FileLock(str(folder / ".lock"), timeout=LOCK_WAIT_S, mode=0o600)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise ProblemError(Problem("llmdesk's server records are busy",
-                                   f"Another llmdesk has held {folder / '.lock'} for {LOCK_WAIT_S:g} s.",
-                                   "Try again in a moment.")) from None
-    try:
-        yield
-    finally:
-        lock.release()
+    return locks.exclusive(folder / ".lock", LOCK_WAIT_S, Problem(
+        "llmdesk's server records are busy", f"Another llmdesk has held {folder / '.lock'} for {LOCK_WAIT_S:g} s.",
+        "Try again in a moment."))
 
 
 def _live_unlocked() -> list[ServerRecord]:
