@@ -1,40 +1,56 @@
-"""`llmdesk runtime`: which Python with vLLM llmdesk would use; `--install` creates llmdesk's own.
+"""`llmdesk runtime`: which Python with vLLM llmdesk would use, and its managed runtimes.
 
-Exit codes: 0 a runtime is found (or was installed), 1 none found (or the install failed),
-2 bad input (an unusable --python).
+    llmdesk runtime                      the runtime llmdesk would use and where it looked
+    llmdesk runtime list                 the managed runtimes (one venv per vLLM version), the one in use marked
+    llmdesk runtime install [VERSION]    install one (default: the tested release) and use it
+    llmdesk runtime use VERSION          switch to another managed runtime
+    llmdesk runtime remove VERSION       delete one that is not in use
+
+Exit codes: 0 done (or a runtime is found), 1 failure (or none found), 2 bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from llmdesk.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, add_json_flag, load_settings_said, print_json
+from llmdesk.commands import EXIT_FAILURE, EXIT_OK, add_json_flag, load_settings_said, print_json
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from llmdesk.core.server.runtime import INSTALL_SIZE
+    from llmdesk.core.server.runtime import INSTALL_SIZE, TESTED_VLLM
 
     parser = commands.add_parser(
-        "runtime", help="show the vLLM runtime, or install llmdesk's own (--install)",
-        description="Without options, show which Python with vLLM llmdesk would use and where it "
-                    "looked. With --install, create llmdesk's own virtual environment and install "
-                    f"the tested vLLM into it ({INSTALL_SIZE}).")
-    parser.add_argument("--install", action="store_true",
-                        help="create the managed environment and pip-install the tested vLLM")
-    parser.add_argument("--python", metavar="PY",
-                        help="base interpreter for --install (default: a CPython 3.10–3.14 on PATH)")
+        "runtime", help="the vLLM runtime llmdesk uses; list, install, use or remove managed ones",
+        description="Without a subcommand, show which Python with vLLM llmdesk would use and where it looked. "
+                    "Managed runtimes are virtual environments llmdesk makes (with uv) under its data folder, one "
+                    f"per vLLM version ({INSTALL_SIZE} each for {TESTED_VLLM}).")
     add_json_flag(parser)
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.python and not args.install:
-        print("error: --python only applies with --install", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if args.install:
-        return _install(args)
-    return _show(args)
+    parser.set_defaults(run=_show)
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    listing = sub.add_parser("list", help="the managed runtimes, the one in use marked")
+    add_json_flag(listing)
+    listing.set_defaults(run=_list)
+    install = sub.add_parser("install", help="install a vLLM version as a managed runtime and use it")
+    install.add_argument("version", nargs="?", default=TESTED_VLLM, help=f"default: {TESTED_VLLM}, the tested release")
+    install.add_argument("--wheels", metavar="DIR", type=Path,
+                         help="install from this folder of wheels, without network (pip download vllm==V -d DIR)")
+    install.add_argument("--python", metavar="PY", help="base interpreter (default: a CPython 3.10–3.14 on PATH)")
+    install.add_argument("--no-use", action="store_true", help="install it, but keep the runtime in use")
+    install.add_argument("--pip", action="store_true", help="use pip instead of uv")
+    install.add_argument("--force", action="store_true",
+                         help="install even if the NVIDIA driver looks too old for this vLLM's CUDA build")
+    add_json_flag(install)
+    install.set_defaults(run=_install)
+    use = sub.add_parser("use", help="switch to another managed runtime")
+    use.add_argument("version")
+    add_json_flag(use)
+    use.set_defaults(run=_use)
+    remove = sub.add_parser("remove", help="delete a managed runtime that is not in use")
+    remove.add_argument("version")
+    add_json_flag(remove)
+    remove.set_defaults(run=_remove)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -73,12 +89,50 @@ def _show(args: argparse.Namespace) -> int:
     return EXIT_OK if found else EXIT_FAILURE
 
 
+def _list(args: argparse.Namespace) -> int:
+    from llmdesk.core.server.runtimes import list_runtimes, runtimes_dir
+
+    found = list_runtimes()
+    if args.json:
+        print_json({"folder": str(runtimes_dir()), "runtimes": [r.as_dict() for r in found]})
+        return EXIT_OK
+    if not found:
+        print(f"No managed runtime yet (they go in {runtimes_dir()}); llmdesk runtime install makes one.")
+    for r in found:
+        print(f"{'*' if r.in_use else ' '} vLLM {r.version}  {r.path}")
+    return EXIT_OK
+
+
+def _use(args: argparse.Namespace) -> int:
+    from llmdesk.core.server.runtimes import use_runtime
+
+    chosen = use_runtime(args.version)
+    if args.json:
+        print_json(chosen.as_dict())
+    else:
+        print(f"llmdesk now starts servers with vLLM {chosen.version} ({chosen.python}).")
+    return EXIT_OK
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from llmdesk.core.base.units import GIB
+    from llmdesk.core.server.runtimes import remove_runtime
+
+    freed = remove_runtime(args.version)
+    if args.json:
+        print_json({"removed": args.version, "freed_bytes": freed})
+    else:
+        print(f"Removed vLLM {args.version} ({freed / GIB:.1f} GiB freed).")
+    return EXIT_OK
+
+
 def _install(args: argparse.Namespace) -> int:
     import asyncio
+    import signal
 
     from llmdesk.core.server.runtime import INSTALL_SIZE
-    from llmdesk.core.server.runtime_install import (STEP_FAILED, InstallProgress, default_log_path,
-                                                     install_managed_runtime)
+    from llmdesk.core.server.runtime_install import STEP_FAILED, InstallProgress, default_log_path
+    from llmdesk.core.server.runtimes import install_runtime
 
     log_path = default_log_path()
     last_step = [""]
@@ -93,15 +147,29 @@ def _install(args: argparse.Namespace) -> int:
         if p.line is not None:
             print(f"   {p.line}", file=sys.stderr, flush=True)
 
-    print(f"Installing vLLM ({INSTALL_SIZE}); log: {log_path}",
+    print(f"Installing vLLM {args.version} ({INSTALL_SIZE} for the tested release); log: {log_path}",
           file=sys.stderr, flush=True)
-    python = asyncio.run(install_managed_runtime(python=args.python, on_progress=progress,
-                                                 log_path=log_path))
-    from llmdesk.core.server.runtime import vllm_version_of
 
-    version = vllm_version_of(str(python))
+    async def install():
+        task = asyncio.ensure_future(install_runtime(args.version, wheels=args.wheels, use=not args.no_use,
+                                                     python=args.python, on_progress=progress, log_path=log_path,
+                                                     uv=not args.pip, check_driver=not args.force))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # the installer's process group goes too
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            print("Install stopped; what was downloaded is kept, and the next install continues from it.",
+                  file=sys.stderr)
+            return None
+
+    installed = asyncio.run(install())
+    if installed is None:
+        return EXIT_FAILURE
     if args.json:
-        print_json({"python": str(python), "vllm_version": version, "log": str(log_path)})
+        print_json({**installed.as_dict(), "log": str(log_path)})
     else:
-        print(f"vLLM {version} installed in {python}")
+        print(f"vLLM {installed.version} installed in {installed.path}"
+              + (" and in use." if installed.in_use else " (not in use: llmdesk runtime use " + installed.version + ")"))
     return EXIT_OK

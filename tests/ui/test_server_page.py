@@ -149,7 +149,7 @@ def test_a_server_left_running_can_be_taken_over_and_stopped_later(make_window, 
 
 def test_without_vllm_the_page_offers_to_install_it(make_window, qtbot, tmp_path, monkeypatch):
     """No runtime anywhere: Start explains it and offers the managed install, whose progress is shown."""
-    import llmdesk.core.server.runtime_install as runtime_install
+    import llmdesk.core.server.runtimes as runtimes
     from llmdesk.core.server.runtime_install import InstallProgress
 
     window = make_window()
@@ -167,10 +167,10 @@ def test_without_vllm_the_page_offers_to_install_it(make_window, qtbot, tmp_path
                                      ("installing vLLM", "Collecting vllm==0.26.0", 0.3),
                                      ("done", None, 1.0)):
             on_progress(InstallProgress(step, line, fraction))
-        return tmp_path / "rt" / "bin" / "python"
+        return runtimes.ManagedRuntime("0.26.0", tmp_path / "rt", True)
 
-    monkeypatch.setattr(runtime_install, "install_managed_runtime", fake_install)
+    monkeypatch.setattr(runtimes, "install_runtime", fake_install)
     qtbot.mouseClick(page.install_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: page.install_note.text().startswith("vLLM is installed"), timeout=5000)
+    qtbot.waitUntil(lambda: page.install_note.text().startswith("vLLM 0.26.0 is installed"), timeout=5000)
     qtbot.waitUntil(lambda: "Collecting vllm==0.26.0" in page.log.toPlainText(), timeout=2000)
     assert page.install_button.isHidden()

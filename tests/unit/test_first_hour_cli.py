@@ -152,7 +152,7 @@ def test_runtime_says_where_it_looked_once_and_the_install_size_one_way(capsys, 
     monkeypatch.setenv("PATH", "/nonexistent")
     assert cli.main(["runtime"]) == 1
     out = capsys.readouterr().out
-    assert out.count("Looked at") == 1 and out.count("runtime --install") == 1
+    assert out.count("Looked at") == 1 and out.count("runtime install") == 1
     assert out.count(" GB") == 2 and out.count(INSTALL_SIZE) == 1
 
 

@@ -1,10 +1,11 @@
-"""install_managed_runtime against a hand-made local `vllm` wheel: no network (pip --no-index)."""
+"""Managed runtimes against hand-made local `vllm` wheels, with uv and with pip: no network (--no-index)."""
 
 import asyncio
 import base64
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -13,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from llmdesk.core.base import paths
 from llmdesk.core.base.errors import BadInput, ProblemError
 from llmdesk.core.server import runtime
+from llmdesk.core.server import runtimes
 from llmdesk.core.server.runtime_install import (STEP_CHECKING, STEP_CREATING, STEP_DONE, STEP_FAILED,
                                                  STEP_INSTALLING, InstallProgress, check_base_python,
-                                                 find_base_python, install_managed_runtime)
+                                                 find_base_python)
 
 NO_INDEX = ["--no-index"]
 
@@ -28,12 +29,12 @@ def _record_hash(data: bytes) -> str:
     return f"sha256={digest}"
 
 
-def make_fake_vllm_wheel(folder: Path, version: str = "0.26.0") -> Path:
-    """A pure-Python wheel of a distribution called vllm with one empty module."""
+def make_fake_vllm_wheel(folder: Path, version: str = "0.26.0", init: bytes = b"") -> Path:
+    """A pure-Python wheel of a distribution called vllm with one module (`init` its code)."""
     folder.mkdir(parents=True, exist_ok=True)
     dist_info = f"vllm-{version}.dist-info"
     files = {
-        "vllm/__init__.py": b"",
+        "vllm/__init__.py": init,
         f"{dist_info}/METADATA": (f"Metadata-Version: 2.1\nName: vllm\nVersion: {version}\n"
                                   "Summary: stand-in for tests\n").encode(),
         f"{dist_info}/WHEEL": (b"Wheel-Version: 1.0\nGenerator: llmdesk-tests\n"
@@ -47,6 +48,29 @@ def make_fake_vllm_wheel(folder: Path, version: str = "0.26.0") -> Path:
             zf.writestr(name, data)
         zf.writestr(f"{dist_info}/RECORD", record)
     return wheel
+
+
+def shutil_usage(free: int):
+    return shutil._ntuple_diskusage(10 * free, 9 * free, free)
+
+
+def make_slow_sdist(folder: Path, pid_file: Path) -> Path:
+    """vllm-0.26.0.tar.gz whose in-tree build backend writes its pid and then sleeps."""
+    import io
+    import tarfile
+
+    folder.mkdir(parents=True)
+    files = {"pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "slowbackend"\nbackend-path = ["."]\n',
+             "slowbackend.py": f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)\n",
+             "PKG-INFO": "Metadata-Version: 2.1\nName: vllm\nVersion: 0.26.0\n"}
+    sdist = folder / "vllm-0.26.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"vllm-0.26.0/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return sdist
 
 
 def make_slow_project(folder: Path, pid_file: Path) -> Path:
@@ -86,156 +110,197 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def install(tmp_path, wheels: Path | None = None, **kwargs):
+    """install_runtime offline (no index is ever asked), from `wheels`, with this interpreter as the base."""
+    kwargs.setdefault("python", sys.executable)
+    kwargs.setdefault("log_path", tmp_path / "i.log")
+    kwargs.setdefault("check_disk", False)
+    return runtimes.install_runtime(kwargs.pop("version", "0.26.0"), wheels=wheels, extra_args=NO_INDEX, **kwargs)
+
+
 @pytest.mark.asyncio
-async def test_installs_a_local_wheel_with_progress_and_log(tmp_path):
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+async def test_installs_a_wheel_folder_with_progress_log_and_health_check_then_uses_it(tmp_path, installer):
     wheels = tmp_path / "wheels"
     make_fake_vllm_wheel(wheels)
-    target = tmp_path / "rt"
-    log_path = tmp_path / "logs" / "install.log"
     seen: list[InstallProgress] = []
-
-    python = await install_managed_runtime(
-        python=sys.executable, spec="vllm==0.26.0", target=target,
-        extra_pip_args=[*NO_INDEX, "--find-links", str(wheels)],
-        on_progress=seen.append, log_path=log_path)
-
-    assert python == target / "bin" / "python"
-    assert runtime.vllm_version_of(str(python)) == "0.26.0"
+    installed = await install(tmp_path, wheels, on_progress=seen.append, uv=installer == "uv")
+    assert installed.in_use and installed.path == runtimes.runtime_dir("0.26.0")
+    assert runtime.vllm_version_of(str(installed.python)) == "0.26.0"
+    assert runtime.find_vllm_runtime("").runtime.python == str(installed.python)
+    assert runtime.find_vllm_runtime("").runtime.source == runtime.SOURCE_MANAGED
     steps = [p.step for p in seen]
-    order = [STEP_CREATING, STEP_INSTALLING, STEP_CHECKING, STEP_DONE]
-    assert [s for i, s in enumerate(steps) if i == 0 or steps[i - 1] != s] == order
+    assert [s for i, s in enumerate(steps) if i == 0 or steps[i - 1] != s] == [
+        STEP_CREATING, STEP_INSTALLING, STEP_CHECKING, STEP_DONE]
     fractions = [p.fraction for p in seen if p.fraction is not None]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    lines = [p.line for p in seen if p.step == STEP_INSTALLING and p.line]
-    assert any("Successfully installed vllm-0.26.0" in line for line in lines)
-    log = log_path.read_text()
-    assert "Successfully installed vllm-0.26.0" in log and "--progress-bar off" in log
-    assert all(p.problem is None for p in seen)
+    assert any(p.line and p.line.startswith("vLLM, PyTorch, CUDA: vLLM 0.26.0") for p in seen)  # import vllm ran
+    log = (tmp_path / "i.log").read_text()
+    assert ("uv " in log.splitlines()[0]) == (installer == "uv") and "# done" in log
+    assert not list(runtimes.runtimes_dir().glob("*.partial"))
 
 
 @pytest.mark.asyncio
-async def test_default_target_and_log_and_retry_reuses_the_venv(tmp_path):
+async def test_versions_live_side_by_side_and_use_switches_atomically(tmp_path):
+    wheels = tmp_path / "wheels"
+    make_fake_vllm_wheel(wheels, "0.26.0")
+    make_fake_vllm_wheel(wheels, "0.27.1")
+    await install(tmp_path, wheels)
+    newer = await install(tmp_path, wheels, version="0.27.1", use=False)
+    assert [(r.version, r.in_use) for r in runtimes.list_runtimes()] == [("0.26.0", True), ("0.27.1", False)]
+    assert not newer.in_use
+    runtimes.use_runtime("0.27.1")
+    assert runtime.find_vllm_runtime("").runtime.vllm_version == "0.27.1"
+    with pytest.raises(BadInput, match="in use"):
+        runtimes.remove_runtime("0.27.1")
+    assert runtimes.remove_runtime("0.26.0") > 0
+    assert [r.version for r in runtimes.list_runtimes()] == ["0.27.1"]
+    with pytest.raises(BadInput, match="not installed"):
+        runtimes.use_runtime("0.26.0")
+
+
+@pytest.mark.asyncio
+async def test_a_failed_install_never_breaks_the_runtime_in_use(tmp_path):
+    wheels = tmp_path / "wheels"
+    make_fake_vllm_wheel(wheels, "0.26.0")
+    make_fake_vllm_wheel(wheels, "0.27.1", init=b"raise ImportError('libcudart.so.13: cannot open shared object file')")
+    await install(tmp_path, wheels)
+    with pytest.raises(ProblemError) as caught:
+        await install(tmp_path, wheels, version="0.27.1")
+    assert caught.value.problem.title == "vLLM 0.27.1 was installed but does not start"
+    assert "libcudart.so.13" in caught.value.problem.explanation and "runtime in use was not changed" in \
+        caught.value.problem.explanation
+    assert [(r.version, r.in_use) for r in runtimes.list_runtimes()] == [("0.26.0", True)]
+    assert runtime.find_vllm_runtime("").runtime.vllm_version == "0.26.0"
+
+
+@pytest.mark.asyncio
+async def test_reinstalling_the_version_in_use_replaces_it_only_once_the_new_copy_works(tmp_path):
     wheels = tmp_path / "wheels"
     make_fake_vllm_wheel(wheels)
-    args = dict(python=sys.executable, extra_pip_args=[*NO_INDEX, "--find-links", str(wheels)])
-    python = await install_managed_runtime(**args)
-    assert python == runtime.managed_runtime_dir() / "bin" / "python"
-    assert list(paths.log_dir().glob("runtime-install-*.log"))
-    assert runtime.find_vllm_runtime("").runtime.source == runtime.SOURCE_MANAGED
-
-    seen: list[InstallProgress] = []
-    await install_managed_runtime(**args, on_progress=seen.append)
-    assert any(p.line and p.line.startswith("reusing the existing environment") for p in seen)
+    first = await install(tmp_path, wheels)
+    (first.path / "marker").write_text("old copy")
+    again = await install(tmp_path, wheels)
+    assert again.in_use and not (again.path / "marker").exists()
+    assert runtime.vllm_version_of(str(again.python)) == "0.26.0"
+    assert [p.name for p in runtimes.runtimes_dir().iterdir() if p.name.startswith(".old")] == []
 
 
 @pytest.mark.asyncio
-async def test_impossible_version_without_an_index_says_pip_could_not_reach_it(tmp_path):
+async def test_an_install_cut_short_continues_from_what_is_there(tmp_path):
+    """A network drop: the install fails; the next one reuses the partial runtime instead of starting over."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_fake_vllm_wheel(tmp_path / "later", "0.26.0")
+    (wheels / "vllm-0.26.0.tar.gz").write_bytes(b"not a real sdist")  # passes the folder check, fails to build
+    with pytest.raises(ProblemError):
+        await install(tmp_path, wheels, uv=False)
+    partial = runtimes.runtime_dir("0.26.0").with_name("vllm-0.26.0.partial")
+    assert (partial / "bin" / "python").exists() and runtimes.list_runtimes() == []
+    seen: list[InstallProgress] = []
+    installed = await install(tmp_path, tmp_path / "later", uv=False, on_progress=seen.append)
+    assert any(p.line and p.line.startswith("continuing the install in") for p in seen)
+    assert installed.in_use and not partial.exists()
+
+
+@pytest.mark.asyncio
+async def test_a_second_install_while_one_runs_is_refused(tmp_path):
+    from llmdesk.core.base import locks
+
+    runtimes.runtimes_dir().mkdir(parents=True)
+    with locks.exclusive(runtimes.runtimes_dir() / ".install.lock", 1, None):
+        with pytest.raises(ProblemError) as caught:
+            await install(tmp_path, None)
+    assert caught.value.problem.title == "Another vLLM install is running"
+
+
+@pytest.mark.asyncio
+async def test_a_wheel_folder_without_vllm_is_bad_input(tmp_path):
+    (tmp_path / "wheels").mkdir()
+    make_fake_vllm_wheel(tmp_path / "wheels", "0.25.0")
+    with pytest.raises(BadInput) as caught:
+        await install(tmp_path, tmp_path / "wheels")
+    assert caught.value.problem.title == f"No vLLM 0.26.0 wheel in {tmp_path / 'wheels'}"
+    assert "vllm-0.25.0" in caught.value.problem.explanation
+
+
+@pytest.mark.asyncio
+async def test_not_enough_disk_space_is_refused_before_anything_is_made(tmp_path, monkeypatch):
+    monkeypatch.setattr(runtimes.shutil, "disk_usage", lambda _p: shutil_usage(free=2 * 1024**3))
+    with pytest.raises(ProblemError) as caught:
+        await install(tmp_path, None, check_disk=True)
+    assert caught.value.problem.title == "Not enough disk space for vLLM"
+    assert "2.0 GiB are free" in caught.value.problem.explanation
+    assert not list(runtimes.runtimes_dir().glob("vllm-*"))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("bad", ["../x", "0.26", "latest", "0.26.0; rm -rf /", ""])
+async def test_a_version_that_is_not_a_release_number_is_bad_input(tmp_path, bad):
+    if bad == "0.26":
+        assert runtimes.check_version(bad) == bad  # two parts are a release number too
+        return
+    with pytest.raises(BadInput):
+        await install(tmp_path, None, version=bad)
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_index_says_so(tmp_path):
     seen: list[InstallProgress] = []
     with pytest.raises(ProblemError) as caught:
-        await install_managed_runtime(python=sys.executable, spec="vllm==99",
-                                      target=tmp_path / "rt", extra_pip_args=NO_INDEX,
-                                      on_progress=seen.append, log_path=tmp_path / "i.log")
+        await install(tmp_path, None, version="99.0.0", on_progress=seen.append, uv=False)
     problem = caught.value.problem
-    assert problem.explanation.startswith("pip could not reach the package index")
-    assert "vllm==99" in problem.explanation
+    assert problem.title == "vLLM could not be downloaded" and "vllm==99.0.0" in problem.explanation
     assert seen[-1].step == STEP_FAILED and seen[-1].problem == problem
-    assert "Could not find a version that satisfies" in (tmp_path / "i.log").read_text()
 
 
 @pytest.mark.asyncio
-async def test_other_pip_failures_show_the_last_lines(tmp_path):
+async def test_disk_full_during_the_install_is_recognised(tmp_path, monkeypatch):
+    async def full(argv, on_line, env=None):
+        line = "ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device"
+        on_line(line)
+        return 1, [line]
+
+    monkeypatch.setattr(runtimes, "stream_lines", full)
     with pytest.raises(ProblemError) as caught:
-        await install_managed_runtime(python=sys.executable, spec="vllm==0.26.0",
-                                      target=tmp_path / "rt",
-                                      extra_pip_args=["--no-such-pip-option"],
-                                      log_path=tmp_path / "i.log")
-    problem = caught.value.problem
-    assert problem.title == "Failed while installing vLLM"
-    assert "no-such-pip-option" in problem.explanation
-    assert str(tmp_path / "i.log") in problem.fix
-
-
-@pytest.mark.asyncio
-async def test_disk_full_is_recognised(tmp_path, monkeypatch):
-    from llmdesk.core.server import runtime_install
-
-    async def full(argv, on_line):
-        on_line("ERROR: Could not install packages due to an OSError: [Errno 28] "
-                "No space left on device")
-        return 1, ["ERROR: Could not install packages due to an OSError: [Errno 28] "
-                   "No space left on device"]
-
-    monkeypatch.setattr(runtime_install, "_stream", full)
-    with pytest.raises(ProblemError) as caught:
-        await install_managed_runtime(python=sys.executable, target=tmp_path / "rt",
-                                      log_path=tmp_path / "i.log")
+        await install(tmp_path, None)
     assert caught.value.problem.title == "The disk is full"
 
 
 @pytest.mark.asyncio
-async def test_cancelling_kills_the_pip_process_group(tmp_path):
+async def test_cancelling_kills_the_installers_process_group(tmp_path):
     pid_file = tmp_path / "backend.pid"
-    project = make_slow_project(tmp_path / "slow", pid_file)
-    target = tmp_path / "rt"
-    task = asyncio.create_task(install_managed_runtime(
-        python=sys.executable, spec=str(project), target=target, extra_pip_args=NO_INDEX,
-        log_path=tmp_path / "i.log"))
+    wheels = tmp_path / "wheels"
+    make_slow_sdist(wheels, pid_file)
+    task = asyncio.create_task(install(tmp_path, wheels, uv=False))
     deadline = time.monotonic() + 90
     while not pid_file.exists() or not pid_file.read_text():
         assert not task.done(), task.exception()
         assert time.monotonic() < deadline, "the slow build backend never started"
         await asyncio.sleep(0.1)
     backend = int(pid_file.read_text())
-    assert alive(backend) and processes_mentioning(str(target))
-
+    assert alive(backend)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     for _ in range(50):
-        if not alive(backend) and not processes_mentioning(str(target)):
+        if not alive(backend):
             break
         await asyncio.sleep(0.1)
     assert not alive(backend)
-    assert processes_mentioning(str(target)) == []
     assert "# cancelled" in (tmp_path / "i.log").read_text()
-
-
-@pytest.mark.asyncio
-async def test_cancelling_right_after_start_leaves_nothing_running(tmp_path):
-    target = tmp_path / "rt"
-    task = asyncio.create_task(install_managed_runtime(
-        python=sys.executable, target=target, extra_pip_args=NO_INDEX,
-        log_path=tmp_path / "i.log"))
-    await asyncio.sleep(0.5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await asyncio.sleep(0.2)
-    assert processes_mentioning(str(target)) == []
-
-
-@pytest.mark.asyncio
-async def test_a_broken_venv_is_recreated(tmp_path):
-    wheels = tmp_path / "wheels"
-    make_fake_vllm_wheel(wheels)
-    target = tmp_path / "rt"
-    (target / "bin").mkdir(parents=True)
-    (target / "pyvenv.cfg").write_text("home = /nonexistent\n")
-    (target / "bin" / "python").symlink_to("/nonexistent/python3")
-    python = await install_managed_runtime(
-        python=sys.executable, target=target, log_path=tmp_path / "i.log",
-        extra_pip_args=[*NO_INDEX, "--find-links", str(wheels)])
-    assert runtime.vllm_version_of(str(python)) == "0.26.0"
+    assert runtimes.list_runtimes() == []
 
 
 @pytest.mark.asyncio
 async def test_a_foreign_folder_is_not_overwritten(tmp_path):
-    target = tmp_path / "rt"
-    target.mkdir()
+    wheels = tmp_path / "wheels"
+    make_fake_vllm_wheel(wheels)
+    target = runtimes.runtime_dir("0.26.0")
+    target.mkdir(parents=True)
     (target / "precious.txt").write_text("keep me")
     with pytest.raises(ProblemError) as caught:
-        await install_managed_runtime(python=sys.executable, target=target,
-                                      log_path=tmp_path / "i.log")
+        await install(tmp_path, wheels)
     assert "not a virtual environment" in caught.value.problem.explanation
     assert (target / "precious.txt").read_text() == "keep me"
 
@@ -247,8 +312,7 @@ async def test_unusable_python_is_bad_input(tmp_path):
     fake.chmod(0o755)
     assert "needs 3.10 to 3.14" in check_base_python(str(fake))
     with pytest.raises(BadInput):
-        await install_managed_runtime(python=str(fake), target=tmp_path / "rt",
-                                      log_path=tmp_path / "i.log")
+        await install(tmp_path, None, python=str(fake))
 
 
 def test_no_suitable_python(tmp_path, monkeypatch):
@@ -259,7 +323,7 @@ def test_no_suitable_python(tmp_path, monkeypatch):
 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ProblemError) as caught:
-        runtime_install._choose_python(None)
+        runtime_install.choose_python(None)
     assert caught.value.problem.title == "No suitable Python found"
 
 
@@ -283,7 +347,42 @@ def test_cli_runtime_json_without_vllm_lists_the_places_tried(tmp_path):
     assert report["problem"]["title"] == "vLLM is not installed"
 
 
-def test_cli_python_without_install_is_bad_input():
-    result = subprocess.run([sys.executable, "-m", "llmdesk", "runtime", "--python", "python3"],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2
+def test_cli_install_list_use_remove(tmp_path):
+    wheels = tmp_path / "wheels"
+    make_fake_vllm_wheel(wheels, "0.26.0")
+    make_fake_vllm_wheel(wheels, "0.27.1")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "llmdesk", "runtime", *args], capture_output=True, text=True,
+                              timeout=300)
+
+    for version in ("0.26.0", "0.27.1"):
+        done = cli("install", version, "--wheels", str(wheels), "--python", sys.executable, "--json")
+        assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["in_use"] is True
+    listed = json.loads(cli("list", "--json").stdout)["runtimes"]
+    assert [(r["version"], r["in_use"]) for r in listed] == [("0.26.0", False), ("0.27.1", True)]
+    assert cli("use", "0.26.0").returncode == 0
+    assert "* vLLM 0.26.0" in cli("list").stdout
+    refused = cli("remove", "0.26.0")
+    assert refused.returncode == 2 and "is the runtime in use" in refused.stderr
+    assert cli("remove", "0.27.1").returncode == 0
+    bad = cli("install", "../../x")
+    assert bad.returncode == 2 and "Not a vLLM version" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.asyncio
+async def test_a_driver_too_old_for_the_cuda_build_is_refused_before_anything_is_made(tmp_path, monkeypatch):
+    from llmdesk.core.machine import gpus
+
+    scan = gpus.GpuScan(gpus=(object(),), driver_version="550.54", cuda_driver_version="12.4", problem=None)
+    monkeypatch.setattr(gpus, "scan_gpus", lambda: scan)
+    wheels = tmp_path / "wheels"
+    make_fake_vllm_wheel(wheels)
+    with pytest.raises(ProblemError) as caught:
+        await install(tmp_path, wheels, check_driver=True)
+    assert caught.value.problem.title == "The NVIDIA driver is too old for vLLM 0.26.0"
+    assert "CUDA 12.4" in caught.value.problem.explanation and "580" in caught.value.problem.fix
+    assert not runtimes.runtimes_dir().exists() or runtimes.list_runtimes() == []
+    installed = await install(tmp_path, wheels, check_driver=False)  # --force
+    assert installed.in_use

@@ -22,15 +22,14 @@ from llmdesk.core.base.settings import Settings
 from llmdesk.core.base.units import GIB, format_gib
 from llmdesk.core.machine.display import WindowCheck, check_window
 from llmdesk.core.machine.gpus import PLAN_WITHOUT_GPU, GpuScan, scan_gpus
-from llmdesk.core.server.runtime import (TESTED_VLLM, RuntimeSearch, find_vllm_runtime, install_hint,
-                                         managed_runtime_dir)
+from llmdesk.core.server.runtime import (TESTED_VLLM, RuntimeSearch, cuda_driver_problem, find_vllm_runtime,
+                                         install_hint, managed_runtime_dir)
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MARKS = {OK: "✔", WARN: "!", FAIL: "✘"}
 
 MIN_FREE_DISK_BYTES = 20 * GIB
 MIN_COMPUTE_CAPABILITY = (7, 5)  # the PyPI vLLM 0.26.0 wheel has kernels for sm_75 and newer
-MIN_CUDA_DRIVER = (13, 0)  # the PyPI vLLM 0.26.0 wheel is built against CUDA 13
 PLAN_WITH_CATALOGUE = "You can still plan for a GPU from the catalogue: Plan for, on the Machine page, or llmdesk fit MODEL --gpu NAME."
 
 
@@ -129,11 +128,11 @@ def check_driver(scan: GpuScan) -> Check:
     summary = scan.driver_version
     if scan.cuda_driver_version:
         summary += f" (CUDA {scan.cuda_driver_version})"
-    cuda = _version_tuple(scan.cuda_driver_version)
-    if cuda is not None and cuda < MIN_CUDA_DRIVER:
+    too_old = cuda_driver_problem(TESTED_VLLM, scan.cuda_driver_version)
+    if too_old is not None:
         return Check(name, WARN,
                      f"{summary}: vLLM {TESTED_VLLM} is built for CUDA 13, which this driver does not support",
-                     "Update the NVIDIA driver to version 580 or newer (it supports CUDA 13).", details)
+                     too_old.fix, details)
     return Check(name, OK, summary, None, details)
 
 
@@ -257,15 +256,6 @@ def _nearest_existing(path: Path) -> Path | None:
         if candidate.exists():
             return candidate
     return None
-
-
-def _version_tuple(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        return tuple(int(part) for part in text.split("."))
-    except ValueError:
-        return None
 
 
 def _without_plan_hint(fix: str | None) -> str:

@@ -30,6 +30,8 @@ TESTED_VLLM = "0.26.0"
 INSTALL_DOWNLOAD_GB, INSTALL_DISK_GB = 3.8, 7.8
 INSTALL_SIZE = f"about {INSTALL_DOWNLOAD_GB:g} GB to download and {INSTALL_DISK_GB:g} GB on disk"
 DEFAULT_TIMEOUT_S = 15.0
+# The PyPI vLLM 0.26 wheels are built against CUDA 13 (PyTorch 2.11.0+cu130): drivers 580 and newer.
+CUDA_FOR_VLLM = {(0, 26): (13, 0)}
 
 SOURCE_CONFIGURED = "configured"
 SOURCE_APP = "app environment"
@@ -73,8 +75,13 @@ class RuntimeSearch:
 
 
 def managed_runtime_dir() -> Path:
-    """The venv llmdesk creates (or would create) for the tested vLLM release."""
-    return paths.data_dir() / "runtimes" / f"vllm-{TESTED_VLLM}"
+    """The managed runtime in use (runtimes/current, see runtimes.py), else the tested release's folder."""
+    folder = paths.data_dir() / "runtimes"
+    try:
+        name = os.readlink(folder / "current")
+    except OSError:
+        name = f"vllm-{TESTED_VLLM}"
+    return folder / os.path.basename(name)
 
 
 def vllm_version_of(python: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> str | None:
@@ -290,6 +297,22 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+def cuda_driver_problem(vllm_version: str, cuda_driver_version: str | None) -> Problem | None:
+    """A Problem when the driver (which supports CUDA up to `cuda_driver_version`) is too old for the
+    CUDA build of that vLLM release on PyPI; None when it is new enough or when this is not known."""
+    needed = CUDA_FOR_VLLM.get(_major_minor(vllm_version) or (0, 0))
+    try:
+        have = tuple(int(p) for p in (cuda_driver_version or "").split("."))
+    except ValueError:
+        return None
+    if needed is None or not have or have >= needed:
+        return None
+    shown = ".".join(map(str, needed))
+    return Problem(f"The NVIDIA driver is too old for vLLM {vllm_version}",
+                   f"vLLM {vllm_version} is built for CUDA {shown}; this driver supports CUDA {cuda_driver_version}.",
+                   "Update the NVIDIA driver to version 580 or newer (it supports CUDA 13).")
+
+
 def _major_minor(version: str) -> tuple[int, int] | None:
     match = re.match(r"^(\d+)\.(\d+)", version)
     return (int(match.group(1)), int(match.group(2))) if match else None
@@ -305,7 +328,7 @@ def _key(path: str) -> str:
 def install_hint() -> str:
     venv = "python3 -m venv ~/vllm-venv && ~/vllm-venv/bin/pip install vllm==" + TESTED_VLLM
     hint = (f"Let llmdesk install vLLM {TESTED_VLLM} in its own environment (Install on the Server page, or "
-            f"llmdesk runtime --install), or create one yourself ({venv}) and choose "
+            f"llmdesk runtime install), or create one yourself ({venv}) and choose "
             "~/vllm-venv/bin/python in Settings → vLLM runtime")
     if not getattr(sys, "frozen", False):
         hint += ', or install it into this environment: pip install "llmdesk[vllm]"'

@@ -1,13 +1,10 @@
-"""Creating llmdesk's own virtual environment and installing the tested vLLM release into it.
+"""How one install of vLLM runs: a base Python that can hold it, the installer's output streamed
+line by line, and its failures told in plain words. What is installed where, and switching between
+runtimes, is `runtimes.py`.
 
-``install_managed_runtime()`` makes a venv (default: ``runtime.managed_runtime_dir()``, where
-``find_vllm_runtime`` already looks) with ``python -m venv`` and runs ``pip install vllm==0.26.0``
-in it, streaming every output line to ``on_progress`` and to a log file. vLLM 0.26.0 pulls in
-PyTorch and the CUDA libraries (``runtime.INSTALL_SIZE``). It needs CPython >= 3.10 and < 3.15.
-
-Qt-free and async: the subprocesses are read in a worker thread and ``on_progress`` is called on
-the event loop's thread (safe for widgets under qasync). Cancelling the coroutine SIGKILLs the
-pip (or venv) process group; the partial venv left behind is reused (or recreated) by a retry.
+Qt-free and async: the subprocesses are read in a worker thread and ``on_line`` is called on the
+event loop's thread (safe for widgets under qasync). Cancelling SIGKILLs the installer's whole
+process group.
 """
 
 from __future__ import annotations
@@ -15,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -40,9 +36,6 @@ MAX_PYTHON_EXCLUSIVE = (3, 15)  # vLLM 0.26: Requires-Python <3.15,>=3.10
 # Preferred first: the versions PyTorch and vLLM publish wheels for most reliably.
 PYTHON_NAMES = ("python3.12", "python3.11", "python3.13", "python3.10", "python3.14", "python3",
                 "python")
-# vLLM 0.26.0 resolves to about 170 distributions; each gives a "Collecting" and a "Downloading"
-# (or "Using cached") line. Only used for a rough fraction.
-_EXPECTED_EVENTS = 340
 _TAIL_LINES = 40
 _PROBE_CODE = ("import sys, platform, venv, ensurepip; "
                "print(platform.python_implementation(), *sys.version_info[:3])")
@@ -52,8 +45,10 @@ _NO_INDEX = ("Could not find a version that satisfies", "No matching distributio
              "Failed to establish a new connection", "Max retries exceeded",
              "Temporary failure in name resolution", "Name or service not known",
              "NewConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
-             "Connection refused", "Network is unreachable")
-_EVENT_RE = re.compile(r"^\s*(Collecting|Downloading|Using cached|Requirement already satisfied)\b")
+             "Connection refused", "Network is unreachable",
+             # uv's words for the same
+             "not found in the package registry", "was not found in the provided package locations",
+             "Failed to fetch", "error sending request", "dns error", "Could not connect")
 
 
 @dataclass(frozen=True)
@@ -102,7 +97,7 @@ def check_base_python(python: str, timeout_s: float = 15.0) -> str:
     try:
         result = subprocess.run([python, "-c", _PROBE_CODE], stdin=subprocess.DEVNULL,
                                 capture_output=True, text=True, timeout=timeout_s,
-                                env=_clean_env())
+                                env=clean_env())
     except subprocess.TimeoutExpired:
         return f"did not answer within {timeout_s:g} s"
     except OSError as exc:
@@ -124,112 +119,7 @@ def check_base_python(python: str, timeout_s: float = 15.0) -> str:
     return ""
 
 
-async def install_managed_runtime(
-    *,
-    python: str | None = None,
-    spec: str = f"vllm=={runtime.TESTED_VLLM}",
-    target: Path | None = None,
-    extra_pip_args: Sequence[str] = (),
-    on_progress: Callable[[InstallProgress], None] | None = None,
-    log_path: Path | None = None,
-) -> Path:
-    """Create (or reuse) the venv ``target`` and pip-install ``spec`` into it.
-
-    Returns the venv's interpreter (``target/bin/python``), whose vLLM version has been checked.
-    ``runtime.INSTALL_SIZE`` for vLLM 0.26.0 with PyTorch and CUDA libraries.
-
-    ``python``: the base interpreter (default: a CPython 3.10–3.14 found on PATH; never the
-    frozen app). ``extra_pip_args`` go before ``spec`` (e.g. ``--index-url``). Every output line
-    goes to ``on_progress`` (on the loop thread) and to ``log_path`` (default
-    ``log_dir()/runtime-install-<time>.log``). Failures raise ProblemError (step "failed" is
-    reported first); cancellation kills the process group and re-raises CancelledError.
-    """
-    target = Path(target) if target is not None else runtime.managed_runtime_dir()
-    log_path = Path(log_path) if log_path is not None else default_log_path()
-    report = on_progress or (lambda _p: None)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a", encoding="utf-8") as log:
-        _log(log, f"# llmdesk: installing {spec} into {target}")
-        try:
-            venv_python = await _install(python, spec, target, list(extra_pip_args), report, log,
-                                         log_path)
-        except ProblemError as exc:
-            _log(log, f"# failed: {exc.problem.title}: {exc.problem.explanation}")
-            report(InstallProgress(STEP_FAILED, None, None, exc.problem))
-            raise
-        except asyncio.CancelledError:
-            _log(log, "# cancelled")
-            raise
-        _log(log, f"# done: {venv_python}")
-    report(InstallProgress(STEP_DONE, None, 1.0, None))
-    return venv_python
-
-
-async def _install(python: str | None, spec: str, target: Path, extra: list[str],
-                   report: Callable[[InstallProgress], None], log: IO[str],
-                   log_path: Path) -> Path:
-    report(InstallProgress(STEP_CREATING, None, 0.0, None))
-    base = await asyncio.to_thread(_choose_python, python)
-    _log(log, f"# base interpreter: {base}")
-    venv_python = target / "bin" / "python"
-
-    def creating_line(line: str) -> None:
-        _log(log, line)
-        report(InstallProgress(STEP_CREATING, line, None, None))
-
-    argv = [base, "-m", "venv"]
-    if await asyncio.to_thread(_needs_clear, target, venv_python):
-        argv.append("--clear")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ProblemError(_os_problem(exc, target, log_path)) from exc
-    if argv[-1] == "--clear" or not venv_python.exists():
-        _log(log, "$ " + " ".join([*argv, str(target)]))
-        code, tail = await _stream([*argv, str(target)], creating_line)
-        if code != 0:
-            raise ProblemError(_failure_problem("creating the environment", code, tail, spec,
-                                                target, log_path))
-    else:
-        creating_line(f"reusing the existing environment {target}")
-    report(InstallProgress(STEP_CREATING, None, 0.05, None))
-
-    events = 0
-    fraction = 0.05
-
-    def pip_line(line: str) -> None:
-        nonlocal events, fraction
-        _log(log, line)
-        if _EVENT_RE.match(line):
-            events += 1
-            fraction = max(fraction, min(0.85, 0.05 + 0.8 * events / _EXPECTED_EVENTS))
-        elif line.startswith("Installing collected packages"):
-            fraction = max(fraction, 0.9)
-        elif line.startswith("Successfully installed"):
-            fraction = max(fraction, 0.97)
-        report(InstallProgress(STEP_INSTALLING, line, fraction, None))
-
-    pip = [str(venv_python), "-m", "pip", "install", "--progress-bar", "off", "--no-color",
-           *extra, spec]
-    report(InstallProgress(STEP_INSTALLING, None, fraction, None))
-    _log(log, "$ " + " ".join(pip))
-    code, tail = await _stream(pip, pip_line)
-    if code != 0:
-        raise ProblemError(_failure_problem("installing vLLM", code, tail, spec, target, log_path))
-
-    report(InstallProgress(STEP_CHECKING, None, 0.98, None))
-    version = await asyncio.to_thread(runtime.vllm_version_of, str(venv_python))
-    _log(log, f"# vLLM version in {venv_python}: {version}")
-    if version is None:
-        raise ProblemError(Problem(
-            "vLLM was installed but cannot be found",
-            f"pip finished, yet {venv_python} reports no vLLM package.",
-            f"Try again; the details are in {log_path}."))
-    report(InstallProgress(STEP_CHECKING, f"vLLM {version} in {venv_python}", 0.99, None))
-    return venv_python
-
-
-def _choose_python(python: str | None) -> str:
+def choose_python(python: str | None) -> str:
     if python:
         resolved = shutil.which(python) or python
         why = check_base_python(resolved)
@@ -251,28 +141,8 @@ def _choose_python(python: str | None) -> str:
     return found
 
 
-def _needs_clear(target: Path, venv_python: Path) -> bool:
-    """True when ``target`` holds a venv that cannot be reused (e.g. its base Python is gone)."""
-    if not target.exists():
-        return False
-    if not (target / "pyvenv.cfg").exists():
-        if any(target.iterdir()):
-            raise ProblemError(Problem(
-                "The runtime folder holds something else",
-                f"{target} exists and is not a virtual environment, so llmdesk will not "
-                "overwrite it.",
-                "Move or delete that folder, then try again."))
-        return False
-    try:
-        result = subprocess.run([str(venv_python), "-m", "pip", "--version"],
-                                stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
-                                env=_clean_env())
-    except (OSError, subprocess.TimeoutExpired):
-        return True
-    return result.returncode != 0
-
-
-async def _stream(argv: list[str], on_line: Callable[[str], None]) -> tuple[int, list[str]]:
+async def stream_lines(argv: list[str], on_line: Callable[[str], None],
+                       env: dict[str, str] | None = None) -> tuple[int, list[str]]:
     """Run ``argv`` in its own session; each output line to ``on_line`` on the loop thread.
 
     Returns (exit code, last lines). Cancelling SIGKILLs the whole process group.
@@ -281,7 +151,7 @@ async def _stream(argv: list[str], on_line: Callable[[str], None]) -> tuple[int,
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, env=_clean_env(),
+                                stderr=subprocess.STDOUT, env=env if env is not None else clean_env(),
                                 start_new_session=(os.name == "posix"))
     except OSError as exc:
         return 127, [f"could not run {argv[0]}: {exc.strerror or exc}"]
@@ -311,7 +181,7 @@ async def _stream(argv: list[str], on_line: Callable[[str], None]) -> tuple[int,
 
 
 
-def _clean_env() -> dict[str, str]:
+def clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "__PYVENV_LAUNCHER__",
                         "PYTHONSTARTUP")}
@@ -320,7 +190,7 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-def _log(log: IO[str], line: str) -> None:
+def log_line(log: IO[str], line: str) -> None:
     try:
         log.write(line + "\n")
         log.flush()
@@ -328,7 +198,7 @@ def _log(log: IO[str], line: str) -> None:
         pass
 
 
-def _os_problem(exc: OSError, target: Path, log_path: Path) -> Problem:
+def os_problem(exc: OSError, target: Path, log_path: Path) -> Problem:
     if exc.errno == 28:
         return _disk_full(target, log_path)
     return Problem("Could not create the vLLM environment",
@@ -344,17 +214,17 @@ def _disk_full(target: Path, log_path: Path) -> Problem:
         f"Free some space and try again (details in {log_path}).")
 
 
-def _failure_problem(doing: str, code: int, tail: list[str], spec: str, target: Path,
+def failure_problem(doing: str, code: int, tail: list[str], spec: str, target: Path,
                      log_path: Path) -> Problem:
     text = "\n".join(tail)
     if any(marker in text for marker in _NO_SPACE):
         return _disk_full(target, log_path)
     if any(marker in text for marker in _NO_INDEX):
-        errors = [line.strip() for line in tail if line.strip().startswith("ERROR:")]
-        detail = f" ({errors[0][len('ERROR:'):].strip()})" if errors else ""
+        errors = [line.strip() for line in tail if line.strip().startswith(("ERROR:", "error:", "×"))]
+        detail = f" ({errors[0].split(':', 1)[-1].strip(' ×')})" if errors else ""
         return Problem(
             "vLLM could not be downloaded",
-            f"pip could not reach the package index, or found no {spec} there for this "
+            f"The installer could not reach the package index, or found no {spec} there for this "
             f"Python{detail}.",
             "Check the internet connection and any proxy or mirror in pip's configuration, "
             f"then try again (details in {log_path}).")

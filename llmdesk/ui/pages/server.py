@@ -513,7 +513,7 @@ class ServerPage(QWidget):
         self._install_task = self.ctx.tasks.run(self._install(), "installing vLLM")
 
     async def _install(self) -> None:
-        from llmdesk.core.server.runtime_install import install_managed_runtime
+        from llmdesk.core.server.runtimes import install_runtime
 
         def progress(p) -> None:
             if p.line:
@@ -523,14 +523,14 @@ class ServerPage(QWidget):
             self.install_note.setText(f"Installing vLLM: {p.step}…")
 
         try:
-            python = await install_managed_runtime(on_progress=progress)
+            installed = await install_runtime(on_progress=progress)
         except asyncio.CancelledError:
             self.install_note.setText("Install cancelled; what was downloaded is kept for the next try.")
             self.install_button.setText("Install vLLM")
             raise
         finally:
             self.install_progress.hide()
-        self.install_note.setText(f"vLLM is installed ({python}). Press Start.")
+        self.install_note.setText(f"vLLM {installed.version} is installed ({installed.path}). Press Start.")
         self.install_button.hide()
         self._clear_problem()
 
