@@ -13,6 +13,7 @@ from llmdesk.core.base import secrets
 from llmdesk.core.base import settings as settings_store
 from llmdesk.core.base.settings import Settings
 from llmdesk.ui.context import AppContext
+from llmdesk.ui.server.runtimes_panel import RuntimesPanel
 from llmdesk.ui.widgets import fill_with_scrolling, page_header, section_title
 
 THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
@@ -84,6 +85,9 @@ class SettingsPage(QWidget):
         form.addRow("Python with vLLM", self.runtime_python)
         form.addRow("Models folder", self.models_dir)
         form.addRow("GPU memory share", self.gpu_util)
+        form.addRow(section_title("vLLM runtimes"))
+        self.runtimes = RuntimesPanel(ctx)
+        form.addRow(self.runtimes)
         form.addRow(section_title("Hugging Face"))
         self.token = QLineEdit()
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
@@ -134,6 +138,7 @@ class SettingsPage(QWidget):
     def start(self) -> None:
         """Background work, once the event loop runs (never from the constructor)."""
         self.ctx.tasks.run(self._show_token(), "reading the stored Hugging Face token")
+        self.runtimes.start()
 
     def load(self, s: Settings) -> None:
         self.theme.setCurrentIndex(max(0, self.theme.findData(s.theme)))

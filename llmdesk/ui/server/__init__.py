@@ -1,0 +1,1 @@
+"""Parts of the server domain shown outside the Server page (the managed runtimes)."""
