@@ -49,6 +49,7 @@ class AppContext(QObject):
     serve_requested = Signal(object)  # LocalModel: the Server page takes it from here
     # The GPUs fits are judged for changed: a new scan, or another GPU chosen to plan for.
     fit_gpus_changed = Signal()
+    guide_requested = Signal()  # Settings asks for the first-run guide again
 
     def __init__(self, settings: Settings, state: AppState, *,
                  scan: Callable[[], GpuScan] = scan_gpus,

@@ -16,6 +16,7 @@ from llmdesk.ui.pages.metrics import DashboardPage
 from llmdesk.ui.pages.planned import PLANNED_PAGES, PlannedPageWidget
 from llmdesk.ui.pages.server import ServerPage
 from llmdesk.ui.pages.settings import SettingsPage
+from llmdesk.ui.pages.start import StartPage
 
 DEFAULT_SIZE = QSize(1120, 720)
 # The smallest window every page is laid out for (tests/ui/test_walkthrough.py checks nothing is cut there).
@@ -75,6 +76,11 @@ class MainWindow(QMainWindow):
         for planned in PLANNED_PAGES:
             self._add_page(planned.key, planned.title, self.planned_pages[planned.key])
         self._add_page("settings", "Settings", self.settings_page)
+        self.start_page = StartPage(ctx)
+        self._add_page("start", "Get started", self.start_page)
+        self.start_page.finished.connect(self._guide_finished)
+        ctx.guide_requested.connect(self._open_guide)
+        self.sidebar.setRowHidden(self.page_keys.index("start"), ctx.state.first_run_done)
         self.sidebar.currentRowChanged.connect(self._page_changed)
 
         content = QWidget()
@@ -112,6 +118,7 @@ class MainWindow(QMainWindow):
         """Background work once the window is up: GPU scan, the doctor's checks, the stored token."""
         self.machine_page.refresh()
         self.settings_page.start()
+        self.start_page.start()
         self.server_page.start_checks()
         self.chat_page.start()
         self.dashboard_page.start()
@@ -135,6 +142,15 @@ class MainWindow(QMainWindow):
             "Closing stops the reply; the part received so far is saved with the chat. Close anyway?",
             QMessageBox.StandardButton.Close | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
         return answer == QMessageBox.StandardButton.Close
+
+    def _guide_finished(self) -> None:
+        self.sidebar.setRowHidden(self.page_keys.index("start"), True)
+        self.show_page("machine")
+
+    def _open_guide(self) -> None:
+        self.start_page.restart()
+        self.sidebar.setRowHidden(self.page_keys.index("start"), False)
+        self.show_page("start")
 
     def _start_server_for_chat(self) -> None:
         self.show_page("server")
@@ -172,7 +188,10 @@ class MainWindow(QMainWindow):
         if not (geometry and self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))):
             self.resize(DEFAULT_SIZE)
         last = self.ctx.state.last_page
-        self.show_page(last if last in self.page_keys else "machine")
+        if not self.ctx.state.first_run_done:
+            self.show_page("start")  # the first-run guide, where it stopped
+        else:
+            self.show_page(last if last in self.page_keys and last != "start" else "machine")
 
     def _show_scan(self, scan: GpuScan | None) -> None:
         planning = self.machine_page.plan_choice.currentText() if self.ctx.settings.planning_gpu else ""

@@ -117,7 +117,7 @@ def test_the_bundled_cli_works_without_python_or_the_source(deb_root, tmp_path):
     assert any("packaged app" in t["why"] for t in runtime["tried"])
     shots = run("screenshot", str(tmp_path / "shots"))
     assert shots.returncode == 0, shots.stderr
-    assert len(list((tmp_path / "shots").glob("*.png"))) == 8
+    assert len(list((tmp_path / "shots").glob("*.png"))) == 9
     assert "Traceback" not in gpus.stderr + doctor.stderr + shots.stderr
 
 

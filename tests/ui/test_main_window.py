@@ -17,7 +17,7 @@ from llmdesk.ui.pages.planned import PLANNED_PAGES, PlannedPageWidget
 from llmdesk.ui.stall_monitor import StallMonitor
 from tests.ui.conftest import NO_DRIVER, scan_of
 
-PAGES = ["machine", "models", "server", "dashboard", "chat", "benchmark", "deploy", "settings"]
+PAGES = ["machine", "models", "server", "dashboard", "chat", "benchmark", "deploy", "settings", "start"]
 
 
 def texts(widget) -> str:
@@ -28,7 +28,7 @@ def test_sidebar_lists_every_page_and_switches_between_them(make_window, qtbot):
     window = make_window()
     assert window.page_keys == PAGES
     assert [window.sidebar.item(i).text() for i in range(window.sidebar.count())] == [
-        "Machine", "Models", "Server", "Dashboard", "Chat", "Benchmark", "Deploy", "Settings"]
+        "Machine", "Models", "Server", "Dashboard", "Chat", "Benchmark", "Deploy", "Settings", "Get started"]
     for row, key in enumerate(PAGES):
         window.sidebar.setCurrentRow(row)
         assert window.current_page == key
@@ -91,6 +91,7 @@ def test_geometry_and_last_page_are_remembered(make_window, qtbot, arun):
     size = (window.minimumWidth(), window.minimumHeight() + 17)  # the offscreen screen is 800 wide: no wider
     window.resize(*size)
     window.show_page("chat")
+    window.ctx.state.first_run_done = True  # else the first-run guide opens first
     window.close()
     arun(window.ctx.save_state())
     state = json.loads(settings_store.state_path().read_text())

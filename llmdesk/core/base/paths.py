@@ -104,17 +104,22 @@ def _restrict(path: Path, wanted: int) -> None:
 FULL_BELOW_BYTES = 1024 * 1024
 
 
-def disk_is_full(path: Path) -> bool:
-    """The disk holding `path` (or its nearest existing parent) has less than 1 MiB free for this user:
-    too little for SQLite's shared memory file or another line of a log."""
+def free_bytes(path: Path) -> int | None:
+    """Bytes this user may still write on the disk holding `path` (or its nearest existing parent)."""
     path = Path(path).absolute()
     while not path.exists() and path != path.parent:
         path = path.parent
     try:
         stats = os.statvfs(path)
     except OSError:
-        return False
-    return stats.f_bavail * stats.f_frsize < FULL_BELOW_BYTES
+        return None
+    return stats.f_bavail * stats.f_frsize
+
+
+def disk_is_full(path: Path) -> bool:
+    """Less than 1 MiB free for this user: too little for SQLite's shared memory file or a log line."""
+    free = free_bytes(path)
+    return free is not None and free < FULL_BELOW_BYTES
 
 
 def desktop_file_name() -> str:

@@ -67,6 +67,10 @@ class AppState:
     window_geometry: str = ""  # QWidget.saveGeometry() as base64
     last_page: str = ""
     recent_models: list[str] = field(default_factory=list)
+    # the first-run guide (ui/pages/start.py): where it stopped, whether it is done, the model it fetched
+    first_run_step: str = ""
+    first_run_done: bool = False
+    first_run_model: str = ""
 
 
 @dataclass(frozen=True)

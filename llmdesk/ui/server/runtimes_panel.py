@@ -7,13 +7,13 @@ panel's own problem box, and the runtime in use stays as it was."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QProgressBar,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from llmdesk.core.base import paths
 from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.base.units import GIB
 from llmdesk.core.server import runtimes
@@ -87,7 +87,7 @@ class RuntimesPanel(QWidget):
 
     async def refresh(self) -> None:
         self._runtimes = await asyncio.to_thread(runtimes.list_runtimes)
-        free = await asyncio.to_thread(_free_bytes, runtimes.runtimes_dir())
+        free = await asyncio.to_thread(paths.free_bytes, runtimes.runtimes_dir()) or 0
         self.table.setRowCount(len(self._runtimes))
         for row, found in enumerate(self._runtimes):
             for column, text in enumerate((found.version, "✔ in use" if found.in_use else "", str(found.path))):
@@ -208,9 +208,3 @@ class RuntimesPanel(QWidget):
                              + (f"<br><i>{rich_text(problem.fix)}</i>" if problem.fix else ""))
         self.problem.show()
 
-
-def _free_bytes(folder: Path) -> int:
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return shutil.disk_usage(probe).free
