@@ -120,3 +120,15 @@ def test_from_suggestions_to_a_download_to_a_first_answer(make_window, qtbot, hu
     assert guide.step == "benchmark" and guide.next_button.text() == "Finish"
     click(qtbot, guide.next_button)
     assert ctx.state.first_run_done and window.current_page == "machine"
+
+
+def test_without_a_gpu_the_model_step_offers_to_plan_for_one_and_then_judges(make_window, qtbot, hub):
+    window = make_window()
+    guide = window.start_page
+    guide.go("model")
+    qtbot.waitUntil(lambda: guide.plan_row.isVisibleTo(guide), timeout=10000)
+    assert "No NVIDIA GPU here" in guide.model_note.text() and guide.suggestions.isHidden()
+    guide.plan_choice.setCurrentIndex(guide.plan_choice.findData("h100-sxm") if guide.plan_choice.findData("h100-sxm") > 0
+                                      else 1)
+    qtbot.waitUntil(lambda: guide.suggestions.rowCount() > 0, timeout=30000)
+    assert not guide.suggestions.isHidden() and guide.suggestions.item(0, 0).text().startswith("★")

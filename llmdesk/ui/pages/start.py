@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
-                               QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QSizePolicy, QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from llmdesk.core.base import paths
 from llmdesk.core.base.errors import Problem, ProblemError
@@ -28,6 +28,7 @@ from llmdesk.core.server.launch import LaunchConfig
 from llmdesk.core.server.runtime import TESTED_VLLM, cuda_driver_problem, find_vllm_runtime
 from llmdesk.core.server.supervisor import ServerState
 from llmdesk.ui.context import AppContext
+from llmdesk.ui.machine.plan_choice import PlanGpuChoice
 from llmdesk.ui.problems import rich_text
 from llmdesk.ui.server.runtimes_panel import RuntimesPanel
 from llmdesk.ui.widgets import fill_with_scrolling, page_header, problem_box, section_title
@@ -200,6 +201,16 @@ class StartPage(QWidget):
         self.model_note = QLabel("Judging a few models for this GPU…")
         self.model_note.setWordWrap(True)
         box.addWidget(self.model_note)
+        self.plan_row = QWidget()
+        plan = QHBoxLayout(self.plan_row)
+        plan.setContentsMargins(0, 0, 0, 0)
+        plan.addWidget(QLabel("Plan for:"))
+        self.plan_choice = PlanGpuChoice("Choose a GPU…")
+        self.plan_choice.currentIndexChanged.connect(lambda: self.ctx.set_planned_gpu(self.plan_choice.currentData()))
+        plan.addWidget(self.plan_choice, 1)
+        self.plan_row.hide()
+        box.addWidget(self.plan_row)
+        self.ctx.fit_gpus_changed.connect(lambda: self.step == "model" and self.enter())
         self.suggestions = QTableWidget(0, 2)
         self.suggestions.setHorizontalHeaderLabels(["Model", "For this GPU"])
         self.suggestions.verticalHeader().hide()
@@ -213,6 +224,7 @@ class StartPage(QWidget):
         box.addWidget(self.suggestions)
         row = QHBoxLayout()
         self.download_button = QPushButton("Download")
+        self.download_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         self.download_button.setEnabled(False)
         self.download_button.clicked.connect(self._download)
         self.download_progress = QProgressBar()
@@ -230,11 +242,16 @@ class StartPage(QWidget):
 
     async def _read_models(self) -> None:
         gpus = self.ctx.gpus_for_fit()
+        no_gpu_here = not (self.ctx.machine.scan and self.ctx.machine.scan.gpus)
+        self.plan_row.setVisible(no_gpu_here)
+        self.plan_choice.show_key(self.ctx.settings.planning_gpu)
         if not gpus:
-            self.model_note.setText("No GPU to judge the models for: choose the GPU you plan to use on the Machine "
-                                    "page (Plan for), then come back to this step.")
+            self.model_note.setText("No NVIDIA GPU here: choose the GPU you plan to use, and the models are judged "
+                                    "for it (downloads need no GPU).")
             self.suggestions.setRowCount(0)
+            self.suggestions.hide()
             return
+        self.suggestions.show()
         self.model_note.setText(f"Judging a few models for {gpus[0].name}…")
         self._suggested = await asyncio.to_thread(suggest_first_models, gpus, load_model_spec)
         self.suggestions.setRowCount(len(self._suggested))
