@@ -7,7 +7,7 @@ import dataclasses
 import ipaddress
 
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QLineEdit, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
 from llmdesk.core.base import secrets
 from llmdesk.core.base import settings as settings_store
@@ -91,6 +91,7 @@ class SettingsPage(QWidget):
         self.guide_button = QPushButton("Open the first-run guide")
         self.guide_button.setToolTip("Hardware, vLLM, a first model and a first answer, step by step")
         self.guide_button.clicked.connect(ctx.guide_requested.emit)
+        self.guide_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         form.addRow("", self.guide_button)
         form.addRow(section_title("Hugging Face"))
         self.token = QLineEdit()

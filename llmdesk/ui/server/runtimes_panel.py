@@ -72,6 +72,7 @@ class RuntimesPanel(QWidget):
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status.hide()
         self.problem = problem_box()
         for widget in (self.table, self.empty, self.plan):
             layout.addWidget(widget)
@@ -133,18 +134,18 @@ class RuntimesPanel(QWidget):
         def progress(p) -> None:
             if p.fraction is not None:
                 self.progress.setValue(round(1000 * p.fraction))
-            self.status.setText(f"Installing vLLM: {p.step}…" + (f"\n{p.line[:200]}" if p.line else ""))
+            self._say(f"Installing vLLM: {p.step}…" + (f"\n{p.line[:200]}" if p.line else ""))
 
         try:
             installed = await runtimes.install_runtime(TESTED_VLLM, wheels=wheels, on_progress=progress)
         except asyncio.CancelledError:
-            self.status.setText("Install stopped; what was downloaded is kept and the next install continues "
+            self._say("Install stopped; what was downloaded is kept and the next install continues "
                                 "from it. The runtime in use did not change.")
         except ProblemError as exc:
             self._show_problem(exc.problem)
-            self.status.setText("")
+            self._say("")
         else:
-            self.status.setText(f"vLLM {installed.version} is installed and in use ({installed.path}).")
+            self._say(f"vLLM {installed.version} is installed and in use ({installed.path}).")
             self.changed.emit()
         finally:
             self._install_task = None
@@ -164,7 +165,7 @@ class RuntimesPanel(QWidget):
         except ProblemError as exc:
             self._show_problem(exc.problem)
             return
-        self.status.setText(f"Servers start with vLLM {version} from now on.")
+        self._say(f"Servers start with vLLM {version} from now on.")
         self.changed.emit()
         await self.refresh()
 
@@ -184,14 +185,14 @@ class RuntimesPanel(QWidget):
         except ProblemError as exc:
             self._show_problem(exc.problem)
             return
-        self.status.setText(f"Removed vLLM {version} ({freed / GIB:.1f} GiB freed).")
+        self._say(f"Removed vLLM {version} ({freed / GIB:.1f} GiB freed).")
         self.changed.emit()
         await self.refresh()
 
     def _check(self) -> None:
         chosen = self._selected()
         if chosen is not None:
-            self.status.setText(f"Checking vLLM {chosen.version}: import vllm in its own process…")
+            self._say(f"Checking vLLM {chosen.version}: import vllm in its own process…")
             self.ctx.tasks.run(self._check_async(chosen), "checking a vLLM runtime")
 
     async def _check_async(self, chosen: runtimes.ManagedRuntime) -> None:
@@ -201,7 +202,11 @@ class RuntimesPanel(QWidget):
                                        "Install it again (Install), or check the driver (Machine page)."))
         else:
             self.problem.hide()
-            self.status.setText(f"vLLM {chosen.version} works: {said}.")
+            self._say(f"vLLM {chosen.version} works: {said}.")
+
+    def _say(self, text: str) -> None:
+        self.status.setText(text)
+        self.status.setVisible(bool(text))
 
     def _show_problem(self, problem: Problem) -> None:
         self.problem.setText(f"<b>{rich_text(problem.title)}</b><br>{rich_text(problem.explanation)}"
