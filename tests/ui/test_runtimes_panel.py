@@ -60,8 +60,9 @@ def test_use_and_remove_act_on_the_selected_runtime(panel, qtbot, tmp_path, monk
     assert runtimes.current_runtime().version == "0.27.1"
     monkeypatch.setattr("PySide6.QtWidgets.QMessageBox.question",
                         lambda *a, **k: __import__("PySide6.QtWidgets").QtWidgets.QMessageBox.StandardButton.Yes)
-    qtbot.waitUntil(lambda: panel.table.rowCount() == 2, timeout=10000)
+    qtbot.waitUntil(lambda: panel.table.item(1, 1).text() == "✔ in use", timeout=10000)  # the list is read again
     panel.table.selectRow(0)
+    assert panel.remove_button.isEnabled()
     qtbot.mouseClick(panel.remove_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "Removed vLLM 0.26.0" in panel.status.text(), timeout=10000)
     assert [r.version for r in runtimes.list_runtimes()] == ["0.27.1"]

@@ -157,17 +157,9 @@ class RuntimesPanel(QWidget):
     def _use(self) -> None:
         chosen = self._selected()
         if chosen is not None:
-            self.ctx.tasks.run(self._use_async(chosen.version), "switching the vLLM runtime")
-
-    async def _use_async(self, version: str) -> None:
-        try:
-            await asyncio.to_thread(runtimes.use_runtime, version)
-        except ProblemError as exc:
-            self._show_problem(exc.problem)
-            return
-        self._say(f"Servers start with vLLM {version} from now on.")
-        self.changed.emit()
-        await self.refresh()
+            self.ctx.tasks.run(self._act(runtimes.use_runtime, chosen.version,
+                                         lambda _r: f"Servers start with vLLM {chosen.version} from now on."),
+                               "switching the vLLM runtime")
 
     def _remove(self) -> None:
         chosen = self._selected()
@@ -177,15 +169,18 @@ class RuntimesPanel(QWidget):
                                       f"Delete vLLM {chosen.version} and its folder {chosen.path}? Models and "
                                       "chats are not touched.")
         if answer == QMessageBox.StandardButton.Yes:
-            self.ctx.tasks.run(self._remove_async(chosen.version), "removing a vLLM runtime")
+            self.ctx.tasks.run(self._act(runtimes.remove_runtime, chosen.version,
+                                         lambda freed: f"Removed vLLM {chosen.version} ({freed / GIB:.1f} GiB freed)."),
+                               "removing a vLLM runtime")
 
-    async def _remove_async(self, version: str) -> None:
+    async def _act(self, change, version: str, said) -> None:
+        """Use or remove `version` in a thread; say what happened, or show why not."""
         try:
-            freed = await asyncio.to_thread(runtimes.remove_runtime, version)
+            result = await asyncio.to_thread(change, version)
         except ProblemError as exc:
             self._show_problem(exc.problem)
             return
-        self._say(f"Removed vLLM {version} ({freed / GIB:.1f} GiB freed).")
+        self._say(said(result))
         self.changed.emit()
         await self.refresh()
 
