@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 APP_ID = "io.github.llmdesk"
 ICON_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 
-pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb builds the .deb")
+pytestmark = [pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb builds the .deb"),
+              pytest.mark.timeout(1800)]  # the first test also waits for the build
 
 
 def build_module():
@@ -115,6 +116,15 @@ def test_the_bundled_cli_works_without_python_or_the_source(deb_root, tmp_path):
     # vLLM is never started with the app's own executable
     assert runtime["runtime"] is None or runtime["runtime"]["python"] != app
     assert any("packaged app" in t["why"] for t in runtime["tried"])
+    for command in ("gui", "gpus", "doctor", "fit", "serve", "chat", "chats", "metrics", "runtime", "search",
+                    "variants", "pull", "models", "rm", "screenshot"):
+        helped = run(command, "--help")
+        assert helped.returncode == 0 and "usage: llmdesk " + command in helped.stdout, (command, helped.stderr)
+    config = ROOT / "tests" / "data" / "configs" / "Qwen__Qwen2.5-7B-Instruct.json"
+    fit = run("fit", str(config), "--parameters", "7615616512", "--gpu", "H100", "--json")
+    assert fit.returncode == 0 and json.loads(fit.stdout)["verdict"] == "fits"
+    assert json.loads(run("models", "--json").stdout) == [] and json.loads(run("chats", "--json").stdout) == []
+    assert json.loads(run("runtime", "list", "--json").stdout)["runtimes"] == []
     shots = run("screenshot", str(tmp_path / "shots"))
     assert shots.returncode == 0, shots.stderr
     assert len(list((tmp_path / "shots").glob("*.png"))) == 9

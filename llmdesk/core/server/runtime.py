@@ -29,6 +29,8 @@ TESTED_VLLM = "0.26.0"
 # What installing it takes, said the same way everywhere (measured for 0.26.0: shared reference qt.md 1c).
 INSTALL_DOWNLOAD_GB, INSTALL_DISK_GB = 3.8, 7.8
 INSTALL_SIZE = f"about {INSTALL_DOWNLOAD_GB:g} GB to download and {INSTALL_DISK_GB:g} GB on disk"
+# What vLLM 0.26.0 pulls in on CPython 3.11 (pip download, 2026-12-06: 198 wheels, 3.85 GB; docs/benchmarks.md)
+INSTALL_CONTENTS = "vLLM, PyTorch 2.11 (CUDA 13 build), the CUDA libraries and about 195 other packages"
 DEFAULT_TIMEOUT_S = 15.0
 # The PyPI vLLM 0.26 wheels are built against CUDA 13 (PyTorch 2.11.0+cu130): drivers 580 and newer.
 CUDA_FOR_VLLM = {(0, 26): (13, 0)}

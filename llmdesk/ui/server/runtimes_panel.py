@@ -17,7 +17,7 @@ from llmdesk.core.base import paths
 from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.base.units import GIB
 from llmdesk.core.server import runtimes
-from llmdesk.core.server.runtime import INSTALL_SIZE, TESTED_VLLM
+from llmdesk.core.server.runtime import INSTALL_CONTENTS, INSTALL_SIZE, TESTED_VLLM
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.problems import rich_text
 from llmdesk.ui.widgets import choose_folder, problem_box
@@ -97,9 +97,9 @@ class RuntimesPanel(QWidget):
                 self.table.setItem(row, column, item)
         self.table.setVisible(bool(self._runtimes))
         self.empty.setVisible(not self._runtimes)
-        self.plan.setText(f"An install of vLLM {TESTED_VLLM} brings PyTorch and the CUDA libraries: {INSTALL_SIZE}, "
-                          f"into {runtimes.runtimes_dir()} ({free / GIB:.0f} GiB free there). The runtime in use "
-                          "keeps working until the new one has passed its check.")
+        self.plan.setText(f"Installing vLLM {TESTED_VLLM} fetches {INSTALL_CONTENTS}: {INSTALL_SIZE}, into "
+                          f"{runtimes.runtimes_dir()} ({free / GIB:.0f} GiB free there). The runtime in use keeps "
+                          "working until the new one has passed its check.")
         self._update_buttons()
 
     def _selected(self) -> runtimes.ManagedRuntime | None:
