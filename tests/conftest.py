@@ -4,6 +4,7 @@ Qt-free on purpose: the unit tests must run without importing Qt (Qt fixtures li
 """
 
 import os
+import sys
 
 import pytest
 
@@ -17,4 +18,10 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.delenv("HF_TOKEN", raising=False)
+    # huggingface_hub reads HF_HOME once, when first imported: point its cache at this test's too, or a
+    # config one test's Hub stand-in served would be found by the next test asking for the same repo.
+    hub_constants = sys.modules.get("huggingface_hub.constants")
+    if hub_constants is not None:
+        monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
+        monkeypatch.setattr(hub_constants, "HF_HOME", str(tmp_path / "hf-home"))
     return home
