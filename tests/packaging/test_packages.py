@@ -69,6 +69,7 @@ def test_the_deb_installs_the_app_launcher_entry_icons_and_metainfo(built, deb_r
     fields = subprocess.run(["dpkg-deb", "-f", built["deb"], "Package", "Version", "Depends", "Installed-Size"],
                             capture_output=True, text=True, check=True).stdout
     assert "Package: llmdesk" in fields and "libgl1" in fields and "libegl1" in fields
+    assert "python3-venv" in fields  # vLLM's runtime is made from the system's Python
     installed_kib = int(fields.split("Installed-Size:")[1].split()[0])
     assert installed_kib * 1024 <= 250 * 1000 * 1000
 
