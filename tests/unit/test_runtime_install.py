@@ -386,3 +386,60 @@ async def test_a_driver_too_old_for_the_cuda_build_is_refused_before_anything_is
     assert not runtimes.runtimes_dir().exists() or runtimes.list_runtimes() == []
     installed = await install(tmp_path, wheels, check_driver=False)  # --force
     assert installed.in_use
+
+
+def test_the_progress_follows_uvs_download_sizes():
+    fraction = runtimes.InstallFraction()
+    lines = ["Using Python 3.11.7 environment at: rt", "Resolved 198 packages in 2.1s",
+             "Downloading torch (800.0MiB)", "Downloading nvidia-cublas (400.0MiB)", "Downloading triton (200.0MiB)",
+             " Downloaded triton", " Downloaded nvidia-cublas", " Downloaded torch", "Prepared 198 packages in 30s",
+             "Installed 198 packages in 5s", " + vllm==0.26.0"]
+    values = [fraction(line) for line in lines]
+    assert values == sorted(values)
+    assert values[1] == 0.1 and values[4] == 0.1  # announced, nothing fetched yet
+    assert abs(values[5] - (0.1 + 0.75 * 200 / 1400)) < 1e-9 and abs(values[7] - 0.85) < 1e-9
+    assert values[8] == 0.9 and values[-1] == 0.95
+
+
+def make_forwarding_uv_wheel(folder: Path) -> Path:
+    """A wheel called uv whose only content is a bin/uv script that runs this machine's real uv."""
+    from uv import find_uv_bin
+
+    files = {"uv-0.13.9.data/scripts/uv": f'#!/bin/sh\nexec {find_uv_bin()} "$@"\n'.encode(),
+             "uv-0.13.9.dist-info/METADATA": b"Metadata-Version: 2.1\nName: uv\nVersion: 0.13.9\n",
+             "uv-0.13.9.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: llmdesk-tests\nRoot-Is-Purelib: true\n"
+                                          b"Tag: py3-none-any\n"}
+    record = "".join(f"{name},{_record_hash(data)},{len(data)}\n" for name, data in files.items())
+    wheel = folder / "uv-0.13.9-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o100755 << 16  # a regular, executable file, as in the real uv wheel
+            zf.writestr(info, data)
+        zf.writestr("uv-0.13.9.dist-info/RECORD", record + "uv-0.13.9.dist-info/RECORD,,\n")
+    return wheel
+
+
+@pytest.mark.asyncio
+async def test_without_uv_at_hand_pip_puts_uv_into_the_runtime_and_uv_fills_it(tmp_path, monkeypatch):
+    """As in the packaged app, which carries no uv."""
+    wheels = tmp_path / "wheels"
+    make_fake_vllm_wheel(wheels)
+    make_forwarding_uv_wheel(wheels)
+    monkeypatch.setattr(runtimes, "find_uv", lambda: None)
+    installed = await install(tmp_path, wheels, uv=True)
+    log = (tmp_path / "i.log").read_text()
+    assert "with uv from pip" in log and "-m pip install --progress-bar off --no-color --no-index" in log
+    assert f"{runtimes.runtime_dir('0.26.0')}.partial/bin/uv pip install" in log
+    assert installed.in_use and runtime.vllm_version_of(str(installed.python)) == "0.26.0"
+
+
+@pytest.mark.asyncio
+async def test_when_uv_cannot_be_had_pip_installs_vllm(tmp_path, monkeypatch):
+    wheels = tmp_path / "wheels"
+    make_fake_vllm_wheel(wheels)  # offline, and no uv wheel in the folder
+    monkeypatch.setattr(runtimes, "find_uv", lambda: None)
+    installed = await install(tmp_path, wheels, uv=True)
+    log = (tmp_path / "i.log").read_text()
+    assert "uv could not be installed into the runtime; pip installs vLLM" in log
+    assert installed.in_use
