@@ -132,3 +132,13 @@ def test_without_a_gpu_the_model_step_offers_to_plan_for_one_and_then_judges(mak
                                       else 1)
     qtbot.waitUntil(lambda: guide.suggestions.rowCount() > 0, timeout=30000)
     assert not guide.suggestions.isHidden() and guide.suggestions.item(0, 0).text().startswith("★")
+
+
+def test_with_hugging_face_out_of_reach_the_model_step_says_so(make_window, qtbot, hub):
+    hub.offline = True
+    window = make_window(scan=scan_of("H100"))
+    guide = window.start_page
+    guide.go("model")
+    qtbot.waitUntil(lambda: guide.model_problem.isVisibleTo(guide), timeout=60000)
+    assert "Could not reach the Hugging Face Hub" in guide.model_problem.text()
+    assert "No model could be judged" in guide.model_note.text()

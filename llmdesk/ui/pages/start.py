@@ -259,6 +259,12 @@ class StartPage(QWidget):
             mark = "★ " if row == 0 and suggestion.fits else ""
             self.suggestions.setItem(row, 0, QTableWidgetItem(mark + suggestion.repo_id))
             self.suggestions.setItem(row, 1, QTableWidgetItem(suggestion.summary))
+        if self._suggested and all(s.report is None for s in self._suggested):
+            self.model_note.setText("No model could be judged: the suggestions are read from Hugging Face.")
+            self._show(self.model_problem, self._suggested[0].problem or Problem(
+                "No model could be judged", "Hugging Face did not answer.", None))
+            return
+        self.model_problem.hide()
         best = self._suggested[0] if self._suggested and self._suggested[0].fits else None
         self.model_note.setText(
             f"★ {best.repo_id} is the largest that fits {gpus[0].name} with room for a long chat. Choose another "
