@@ -106,6 +106,17 @@ def problem_states(window, qtbot, label: str) -> list[str]:
     window.show_page("dashboard")
     qtbot.waitUntil(lambda: "not running" in window.dashboard_page.status.text(), timeout=20000)
     found += look(window, window.dashboard_page, "40-dashboard-no-server", label)
+    # The first-run guide's steps as a new user without a GPU, vLLM or network meets them.
+    window.show_page("start")
+    guide = window.start_page
+    for number, (step, ready) in enumerate((("hardware", lambda: "GiB free" in guide.hardware.text()),
+                                            ("runtime", lambda: bool(guide.runtime_note.text())),
+                                            ("model", lambda: guide.plan_row.isVisible()),
+                                            ("chat", lambda: bool(guide.chat_note.text()))), start=1):
+        guide.go(step)
+        qtbot.waitUntil(ready, timeout=20000)
+        found += look(window, guide, f"6{number}-start-{step}", label)
+    guide.go("welcome")
     return found
 
 

@@ -250,8 +250,10 @@ class StartPage(QWidget):
                                     "for it (downloads need no GPU).")
             self.suggestions.setRowCount(0)
             self.suggestions.hide()
+            self.download_button.hide()
             return
         self.suggestions.show()
+        self.download_button.show()
         self.model_note.setText(f"Judging a few models for {gpus[0].name}…")
         self._suggested = await asyncio.to_thread(suggest_first_models, gpus, load_model_spec)
         self.suggestions.setRowCount(len(self._suggested))
