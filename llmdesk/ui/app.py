@@ -92,8 +92,18 @@ def run_app() -> int:
     close_on_signals(window)
     if os.environ.get(STARTUP_PROBE_ENV):
         _install_startup_probe(window)
-    qasync.run(run_window(window))
-    instance.close()
+    try:
+        qasync.run(run_window(window))
+    except RuntimeError as exc:
+        if "Event loop stopped before Future completed" not in str(exc):
+            raise
+        # Qt quit by itself: the display went away (a dead X server, a logout). Nothing can be shown or
+        # asked any more; vLLM, if this window started one, dies with this process (PR_SET_PDEATHSIG).
+        print("llmdesk: the display went away, so the window closed; a server it started stops with it.",
+              file=sys.stderr)
+        return 1
+    finally:
+        instance.close()
     return 0
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -70,3 +72,25 @@ def test_the_window_closes_cleanly_on_sigterm(tmp_path):
     gui.send_signal(signal.SIGTERM)
     gui.wait(30)
     assert gui.returncode == 0 and state.exists()  # closed as by its close button: state saved
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb (apt-get install xvfb; CI installs it)")
+def test_a_display_that_goes_away_closes_the_window_with_a_plain_message(tmp_path):
+    display = f":{random.randint(200, 900)}"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x800x24"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+        env.update(LLMDESK_HOME=str(tmp_path / "home"), DISPLAY=display)
+        gui = subprocess.Popen([sys.executable, "-m", "llmdesk"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        time.sleep(4)  # up and idle
+        assert gui.poll() is None, gui.stderr.read()
+    finally:
+        xvfb.kill()
+        xvfb.wait(5)
+    _out, err = gui.communicate(timeout=30)
+    assert gui.returncode == 1
+    assert "the display went away" in err
+    assert "Something went wrong" not in err and "bug report" not in err and "Traceback" not in err
