@@ -85,6 +85,15 @@ def fill_with_scrolling(parent: QWidget, content: QWidget) -> QScrollArea:
     return scroll
 
 
+def scrolling_page(page: QWidget, title: str, subtitle: str) -> QVBoxLayout:
+    """A page that scrolls when taller than the window, headed by its title: the layout to fill."""
+    content = QWidget()
+    fill_with_scrolling(page, content)
+    layout = QVBoxLayout(content)
+    layout.addWidget(page_header(title, subtitle))
+    return layout
+
+
 def choose_folder(parent: QWidget, title: str, on_chosen, start: str = "") -> QFileDialog:
     """Ask for a folder; on_chosen(path) when one is picked. The dialog is opened with open(), not
     exec(): a nested event loop inside qasync's would stall every running task."""

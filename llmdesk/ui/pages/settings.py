@@ -14,7 +14,7 @@ from llmdesk.core.base import settings as settings_store
 from llmdesk.core.base.settings import Settings
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.server.runtimes_panel import RuntimesPanel
-from llmdesk.ui.widgets import fill_with_scrolling, page_header, section_title
+from llmdesk.ui.widgets import scrolling_page, section_title
 
 THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
 
@@ -54,10 +54,7 @@ class SettingsPage(QWidget):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None):
         super().__init__(parent)
         self.ctx = ctx
-        content = QWidget()
-        fill_with_scrolling(self, content)
-        layout = QVBoxLayout(content)
-        layout.addWidget(page_header("Settings", "Saved in " + str(settings_store.settings_path())))
+        layout = scrolling_page(self, "Settings", "Saved in " + str(settings_store.settings_path()))
 
         self.theme = QComboBox()
         for key, label in THEME_LABELS.items():

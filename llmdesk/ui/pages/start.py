@@ -31,7 +31,7 @@ from llmdesk.ui.context import AppContext
 from llmdesk.ui.machine.plan_choice import PlanGpuChoice
 from llmdesk.ui.problems import rich_text
 from llmdesk.ui.server.runtimes_panel import RuntimesPanel
-from llmdesk.ui.widgets import fill_with_scrolling, page_header, problem_box, section_title
+from llmdesk.ui.widgets import problem_box, scrolling_page, section_title
 
 STEPS = ("welcome", "hardware", "runtime", "model", "chat", "benchmark")
 TITLES = {"welcome": "Welcome", "hardware": "Your hardware", "runtime": "vLLM", "model": "A first model",
@@ -54,10 +54,7 @@ class StartPage(QWidget):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None):
         super().__init__(parent)
         self.ctx = ctx
-        content = QWidget()
-        fill_with_scrolling(self, content)
-        layout = QVBoxLayout(content)
-        layout.addWidget(page_header("Get started", "From this computer to a first answer, in six steps."))
+        layout = scrolling_page(self, "Get started", "From this computer to a first answer, in six steps.")
         self.trail = QLabel()
         self.trail.setTextFormat(Qt.TextFormat.RichText)
         self.trail.setWordWrap(True)
