@@ -1,0 +1,45 @@
+"""The load generator against the vLLM stand-in, whose tokens come at a fixed rate per request: the
+measured TPOT, ITL and throughput must be the analytic ones (within 15% on a busy 2-core machine)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from llmdesk.core.bench.loadgen import run_level
+from tests.fakes.standin_server import running_standin
+
+RATE = 200  # tokens per second per request: 5 ms between tokens
+OUTPUT = 40
+
+
+@pytest.fixture
+def server(tmp_path):
+    with running_standin(tmp_path, env={"FAKE_VLLM_TOKEN_RATE": str(RATE)}) as root:
+        yield root
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_measured_figures_match_the_servers_fixed_token_rate(server, concurrency):
+    prompts = ["hello world"] * (2 * concurrency)
+    level = asyncio.run(run_level(server, "demo", prompts, OUTPUT, concurrency))
+    m = level.metrics
+    assert (m.completed, m.failed) == (len(prompts), 0)
+    assert m.total_output_tokens == OUTPUT * len(prompts)  # ignore_eos: exactly output_len each
+    assert m.tpot_ms.mean == pytest.approx(1000 / RATE, rel=0.15)
+    assert m.itl_ms.p50 == pytest.approx(1000 / RATE, rel=0.15)
+    ideal = concurrency * RATE  # every slot busy all the time
+    assert m.output_throughput == pytest.approx(ideal, rel=0.15)
+    assert m.ttft_ms.p50 < 50
+
+
+def test_a_server_that_is_not_there_fails_every_request_with_its_reason():
+    level = asyncio.run(run_level("http://127.0.0.1:9", "demo", ["hi"] * 3, 8, 2))
+    assert level.metrics.completed == 0 and level.metrics.failed == 3
+    assert level.metrics.errors and "Connect" in level.metrics.errors[0]
+
+
+def test_a_model_the_server_does_not_serve_is_an_http_error_per_request(server):
+    level = asyncio.run(run_level(server, "not-served", ["hi"], 8, 1))
+    assert level.metrics.failed == 1 and level.metrics.errors[0].startswith("HTTP 404")
