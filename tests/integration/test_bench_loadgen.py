@@ -1,5 +1,5 @@
-"""The load generator against the vLLM stand-in, whose tokens come at a fixed rate per request: the
-measured TPOT, ITL and throughput must be the analytic ones (within 15% on a busy 2-core machine)."""
+"""The load generator against the vLLM stand-in, whose first token comes after a fixed time and the
+others at a fixed rate: the measured TTFT, TPOT, ITL and throughput must be the analytic ones within 5%."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import pytest
 from llmdesk.core.bench.loadgen import run_level
 from tests.fakes.standin_server import running_standin
 
-RATE = 200  # tokens per second per request: 5 ms between tokens
-OUTPUT = 40
+RATE = 100  # tokens per second per request: 10 ms between tokens
+TTFT = 0.3  # long enough that a few ms of HTTP on a busy machine stay under 5%
+OUTPUT = 30
+REQUEST_S = TTFT + (OUTPUT - 1) / RATE  # each request, start to last token
 
 
 @pytest.fixture
 def server(tmp_path):
-    with running_standin(tmp_path, env={"FAKE_VLLM_TOKEN_RATE": str(RATE)}) as root:
+    with running_standin(tmp_path, env={"FAKE_VLLM_TOKEN_RATE": str(RATE), "FAKE_VLLM_TTFT_S": str(TTFT)}) as root:
         yield root
 
 
@@ -27,11 +29,11 @@ def test_measured_figures_match_the_servers_fixed_token_rate(server, concurrency
     m = level.metrics
     assert (m.completed, m.failed) == (len(prompts), 0)
     assert m.total_output_tokens == OUTPUT * len(prompts)  # ignore_eos: exactly output_len each
-    assert m.tpot_ms.mean == pytest.approx(1000 / RATE, rel=0.15)
-    assert m.itl_ms.p50 == pytest.approx(1000 / RATE, rel=0.15)
-    ideal = concurrency * RATE  # every slot busy all the time
-    assert m.output_throughput == pytest.approx(ideal, rel=0.15)
-    assert m.ttft_ms.p50 < 50
+    assert m.ttft_ms.p50 == pytest.approx(1000 * TTFT, rel=0.05)
+    assert m.tpot_ms.mean == pytest.approx(1000 / RATE, rel=0.05)
+    assert m.itl_ms.p50 == pytest.approx(1000 / RATE, rel=0.05)
+    ideal = concurrency * OUTPUT / REQUEST_S  # every slot busy all the time
+    assert m.output_throughput == pytest.approx(ideal, rel=0.05)
 
 
 def test_a_server_that_is_not_there_fails_every_request_with_its_reason():

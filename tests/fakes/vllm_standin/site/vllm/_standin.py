@@ -13,6 +13,7 @@ Selected by environment variables (the wrapper written by ``runtime.make_fake_ru
 ``FAKE_VLLM_SLOW_SCALE``      delay scale used by slow_start (default 0.2)
 ``FAKE_VLLM_VERSION``         version reported by the banner and ``/version`` (default 0.26.0)
 ``FAKE_VLLM_TOKEN_RATE``      generated tokens per second per request (default 200)
+``FAKE_VLLM_TTFT_S``          seconds to the first token (default: one token's interval)
 ``FAKE_VLLM_REPLY_TOKENS``    natural reply length when max_tokens allows it (default 24)
 ``FAKE_VLLM_REPLY_TEXT``      words | markdown | code: what the reply says (default words); markdown
                               cycles through a chat-style answer (headings, lists, a table, code
@@ -404,6 +405,8 @@ class Server:
             self.scale = float(os.environ.get("FAKE_VLLM_SLOW_SCALE", "0.2"))
         self.version = os.environ.get("FAKE_VLLM_VERSION", "0.26.0")
         self.token_rate = float(os.environ.get("FAKE_VLLM_TOKEN_RATE", "200"))
+        ttft = os.environ.get("FAKE_VLLM_TTFT_S")
+        self.ttft_s = float(ttft) if ttft else None  # first token after this, the rest 1/rate apart
         self.reply_tokens = int(os.environ.get("FAKE_VLLM_REPLY_TOKENS", "24"))
         self.reply_text = {"markdown": _MARKDOWN_TOKENS, "code": _CODE_TOKENS}.get(
             os.environ.get("FAKE_VLLM_REPLY_TEXT", ""), _WORDS)
@@ -874,7 +877,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Token k is due k+1 intervals after the start. Sleeping 1/rate per token fell behind:
         each sleep overshoots by ~0.1 ms, so 2,000 tokens/s asked gave under 1,700."""
         if self.s.token_rate > 0:
-            delay = started + (k + 1) / self.s.token_rate - time.monotonic()
+            due = self.s.ttft_s + k / self.s.token_rate if self.s.ttft_s is not None else (k + 1) / self.s.token_rate
+            delay = started + due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
 
