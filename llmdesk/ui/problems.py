@@ -47,6 +47,15 @@ def log_shown(where: str, title: str, explanation: str = "", *, every_time: bool
     log.warning("shown on %s: %s", where, line)
 
 
+def show_in_box(box: QLabel, problem: Problem, where: str) -> None:
+    """A problem in a page's own problem box (widgets.problem_box): logged once for `where`, its words
+    escaped for rich text, the fix under them."""
+    log_shown(where, problem.title, problem.explanation)
+    what_to_do = f"<br><b>What to do:</b> {rich_text(problem.fix)}" if problem.fix else ""
+    box.setText(f"<b>{rich_text(problem.title)}</b><br>{rich_text(problem.explanation)}{what_to_do}")
+    box.show()
+
+
 class ProblemBanner(QFrame):
     dismissed = Signal()
 

@@ -5,7 +5,6 @@ import base64
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -50,10 +49,6 @@ def make_fake_vllm_wheel(folder: Path, version: str = "0.26.0", init: bytes = b"
     return wheel
 
 
-def shutil_usage(free: int):
-    return shutil._ntuple_diskusage(10 * free, 9 * free, free)
-
-
 def make_slow_sdist(folder: Path, pid_file: Path) -> Path:
     """vllm-0.26.0.tar.gz whose in-tree build backend writes its pid and then sleeps."""
     import io
@@ -71,35 +66,6 @@ def make_slow_sdist(folder: Path, pid_file: Path) -> Path:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return sdist
-
-
-def make_slow_project(folder: Path, pid_file: Path) -> Path:
-    """A local project whose in-tree build backend writes its pid and then sleeps."""
-    folder.mkdir(parents=True)
-    (folder / "pyproject.toml").write_text(
-        '[build-system]\nrequires = []\nbuild-backend = "slowbackend"\nbackend-path = ["."]\n')
-    (folder / "slowbackend.py").write_text(
-        "import os, time\n"
-        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-        "time.sleep(120)\n")
-    return folder
-
-
-def processes_mentioning(text: str) -> list[int]:
-    """Live (not zombie) processes whose command line contains ``text``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-                "utf-8", "replace")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if text in cmdline and state != "Z":
-            found.append(int(entry))
-    return found
 
 
 def alive(pid: int) -> bool:
@@ -226,7 +192,7 @@ async def test_a_wheel_folder_without_vllm_is_bad_input(tmp_path):
 
 @pytest.mark.asyncio
 async def test_not_enough_disk_space_is_refused_before_anything_is_made(tmp_path, monkeypatch):
-    monkeypatch.setattr(runtimes.shutil, "disk_usage", lambda _p: shutil_usage(free=2 * 1024**3))
+    monkeypatch.setattr(runtimes.paths, "free_bytes", lambda _p: 2 * 1024**3)
     with pytest.raises(ProblemError) as caught:
         await install(tmp_path, None, check_disk=True)
     assert caught.value.problem.title == "Not enough disk space for vLLM"

@@ -93,6 +93,16 @@ def open_private(path: Path, mode: str = "a"):
     return os.fdopen(fd, mode, encoding="utf-8")
 
 
+def write_private_json(path: Path, value: object) -> None:
+    """`value` as JSON in a private file, whole or not at all: written beside it, then renamed over it."""
+    import json
+
+    tmp = path.with_name(path.name + ".tmp")
+    with open_private(tmp, "w") as out:
+        out.write(json.dumps(value, indent=2))
+    os.replace(tmp, path)
+
+
 def _restrict(path: Path, wanted: int) -> None:
     try:
         if path.stat().st_mode & 0o777 & ~wanted:
@@ -104,13 +114,18 @@ def _restrict(path: Path, wanted: int) -> None:
 FULL_BELOW_BYTES = 1024 * 1024
 
 
-def free_bytes(path: Path) -> int | None:
-    """Bytes this user may still write on the disk holding `path` (or its nearest existing parent)."""
+def nearest_existing(path: Path) -> Path:
+    """`path`, or the nearest of its parents that exists (a folder not made yet lives on its disk)."""
     path = Path(path).absolute()
     while not path.exists() and path != path.parent:
         path = path.parent
+    return path
+
+
+def free_bytes(path: Path) -> int | None:
+    """Bytes this user may still write on the disk holding `path` (or its nearest existing parent)."""
     try:
-        stats = os.statvfs(path)
+        stats = os.statvfs(nearest_existing(path))
     except OSError:
         return None
     return stats.f_bavail * stats.f_frsize

@@ -277,16 +277,9 @@ def _cache_state(repo_dir: Path, commit: str, planned: PlannedFile) -> PlannedFi
     return planned
 
 
-def nearest_existing(path: Path) -> Path:
-    path = path.absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def check_disk_space(plan: DownloadPlan, *, margin_bytes: int = 0) -> int:
     """Raise a ProblemError if the cache's disk cannot hold what is left to download; returns the free bytes."""
-    where = nearest_existing(plan.cache_dir)
+    where = paths.nearest_existing(plan.cache_dir)
     free = shutil.disk_usage(where).free
     needed = plan.remaining_bytes + margin_bytes
     if needed > free:

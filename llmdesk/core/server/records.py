@@ -117,12 +117,7 @@ def _load(path: Path) -> ServerRecord | None:
 
 
 def _write(record: ServerRecord) -> None:
-    path = record_file(record.port)
-    paths.private_dir(path.parent)
-    tmp = path.with_name(path.name + ".tmp")
-    with paths.open_private(tmp, "w") as out:
-        out.write(json.dumps(record.as_dict(), indent=2))
-    os.replace(tmp, path)
+    paths.write_private_json(record_file(record.port), record.as_dict())
 
 
 def _locked() -> contextlib.AbstractContextManager[bool]:

@@ -76,14 +76,21 @@ class RuntimeSearch:
     problem: Problem | None
 
 
+CURRENT = "current"  # runtimes/current: a link to the managed runtime in use
+
+
+def runtimes_dir() -> Path:
+    """Where the managed runtimes live side by side (runtimes.py installs, switches and removes them)."""
+    return paths.data_dir() / "runtimes"
+
+
 def managed_runtime_dir() -> Path:
-    """The managed runtime in use (runtimes/current, see runtimes.py), else the tested release's folder."""
-    folder = paths.data_dir() / "runtimes"
+    """The managed runtime in use (runtimes/current), else the tested release's folder."""
     try:
-        name = os.readlink(folder / "current")
+        name = os.readlink(runtimes_dir() / CURRENT)
     except OSError:
         name = f"vllm-{TESTED_VLLM}"
-    return folder / os.path.basename(name)
+    return runtimes_dir() / os.path.basename(name)
 
 
 def vllm_version_of(python: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> str | None:

@@ -34,12 +34,12 @@ from llmdesk.core.base import locks, paths
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 from llmdesk.core.base.units import GIB
 from llmdesk.core.server import runtime
+from llmdesk.core.server.runtime import CURRENT, runtimes_dir
 from llmdesk.core.server.runtime_install import (STEP_CHECKING, STEP_CREATING, STEP_DONE, STEP_FAILED,
                                                  STEP_INSTALLING, InstallProgress, choose_python, clean_env,
                                                  default_log_path, failure_problem, log_line, os_problem,
                                                  stream_lines)
 
-CURRENT = "current"
 PARTIAL_SUFFIX = ".partial"
 _VERSION = re.compile(r"\d+(\.\d+){1,3}((a|b|rc)\d+|\.post\d+|\.dev\d+)?")
 HEALTH_TIMEOUT_S = 300.0  # `import vllm` imports torch and CUDA: 17–40 s seen on a fresh GPU host
@@ -64,10 +64,6 @@ class ManagedRuntime:
         return {"version": self.version, "path": str(self.path), "python": str(self.python), "in_use": self.in_use}
 
 
-def runtimes_dir() -> Path:
-    return paths.data_dir() / "runtimes"
-
-
 def runtime_dir(version: str) -> Path:
     return runtimes_dir() / f"vllm-{check_version(version)}"
 
@@ -82,28 +78,18 @@ def check_version(text: str) -> str:
 
 # --- what is there ----------------------------------------------------------------------------
 
-def _in_use_name() -> str | None:
-    link = runtimes_dir() / CURRENT
-    try:
-        return os.readlink(link)
-    except OSError:
-        return None
-
-
 def list_runtimes() -> list[ManagedRuntime]:
     """The complete managed runtimes, oldest version first. Fast: reads folder names only."""
     folder = runtimes_dir()
     if not folder.is_dir():
         return []
-    in_use = _in_use_name()
+    in_use = runtime.managed_runtime_dir().name  # before any switch: the tested release's folder
     found = []
     for path in folder.iterdir():
         version = path.name.removeprefix("vllm-")
         if (path.name.startswith("vllm-") and _VERSION.fullmatch(version) and not path.is_symlink()
                 and (path / "bin" / "python").exists()):
             found.append(ManagedRuntime(version, path, in_use == path.name))
-    if in_use is None:  # before any switch: the tested version's folder is the one in use
-        found = [ManagedRuntime(r.version, r.path, r.version == runtime.TESTED_VLLM) for r in found]
     return sorted(found, key=lambda r: [int(p) if p.isdigit() else p for p in re.split(r"[.]", r.version)])
 
 
@@ -188,10 +174,7 @@ def check_wheel_folder(wheels: Path, version: str) -> Path:
 
 def check_disk_for_runtime(version: str, wheels: Path | None) -> None:
     folder = runtimes_dir()
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
+    free = paths.free_bytes(folder) or 0
     needed = runtime.INSTALL_DISK_GB * 1e9 * (1.0 if wheels else 1.5)  # and the downloads, cached
     partial = _folder_bytes(runtime_dir(version).with_name(runtime_dir(version).name + PARTIAL_SUFFIX))
     if free + partial < needed:

@@ -133,11 +133,6 @@ def _load_json(path: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with paths.open_private(tmp, "w") as out:
-        out.write(json.dumps(value, indent=2))
-    os.replace(tmp, path)
 
 
 def _eta_for(config: LaunchConfig) -> float | None:
@@ -153,7 +148,7 @@ def _remember_eta(config: LaunchConfig, seconds: float) -> None:
     if len(data) > 50:  # keep it small: the newest entries win
         data = dict(list(data.items())[-50:])
     try:
-        _write_json(path, data)
+        paths.write_private_json(path, data)
     except OSError:
         log.warning("could not record the start time in %s", path, exc_info=True)
 

@@ -25,7 +25,7 @@ from llmdesk.core.server.supervisor import ServerState, ServerStatus, find_lefto
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.fit.panel import FitPanel
 from llmdesk.ui.machine.plan_choice import PlanGpuChoice
-from llmdesk.ui.problems import log_shown, rich_text
+from llmdesk.ui.problems import show_in_box
 from llmdesk.ui.widgets import browse_button, page_header, problem_box, scroll_area
 
 LOG_FLUSH_MS = 100  # vLLM can print hundreds of lines a second at start: append in batches
@@ -598,10 +598,7 @@ class ServerPage(QWidget):
 
     def _show_problem_text(self, title: str, explanation: str, fix: str | None = None) -> None:
         """Plain text in, rich text out: vLLM's words are escaped, `code` is shown as code."""
-        log_shown("the Server page", title, explanation)
-        what_to_do = f"<br><b>What to do:</b> {rich_text(fix)}" if fix else ""
-        self.problem.setText(f"<b>{rich_text(title)}</b><br>{rich_text(explanation)}{what_to_do}")
-        self.problem.show()
+        show_in_box(self.problem, Problem(title, explanation, fix), "the Server page")
         self._show_alerts()
 
     def _clear_problem(self) -> None:

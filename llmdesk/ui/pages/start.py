@@ -29,7 +29,7 @@ from llmdesk.core.server.runtime import TESTED_VLLM, cuda_driver_problem, find_v
 from llmdesk.core.server.supervisor import ServerState
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.machine.plan_choice import PlanGpuChoice
-from llmdesk.ui.problems import rich_text
+from llmdesk.ui.problems import rich_text, show_in_box
 from llmdesk.ui.server.runtimes_panel import RuntimesPanel
 from llmdesk.ui.widgets import problem_box, scrolling_page, section_title
 
@@ -374,7 +374,5 @@ class StartPage(QWidget):
         box.addWidget(text)
 
     def _show(self, box: QLabel, problem: Problem) -> None:
-        box.setText(f"<b>{rich_text(problem.title)}</b><br>{rich_text(problem.explanation)}"
-                    + (f"<br><i>{rich_text(problem.fix)}</i>" if problem.fix else ""))
-        box.show()
+        show_in_box(box, problem, "the first-run guide")
 

@@ -19,7 +19,7 @@ from llmdesk.core.base.units import GIB
 from llmdesk.core.server import runtimes
 from llmdesk.core.server.runtime import INSTALL_CONTENTS, INSTALL_SIZE, TESTED_VLLM
 from llmdesk.ui.context import AppContext
-from llmdesk.ui.problems import rich_text
+from llmdesk.ui.problems import show_in_box
 from llmdesk.ui.widgets import choose_folder, problem_box
 
 
@@ -204,7 +204,5 @@ class RuntimesPanel(QWidget):
         self.status.setVisible(bool(text))
 
     def _show_problem(self, problem: Problem) -> None:
-        self.problem.setText(f"<b>{rich_text(problem.title)}</b><br>{rich_text(problem.explanation)}"
-                             + (f"<br><i>{rich_text(problem.fix)}</i>" if problem.fix else ""))
-        self.problem.show()
+        show_in_box(self.problem, problem, "the vLLM runtimes")
 
