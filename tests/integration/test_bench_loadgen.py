@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from llmdesk.core.bench.loadgen import run_level
+from llmdesk.core.bench.loadgen import Target, run_level
+from llmdesk.core.bench.workload import Request
 from tests.fakes.standin_server import running_standin
 
 RATE = 100  # tokens per second per request: 10 ms between tokens
@@ -24,8 +25,8 @@ def server(tmp_path):
 
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_measured_figures_match_the_servers_fixed_token_rate(server, concurrency):
-    prompts = ["hello world"] * (2 * concurrency)
-    level = asyncio.run(run_level(server, "demo", prompts, OUTPUT, concurrency))
+    prompts = [Request([1, 2, 3], OUTPUT)] * (2 * concurrency)
+    level = asyncio.run(run_level(Target(server, "demo"), prompts, concurrency=concurrency))
     m = level.metrics
     assert (m.completed, m.failed) == (len(prompts), 0)
     assert m.total_output_tokens == OUTPUT * len(prompts)  # ignore_eos: exactly output_len each
@@ -37,11 +38,12 @@ def test_measured_figures_match_the_servers_fixed_token_rate(server, concurrency
 
 
 def test_a_server_that_is_not_there_fails_every_request_with_its_reason():
-    level = asyncio.run(run_level("http://127.0.0.1:9", "demo", ["hi"] * 3, 8, 2))
+    level = asyncio.run(run_level(Target("http://127.0.0.1:9", "demo"), [Request("hi", 8)] * 3, concurrency=2))
     assert level.metrics.completed == 0 and level.metrics.failed == 3
     assert level.metrics.errors and "Connect" in level.metrics.errors[0]
 
 
 def test_a_model_the_server_does_not_serve_is_an_http_error_per_request(server):
-    level = asyncio.run(run_level(server, "not-served", ["hi"], 8, 1))
+    level = asyncio.run(run_level(Target(server, "not-served"), [Request("hi", 8)], concurrency=1))
     assert level.metrics.failed == 1 and level.metrics.errors[0].startswith("HTTP 404")
+    assert "does not exist" in level.metrics.errors[0]

@@ -1,90 +1,185 @@
-"""The load generator's core: one level of load at a fixed concurrency, as `vllm bench serve
---max-concurrency C --ignore-eos` sends it: every request streams a completion of exactly
-`output_len` tokens, and each chunk's arrival is timed (TTFT, the gaps between chunks, E2E).
+"""The load generator's core: one level of load, as `vllm bench serve` sends it: at most `concurrency`
+requests in flight (`--max-concurrency`), optionally arriving as a Poisson process at `rate` requests per
+second (`--request-rate`, burstiness 1); each streams a reply of exactly its output length
+(`ignore_eos`), and each chunk's arrival is timed (TTFT, the gaps between chunks, E2E).
 
-Token counts come from the server's usage report (stream_options.include_usage), as vLLM's bench
-takes them. Prompts are given by the caller (the workload builds them with the server's tokenizer).
-Async, no Qt: the GUI runs it on its loop, `llmdesk bench` through asyncio.run.
+As in vLLM's request functions, every chunk that carries a choice counts as a token's arrival, even
+when its text is empty (a byte-level piece), and token counts come from the server's usage report.
+Cancelling the task aborts the requests in flight: their connections close, and vLLM aborts a request
+whose client has gone. Async, no Qt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from llmdesk.core.bench.stats import LevelMetrics, RequestResult, level_metrics
+from llmdesk.core.bench.workload import Request
 from llmdesk.core.server.endpoint import normalise_base_url
+
+Progress = Callable[[int, int], None]  # (finished requests, requests sent so far)
 
 
 @dataclass(frozen=True)
 class LevelResult:
-    concurrency: int
+    concurrency: int | None
+    rate: float | None
     metrics: LevelMetrics
     results: tuple[RequestResult, ...]
 
 
-async def run_level(base_url: str, model: str, prompts: Sequence[str], output_len: int, concurrency: int, *,
-                    api_key: str | None = None, warmups: int = 0, timeout_s: float = 600,
-                    slo_ms: dict[str, float] | None = None) -> LevelResult:
-    """Send every prompt (after `warmups` requests left out of the figures), at most `concurrency` at a
-    time; the level's duration runs from the first measured request to the last reply."""
+@dataclass(frozen=True)
+class Target:
+    """Where requests go: the server's /v1 base, the model, the endpoint and the key."""
+
+    base_url: str
+    model: str
+    endpoint: str = "completions"
+    api_key: str | None = None
+
+    @property
+    def url(self) -> str:
+        path = "/chat/completions" if self.endpoint == "chat" else "/completions"
+        return normalise_base_url(self.base_url) + path
+
+
+async def run_level(target: Target, requests: Iterable[Request], *, concurrency: int | None,
+                    rate: float | None = None, warmups: Sequence[Request] = (), duration_s: float | None = None,
+                    slo_ms: dict[str, float] | None = None, timeout_s: float = 600, seed: int = 0,
+                    on_progress: Progress | None = None) -> LevelResult:
+    """Send the requests (after the warm-ups, left out of the figures). With `duration_s`, stop sending
+    new ones once that long has passed and let those in flight finish; the level lasts from the first
+    measured request to the last reply."""
     import httpx
 
-    if concurrency < 1 or output_len < 1 or not prompts:
-        raise ValueError("a level needs prompts, a concurrency and an output length of at least 1")
-    url = normalise_base_url(base_url) + "/completions"
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=timeout_s, headers=headers, limits=limits, trust_env=False) as client:
-        for prompt in list(prompts)[:warmups]:
-            await _one(client, url, model, prompt, output_len)
-        gate = asyncio.Semaphore(concurrency)
+    if concurrency is not None and concurrency < 1:
+        raise ValueError("concurrency is at least 1")
+    if rate is not None and not rate > 0:
+        raise ValueError("a request rate is above 0")
+    slots = concurrency or 1024
+    headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+    limits = httpx.Limits(max_connections=slots, max_keepalive_connections=slots)
+    timeout = httpx.Timeout(timeout_s, connect=10.0)
+    async with httpx.AsyncClient(timeout=timeout, headers=headers, limits=limits, trust_env=False) as client:
+        for request in warmups:
+            await _one(client, target, request)
+        gate = asyncio.Semaphore(concurrency) if concurrency else None
+        arrivals = random.Random(seed)
+        tasks: list[asyncio.Task[RequestResult]] = []
+        finished = 0
 
-        async def limited(prompt: str) -> RequestResult:
-            async with gate:
-                return await _one(client, url, model, prompt, output_len)
+        async def limited(request: Request) -> RequestResult:
+            nonlocal finished
+            try:
+                if gate is not None and rate is not None:  # arrivals are timed; the gate only queues them
+                    async with gate:
+                        return await _one(client, target, request)
+                return await _one(client, target, request)
+            finally:
+                if gate is not None and rate is None:
+                    gate.release()
+                finished += 1
+                if on_progress is not None:
+                    on_progress(finished, len(tasks))
 
         started = time.perf_counter()
-        results = await asyncio.gather(*(limited(p) for p in prompts))
+        deadline = started + duration_s if duration_s else None
+        next_arrival = started
+        try:
+            for request in requests:
+                if rate is not None:
+                    next_arrival += arrivals.expovariate(rate)
+                    await asyncio.sleep(max(0.0, next_arrival - time.perf_counter()))
+                elif gate is not None:
+                    await gate.acquire()  # sending at once, at most `concurrency` in flight
+                if deadline is not None and time.perf_counter() >= deadline:
+                    if gate is not None and rate is None:
+                        gate.release()
+                    break
+                tasks.append(asyncio.create_task(limited(request)))
+                await asyncio.sleep(0)  # let the request go out before drawing the next
+            results = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         duration = time.perf_counter() - started
-    return LevelResult(concurrency, level_metrics(results, duration, slo_ms=slo_ms), tuple(results))
+    if not results:
+        raise ValueError("a level needs at least one request")
+    return LevelResult(concurrency, rate, level_metrics(results, duration, slo_ms=slo_ms), tuple(results))
 
 
-async def _one(client, url: str, model: str, prompt: str, output_len: int) -> RequestResult:
+def _body(target: Target, request: Request) -> dict:
+    body = {"model": target.model, "max_tokens": request.output_len, "ignore_eos": True, "temperature": 0.0,
+            "stream": True, "stream_options": {"include_usage": True}}
+    if target.endpoint == "chat":
+        body["messages"] = [{"role": "user", "content": request.prompt}]
+    else:
+        body["prompt"] = request.prompt
+    return body
+
+
+async def _one(client, target: Target, request: Request) -> RequestResult:
     import httpx
 
-    body = {"model": model, "prompt": prompt, "max_tokens": output_len, "ignore_eos": True, "temperature": 0.0,
-            "stream": True, "stream_options": {"include_usage": True}}
     sent = time.perf_counter()
     first = last = None
     itls: list[float] = []
     usage: dict = {}
     try:
-        async with client.stream("POST", url, json=body) as response:
+        async with client.stream("POST", target.url, json=_body(target, request)) as response:
             if response.status_code != 200:
                 text = (await response.aread()).decode("utf-8", "replace")
-                return RequestResult(ok=False, error=f"HTTP {response.status_code}: {text[:200]}")
+                return RequestResult(ok=False, error=f"HTTP {response.status_code}: {_message(text)}")
             async for line in response.aiter_lines():
-                if not line.startswith("data:") or line[5:].strip() == "[DONE]":
+                if not line.startswith("data:"):
                     continue
-                event = json.loads(line[5:])
-                if event.get("usage"):
-                    usage = event["usage"]
-                choices = event.get("choices") or []
-                if choices and choices[0].get("text"):
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                event = json.loads(data)
+                if not isinstance(event, dict):
+                    continue
+                if event.get("choices"):
                     now = time.perf_counter()
                     if first is None:
                         first = now
                     else:
                         itls.append(now - last)
                     last = now
+                elif isinstance(event.get("usage"), dict):
+                    usage = event["usage"]
+                elif isinstance(event.get("error"), dict):  # vLLM reports a failure mid-stream as an event
+                    return RequestResult(ok=False, error=f"the server failed mid-reply: {_message(data)}")
     except (httpx.HTTPError, ValueError) as exc:
         return RequestResult(ok=False, error=f"{type(exc).__name__}: {exc}"[:200])
     if first is None:
         return RequestResult(ok=False, error="the server sent no tokens")
-    return RequestResult(ok=True, prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                         output_tokens=int(usage.get("completion_tokens") or len(itls) + 1),
-                         ttft_s=first - sent, latency_s=time.perf_counter() - sent, itls_s=tuple(itls))
+    output = _count(usage.get("completion_tokens")) or len(itls) + 1
+    return RequestResult(ok=True, prompt_tokens=_count(usage.get("prompt_tokens")) or request.input_len,
+                         output_tokens=output, ttft_s=first - sent, latency_s=time.perf_counter() - sent,
+                         itls_s=tuple(itls))
+
+
+def _count(value) -> int:
+    return value if isinstance(value, int) and 0 <= value < 10**9 else 0
+
+
+def _message(text: str) -> str:
+    """The error's message from vLLM's envelope (or the flat form older releases used), else the text."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()[:200]
+    if isinstance(data, dict):
+        inner = data.get("error") if isinstance(data.get("error"), dict) else data
+        message = inner.get("message") or inner.get("detail")
+        if isinstance(message, str):
+            return message[:200]
+    return text.strip()[:200]

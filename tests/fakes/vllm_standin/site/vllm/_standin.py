@@ -799,11 +799,17 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/ping":
             self._send(503 if self.s.engine_dead else 200, b"")
             return
-        if path == "/tokenize":
+        if path in ("/tokenize", "/detokenize"):
             try:
                 body = json.loads(raw or b"{}")
             except ValueError:
                 body = {}
+            if body.get("model") and body["model"] not in self.s.served_names:
+                self._error(404, f"The model `{body['model']}` does not exist.", "NotFoundError", "model")
+                return
+            if path == "/detokenize":  # ~4 characters a token, as _count_prompt counts them back
+                self._send(200, {"prompt": "".join(f"t{t % 1000:03d}" for t in body.get("tokens") or [])})
+                return
             n = _count_prompt(body)
             self._send(200, {"count": n, "max_model_len": self.s.max_model_len,
                              "tokens": [(7 * k + 8187) % 8192 for k in range(n)], "token_strs": None})
