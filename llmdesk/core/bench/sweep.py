@@ -311,3 +311,15 @@ def max_num_seqs_from_log(path: Path | str | None) -> int | None:
     except OSError:
         return None
     return None
+
+
+def server_max_num_seqs(base_url: str) -> int | None:
+    """max-num-seqs of the app's own server at this URL (from its log), None for any other server."""
+    from llmdesk.core.server.endpoint import base_url as url_of, normalise_base_url
+    from llmdesk.core.server.records import live_records
+
+    wanted = normalise_base_url(base_url)
+    for record in live_records():
+        if normalise_base_url(url_of(record.host or "", record.port)) == wanted:
+            return max_num_seqs_from_log(record.log)
+    return None
