@@ -3,6 +3,8 @@
     nvml = FakeNvml([FakeDevice(name="NVIDIA H100 80GB HBM3", ...)])
     nvml = FakeNvml(errors={"nvmlInit": FakeNvml.NVMLError_LibraryNotFound()})
     FakeDevice(errors={"nvmlDeviceGetPowerUsage": FakeNvml.NVMLError_NotSupported()})
+    FakeDevice(power_usage_mw=300_000)          # its energy counter runs at 300 W from its creation
+    FakeDevice(energy_mj=iter([5_000, 9_000]).__next__)   # counter readings given one by one
 
 Like the real library, device calls before nvmlInit (or after nvmlShutdown) raise Uninitialized, and
 initialisations are counted: NVML stays up until as many nvmlShutdown calls as nvmlInit calls.
@@ -10,6 +12,8 @@ initialisations are counted: NVML stays up until as many nvmlShutdown calls as n
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -21,6 +25,7 @@ NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_NO_PERMISSION = 4
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
+NVML_ERROR_FUNCTION_NOT_FOUND = 13
 NVML_ERROR_GPU_IS_LOST = 15
 NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18
 NVML_ERROR_UNKNOWN = 999
@@ -31,6 +36,7 @@ _MESSAGES = {
     NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
     NVML_ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",
     NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
+    NVML_ERROR_FUNCTION_NOT_FOUND: "Function Not Found",
     NVML_ERROR_GPU_IS_LOST: "GPU is lost",
     NVML_ERROR_LIB_RM_VERSION_MISMATCH: "RM has detected an NVML/RM version mismatch.",
     NVML_ERROR_UNKNOWN: "Unknown Error",
@@ -70,6 +76,10 @@ class NVMLError_LibraryNotFound(NVMLError):
     value = NVML_ERROR_LIBRARY_NOT_FOUND
 
 
+class NVMLError_FunctionNotFound(NVMLError):
+    value = NVML_ERROR_FUNCTION_NOT_FOUND
+
+
 class NVMLError_GpuIsLost(NVMLError):
     value = NVML_ERROR_GPU_IS_LOST
 
@@ -91,10 +101,24 @@ class FakeDevice:
     compute_capability: tuple[int, int] = (9, 0)
     utilization_gpu: int = 0
     temperature_c: int = 30
-    power_usage_mw: int = 70_000
+    power_usage_mw: int | Callable[[], int] = 70_000  # a callable is asked on every read
     power_limit_mw: int = 700_000
     errors: dict[str, BaseException] = field(default_factory=dict)  # NVML function name -> what it raises
     memory_reserved: int | None = None  # None: the driver has no v2 memory call
+    # The total-energy counter (mJ): a number, a callable asked on every read, or None for a counter
+    # that runs at power_usage_mw since `created` (meant for a constant power).
+    energy_mj: int | Callable[[], int] | None = None
+    created: float = field(default_factory=time.monotonic, compare=False, repr=False)
+
+    @property
+    def power_mw(self) -> int:
+        return self.power_usage_mw() if callable(self.power_usage_mw) else self.power_usage_mw
+
+    @property
+    def total_energy_mj(self) -> int:
+        if self.energy_mj is None:
+            return int(self.power_mw * (time.monotonic() - self.created))
+        return self.energy_mj() if callable(self.energy_mj) else self.energy_mj
 
     @property
     def memory_free(self) -> int:
@@ -121,6 +145,7 @@ class FakeNvml:
     NVMLError_NoPermission = NVMLError_NoPermission
     NVMLError_DriverNotLoaded = NVMLError_DriverNotLoaded
     NVMLError_LibraryNotFound = NVMLError_LibraryNotFound
+    NVMLError_FunctionNotFound = NVMLError_FunctionNotFound
     NVMLError_GpuIsLost = NVMLError_GpuIsLost
     NVMLError_LibRmVersionMismatch = NVMLError_LibRmVersionMismatch
     NVMLError_Unknown = NVMLError_Unknown
@@ -207,7 +232,10 @@ class FakeNvml:
         return device.temperature_c
 
     def nvmlDeviceGetPowerUsage(self, handle: FakeDevice) -> int:
-        return self._device_call(handle, "nvmlDeviceGetPowerUsage").power_usage_mw
+        return self._device_call(handle, "nvmlDeviceGetPowerUsage").power_mw
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: FakeDevice) -> int:
+        return self._device_call(handle, "nvmlDeviceGetTotalEnergyConsumption").total_energy_mj
 
     def nvmlDeviceGetEnforcedPowerLimit(self, handle: FakeDevice) -> int:
         return self._device_call(handle, "nvmlDeviceGetEnforcedPowerLimit").power_limit_mw

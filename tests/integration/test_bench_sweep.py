@@ -143,3 +143,32 @@ def test_the_sweep_stops_at_the_servers_max_num_seqs(standin, tmp_path):
                    "{'model': '/m', 'max_num_seqs': 48, 'port': 8001}\n")
     assert max_num_seqs_from_log(log) == 48
     assert max_num_seqs_from_log(tmp_path / "missing.log") is None
+
+
+def test_each_level_gets_its_energy_per_token_from_the_gpus_counters(standin):
+    from llmdesk.core.bench.energy import EnergyMeter
+    from tests.fakes.fake_nvml import FakeDevice, FakeNvml
+
+    nvml = FakeNvml([FakeDevice(power_usage_mw=300_000), FakeDevice(power_usage_mw=100_000)])
+    meter = EnergyMeter(nvml=nvml, sample_interval_s=0.02)
+    run = bench(BenchConfig(standin.root, workload=SMALL, concurrencies=(1, 4)), energy_meter=meter)
+    meter.close()
+    for level in run.levels:
+        assert level["mean_watts"] == pytest.approx(400, rel=0.05)  # both GPUs, from the counters
+        assert level["energy"]["source"] == "counter"
+        joules = level["energy"]["joules"]
+        assert level["energy_j_per_output_token"] == pytest.approx(joules / level["total_output_tokens"])
+        assert level["output_tokens_per_wh"] == pytest.approx(level["total_output_tokens"] / (joules / 3600))
+    # Four at a time makes the same tokens in less time: fewer joules each.
+    assert run.levels[1]["energy_j_per_output_token"] < run.levels[0]["energy_j_per_output_token"]
+    assert run.energy_source == "counter"
+
+
+def test_without_a_gpu_the_run_says_why_energy_is_missing(standin):
+    from llmdesk.core.bench.energy import EnergyMeter
+    from tests.fakes.fake_nvml import FakeNvml
+
+    meter = EnergyMeter(nvml=FakeNvml(errors={"nvmlInit": FakeNvml.NVMLError_LibraryNotFound()}))
+    run = bench(BenchConfig(standin.root, workload=SMALL, concurrencies=(1,)), energy_meter=meter)
+    assert run.levels[0]["energy_j_per_output_token"] is None
+    assert any(note.startswith("Energy is not measured: No NVIDIA GPU could be read") for note in run.notes)

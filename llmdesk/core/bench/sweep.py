@@ -170,6 +170,7 @@ async def run_bench(config: BenchConfig, *, name: str | None = None, stop: async
                 run.problem = _failed_level_problem(level, config.base_url).as_dict()
                 break
             run.levels.append(level)
+            run.energy_source = run.energy_source or (level.get("energy") or {}).get("source")
             emit("done", level)
         else:
             run.status = "finished"

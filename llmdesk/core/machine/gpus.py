@@ -91,7 +91,7 @@ def scan_gpus(nvml: Any = None) -> GpuScan:
     try:
         return _scan_initialised(nvml)
     except Exception as exc:
-        return _no_gpus(Problem("Could not read the GPUs", _nvml_message(exc),
+        return _no_gpus(Problem("Could not read the GPUs", nvml_message(exc),
                                 f"Check that the NVIDIA driver works (run nvidia-smi). {PLAN_WITHOUT_GPU}"))
     finally:
         try:
@@ -135,8 +135,8 @@ class GpuSampler:
             try:
                 return self._sample_initialised()
             except Exception as exc:
-                if not _is_nvml_error(self._nvml, exc, "NVMLError_Uninitialized"):
-                    return _no_gpus(Problem("Could not read the GPUs", _nvml_message(exc),
+                if not is_nvml_error(self._nvml, exc, "NVMLError_Uninitialized"):
+                    return _no_gpus(Problem("Could not read the GPUs", nvml_message(exc),
                                             "Check that the NVIDIA driver works (run nvidia-smi)."))
             # Someone shut NVML down under us (a binding that does not count initialisations): once more.
             self._forget()
@@ -146,7 +146,7 @@ class GpuSampler:
             try:
                 return self._sample_initialised()
             except Exception as exc:
-                return _no_gpus(Problem("Could not read the GPUs", _nvml_message(exc),
+                return _no_gpus(Problem("Could not read the GPUs", nvml_message(exc),
                                         "Check that the NVIDIA driver works (run nvidia-smi)."))
 
     def close(self) -> None:
@@ -197,7 +197,7 @@ class GpuSampler:
             self._count = nvml.nvmlDeviceGetCount()
         except Exception as exc:
             self._shutdown()
-            return _no_gpus(Problem("Could not read the GPUs", _nvml_message(exc),
+            return _no_gpus(Problem("Could not read the GPUs", nvml_message(exc),
                                     "Check that the NVIDIA driver works (run nvidia-smi)."))
         return None
 
@@ -209,10 +209,10 @@ class GpuSampler:
             try:
                 gpus.append(self._read(nvml, index))
             except Exception as exc:
-                if _is_nvml_error(nvml, exc, "NVMLError_Uninitialized"):
+                if is_nvml_error(nvml, exc, "NVMLError_Uninitialized"):
                     raise
                 self._static.pop(index, None)  # a GPU that fell off the bus gets a new handle if it returns
-                unreadable.append(f"GPU {index}: {_nvml_message(exc)}")
+                unreadable.append(f"GPU {index}: {nvml_message(exc)}")
         driver, cuda = self._driver
         return GpuScan(tuple(gpus), driver, cuda, _scan_problem(self._count, len(gpus), unreadable))
 
@@ -247,7 +247,7 @@ def _scan_initialised(nvml: Any) -> GpuScan:
         try:
             gpus.append(_read_gpu(nvml, index, driver_version, cuda_driver_version))
         except Exception as exc:
-            unreadable.append(f"GPU {index}: {_nvml_message(exc)}")
+            unreadable.append(f"GPU {index}: {nvml_message(exc)}")
     return GpuScan(tuple(gpus), driver_version, cuda_driver_version,
                    _scan_problem(count, len(gpus), unreadable))
 
@@ -310,41 +310,41 @@ def _no_gpus(problem: Problem) -> GpuScan:
     return GpuScan(gpus=(), driver_version=None, cuda_driver_version=None, problem=problem)
 
 
-def _nvml_message(exc: BaseException) -> str:
+def nvml_message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _is_nvml_error(nvml: Any, exc: BaseException, class_name: str) -> bool:
+def is_nvml_error(nvml: Any, exc: BaseException, class_name: str) -> bool:
     error_class = getattr(nvml, class_name, None)
     return isinstance(error_class, type) and isinstance(exc, error_class)
 
 
 def _init_problem(nvml: Any, exc: BaseException) -> Problem:
-    if _is_nvml_error(nvml, exc, "NVMLError_LibraryNotFound"):
+    if is_nvml_error(nvml, exc, "NVMLError_LibraryNotFound"):
         return Problem(
             "No NVIDIA driver found",
             "The NVIDIA driver library (NVML) is not installed on this computer, so no NVIDIA GPU can be used.",
             "Install the NVIDIA driver (in a container, start it with GPU access, e.g. docker run --gpus all). "
             + PLAN_WITHOUT_GPU)
-    if _is_nvml_error(nvml, exc, "NVMLError_DriverNotLoaded"):
+    if is_nvml_error(nvml, exc, "NVMLError_DriverNotLoaded"):
         return Problem(
             "The NVIDIA driver is not running",
             "The NVIDIA driver is installed but not loaded, so no NVIDIA GPU can be used.",
             "Restart the computer; if that does not help, reinstall the NVIDIA driver. " + PLAN_WITHOUT_GPU)
-    if _is_nvml_error(nvml, exc, "NVMLError_LibRmVersionMismatch"):
+    if is_nvml_error(nvml, exc, "NVMLError_LibRmVersionMismatch"):
         return Problem(
             "The NVIDIA driver was updated but not reloaded",
             "The driver library and the driver running in the kernel are different versions, "
             "which usually happens after a driver update.",
             "Restart the computer. " + PLAN_WITHOUT_GPU)
-    if _is_nvml_error(nvml, exc, "NVMLError_NoPermission"):
+    if is_nvml_error(nvml, exc, "NVMLError_NoPermission"):
         return Problem(
             "Not allowed to read the GPUs",
             "The NVIDIA driver refused access to the GPUs for this user.",
             "Check the permissions of /dev/nvidia* or ask the administrator. " + PLAN_WITHOUT_GPU)
     return Problem(
         "Could not start NVIDIA GPU detection",
-        f"NVML reported: {_nvml_message(exc)}.",
+        f"NVML reported: {nvml_message(exc)}.",
         "Check that the NVIDIA driver works (run nvidia-smi). " + PLAN_WITHOUT_GPU)
 
 
