@@ -12,6 +12,8 @@
 #                                      # longer, in the background (model made first);
 #   bash tests/gpu/host.sh parity-wait  # then this, once per call, until it says done
 #   bash tests/gpu/host.sh startup tiny 2   # launch to ready, raw and llmdesk each alone, by turns
+#   bash tests/gpu/host.sh bench-start llama-3.1-8b --rounds 3   # #19: llmdesk bench beside vllm bench serve
+#   bash tests/gpu/host.sh bench-wait   # then this, once per call, until it says done
 #
 # Background work is started with setsid so that it outlives the command that started it; the host
 # keeps it only while it is held (the next command must follow within about 30 s).
@@ -115,6 +117,24 @@ case "${1:-}" in
     CUDA_VISIBLE_DEVICES=0 timeout "${4:-1800}" python3 bench/serve_parity.py --model $M/"${2:-tiny}" --name parity --out $WORK/startup \
       --startup-rounds "${3:-2}" 2>&1 | grep -v "^INFO\|^(APIServer\|^(EngineCore" | tee "$OUT/startup.txt"
     tar -czf "$OUT/startup.tgz" -C $WORK startup
+    ;;
+  bench-start)  # #19: llmdesk's benchmark beside `vllm bench serve` on one server, and the energy check
+    kill_vllm
+    shift
+    preset=${1:-llama-3.1-8b}
+    shift || true
+    rm -rf $WORK/bench-parity $WORK/bench.done
+    CUDA_VISIBLE_DEVICES=0 setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models $preset && \
+      python3 bench/bench_parity.py --model $M/$preset --out $WORK/bench-parity $* \
+      > $WORK/bench.txt 2>&1; touch $WORK/bench.done" < /dev/null > $WORK/bench-models.log 2>&1 &
+    sleep 5
+    ;;
+  bench-wait)
+    t0=$SECONDS
+    while [ ! -f $WORK/bench.done ] && [ $((SECONDS - t0)) -lt "${2:-560}" ]; do sleep 2; done
+    tail -3 $WORK/bench-models.log
+    grep -v "^INFO\|^(APIServer\|^(EngineCore\|^WARNING" $WORK/bench.txt | tail -40
+    [ -d $WORK/bench-parity ] && tar -czf "$OUT/bench-parity.tgz" -C $WORK bench-parity
     ;;
   parity-wait)
     t0=$SECONDS

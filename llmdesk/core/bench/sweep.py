@@ -211,7 +211,7 @@ async def _measure_level(config: BenchConfig, target: Target, vocabulary: Vocabu
 
     async def level() -> dict:
         if warm:
-            warmed = await run_level(target, warm, concurrency=1)
+            warmed = await run_level(target, warm, concurrency=concurrency or len(warm))  # as vLLM warms up
             if warmed.metrics.completed == 0:  # the server is gone or refuses: no point loading it
                 return {"concurrency": concurrency, "rate": rate, **warmed.metrics.as_dict()}
         watch.start()
