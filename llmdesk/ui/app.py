@@ -161,7 +161,7 @@ def _install_startup_probe(window) -> None:
     def report():
         heavy = sorted({"torch", "vllm", "transformers"} & set(sys.modules))
         # Imported when first needed, never at start: each costs a tenth of a second or more.
-        later = sorted({"httpx", "huggingface_hub", "pyqtgraph"} & set(sys.modules))
+        later = sorted({"httpx", "huggingface_hub", "pyqtgraph", "aiohttp", "numpy"} & set(sys.modules))
         print(json.dumps({"painted_at": time.time(), "rss_bytes": _rss_bytes(), "heavy_modules": heavy,
                           "imported_early": later}), flush=True)
         window.close()

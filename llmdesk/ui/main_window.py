@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem
 from llmdesk.core.base.units import format_gib
 from llmdesk.core.machine.gpus import GpuScan
 from llmdesk.ui.context import AppContext
+from llmdesk.ui.pages.bench import BenchmarkPage
 from llmdesk.ui.pages.chat import ChatPage
 from llmdesk.ui.pages.hub import ModelsPage
 from llmdesk.ui.pages.machine import MachinePage
@@ -72,6 +73,9 @@ class MainWindow(QMainWindow):
         self.dashboard_page.open_server_page_requested.connect(lambda: self.show_page("server"))
         self._add_page("dashboard", "Dashboard", self.dashboard_page)
         self._add_page("chat", "Chat", self.chat_page)
+        self.bench_page = BenchmarkPage(ctx)
+        self.bench_page.open_server_page_requested.connect(lambda: self.show_page("server"))
+        self._add_page("benchmark", "Benchmark", self.bench_page)
         self.planned_pages = {planned.key: PlannedPageWidget(planned) for planned in PLANNED_PAGES}
         for planned in PLANNED_PAGES:
             self._add_page(planned.key, planned.title, self.planned_pages[planned.key])
@@ -79,6 +83,7 @@ class MainWindow(QMainWindow):
         self.start_page = StartPage(ctx)
         self._add_page("start", "Get started", self.start_page)
         self.start_page.finished.connect(self._guide_finished)
+        self.start_page.quick_benchmark_requested.connect(self._quick_benchmark)
         ctx.guide_requested.connect(self._open_guide)
         self.sidebar.setRowHidden(self.page_keys.index("start"), ctx.state.first_run_done)
         self.sidebar.currentRowChanged.connect(self._page_changed)
@@ -130,6 +135,7 @@ class MainWindow(QMainWindow):
                 return
             self.chat_page.stop_soon()
         self.dashboard_page.stop()
+        self.bench_page.stop()
         self.ctx.state.window_geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
         self.ctx.state.last_page = self.current_page
         super().closeEvent(event)
@@ -151,6 +157,10 @@ class MainWindow(QMainWindow):
         self.start_page.restart()
         self.sidebar.setRowHidden(self.page_keys.index("start"), False)
         self.show_page("start")
+
+    def _quick_benchmark(self) -> None:
+        self.show_page("benchmark")
+        self.bench_page.start_quick()
 
     def _start_server_for_chat(self) -> None:
         self.show_page("server")

@@ -6,6 +6,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
+# Curves' colours: mid-luminance, so that they read on the light and on the dark palette alike.
+CHART_COLORS = ("#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#a855f7", "#06b6d4", "#ec4899", "#84cc16")
+
 
 def resolve_scheme(theme: str, system_scheme: Qt.ColorScheme) -> Qt.ColorScheme:
     if theme == "dark":

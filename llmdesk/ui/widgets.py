@@ -5,13 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QFont, QPalette
 from PySide6.QtWidgets import QFileDialog, QFrame, QLabel, QLineEdit, QPushButton, QScrollArea, QVBoxLayout, QWidget
 from llmdesk.ui.theme import is_dark
 
 # glyph, colour on the light theme, colour on the dark theme (each 4.5:1 or more on its background)
 STATUS_GLYPHS = {"ok": ("✔", "#15803d", "#4ade80"), "warn": ("!", "#b45309", "#fbbf24"),
                  "fail": ("✘", "#b91c1c", "#f87171")}
+
+
+def set_font(widget: QWidget, points: float, bold: bool = False) -> None:
+    """Size and weight through the font: a style sheet would pin the label to the palette of the
+    theme it was polished in, and its text would stay dark after a switch to the dark theme."""
+    font = QFont(widget.font())
+    font.setPointSizeF(points)
+    font.setWeight(QFont.Weight.DemiBold if bold else QFont.Weight.Normal)
+    widget.setFont(font)
 
 
 def page_header(title: str, subtitle: str) -> QWidget:
@@ -102,6 +111,18 @@ def choose_folder(parent: QWidget, title: str, on_chosen, start: str = "") -> QF
     dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
     if start and Path(start).expanduser().is_dir():
         dialog.setDirectory(str(Path(start).expanduser()))
+    dialog.fileSelected.connect(lambda path: path and on_chosen(path))
+    dialog.finished.connect(dialog.deleteLater)
+    dialog.open()
+    return dialog
+
+
+def choose_save_file(parent: QWidget, title: str, name: str, name_filter: str, on_chosen) -> QFileDialog:
+    """Ask where to save a file; on_chosen(path) when one is given. open(), as choose_folder does."""
+    dialog = QFileDialog(parent.window(), title)
+    dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+    dialog.setNameFilter(name_filter)
+    dialog.selectFile(name)
     dialog.fileSelected.connect(lambda path: path and on_chosen(path))
     dialog.finished.connect(dialog.deleteLater)
     dialog.open()

@@ -38,12 +38,12 @@ def test_sidebar_lists_every_page_and_switches_between_them(make_window, qtbot):
 def test_pages_not_built_yet_say_what_they_will_hold(make_window):
     window = make_window()
     planned = window.stack.findChildren(PlannedPageWidget)
-    assert len(planned) == 2  # Benchmark and Deploy
-    assert [p.key for p in PLANNED_PAGES] == ["benchmark", "deploy"]  # built pages are not listed
-    benchmark = texts(window.stack.widget(PAGES.index("benchmark")))
-    assert "Not built yet. This page will hold:" in benchmark
-    assert "Concurrency sweeps" in benchmark
+    assert len(planned) == 1  # Deploy
+    assert [p.key for p in PLANNED_PAGES] == ["deploy"]  # built pages are not listed
+    deploy = texts(window.stack.widget(PAGES.index("deploy")))
+    assert "Not built yet. This page will hold:" in deploy
     assert window.stack.widget(PAGES.index("dashboard")) is window.dashboard_page
+    assert window.stack.widget(PAGES.index("benchmark")) is window.bench_page
 
 
 def test_status_bar_without_gpu_and_with_two(make_window):

@@ -330,3 +330,17 @@ def test_comparable_prices_keep_sizes_apart_and_fall_back_to_the_closed_tier():
             if r.open_weights} == {"Llama-3.1-70B-Instruct"}
     assert all(not r.open_weights for r in comparable_prices(rows, "Qwen/Qwen3-8B"))
     assert comparable_prices([price(model="Qwen3-8B")], "Qwen/Qwen3-8B-AWQ")[0].model == "Qwen3-8B"
+
+
+def test_the_panels_inputs_are_kept_and_a_spoilt_file_gives_the_defaults(tmp_path):
+    from llmdesk.core.bench.cost import load_cost_inputs, save_cost_inputs
+
+    path = tmp_path / "bench-cost.json"
+    assert load_cost_inputs(path) == CostInputs()
+    kept = CostInputs(ownership="owned", purchase_price=30000, lifetime_years=4, overhead_pct=20)
+    save_cost_inputs(kept, path)
+    assert load_cost_inputs(path) == kept
+    path.write_text('{"gpu_per_hour": "two dollars"}')
+    assert load_cost_inputs(path) == CostInputs()
+    path.write_text("[" * 100000)
+    assert load_cost_inputs(path) == CostInputs()

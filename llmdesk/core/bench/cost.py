@@ -577,3 +577,22 @@ def price_run(run: Any, inputs: CostInputs) -> None:
             level["cost_per_million_output_tokens"] = result.per_million_output
             level["cost_per_million_tokens"] = result.per_million_total_at_mix
     run.cost = inputs.as_dict()
+
+
+def cost_inputs_path() -> Path:
+    return paths.config_dir() / "bench-cost.json"
+
+
+def load_cost_inputs(path: Path | None = None) -> CostInputs:
+    """The cost panel's last inputs; the defaults when there are none or they cannot be used."""
+    path = path or cost_inputs_path()
+    try:
+        if path.stat().st_size > 64 * 1024:
+            return CostInputs()
+        return CostInputs.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, RecursionError, BadInput):
+        return CostInputs()
+
+
+def save_cost_inputs(inputs: CostInputs, path: Path | None = None) -> None:
+    paths.write_private_json(path or cost_inputs_path(), inputs.as_dict())

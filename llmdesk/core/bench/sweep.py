@@ -11,6 +11,7 @@ Async, no Qt; progress goes to an `on_event` callback that the window coalesces.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import itertools
 import logging
@@ -23,7 +24,6 @@ from typing import Any
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 from llmdesk.core.bench.loadgen import Target, run_level
 from llmdesk.core.bench.saturation import find_saturation
-from llmdesk.core.bench.server_watch import ServerWatch
 from llmdesk.core.bench.workload import Vocabulary, Workload, as_text, check_fits, make_requests, read_vocabulary
 
 log = logging.getLogger(__name__)
@@ -115,9 +115,14 @@ async def run_bench(config: BenchConfig, *, name: str | None = None, stop: async
                     on_event: Event | None = None, energy_meter=None) -> BenchRun:
     """Measure every level in turn. BadInput before anything is sent when the settings cannot work
     (unknown model, lengths beyond max-model-len); ProblemError when the server is not there."""
+    from llmdesk.core.bench.server_watch import ServerWatch
     from llmdesk.core.chat.client import ChatClient
 
     config.check()
+    if config.workload.seed is None:
+        import random
+
+        config = dataclasses.replace(config, workload=dataclasses.replace(config.workload, seed=random.randrange(10**6)))
     stop = stop or asyncio.Event()
     emit = on_event or (lambda kind, data: None)
     async with ChatClient(config.base_url, config.api_key, timeout_s=30) as chat:
@@ -187,7 +192,7 @@ async def run_bench(config: BenchConfig, *, name: str | None = None, stop: async
 
 
 async def _measure_level(config: BenchConfig, target: Target, vocabulary: Vocabulary, index: int,
-                         concurrency: int | None, rate: float | None, watch: ServerWatch, meter, stop: asyncio.Event,
+                         concurrency: int | None, rate: float | None, watch, meter, stop: asyncio.Event,
                          emit: Event) -> dict | None:
     """One level as a dict, or None when the stop event came first (the requests in flight aborted)."""
     workload = config.workload
@@ -220,7 +225,7 @@ async def _measure_level(config: BenchConfig, target: Target, vocabulary: Vocabu
         try:
             result = await run_level(target, requests, concurrency=concurrency, rate=rate,
                                      duration_s=workload.duration_s, slo_ms=config.slo_ms or None,
-                                     seed=workload.seed + index, on_progress=progress)
+                                     seed=(workload.seed or 0) + index, on_progress=progress)
         finally:
             reading = meter.stop() if meter is not None else None
             server = await watch.stop()

@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-import httpx
-
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 from llmdesk.core.server.endpoint import root_url
 
@@ -53,7 +51,7 @@ class Workload:
     prompts: int | None = None  # per level; None: 4 × concurrency, at least 16
     duration_s: float | None = None  # per level, instead of a prompt count
     warmups: int = 1  # vLLM's "initial single prompt test run", left out of the figures
-    seed: int = 0
+    seed: int | None = None  # None: a fresh one per run, so a second run finds nothing in the prefix cache
 
     def check(self) -> None:
         """BadInput naming the first value that cannot make a workload."""
@@ -122,6 +120,8 @@ class NoTokenizer(ProblemError):
 async def read_vocabulary(base_url: str, model: str, *, api_key: str | None = None,
                           timeout_s: float = 30.0) -> Vocabulary:
     """Ask the server's tokenizer for the BOS prefix and a pool of ids (two small requests)."""
+    import httpx  # here: the window imports this module at start, and httpx costs ~0.1 s
+
     root = root_url(base_url)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     async with httpx.AsyncClient(timeout=timeout_s, headers=headers, trust_env=False) as client:
@@ -137,7 +137,9 @@ async def read_vocabulary(base_url: str, model: str, *, api_key: str | None = No
     return Vocabulary(special, pool, int(max_len) if isinstance(max_len, int) and max_len > 0 else None)
 
 
-async def _tokenize(client: httpx.AsyncClient, root: str, body: dict) -> dict:
+async def _tokenize(client, root: str, body: dict) -> dict:
+    import httpx
+
     try:
         response = await client.post(root + "/tokenize", json=body)
     except httpx.HTTPError as exc:
@@ -177,7 +179,7 @@ def check_fits(workload: Workload, vocabulary: Vocabulary) -> None:
 
 def make_requests(workload: Workload, vocabulary: Vocabulary, count: int, *, level_seed: int = 0) -> list[Request]:
     """`count` distinct prompts of the workload's lengths, as token ids (decoded later for chat)."""
-    rng = random.Random(workload.seed * 1_000_003 + level_seed)
+    rng = random.Random((workload.seed or 0) * 1_000_003 + level_seed)
     pool = vocabulary.pool
     prefix = [rng.choice(pool) for _ in range(workload.prefix_len)]
     requests = []
@@ -196,6 +198,8 @@ async def as_text(base_url: str, model: str, requests: Sequence[Request], vocabu
     to the chat template, which adds its own)."""
     skip = len(vocabulary.special_prefix)
     import asyncio
+
+    import httpx
 
     root = root_url(base_url)
     async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as client:

@@ -19,12 +19,11 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from llmdesk.core.base.units import GIB
-from llmdesk.ui.metrics.tiles import set_font
+from llmdesk.ui.widgets import set_font
+from llmdesk.ui.theme import CHART_COLORS as COLORS
 
 pg.setConfigOptions(antialias=False, background=None, foreground="k")
 
-# Mid-luminance colours that read on the light and on the dark palette alike.
-COLORS = ("#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#a855f7", "#06b6d4", "#ec4899", "#84cc16")
 RANGES_S = (60, 300, 900)
 COLUMNS = 3
 MIN_CHART_HEIGHT = 140

@@ -5,21 +5,13 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import QRectF
-from PySide6.QtGui import QFont, QPainter, QPalette, QPen
-from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtGui import QPainter, QPalette, QPen
+from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout
 
 from llmdesk.core.base.units import GIB
+from llmdesk.ui.widgets import set_font
 
 NONE = "—"
-
-
-def set_font(widget: QWidget, points: float, bold: bool = False) -> None:
-    """Size and weight through the font: a style sheet would pin the label to the palette of the
-    theme it was polished in, and its text would stay dark after a switch to the dark theme."""
-    font = QFont(widget.font())
-    font.setPointSizeF(points)
-    font.setWeight(QFont.Weight.DemiBold if bold else QFont.Weight.Normal)
-    widget.setFont(font)
 
 
 class Tile(QFrame):

@@ -32,9 +32,9 @@ from llmdesk.core.server.supervisor import ServerState, ServerStatus
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.metrics import tiles as fmt
 from llmdesk.ui.metrics.recorder import MetricsRecorder, Target, is_local_url
-from llmdesk.ui.metrics.tiles import NONE, Tile, set_font
+from llmdesk.ui.metrics.tiles import NONE, Tile
 from llmdesk.ui.problems import log_shown, rich_text
-from llmdesk.ui.widgets import fill_with_scrolling, page_header
+from llmdesk.ui.widgets import fill_with_scrolling, page_header, set_font
 
 INTERVALS_S = (0.25, 0.5, 1.0, 2.0, 5.0)
 RANGES = ((60, "1 min"), (300, "5 min"), (900, "15 min"))

@@ -18,10 +18,6 @@ class PlannedPage:
 
 
 PLANNED_PAGES = (
-    PlannedPage("benchmark", "Benchmark", "How the server holds up under concurrent load.", (
-        "Concurrency sweeps (1, 16, 64 … requests) with throughput and latency percentiles.",
-        "Cost per million tokens from your power draw, next to API prices.",
-    )),
     PlannedPage("deploy", "Deploy", "Take the same configuration beyond this machine.", (
         "Export the launch configuration as a Kubernetes manifest, a docker command or a systemd unit.",
     )),

@@ -3,7 +3,7 @@
 Welcome and privacy → the hardware (GPUs, driver and the CUDA it supports, which vLLM build that
 means, free disk) → vLLM in a managed runtime (its plan shown first) → a first model chosen from
 suggestions that fit this GPU, downloaded with progress → started, with a first message sent → a
-benchmark (once the Benchmark page exists). Every step can be skipped; the step reached is saved at
+one-minute benchmark on the Benchmark page. Every step can be skipped; the step reached is saved at
 once, so closing llmdesk midway loses nothing and the guide opens where it stopped. Settings opens
 it again.
 """
@@ -50,6 +50,7 @@ PRIVACY = (
 
 class StartPage(QWidget):
     finished = Signal()
+    quick_benchmark_requested = Signal()
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None):
         super().__init__(parent)
@@ -367,11 +368,16 @@ class StartPage(QWidget):
 
     # -- 6 benchmark
     def _benchmark(self, box: QVBoxLayout) -> None:
-        text = QLabel("A one-minute benchmark of your server (tokens per second at a few levels of concurrency) "
-                      "will be offered here once the Benchmark page exists. That is all: Finish opens the "
-                      "Machine page.")
+        text = QLabel("How many people can your server answer at once, and how fast? A one-minute benchmark sends "
+                      "chat-sized requests at 1, 4 and 16 at a time (15 seconds each) and shows the tokens per second, "
+                      "the time to the first token, and where the server saturates. It needs the server of the step "
+                      "before. Finish opens the Machine page.")
         text.setWordWrap(True)
         box.addWidget(text)
+        self.bench_button = QPushButton("Run a one-minute benchmark")
+        self.bench_button.setToolTip("Opens the Benchmark page and starts it there")
+        self.bench_button.clicked.connect(self.quick_benchmark_requested)
+        box.addWidget(self.bench_button, 0, Qt.AlignmentFlag.AlignLeft)
 
     def _show(self, box: QLabel, problem: Problem) -> None:
         show_in_box(box, problem, "the first-run guide")

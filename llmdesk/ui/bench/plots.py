@@ -1,0 +1,187 @@
+"""The Benchmark page's three plots (pyqtgraph; imported in a worker thread the first time the page is
+shown, as the Dashboard's charts are):
+
+- output throughput against load (concurrency, or request rate), the knee marked;
+- TTFT and TPOT, p50 and p99, against load, the service-level limits drawn as dotted lines;
+- tokens per second per user against total output tokens per second (the trade-off curve), each
+  point labelled with its load.
+
+The shown run is drawn in full colour; runs picked for comparison add their throughput and
+trade-off curves in other colours. Load axes are log2 (1, 2, 4 … 64).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from llmdesk.ui.theme import CHART_COLORS
+from llmdesk.ui.widgets import set_font
+
+PLOT_HEIGHT = 210
+
+
+@dataclass(frozen=True)
+class Series:
+    """One run's levels as drawn: its name and its saved level dicts."""
+
+    name: str
+    levels: Sequence[Mapping]
+    knee: float | None = None
+
+
+def load_of(level: Mapping) -> float:
+    return float(level.get("concurrency") or level.get("rate") or 0)
+
+
+def per_user_tokens_per_s(level: Mapping) -> float | None:
+    """What one user sees: 1000 / median TPOT (ms); None for a level without decode steps."""
+    tpot = (level.get("tpot_ms") or {}).get("p50") or 0
+    return 1000.0 / tpot if tpot > 0 else None
+
+
+class _Plot(QWidget):
+    def __init__(self, title: str, unit: str, x_label: str, *, log_x: bool):
+        super().__init__()
+        self.title = QLabel()
+        self.title.setTextFormat(Qt.TextFormat.RichText)
+        self.title.setWordWrap(True)
+        self.title.setMinimumWidth(1)
+        set_font(self.title, 9)
+        self._title, self._unit = title, unit
+        self.plot = pg.PlotWidget()
+        self.plot.setMinimumHeight(PLOT_HEIGHT - 20)
+        self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+        # A picture: wheel and drag scroll the page, never pan or zoom the plot.
+        self.plot.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.plot.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        item = self.plot.getPlotItem()
+        item.setLogMode(x=log_x, y=False)
+        item.getAxis("left").setWidth(46)
+        item.setLabel("bottom", x_label)
+        item.layout.setContentsMargins(0, 2, 6, 0)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.plot, 1)
+        self.set_legend([])
+
+    def set_legend(self, entries: list[tuple[str, str]]) -> None:
+        unit = f" <span style='font-weight: 400;'>{self._unit}</span>" if self._unit else ""
+        legend = " ".join(f"<span style='color: {color};'>■</span>&nbsp;{_escape(name)}" for name, color in entries)
+        self.title.setText(f"<b>{self._title}</b>{unit}&nbsp;&nbsp;&nbsp;{legend}")
+
+    def clear(self) -> None:
+        self.plot.getPlotItem().clear()
+
+    def apply_palette(self, palette: QPalette) -> None:
+        text = palette.color(QPalette.ColorRole.Text)
+        dim = QColor(text)
+        dim.setAlpha(150)
+        self.plot.setBackground(palette.color(QPalette.ColorRole.Base))
+        item = self.plot.getPlotItem()
+        for name in ("left", "bottom"):
+            axis = item.getAxis(name)
+            axis.setPen(dim)
+            axis.setTextPen(dim)
+        item.showGrid(x=False, y=True, alpha=0.18)
+        self.text_color = QColor(text)
+
+
+class BenchPlots(QWidget):
+    def __init__(self, palette: QPalette, *, rate_mode: bool = False):
+        super().__init__()
+        x_label = "requests/s" if rate_mode else "concurrent requests"
+        self.throughput = _Plot("Throughput", "output tok/s", x_label, log_x=True)
+        self.latency = _Plot("Latency", "ms", x_label, log_x=True)
+        self.tradeoff = _Plot("Per user against total", "tok/s per user", "total output tok/s", log_x=False)
+        self.plots = (self.throughput, self.latency, self.tradeoff)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(14)
+        for column, plot in enumerate(self.plots):
+            grid.addWidget(plot, 0, column)
+            grid.setColumnStretch(column, 1)
+        self.setMinimumHeight(PLOT_HEIGHT)
+        self.apply_palette(palette)
+        self.drawn: dict[str, int] = {}  # plot name → curves drawn (for tests)
+
+    def apply_palette(self, palette: QPalette) -> None:
+        self._palette = palette
+        for plot in self.plots:
+            plot.apply_palette(palette)
+
+    def show_runs(self, shown: Series | None, compared: Sequence[Series] = (), slo_ms: Mapping[str, float] | None = None) -> None:
+        for plot in self.plots:
+            plot.clear()
+        runs = ([shown] if shown is not None else []) + list(compared)
+        legend = []
+        curves = {"throughput": 0, "latency": 0, "tradeoff": 0}
+        for index, series in enumerate(runs):
+            color = CHART_COLORS[index % len(CHART_COLORS)]
+            levels = sorted((lv for lv in series.levels if lv.get("completed")), key=load_of)
+            if not levels:
+                continue
+            legend.append((series.name, color))
+            loads = [load_of(lv) for lv in levels]
+            symbol = "o" if index == 0 else "t"
+            self.throughput.plot.plot(loads, [lv["output_throughput"] for lv in levels], pen=pg.mkPen(color, width=2),
+                                      symbol=symbol, symbolSize=6, symbolBrush=color, symbolPen=None)
+            curves["throughput"] += 1
+            pairs = [(lv["output_throughput"], per_user_tokens_per_s(lv), load_of(lv)) for lv in levels]
+            pairs = [p for p in pairs if p[1] is not None]
+            if pairs:
+                self.tradeoff.plot.plot([p[0] for p in pairs], [p[1] for p in pairs], pen=pg.mkPen(color, width=2),
+                                        symbol=symbol, symbolSize=6, symbolBrush=color, symbolPen=None)
+                curves["tradeoff"] += 1
+            if index == 0:
+                self._latency(levels, loads, slo_ms or {})
+                curves["latency"] = 4
+                self._knee(series.knee, color)
+                for total, per_user, load in pairs:
+                    label = pg.TextItem(f"{load:g}", color=self._palette.color(QPalette.ColorRole.Text), anchor=(0, 1))
+                    label.setPos(total, per_user)
+                    self.tradeoff.plot.addItem(label)
+        self.throughput.set_legend(legend)
+        self.tradeoff.set_legend(legend[:4])
+        self.drawn = curves
+
+    def _latency(self, levels: Sequence[Mapping], loads: list[float], slo_ms: Mapping[str, float]) -> None:
+        entries = []
+        for (metric, part, label), color, style in zip(
+                (("ttft_ms", "p50", "TTFT p50"), ("ttft_ms", "p99", "TTFT p99"), ("tpot_ms", "p50", "TPOT p50"),
+                 ("tpot_ms", "p99", "TPOT p99")),
+                (CHART_COLORS[0], CHART_COLORS[0], CHART_COLORS[1], CHART_COLORS[1]),
+                (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine)):
+            values = [float((lv.get(metric) or {}).get(part) or 0) for lv in levels]
+            self.latency.plot.plot(loads, values, pen=pg.mkPen(color, width=2, style=style))
+            entries.append((label + (" (dashed)" if style == Qt.PenStyle.DashLine else ""), color))
+        for key, color in (("ttft", CHART_COLORS[0]), ("tpot", CHART_COLORS[1])):
+            if key in slo_ms:
+                line = pg.InfiniteLine(pos=slo_ms[key], angle=0, pen=pg.mkPen(color, width=1, style=Qt.PenStyle.DotLine))
+                self.latency.plot.addItem(line)
+        self.latency.set_legend([entries[0], entries[1], entries[2], entries[3]])
+
+    def _knee(self, knee: float | None, color: str) -> None:
+        if not knee or knee <= 0:
+            return
+        line = pg.InfiniteLine(pos=math.log10(knee), angle=90,
+                               pen=pg.mkPen(self._palette.color(QPalette.ColorRole.Text), width=1, style=Qt.PenStyle.DashLine),
+                               label=f"knee {knee:g}", labelOpts={"position": 0.9, "color": color})
+        self.throughput.plot.addItem(line)
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=False)
