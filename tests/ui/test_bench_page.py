@@ -210,3 +210,21 @@ def test_the_guides_one_minute_benchmark_opens_here_with_its_settings(make_windo
     assert page.loads.text() == "1, 4, 16" and page.seconds.value() == 15 and page.preset.currentData() == "chat"
     assert page.slo_ttft.value() == 200 and page.slo_tpot.value() == 50
     assert "server is not running" in page.problem.text()  # no server started in this test
+
+
+def test_a_run_works_under_the_apps_qt_event_loop_policy(make_window, qtbot, standin):
+    """The app runs under qasync.run, whose policy makes every new loop a Qt one; the run's own thread
+    must still get a plain asyncio loop (it once failed with "Event loop stopped before Future completed")."""
+    import asyncio
+
+    import qasync
+
+    _, page = bench_page(make_window, qtbot, standin[1], loads="1")
+    before = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(qasync.DefaultQEventLoopPolicy())
+    try:
+        page.start_button.click()
+        qtbot.waitUntil(lambda: not page.running, timeout=30000)
+    finally:
+        asyncio.set_event_loop_policy(before)
+    assert page.status.text().startswith("Finished (1 level, saved)"), page.status.text()

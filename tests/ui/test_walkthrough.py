@@ -106,6 +106,12 @@ def problem_states(window, qtbot, label: str) -> list[str]:
     window.show_page("dashboard")
     qtbot.waitUntil(lambda: "not running" in window.dashboard_page.status.text(), timeout=20000)
     found += look(window, window.dashboard_page, "40-dashboard-no-server", label)
+    # The Benchmark page with no server to load.
+    window.show_page("benchmark")
+    bench = window.bench_page
+    bench.start_button.click()
+    qtbot.waitUntil(bench.problem.isVisible, timeout=5000)
+    found += look(window, bench, "70-benchmark-no-server", label)
     # The first-run guide's steps as a new user without a GPU, vLLM or network meets them.
     window.show_page("start")
     guide = window.start_page

@@ -36,7 +36,13 @@ class BenchRunner:
                 self._stop.set()
             return await run_bench(self.config, name=self.name, stop=self._stop, on_event=emit)
 
-        return await asyncio.to_thread(asyncio.run, main())
+        def on_thread() -> BenchRun:
+            # A plain asyncio loop: qasync.run sets a policy whose loops are Qt's, which cannot run off the
+            # GUI thread ("Event loop stopped before Future completed").
+            with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+                return runner.run(main())
+
+        return await asyncio.to_thread(on_thread)
 
     def stop(self) -> None:
         """Abort the level in flight; the run comes back with its finished levels, marked stopped."""

@@ -109,7 +109,8 @@ class BenchmarkPage(QWidget):
         column.addLayout(problem_row)
 
         column.addWidget(section_title("Results"))
-        self.summary = QLabel("No run yet. Start one above, or pick a saved run below.")
+        self.summary = QLabel("No run yet. Start one above, or pick a saved run below: the levels, the knee and "
+                              "the plots appear here as each level finishes.")
         self.summary.setWordWrap(True)
         self.summary.setTextFormat(Qt.TextFormat.RichText)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -123,6 +124,7 @@ class BenchmarkPage(QWidget):
         column.addLayout(self.plots_area)
         self.levels = LevelsTable()
         column.addWidget(self.levels)
+        self.levels.hide()
 
         column.addWidget(section_title("Cost"))
         # Filled from the settings folder when the page is first shown (two small files, read off the loop).
@@ -172,20 +174,24 @@ class BenchmarkPage(QWidget):
             self.preset.addItem(p.label, p.key)
         self.preset.setToolTip("\n".join(f"{p.label}: {p.about}" for p in PRESETS))
         self.preset.currentIndexChanged.connect(self._preset_chosen)
-        self.input_len = _spin(1, 1_000_000, 512, suffix=" tokens in")
+        self.input_len = _spin(1, 1_000_000, 512, suffix=" in")
+        self.input_len.setToolTip("Prompt tokens per request (the tokenizer's BOS included, as vLLM counts them)")
         self.output_len = _spin(1, 1_000_000, 256, suffix=" out")
+        self.output_len.setToolTip("Tokens each reply is made to run to (ignore_eos)")
         self.endpoint = QComboBox()
         self.endpoint.addItem("completions", "completions")
         self.endpoint.addItem("chat", "chat")
         self.endpoint.setToolTip("completions: exact prompt lengths (vLLM's default); chat: the chat template adds a few tokens")
         self.mode = QComboBox()
-        self.mode.addItem("Concurrency sweep", "concurrency")
-        self.mode.addItem("Request rates (Poisson)", "rate")
+        self.mode.addItem("Concurrency", "concurrency")
+        self.mode.addItem("Rates (Poisson)", "rate")
+        self.mode.setToolTip("Concurrency: each level keeps this many requests in flight. Rates: requests arrive "
+                             "at random (Poisson) at this many a second.")
         self.mode.currentIndexChanged.connect(self._mode_chosen)
         self.loads = QLineEdit(", ".join(map(str, DEFAULT_CONCURRENCIES)))
         self.loads.setToolTip("Concurrent requests per level (capped at the server's max-num-seqs), or requests "
                               "per second in rate mode, separated by commas")
-        self.per_level = _spin(0, 1_000_000, 0, special="auto", suffix=" requests")
+        self.per_level = _spin(0, 1_000_000, 0, special="auto")
         self.per_level.setToolTip("Requests per level; auto: 4 × the concurrency, at least 16")
         self.seconds = _spin(0, 86_400, 0, special="—", suffix=" s")
         self.seconds.setToolTip("Run each level for this long instead of a number of requests")
@@ -194,20 +200,24 @@ class BenchmarkPage(QWidget):
         self.slo_e2e = _spin(0, 100_000_000, 0, special="none", suffix=" ms")
         for box, what in ((self.slo_ttft, "time to first token"), (self.slo_tpot, "time per output token"),
                           (self.slo_e2e, "whole-request latency")):
-            box.setToolTip(f"A level meets the limits when its p99 {what} is at most this")
+            box.setToolTip(f"A level meets the limits when its p99 {what} is at most this (none: no limit)")
         grid = QGridLayout()
         grid.setHorizontalSpacing(8)
-        rows = (
-            (("Workload", self.preset), ("Lengths", self.input_len), ("", self.output_len), ("Endpoint", self.endpoint)),
-            (("Load", self.mode), ("Levels", self.loads), ("Per level", self.per_level), ("or", self.seconds)),
-            (("Limits (p99)", None), ("TTFT ≤", self.slo_ttft), ("TPOT ≤", self.slo_tpot), ("E2E ≤", self.slo_e2e)),
-        )
-        for r, cells in enumerate(rows):
-            for c, (label, widget) in enumerate(cells):
-                if label:
-                    grid.addWidget(QLabel(label), r, 2 * c, Qt.AlignmentFlag.AlignRight)
-                if widget is not None:
-                    grid.addWidget(widget, r, 2 * c + 1)
+        # (row, column, label, widget, columns the widget spans)
+        cells = ((0, 0, "Workload", self.preset, 1), (0, 1, "Tokens", self.input_len, 1), (0, 2, "", self.output_len, 1),
+                 (0, 3, "Endpoint", self.endpoint, 1),
+                 (1, 0, "Load", self.mode, 1), (1, 1, "Levels", self.loads, 5),
+                 (2, 0, "Per level", self.per_level, 1), (2, 1, "or", self.seconds, 1),
+                 (3, 0, "TTFT p99 ≤", self.slo_ttft, 1), (3, 1, "TPOT p99 ≤", self.slo_tpot, 1),
+                 (3, 2, "E2E p99 ≤", self.slo_e2e, 1))
+        for r, c, label, widget, span in cells:
+            if label:
+                grid.addWidget(QLabel(label), r, 2 * c, Qt.AlignmentFlag.AlignRight)
+            widget.setMinimumWidth(60)
+            if isinstance(widget, QComboBox):
+                widget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+                widget.setMinimumContentsLength(11)
+            grid.addWidget(widget, r, 2 * c + 1, 1, span)
         for c in range(4):
             grid.setColumnStretch(2 * c + 1, 1)
         return grid
@@ -453,8 +463,10 @@ class BenchmarkPage(QWidget):
         else:
             levels, knee, slo, name = [], None, {}, ""
         self.levels.show_levels(levels, knee, slo)
+        self.levels.setVisible(bool(levels))
         if self.plots is None:
             return
+        self.plots.setVisible(bool(levels or self.compared))
         module = importlib.import_module(PLOTS_MODULE)
         shown = module.Series(name, levels, knee) if levels else None
         others = [module.Series(r.name, r.levels) for r in self.compared if self.shown is None or r.id != self.shown.id]
@@ -482,7 +494,7 @@ class BenchmarkPage(QWidget):
         self.plots_placeholder.deleteLater()
         self.plots_area.addWidget(plots)
         self.plots = plots
-        self._draw()
+        self._draw()  # hidden until a level is there to draw
 
     # -- saved runs --
 
