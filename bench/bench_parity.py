@@ -4,7 +4,8 @@ energy check (#19's goals).
     source /srv/site/env.sh && PYTHONPATH=$PWD:$PYTHONPATH python3 bench/bench_parity.py \
         --model /srv/models/llama-3.1-8b --out $OUT/bench-parity
 
-One raw `vllm serve` (llmdesk's argv and environment, --gpu-memory-utilization 0.4); at each
+One raw `vllm serve` (llmdesk's argv and environment, --gpu-memory-utilization 0.85 and
+--max-model-len 4096: the model's own 131,072 tokens do not fit an H100's KV cache); at each
 concurrency (1, 16, 64) vLLM's own benchmark (its code, imported once and run in this process) and
 llmdesk's sweep (core/bench, the code behind `llmdesk bench` and the Benchmark page) send the same
 workload: random 256 in / 128 out, --ignore-eos, the same prompt count, a warm-up of `concurrency`
@@ -32,7 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.serve_parity import start_raw, stop  # noqa: E402
+from bench.serve_parity import HealthPoller, stop  # noqa: E402
+from llmdesk.core.server.launch import LaunchConfig, build_vllm_command, child_environment  # noqa: E402
+from tests.fakes.standin_server import free_port  # noqa: E402
 
 PROMPTS = {1: 32, 16: 256, 64: 768}
 INPUT, OUTPUT = 256, 128
@@ -41,6 +44,21 @@ KEYS = {"output_throughput": ("output_throughput", None), "median_ttft_ms": ("tt
         "median_itl_ms": ("itl_ms", "p50"), "request_throughput": ("request_throughput", None),
         "completed": ("completed", None), "duration": ("duration", None),
         "total_input_tokens": ("total_input_tokens", None), "total_output_tokens": ("total_output_tokens", None)}
+
+
+def start_server(model: str, name: str, log: Path):
+    import os
+    import subprocess
+
+    port = free_port()
+    config = LaunchConfig(model=model, served_model_name=name, port=port, gpu_memory_utilization=0.85,
+                          max_model_len=4096)
+    argv = build_vllm_command(config, python=sys.executable)
+    env = child_environment(config, os.environ)
+    poller = HealthPoller(port)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    return proc, port, t0, poller
 
 
 class VllmBench:
@@ -138,7 +156,7 @@ def main() -> int:
         result["summary"] = summarise(result["runs"], a.concurrency)
         (out / "bench-parity.json").write_text(json.dumps(result, indent=1))
 
-    server, port, t0, poller = start_raw(a.model, a.name, out / "server.log")
+    server, port, t0, poller = start_server(a.model, a.name, out / "server.log")
     meter = EnergyMeter([0])
     try:
         vllm_bench = VllmBench(a.model, a.name, out)
