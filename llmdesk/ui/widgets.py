@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QFont, QPalette
-from PySide6.QtWidgets import QFileDialog, QFrame, QLabel, QLineEdit, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QFileDialog, QFrame, QHeaderView, QLabel, QLineEdit, QPushButton, QScrollArea,
+                               QTableWidget, QVBoxLayout, QWidget)
 from llmdesk.ui.theme import is_dark
 
 # glyph, colour on the light theme, colour on the dark theme (each 4.5:1 or more on its background)
@@ -21,6 +23,23 @@ def set_font(widget: QWidget, points: float, bold: bool = False) -> None:
     font.setPointSizeF(points)
     font.setWeight(QFont.Weight.DemiBold if bold else QFont.Weight.Normal)
     widget.setFont(font)
+
+
+@contextlib.contextmanager
+def batch_fill(table: QTableWidget):
+    """Fill a table in one go: a header that sizes its columns to their contents would measure every
+    column again at each cell set (90 ms for 200 cells here); it measures once at the end instead."""
+    header = table.horizontalHeader()
+    modes = [header.sectionResizeMode(i) for i in range(header.count())]
+    table.setUpdatesEnabled(False)
+    for i in range(header.count()):
+        header.setSectionResizeMode(i, QHeaderView.ResizeMode.Interactive)
+    try:
+        yield table
+    finally:
+        for i, mode in enumerate(modes):
+            header.setSectionResizeMode(i, mode)
+        table.setUpdatesEnabled(True)
 
 
 def page_header(title: str, subtitle: str) -> QWidget:

@@ -22,7 +22,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from llmdesk.core.bench.stats import LevelMetrics, RequestResult, level_metrics
@@ -55,7 +55,7 @@ class Target:
         return normalise_base_url(self.base_url) + path
 
 
-async def run_level(target: Target, requests: Iterable[Request], *, concurrency: int | None,
+async def run_level(target: Target, requests: Iterable[Request] | AsyncIterable[Request], *, concurrency: int | None,
                     rate: float | None = None, warmups: Sequence[Request] = (), duration_s: float | None = None,
                     slo_ms: dict[str, float] | None = None, timeout_s: float = 600, seed: int = 0,
                     on_progress: Progress | None = None) -> LevelResult:
@@ -101,7 +101,7 @@ async def run_level(target: Target, requests: Iterable[Request], *, concurrency:
         deadline = started + duration_s if duration_s else None
         next_arrival = started
         try:
-            for request in requests:
+            async for request in _each(requests):
                 if rate is not None:
                     next_arrival += arrivals.expovariate(rate)
                     await asyncio.sleep(max(0.0, next_arrival - time.perf_counter()))
@@ -123,6 +123,16 @@ async def run_level(target: Target, requests: Iterable[Request], *, concurrency:
     if not results:
         raise ValueError("a level needs at least one request")
     return LevelResult(concurrency, rate, level_metrics(results, duration, slo_ms=slo_ms), tuple(results))
+
+
+async def _each(requests: Iterable[Request] | AsyncIterable[Request]) -> AsyncIterator[Request]:
+    """A list of requests, or an async source of them (a duration's requests, made as they are needed)."""
+    if hasattr(requests, "__aiter__"):
+        async for request in requests:
+            yield request
+    else:
+        for request in requests:
+            yield request
 
 
 def _body(target: Target, request: Request) -> dict:

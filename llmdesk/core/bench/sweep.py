@@ -166,7 +166,12 @@ async def run_bench(config: BenchConfig, *, name: str | None = None, stop: async
                 run.status = "stopped"
                 break
             emit("level", {"index": index, "count": len(levels), "concurrency": concurrency, "rate": rate})
-            level = await _measure_level(config, target, vocabulary, index, concurrency, rate, watch, meter, stop, emit)
+            try:
+                level = await _measure_level(config, target, vocabulary, index, concurrency, rate, watch, meter, stop,
+                                             emit)
+            except ProblemError as exc:  # the server went away between levels: keep those finished
+                run.status, run.problem = "failed", exc.problem.as_dict()
+                break
             if level is None:
                 run.status = "stopped"
                 break
@@ -197,19 +202,16 @@ async def _measure_level(config: BenchConfig, target: Target, vocabulary: Vocabu
     """One level as a dict, or None when the stop event came first (the requests in flight aborted)."""
     workload = config.workload
     warm = make_requests(workload, vocabulary, workload.warmups, level_seed=10_000 + index)
-    if workload.duration_s:
-        # Enough distinct prompts for the duration at any plausible pace; drawn in batches as needed.
-        requests = _batches(workload, vocabulary, index)
+    fit = workload.endpoint == "completions"
+    warm = await as_text(config.base_url, target.model, warm, vocabulary, fit_length=fit)
+    if workload.duration_s:  # distinct prompts for as long as the level lasts, made a batch ahead
+        requests = _text_batches(config, target.model, workload, vocabulary, index, fit)
         total = None
     else:
         total = workload.prompts_for(concurrency or max(1, int(rate or 1)))
-        requests = make_requests(workload, vocabulary, total, level_seed=index)
-    if workload.endpoint == "chat":
-        warm = await as_text(config.base_url, target.model, warm, vocabulary)
-        if total is not None:
-            requests = await as_text(config.base_url, target.model, requests, vocabulary)
-        else:
-            requests = await as_text(config.base_url, target.model, list(itertools.islice(requests, 4096)), vocabulary)
+        requests = await as_text(config.base_url, target.model,
+                                 make_requests(workload, vocabulary, total, level_seed=index), vocabulary,
+                                 fit_length=fit)
 
     def progress(done: int, sent: int) -> None:
         emit("progress", {"index": index, "finished": done, "sent": sent, "total": total})
@@ -246,9 +248,22 @@ async def _measure_level(config: BenchConfig, target: Target, vocabulary: Vocabu
     return task.result()
 
 
-def _batches(workload: Workload, vocabulary: Vocabulary, index: int):
-    for batch in itertools.count():
-        yield from make_requests(workload, vocabulary, 256, level_seed=index * 1_000 + batch + 1)
+async def _text_batches(config: BenchConfig, model: str, workload: Workload, vocabulary: Vocabulary, index: int,
+                        fit: bool):
+    """Prompts without end, 64 at a time, the next batch decoded while this one is sent."""
+    def batch(n: int):
+        ids = make_requests(workload, vocabulary, 64, level_seed=index * 100_000 + n + 1)
+        return asyncio.ensure_future(as_text(config.base_url, model, ids, vocabulary, fit_length=fit))
+
+    ahead = batch(0)
+    try:
+        for n in itertools.count(1):
+            current = await ahead
+            ahead = batch(n)
+            for request in current:
+                yield request
+    finally:
+        ahead.cancel()
 
 
 def _energy_figures(reading, output_tokens: int) -> dict:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpin
 from llmdesk.core.base.errors import ProblemError
 from llmdesk.core.bench.cost import (ApiPrice, CostInputs, PriceTable, blended_price, break_even, comparable_prices,
                                      cost_of_run, mix_input_share)
+from llmdesk.ui.widgets import batch_fill
 
 PRICE_COLUMNS = ("Provider", "Model", "$ in / 1M", "$ out / 1M", "$ / 1M at this mix", "Break-even a month", "As of")
 # A rented H100 SXM's price when nothing is entered yet (RunPod Secure Cloud, May 2026): a start, not advice.
@@ -248,6 +249,12 @@ class CostPanel(QWidget):
         rows = rows + others
         tokens_in, tokens_out = lv.get("total_input_tokens") or 3, lv.get("total_output_tokens") or 1
         share = mix_input_share(tokens_in, tokens_out)
+        with batch_fill(self.prices):
+            self._fill_price_rows(rows, tokens_in, tokens_out, share)
+        self.prices_note.setText(f"API prices as of {self.table.as_of}, in USD per million tokens; "
+                                 f"{self.table.source_note}. Comparable models first.")
+
+    def _fill_price_rows(self, rows: list[ApiPrice], tokens_in: float, tokens_out: float, share: float) -> None:
         self.prices.setRowCount(len(rows))
         for i, row in enumerate(rows):
             blended = blended_price(row, tokens_in, tokens_out)
@@ -270,8 +277,6 @@ class CostPanel(QWidget):
                                     f"than {row.provider}. This setup makes at most "
                                     f"{_tokens(self.result.max_tokens_per_month or 0)} a month at this level.")
                 self.prices.setItem(i, column, item)
-        self.prices_note.setText(f"API prices as of {self.table.as_of}, in USD per million tokens; "
-                                 f"{self.table.source_note}. Comparable models first.")
 
     # -- the user's own prices --
 

@@ -9,6 +9,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from llmdesk.core.bench.saturation import meets_limits
+from llmdesk.ui.widgets import batch_fill
 
 COLUMNS = (
     ("Load", "Concurrent requests, or requests per second in rate mode"),
@@ -58,6 +59,10 @@ class LevelsTable(QTableWidget):
         self.setMinimumHeight(120)
 
     def show_levels(self, levels: list[Mapping], knee: float | None = None, slo_ms: Mapping | None = None) -> None:
+        with batch_fill(self):
+            self._fill(levels, knee, slo_ms)
+
+    def _fill(self, levels: list[Mapping], knee: float | None, slo_ms: Mapping | None) -> None:
         self.setRowCount(len(levels))
         for row, level in enumerate(levels):
             load = level.get("concurrency") or level.get("rate")

@@ -13,7 +13,7 @@ trade-off curves in other colours. Load axes are log2 (1, 2, 4 … 64).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyqtgraph as pg
@@ -65,6 +65,7 @@ class _Plot(QWidget):
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         item = self.plot.getPlotItem()
+        self.log_x = log_x
         item.setLogMode(x=log_x, y=False)
         item.getAxis("left").setWidth(46)
         item.setLabel("bottom", x_label)
@@ -83,6 +84,22 @@ class _Plot(QWidget):
 
     def clear(self) -> None:
         self.plot.getPlotItem().clear()
+
+    def set_empty(self, empty: bool) -> None:
+        """No level yet: no axes to read, a word in their place (the plot stays laid out, so the first
+        level's figures do not reflow the page)."""
+        item = self.plot.getPlotItem()
+        for name in ("left", "bottom"):
+            item.showAxis(name, not empty)
+        if empty:
+            hint = pg.TextItem("appears as levels finish", color=self.text_color, anchor=(0.5, 0.5))
+            hint.setPos(0.5, 0.5)
+            item.setLogMode(x=False, y=False)
+            item.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+            item.addItem(hint)
+        else:
+            item.setLogMode(x=self.log_x, y=False)
+            item.enableAutoRange()
 
     def apply_palette(self, palette: QPalette) -> None:
         text = palette.color(QPalette.ColorRole.Text)
@@ -122,39 +139,69 @@ class BenchPlots(QWidget):
             plot.apply_palette(palette)
 
     def show_runs(self, shown: Series | None, compared: Sequence[Series] = (), slo_ms: Mapping[str, float] | None = None) -> None:
-        for plot in self.plots:
-            plot.clear()
-        runs = ([shown] if shown is not None else []) + list(compared)
-        legend = []
+        """All three plots at once (tests, pictures)."""
+        for _ in self.draw_steps(shown, compared, slo_ms):
+            pass
+
+    def draw_steps(self, shown: Series | None, compared: Sequence[Series] = (),
+                   slo_ms: Mapping[str, float] | None = None) -> Iterator[None]:
+        """One plot per step: feeding and painting all three at once holds the loop for 40-60 ms on a
+        2-core machine; the page runs one step per turn of the loop."""
+        runs = [(i, series, sorted((lv for lv in series.levels if lv.get("completed")), key=load_of))
+                for i, series in enumerate(([shown] if shown is not None else []) + list(compared))]
+        runs = [(i, series, levels) for i, series, levels in runs if levels]
         curves = {"throughput": 0, "latency": 0, "tradeoff": 0}
-        for index, series in enumerate(runs):
-            color = CHART_COLORS[index % len(CHART_COLORS)]
-            levels = sorted((lv for lv in series.levels if lv.get("completed")), key=load_of)
-            if not levels:
-                continue
-            legend.append((series.name, color))
-            loads = [load_of(lv) for lv in levels]
-            symbol = "o" if index == 0 else "t"
-            self.throughput.plot.plot(loads, [lv["output_throughput"] for lv in levels], pen=pg.mkPen(color, width=2),
-                                      symbol=symbol, symbolSize=6, symbolBrush=color, symbolPen=None)
+        legend = [(series.name, CHART_COLORS[i % len(CHART_COLORS)]) for i, series, _ in runs]
+        if not runs:
+            for plot in self.plots:
+                plot.clear()
+                plot.set_empty(True)
+                plot.set_legend([])
+            self.drawn = curves
+            yield
+            return
+        for plot in self.plots:
+            plot.set_empty(False)
+
+        self.throughput.clear()
+        for i, series, levels in runs:
+            color = CHART_COLORS[i % len(CHART_COLORS)]
+            self.throughput.plot.plot([load_of(lv) for lv in levels], [lv["output_throughput"] for lv in levels],
+                                      pen=pg.mkPen(color, width=2), symbol="o" if i == 0 else "t", symbolSize=6,
+                                      symbolBrush=color, symbolPen=None)
             curves["throughput"] += 1
-            pairs = [(lv["output_throughput"], per_user_tokens_per_s(lv), load_of(lv)) for lv in levels]
-            pairs = [p for p in pairs if p[1] is not None]
-            if pairs:
-                self.tradeoff.plot.plot([p[0] for p in pairs], [p[1] for p in pairs], pen=pg.mkPen(color, width=2),
-                                        symbol=symbol, symbolSize=6, symbolBrush=color, symbolPen=None)
-                curves["tradeoff"] += 1
-            if index == 0:
-                self._latency(levels, loads, slo_ms or {})
-                curves["latency"] = 4
+            if i == 0:
                 self._knee(series.knee, color)
-                for total, per_user, load in pairs:
+        self.throughput.set_legend(legend)
+        yield
+
+        self.latency.clear()
+        if runs and runs[0][0] == 0 and shown is not None:
+            levels = runs[0][2]
+            self._latency(levels, [load_of(lv) for lv in levels], slo_ms or {})
+            curves["latency"] = 4
+        else:
+            self.latency.set_legend([])
+        yield
+
+        self.tradeoff.clear()
+        for i, series, levels in runs:
+            color = CHART_COLORS[i % len(CHART_COLORS)]
+            points = [(lv["output_throughput"], per_user_tokens_per_s(lv), load_of(lv)) for lv in levels]
+            points = [p for p in points if p[1] is not None]
+            if not points:
+                continue
+            self.tradeoff.plot.plot([p[0] for p in points], [p[1] for p in points], pen=pg.mkPen(color, width=2),
+                                    symbol="o" if i == 0 else "t", symbolSize=6, symbolBrush=color, symbolPen=None)
+            curves["tradeoff"] += 1
+            if i == 0:
+                for total, per_user, load in points:
                     label = pg.TextItem(f"{load:g}", color=self._palette.color(QPalette.ColorRole.Text), anchor=(0, 1))
                     label.setPos(total, per_user)
                     self.tradeoff.plot.addItem(label)
-        self.throughput.set_legend(legend)
         self.tradeoff.set_legend(legend[:4])
         self.drawn = curves
+        yield
 
     def _latency(self, levels: Sequence[Mapping], loads: list[float], slo_ms: Mapping[str, float]) -> None:
         entries = []

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPus
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from llmdesk.core.bench.sweep import BenchRun
+from llmdesk.ui.widgets import batch_fill
 
 COLUMNS = ("Compare", "Run", "When", "Model", "Levels", "Knee", "Status")
 
@@ -54,19 +55,8 @@ class RunsPanel(QWidget):
         ticked = {run.id for run in self.compared()}
         self._filling = True
         try:
-            self.runs = list(runs)
-            self.table.setRowCount(len(runs))
-            for row, run in enumerate(runs):
-                tick = QTableWidgetItem()
-                tick.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
-                tick.setCheckState(Qt.CheckState.Checked if run.id in ticked else Qt.CheckState.Unchecked)
-                tick.setToolTip("Draw this run beside the one shown")
-                self.table.setItem(row, 0, tick)
-                knee = (run.saturation or {}).get("knee")
-                cells = (run.name, run.started_at.replace("T", " ")[:16], run.model, str(len(run.levels)),
-                         "—" if knee is None else f"{knee:g}", run.status)
-                for column, text in enumerate(cells, 1):
-                    self.table.setItem(row, column, QTableWidgetItem(text))
+            with batch_fill(self.table):
+                self._fill(runs, ticked)
             if selected_id is not None:
                 for row, run in enumerate(runs):
                     if run.id == selected_id:
@@ -74,6 +64,21 @@ class RunsPanel(QWidget):
         finally:
             self._filling = False
         self._enable()
+
+    def _fill(self, runs: list[BenchRun], ticked: set[str]) -> None:
+        self.runs = list(runs)
+        self.table.setRowCount(len(runs))
+        for row, run in enumerate(runs):
+            tick = QTableWidgetItem()
+            tick.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+            tick.setCheckState(Qt.CheckState.Checked if run.id in ticked else Qt.CheckState.Unchecked)
+            tick.setToolTip("Draw this run beside the one shown")
+            self.table.setItem(row, 0, tick)
+            knee = (run.saturation or {}).get("knee")
+            cells = (run.name, run.started_at.replace("T", " ")[:16], run.model, str(len(run.levels)),
+                     "—" if knee is None else f"{knee:g}", run.status)
+            for column, text in enumerate(cells, 1):
+                self.table.setItem(row, column, QTableWidgetItem(text))
 
     def selected(self) -> BenchRun | None:
         rows = self.table.selectionModel().selectedRows()

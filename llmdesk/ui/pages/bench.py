@@ -26,7 +26,7 @@ from llmdesk.core.bench.cost import (ApiPrice, CostInputs, PriceTable, load_cost
                                      save_cost_inputs, save_user_prices)
 from llmdesk.core.bench.presets import DEFAULT_CONCURRENCIES, PRESETS
 from llmdesk.core.bench.runs import delete_run, list_runs, save_run, to_csv
-from llmdesk.core.bench.sweep import BenchConfig, BenchRun
+from llmdesk.core.bench.sweep import BenchConfig, BenchRun, server_max_num_seqs
 from llmdesk.core.bench.workload import Workload
 from llmdesk.core.server.endpoint import normalise_base_url
 from llmdesk.core.server.supervisor import ServerState
@@ -35,11 +35,13 @@ from llmdesk.ui.bench.levels_table import LevelsTable
 from llmdesk.ui.bench.runner import BenchRunner
 from llmdesk.ui.bench.runs_panel import RunsPanel
 from llmdesk.ui.context import AppContext
+from llmdesk.ui.gc_guard import freeze_long_lived
 from llmdesk.ui.problems import show_in_box
 from llmdesk.ui.widgets import choose_save_file, problem_box, scrolling_page, section_title
 
 PLOTS_MODULE = "llmdesk.ui.bench.plots"
 PROGRESS_MS = 100
+STEP_MS = 12  # between two plots of one redraw: time for Qt to paint the one just fed
 MAX_LOADS = 64
 
 
@@ -93,6 +95,11 @@ class BenchmarkPage(QWidget):
         self._progress_timer = QTimer(self)
         self._progress_timer.setInterval(PROGRESS_MS)
         self._progress_timer.timeout.connect(self._show_progress)
+        self._drawing = None  # the steps of the redraw under way
+        self._step_timer = QTimer(self)
+        self._step_timer.setSingleShot(True)
+        self._step_timer.setInterval(STEP_MS)
+        self._step_timer.timeout.connect(self._draw_step)
 
         column = scrolling_page(self, "Benchmark", "How many users this server can take, how fast, and what a "
                                                    "million tokens cost: load it step by step and see where it saturates.")
@@ -124,7 +131,6 @@ class BenchmarkPage(QWidget):
         column.addLayout(self.plots_area)
         self.levels = LevelsTable()
         column.addWidget(self.levels)
-        self.levels.hide()
 
         column.addWidget(section_title("Cost"))
         # Filled from the settings folder when the page is first shown (two small files, read off the loop).
@@ -252,6 +258,7 @@ class BenchmarkPage(QWidget):
             self.ctx.tasks.run(self._first_show(), "reading the saved benchmark runs and prices")
 
     async def _first_show(self) -> None:
+        await asyncio.to_thread(importlib.import_module, "httpx")  # 0.1 s, not on the loop at the first Start
         inputs, table = await asyncio.gather(asyncio.to_thread(load_cost_inputs), asyncio.to_thread(load_price_table))
         self.cost.set_inputs(inputs)
         self.cost.set_table(table)
@@ -302,10 +309,7 @@ class BenchmarkPage(QWidget):
         max_num_seqs, gpus = None, None
         text = self.url.text().strip()
         if text:
-            url, key = normalise_base_url(text), typed_key
-            from llmdesk.core.bench.sweep import server_max_num_seqs
-
-            max_num_seqs = server_max_num_seqs(url)
+            url, key = normalise_base_url(text), typed_key  # its max-num-seqs is looked up off the loop
         else:
             status = self.ctx.server.status
             if status.state != ServerState.READY or not status.url:
@@ -366,6 +370,8 @@ class BenchmarkPage(QWidget):
     async def _run(self, runner: BenchRunner, config: BenchConfig) -> None:
         try:
             try:
+                if config.max_num_seqs is None:  # a typed URL may still be this app's server: read its log
+                    config.max_num_seqs = await asyncio.to_thread(server_max_num_seqs, config.base_url)
                 run = await runner.run()
             except ProblemError as exc:
                 self._show_problem(exc.problem)
@@ -463,14 +469,29 @@ class BenchmarkPage(QWidget):
         else:
             levels, knee, slo, name = [], None, {}, ""
         self.levels.show_levels(levels, knee, slo)
-        self.levels.setVisible(bool(levels))
         if self.plots is None:
             return
-        self.plots.setVisible(bool(levels or self.compared))
         module = importlib.import_module(PLOTS_MODULE)
         shown = module.Series(name, levels, knee) if levels else None
         others = [module.Series(r.name, r.levels) for r in self.compared if self.shown is None or r.id != self.shown.id]
-        self.plots.show_runs(shown, others, slo)
+        self._drawing = self.plots.draw_steps(shown, others, slo)
+        self._draw_step()
+
+    def _draw_step(self) -> None:
+        """One plot now, the next one a turn of the loop later (painting the one just fed in between)."""
+        if self._drawing is None:
+            return
+        try:
+            next(self._drawing)
+        except StopIteration:
+            self._drawing = None
+            return
+        self._step_timer.start()
+
+    def draw_now(self) -> None:
+        """Every plot in one go (tests, pictures)."""
+        while self._drawing is not None:
+            self._draw_step()
 
     def _live_slo(self) -> dict:
         return self.runner.config.slo_ms if self.runner is not None else {}
@@ -489,12 +510,13 @@ class BenchmarkPage(QWidget):
         except BaseException:
             self._plots_task = None
             raise
+        freeze_long_lived()
         plots = module.BenchPlots(self.palette())
         self.plots_area.removeWidget(self.plots_placeholder)
         self.plots_placeholder.deleteLater()
         self.plots_area.addWidget(plots)
         self.plots = plots
-        self._draw()  # hidden until a level is there to draw
+        self._draw()  # empty until a level is there to draw
 
     # -- saved runs --
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import gc
 import html
 import importlib
 import time
@@ -30,6 +29,7 @@ from llmdesk.core.base.errors import Problem
 from llmdesk.core.server.endpoint import normalise_base_url
 from llmdesk.core.server.supervisor import ServerState, ServerStatus
 from llmdesk.ui.context import AppContext
+from llmdesk.ui.gc_guard import freeze_long_lived
 from llmdesk.ui.metrics import tiles as fmt
 from llmdesk.ui.metrics.recorder import MetricsRecorder, Target, is_local_url
 from llmdesk.ui.metrics.tiles import NONE, Tile
@@ -357,7 +357,7 @@ class DashboardPage(QWidget):
         except BaseException:
             self._charts_task = None
             raise
-        _freeze_long_lived()
+        freeze_long_lived()
         panel = module.ChartsPanel(self.palette(), self.range_s)
         self.charts_area.removeWidget(self.charts_placeholder)
         self.charts_placeholder.deleteLater()
@@ -493,20 +493,6 @@ class DashboardPage(QWidget):
                                           + ("GPU utilisation" if key == "gpu_util" else "GPU memory (GiB)"))
 
 
-_frozen = False
-
-
-def _freeze_long_lived() -> None:
-    """Leave what exists now out of every later garbage collection, once per process.
-
-    Importing pyqtgraph and numpy adds some 35,000 objects that live as long as the app. The
-    GUI-thread collector (gc_guard) walks every tracked object at each full collection: about 50 ms
-    on a 2-core machine once they are there, a stall the charts would be blamed for. Frozen objects
-    are never walked again (nor freed, which only matters for the few that are garbage by now)."""
-    global _frozen
-    if not _frozen:
-        _frozen = True
-        gc.freeze()
 
 
 def _escape(text: str) -> str:
