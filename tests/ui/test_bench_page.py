@@ -75,6 +75,7 @@ def test_a_sweep_is_drawn_as_it_runs_and_saved_when_it_ends(make_window, qtbot, 
     assert [page.levels.item(r, 0).text() for r in range(3)] == ["1", "2", "4"]
     assert page.levels.item(0, 1).text() == "4 / 0"
     assert "Highest load within the limits (TTFT ≤ 5000 ms, p99): <b>4</b>" in page.summary.text()
+    page.draw_now()
     assert page.plots.drawn == {"throughput": 1, "latency": 4, "tradeoff": 1}
     qtbot.waitUntil(lambda: page.runs.table.rowCount() == 1, timeout=5000)
     saved = list_runs().runs
@@ -136,6 +137,7 @@ def test_saved_runs_are_shown_compared_exported_and_deleted(make_window, qtbot, 
     page.runs.table.selectRow(1)
     assert page.shown.id == older.id and page.runs.delete.isEnabled()
     page.runs.table.item(0, 0).setCheckState(Qt.CheckState.Checked)
+    page.draw_now()
     assert page.plots.drawn["throughput"] == 2  # the one shown and the one ticked
     out = tmp_path / "run.csv"
     page.export_run(older, "csv", str(out))
@@ -190,6 +192,7 @@ def test_a_live_theme_switch_repaints_the_plots(make_window, qtbot, standin, qap
     apply_theme(qapp, "dark")
     try:
         qtbot.waitUntil(lambda: page.plots.throughput.plot.backgroundBrush().color().lightness() < 100, timeout=3000)
+        page.draw_now()
         assert light > 150 and page.plots.drawn["throughput"] == 1
     finally:
         apply_theme(qapp, "light")
