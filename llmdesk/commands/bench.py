@@ -107,6 +107,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     remove.add_argument("ref", metavar="RUN", type=text(200))
     remove.set_defaults(run=run_rm)
 
+    # The Benchmark page's run, in a process of its own (no shared GIL with the window): the settings
+    # come as one JSON line on stdin, the events go out as JSON lines; closing stdin stops the run.
+    worker = commands.add_parser("bench-worker", help=argparse.SUPPRESS)
+    worker.set_defaults(run=run_worker)
+
 
 def config_from_args(args: argparse.Namespace):
     from llmdesk.core.bench.presets import DEFAULT_CONCURRENCIES, preset
@@ -327,3 +332,51 @@ def run_rm(args: argparse.Namespace) -> int:
     print(f"Deleted {run.id} ({run.name}).")
     return EXIT_OK
 
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Settings in (`{"config": …, "name": …}` on one line), events out, one JSON object a line:
+    {"event": "level"|"progress"|"done", "data": …}, then {"event": "run", "run": …} or
+    {"event": "problem", "problem": …, "bad_input": …}. End of stdin, SIGINT or SIGTERM stop the run
+    and keep the finished levels."""
+    import asyncio
+    import json
+    import signal
+    import threading
+
+    from llmdesk.core.base.errors import ProblemError
+    from llmdesk.core.bench.sweep import config_from_dict, run_bench
+
+    def emit(value: dict) -> None:
+        sys.stdout.write(json.dumps(value, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+
+    try:
+        request = json.loads(sys.stdin.readline() or "{}")
+        config = config_from_dict(request.get("config") or {})
+    except (ValueError, ProblemError) as exc:
+        problem = exc.problem if isinstance(exc, ProblemError) else Problem("Not a benchmark's settings", str(exc), None)
+        emit({"event": "problem", "problem": problem.as_dict(), "bad_input": True})
+        return EXIT_FAILURE
+
+    async def main():
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+        def watch_stdin() -> None:  # the window closed our stdin (Stop), or went away
+            sys.stdin.read()
+            loop.call_soon_threadsafe(stop.set)
+
+        threading.Thread(target=watch_stdin, daemon=True).start()
+        return await run_bench(config, name=request.get("name"), stop=stop,
+                               on_event=lambda kind, data: emit({"event": kind, "data": data}))
+
+    try:
+        run = asyncio.run(main())
+    except ProblemError as exc:
+        emit({"event": "problem", "problem": exc.problem.as_dict(), "bad_input": isinstance(exc, BadInput)})
+        return EXIT_FAILURE
+    emit({"event": "run", "run": run.as_dict()})
+    return EXIT_OK

@@ -344,3 +344,23 @@ def server_max_num_seqs(base_url: str) -> int | None:
         if normalise_base_url(url_of(record.host or "", record.port)) == wanted:
             return max_num_seqs_from_log(record.log)
     return None
+
+
+def config_as_dict(config: BenchConfig) -> dict[str, Any]:
+    return {**{k: getattr(config, k) for k in config.__dataclass_fields__}, "workload": config.workload.as_dict()}
+
+
+def config_from_dict(data: dict[str, Any]) -> BenchConfig:
+    """From config_as_dict's JSON; BadInput when it is not a benchmark's settings."""
+    try:
+        values = {k: v for k, v in data.items() if k in BenchConfig.__dataclass_fields__}
+        values["workload"] = Workload.from_dict(dict(values.get("workload") or {}))
+        for key in ("concurrencies", "rates", "gpus"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        values["slo_ms"] = dict(values.get("slo_ms") or {})
+        config = BenchConfig(**values)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise BadInput(Problem("Not a benchmark's settings", str(exc)[:300], None)) from None
+    config.check()
+    return config

@@ -515,6 +515,8 @@ class BenchmarkPage(QWidget):
         self.plots_area.removeWidget(self.plots_placeholder)
         self.plots_placeholder.deleteLater()
         self.plots_area.addWidget(plots)
+        for _ in plots.draw_steps(module.WARM_UP, slo_ms={"ttft": 1.0, "tpot": 1.0}):
+            await asyncio.sleep(STEP_MS / 1000)
         self.plots = plots
         self._draw()  # empty until a level is there to draw
 
