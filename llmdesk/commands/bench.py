@@ -109,7 +109,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     # The Benchmark page's run, in a process of its own (no shared GIL with the window): the settings
     # come as one JSON line on stdin, the events go out as JSON lines; closing stdin stops the run.
-    worker = commands.add_parser("bench-worker", help=argparse.SUPPRESS)
+    worker = commands.add_parser("bench-worker")  # no help: left out of `llmdesk --help`
     worker.set_defaults(run=run_worker)
 
 

@@ -119,3 +119,36 @@ def test_no_server_and_lengths_beyond_the_context_are_clear_messages(server):
     assert long.returncode == 2 and "longer than the model's context" in long.stderr
     model = llmdesk("--url", server, "--model", "other", *FAST)
     assert model.returncode == 2 and "does not serve 'other'" in model.stderr
+
+
+def test_the_pages_worker_streams_events_and_stops_when_its_stdin_closes(tmp_path):
+    proc, root = start_standin(tmp_path, env={"FAKE_VLLM_TOKEN_RATE": "50"})
+    config = {"base_url": root, "concurrencies": [1, 2], "measure_energy": False,
+              "workload": {"input_len": 32, "output_len": 20, "prompts": 2}}
+    try:
+        worker = subprocess.Popen([sys.executable, "-m", "llmdesk", "bench-worker"], cwd=ROOT, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        worker.stdin.write(json.dumps({"config": config, "name": "from the page"}) + "\n")
+        worker.stdin.flush()
+        events = []
+        for line in worker.stdout:
+            events.append(json.loads(line))
+            if events[-1]["event"] == "done":
+                worker.stdin.close()  # Stop
+            if events[-1]["event"] in ("run", "problem"):
+                break
+        worker.wait(20)
+    finally:
+        kill_group(proc)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "level" and "progress" in kinds and kinds[-1] == "run"
+    run = events[-1]["run"]
+    assert run["status"] == "stopped" and run["name"] == "from the page" and len(run["levels"]) == 1
+    assert worker.returncode == 0
+
+
+def test_the_worker_answers_bad_settings_with_a_problem():
+    done = subprocess.run([sys.executable, "-m", "llmdesk", "bench-worker"], cwd=ROOT, input='{"config": {"concurrencies": [0]}}\n',
+                          capture_output=True, text=True, timeout=60)
+    event = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 1 and event["event"] == "problem" and event["bad_input"] is True
