@@ -180,7 +180,8 @@ def vllm_case(python: str, tokenizer: str, root: str, concurrency: int, prompts:
                       "wall": big["duration"], "big_tokens": big["total_output_tokens"],
                       "loop_cpu": big["benchmark_cpu"]})
     median = sorted(pairs, key=lambda p: p["us"])[len(pairs) // 2]
-    return {**median, "runs": pairs}
+    loop = sorted(p["us_loop"] for p in pairs)[len(pairs) // 2]
+    return {**median, "runs": pairs, "loop_median": loop}
 
 
 def _listed(case: dict, key: str) -> str:
@@ -212,7 +213,7 @@ def main() -> int:
     if args.vllm_python:
         print("vllm bench serve: CPU (user+sys, os.wait4) of a 2N-prompt run minus an N-prompt run, less the "
               "stand-in-only prompt re-alignment, per extra token; median of the pairs; wall and tokens/s of "
-              "the 2N run; loop = CPU inside benchmark() of the 2N run per token")
+              "the 2N run; loop = CPU inside benchmark() of the 2N run per token, median: runs")
     print()
     header = (f"{'client':<8}{'concurrency':>11}{'requests':>9}{'tokens':>9}{'wall s':>8}{'tokens/s':>10}{'asked':>9}"
               f"{'CPU s':>8}{'µs/token':>10}{'core %':>8}  runs (µs/token)")
@@ -236,7 +237,8 @@ def main() -> int:
                 v = vllm_case(args.vllm_python, args.tokenizer, root, c, prompts, args.output_len, args.runs)
                 print(f"{'vllm':<8}{c:>11}{'+' + str(prompts):>9}{v['tokens']:>9,}{v['wall']:>8.2f}"
                       f"{v['big_tokens'] / v['wall']:>10,.0f}{args.rate * c:>9,}{v['cpu']:>8.2f}{v['us']:>10.1f}"
-                      f"{v['loop_cpu'] / v['wall'] * 100:>7.0f}%  {_listed(v, 'us')}  (loop {_listed(v, 'us_loop')}; "
+                      f"{v['loop_cpu'] / v['wall'] * 100:>7.0f}%  {_listed(v, 'us')}  (loop {v['loop_median']:.1f}: "
+                      f"{_listed(v, 'us_loop')}; "
                       f"with re-alignment {_listed(v, 'us_whole')})", flush=True)
             if args.profile:
                 profile = cProfile.Profile()

@@ -56,7 +56,8 @@ class LevelsTable(QTableWidget):
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.horizontalHeader().setStretchLastSection(True)
-        self.setMinimumHeight(120)
+        # A fixed height (the header and eight rows): rows arriving never change the page's layout.
+        self.setFixedHeight(self.horizontalHeader().sizeHint().height() + 8 * self.verticalHeader().defaultSectionSize() + 4)
 
     def show_levels(self, levels: list[Mapping], knee: float | None = None, slo_ms: Mapping | None = None) -> None:
         with batch_fill(self):
