@@ -152,8 +152,7 @@ async def _one(client, target: Target, request: Request) -> RequestResult:
     import aiohttp
 
     sent = time.perf_counter()
-    first = last = None
-    itls: list[float] = []
+    arrivals: list[float] = []  # one per chunk that carries a choice: a token's arrival
     usage: dict = {}
     try:
         async with client.post(target.url, json=_body(target, request)) as response:
@@ -163,39 +162,31 @@ async def _one(client, target: Target, request: Request) -> RequestResult:
             async for raw in response.content:  # one server-sent line at a time
                 if not raw.startswith(b"data:"):
                     continue
-                if _TOKEN_CHUNK in raw and b'"error"' not in raw:  # a token: time it, parse nothing
-                    now = time.perf_counter()
-                    if first is None:
-                        first = now
-                    else:
-                        itls.append(now - last)
-                    last = now
-                    continue
-                data = raw[5:].strip()
-                if data == b"[DONE]":
-                    break
-                event = json.loads(data)
-                if not isinstance(event, dict):
-                    continue
-                if event.get("choices"):  # a token chunk spelt with spaces (another server)
-                    now = time.perf_counter()
-                    if first is None:
-                        first = now
-                    else:
-                        itls.append(now - last)
-                    last = now
-                elif isinstance(event.get("usage"), dict):
-                    usage = event["usage"]
-                elif isinstance(event.get("error"), dict):  # vLLM reports a failure mid-stream as an event
-                    return RequestResult(ok=False, error=f"the server failed mid-reply: {_message(data.decode('utf-8', 'replace'))}")
+                token = _TOKEN_CHUNK in raw and b'"error"' not in raw  # vLLM's compact token chunk: not parsed
+                if not token:
+                    data = raw[5:].strip()
+                    if data == b"[DONE]":
+                        break
+                    event = json.loads(data)
+                    if not isinstance(event, dict):
+                        continue
+                    if isinstance(event.get("error"), dict):  # vLLM reports a failure mid-stream as an event
+                        return RequestResult(ok=False, error="the server failed mid-reply: "
+                                             + _message(data.decode("utf-8", "replace")))
+                    token = bool(event.get("choices"))  # a token chunk spelt with spaces (another server)
+                    if not token and isinstance(event.get("usage"), dict):
+                        usage = event["usage"]
+                if token:
+                    arrivals.append(time.perf_counter())
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
         return RequestResult(ok=False, error=_transport_error(exc))
-    if first is None:
+    if not arrivals:
         return RequestResult(ok=False, error="the server sent no tokens")
-    output = _count(usage.get("completion_tokens")) or len(itls) + 1
+    itls = tuple(b - a for a, b in zip(arrivals, arrivals[1:]))
+    output = _count(usage.get("completion_tokens")) or len(arrivals)
     return RequestResult(ok=True, prompt_tokens=_count(usage.get("prompt_tokens")) or request.input_len,
-                         output_tokens=output, ttft_s=first - sent, latency_s=time.perf_counter() - sent,
-                         itls_s=tuple(itls))
+                         output_tokens=output, ttft_s=arrivals[0] - sent, latency_s=time.perf_counter() - sent,
+                         itls_s=itls)
 
 
 def _transport_error(exc: BaseException) -> str:

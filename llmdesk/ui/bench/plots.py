@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
+from llmdesk.ui.plotting import apply_palette, picture_plot
 from llmdesk.ui.theme import CHART_COLORS
 from llmdesk.ui.widgets import set_font
 
@@ -65,15 +66,7 @@ class _Plot(QWidget):
         self.title.setFixedHeight(2 * self.title.fontMetrics().lineSpacing() + 2)
         self.title.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom)
         self._title, self._unit = title, unit
-        self.plot = pg.PlotWidget()
-        self.plot.setMinimumHeight(PLOT_HEIGHT - 20)
-        self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
-        # A picture: wheel and drag scroll the page, never pan or zoom the plot.
-        self.plot.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        self.plot.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.plot.setMenuEnabled(False)
-        self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.hideButtons()
+        self.plot = picture_plot(PLOT_HEIGHT - 20)
         item = self.plot.getPlotItem()
         self.log_x = log_x
         item.setLogMode(x=log_x, y=False)
@@ -108,17 +101,7 @@ class _Plot(QWidget):
             item.enableAutoRange()
 
     def apply_palette(self, palette: QPalette) -> None:
-        text = palette.color(QPalette.ColorRole.Text)
-        dim = QColor(text)
-        dim.setAlpha(150)
-        self.plot.setBackground(palette.color(QPalette.ColorRole.Base))
-        item = self.plot.getPlotItem()
-        for name in ("left", "bottom"):
-            axis = item.getAxis(name)
-            axis.setPen(dim)
-            axis.setTextPen(dim)
-        item.showGrid(x=False, y=True, alpha=0.18)
-        self.text_color = QColor(text)
+        self.text_color = apply_palette(self.plot, palette)
 
 
 class BenchPlots(QWidget):
@@ -126,7 +109,7 @@ class BenchPlots(QWidget):
         super().__init__()
         x_label = "requests/s" if rate_mode else "concurrent requests"
         self.throughput = _Plot("Throughput", "output tok/s", x_label, log_x=True)
-        self.latency = _Plot("Latency", "ms", x_label, log_x=True)
+        self.latency = _Plot("Latency", "ms · p50 solid, p99 dashed", x_label, log_x=True)
         self.tradeoff = _Plot("Per user against total", "tok/s per user", "total output tok/s", log_x=False)
         self.plots = (self.throughput, self.latency, self.tradeoff)
         grid = QGridLayout(self)
@@ -219,12 +202,12 @@ class BenchPlots(QWidget):
                 (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine)):
             values = [float((lv.get(metric) or {}).get(part) or 0) for lv in levels]
             self.latency.plot.plot(loads, values, pen=pg.mkPen(color, width=2, style=style))
-            entries.append((label + (" (dashed)" if style == Qt.PenStyle.DashLine else ""), color))
+            entries.append((label.split()[0], color))
         for key, color in (("ttft", CHART_COLORS[0]), ("tpot", CHART_COLORS[1])):
             if key in slo_ms:
                 line = pg.InfiniteLine(pos=slo_ms[key], angle=0, pen=pg.mkPen(color, width=1, style=Qt.PenStyle.DotLine))
                 self.latency.plot.addItem(line)
-        self.latency.set_legend([entries[0], entries[1], entries[2], entries[3]])
+        self.latency.set_legend([entries[0], entries[2]])  # TTFT and TPOT; the line style tells p50 from p99
 
     def _knee(self, knee: float | None, color: str) -> None:
         if not knee or knee <= 0:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from llmdesk.core.base.units import GIB
 from llmdesk.ui.widgets import set_font
+from llmdesk.ui.plotting import apply_palette, picture_plot
 from llmdesk.ui.theme import CHART_COLORS as COLORS
 
 pg.setConfigOptions(antialias=False, background=None, foreground="k")
@@ -110,15 +111,7 @@ class Chart(QWidget):
         self.title.setMinimumWidth(1)
         self.title.setWordWrap(True)  # a narrow chart puts its legend on a second line
         self.axis = AgoAxis()
-        self.plot = pg.PlotWidget(axisItems={"bottom": self.axis})
-        self.plot.setMinimumHeight(MIN_CHART_HEIGHT - 18)
-        self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
-        # Only a picture: wheel and drag must scroll the page, never pan or zoom the chart.
-        self.plot.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        self.plot.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.plot.setMenuEnabled(False)
-        self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.hideButtons()
+        self.plot = picture_plot(MIN_CHART_HEIGHT - 18, axisItems={"bottom": self.axis})
         item = self.plot.getPlotItem()
         item.setClipToView(True)
         item.setDownsampling(auto=True, mode="peak")
@@ -193,17 +186,7 @@ class Chart(QWidget):
         return [0 if c.xData is None else len(c.xData) for c in self.curves]
 
     def apply_palette(self, palette: QPalette) -> None:
-        base = palette.color(QPalette.ColorRole.Base)
-        text = palette.color(QPalette.ColorRole.Text)
-        dim = QColor(text)
-        dim.setAlpha(150)
-        self.plot.setBackground(base)
-        item = self.plot.getPlotItem()
-        for name in ("left", "bottom"):
-            axis = item.getAxis(name)
-            axis.setPen(dim)
-            axis.setTextPen(dim)
-        item.showGrid(x=False, y=True, alpha=0.18)
+        apply_palette(self.plot, palette)
 
 
 class ChartsPanel(QWidget):

@@ -37,11 +37,11 @@ from llmdesk.ui.bench.runs_panel import RunsPanel
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.gc_guard import freeze_long_lived
 from llmdesk.ui.problems import show_in_box
+from llmdesk.ui.steps import STEP_MS, Stepper
 from llmdesk.ui.widgets import choose_save_file, problem_box, scrolling_page, section_title
 
 PLOTS_MODULE = "llmdesk.ui.bench.plots"
 PROGRESS_MS = 100
-STEP_MS = 12  # between two plots of one redraw: time for Qt to paint the one just fed
 MAX_LOADS = 64
 
 
@@ -95,11 +95,7 @@ class BenchmarkPage(QWidget):
         self._progress_timer = QTimer(self)
         self._progress_timer.setInterval(PROGRESS_MS)
         self._progress_timer.timeout.connect(self._show_progress)
-        self._drawing = None  # the steps of the redraw under way
-        self._step_timer = QTimer(self)
-        self._step_timer.setSingleShot(True)
-        self._step_timer.setInterval(STEP_MS)
-        self._step_timer.timeout.connect(self._draw_step)
+        self.drawing = Stepper(self)  # one plot per turn of the loop
 
         column = scrolling_page(self, "Benchmark", "How many users this server can take, how fast, and what a "
                                                    "million tokens cost: load it step by step and see where it saturates.")
@@ -474,24 +470,11 @@ class BenchmarkPage(QWidget):
         module = importlib.import_module(PLOTS_MODULE)
         shown = module.Series(name, levels, knee) if levels else None
         others = [module.Series(r.name, r.levels) for r in self.compared if self.shown is None or r.id != self.shown.id]
-        self._drawing = self.plots.draw_steps(shown, others, slo)
-        self._draw_step()
-
-    def _draw_step(self) -> None:
-        """One plot now, the next one a turn of the loop later (painting the one just fed in between)."""
-        if self._drawing is None:
-            return
-        try:
-            next(self._drawing)
-        except StopIteration:
-            self._drawing = None
-            return
-        self._step_timer.start()
+        self.drawing.run(self.plots.draw_steps(shown, others, slo))
 
     def draw_now(self) -> None:
         """Every plot in one go (tests, pictures)."""
-        while self._drawing is not None:
-            self._draw_step()
+        self.drawing.finish()
 
     def _live_slo(self) -> dict:
         return self.runner.config.slo_ms if self.runner is not None else {}
@@ -512,11 +495,13 @@ class BenchmarkPage(QWidget):
             raise
         freeze_long_lived()
         plots = module.BenchPlots(self.palette())
-        self.plots_area.removeWidget(self.plots_placeholder)
-        self.plots_placeholder.deleteLater()
+        plots.hide()  # its warm-up drawing is not for the eye
         self.plots_area.addWidget(plots)
         for _ in plots.draw_steps(module.WARM_UP, slo_ms={"ttft": 1.0, "tpot": 1.0}):
             await asyncio.sleep(STEP_MS / 1000)
+        self.plots_area.removeWidget(self.plots_placeholder)
+        self.plots_placeholder.deleteLater()
+        plots.show()
         self.plots = plots
         self._draw()  # empty until a level is there to draw
 

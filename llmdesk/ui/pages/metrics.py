@@ -30,6 +30,7 @@ from llmdesk.core.server.endpoint import normalise_base_url
 from llmdesk.core.server.supervisor import ServerState, ServerStatus
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.gc_guard import freeze_long_lived
+from llmdesk.ui.steps import STEP_MS, Stepper
 from llmdesk.ui.metrics import tiles as fmt
 from llmdesk.ui.metrics.recorder import MetricsRecorder, Target, is_local_url
 from llmdesk.ui.metrics.tiles import NONE, Tile
@@ -39,7 +40,6 @@ from llmdesk.ui.widgets import fill_with_scrolling, page_header, set_font
 INTERVALS_S = (0.25, 0.5, 1.0, 2.0, 5.0)
 RANGES = ((60, "1 min"), (300, "5 min"), (900, "15 min"))
 REDRAW_MIN_S = 1.0
-STEP_MS = 12  # between two charts of one redraw: time for Qt to paint the one just fed
 CHARTS_MODULE = "llmdesk.ui.metrics.charts"
 OK_COLOR, WARN_COLOR = "#16a34a", "#d97706"
 
@@ -90,11 +90,7 @@ class DashboardPage(QWidget):
         self.recorder.ticked.connect(self._ticked)
         self._redraw_timer = QTimer(self)
         self._redraw_timer.timeout.connect(self.redraw)
-        self._drawing = None  # the steps of the redraw under way
-        self._step_timer = QTimer(self)
-        self._step_timer.setSingleShot(True)
-        self._step_timer.setInterval(STEP_MS)
-        self._step_timer.timeout.connect(self._draw_step)
+        self.drawing = Stepper(self)  # the steps of the redraw under way
 
         content = QWidget()
         column = QVBoxLayout(content)
@@ -252,8 +248,7 @@ class DashboardPage(QWidget):
     def hideEvent(self, event) -> None:
         super().hideEvent(event)
         self._redraw_timer.stop()
-        self._step_timer.stop()
-        self._drawing = None
+        self.drawing.cancel()
         if not self.keep_recording.isChecked():
             self.recorder.stop()
 
@@ -366,7 +361,7 @@ class DashboardPage(QWidget):
             await asyncio.sleep(0.01)
         self.charts = panel
         self.redraw()
-        while self._drawing is not None:  # done when drawn: screenshots wait for this task
+        while self.drawing.busy:  # done when drawn: screenshots wait for this task
             await asyncio.sleep(STEP_MS / 1000)
 
     def _restart_redraw_timer(self) -> None:
@@ -380,24 +375,12 @@ class DashboardPage(QWidget):
         if self.charts is None or not self.isVisible():
             return
         now = self._paused_at if self._paused_at is not None else time.monotonic()
-        self._drawing = self.charts.draw_steps(self.recorder, now)
-        self._draw_step()
+        self.drawing.run(self.charts.draw_steps(self.recorder, now))
 
     def redraw_now(self) -> None:
         """All charts in one go (tests, pictures)."""
         self.redraw()
-        while self._drawing is not None:
-            self._draw_step()
-
-    def _draw_step(self) -> None:
-        if self._drawing is None:
-            return
-        try:
-            next(self._drawing)
-        except StopIteration:
-            self._drawing = None
-            return
-        self._step_timer.start()
+        self.drawing.finish()
 
     def _ticked(self) -> None:
         if self.isVisible():
