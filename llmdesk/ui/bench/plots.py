@@ -88,6 +88,15 @@ class _Plot(QWidget):
     def clear(self) -> None:
         self.plot.getPlotItem().clear()
 
+    def show_loads(self, loads: Sequence[float]) -> None:
+        """Ticks at the loads themselves (1, 2, 4 … 64): pyqtgraph's own log ticks label every minor step."""
+        marks = [(math.log10(x), f"{x:g}") for x in sorted(set(loads)) if x > 0]
+        self.plot.getPlotItem().getAxis("bottom").setTicks([marks, []] if marks else None)
+
+    def fit_from_zero(self, top: float) -> None:
+        """y from 0: an axis from 398 to 401 makes a flat line look like a cliff."""
+        self.plot.getPlotItem().setYRange(0, top * 1.1 if top > 0 else 1, padding=0)
+
     def set_empty(self, empty: bool) -> None:
         """No level yet: a word in the middle. The axes stay (hiding them made the first level's drawing
         lay the plots out again: a 60 ms stall)."""
@@ -160,6 +169,9 @@ class BenchPlots(QWidget):
             curves["throughput"] += 1
             if i == 0:
                 self._knee(series.knee, color)
+        all_loads = [load_of(lv) for _, _, levels in runs for lv in levels]
+        self.throughput.show_loads(all_loads)
+        self.throughput.fit_from_zero(max((lv["output_throughput"] for _, _, levels in runs for lv in levels), default=0))
         self.throughput.set_legend(legend)
         yield
 
@@ -168,6 +180,7 @@ class BenchPlots(QWidget):
         if runs and runs[0][0] == 0 and shown is not None:
             levels = runs[0][2]
             self._latency(levels, [load_of(lv) for lv in levels], slo_ms or {})
+            self.latency.show_loads([load_of(lv) for lv in levels])
             curves["latency"] = 4
         else:
             self.latency.set_legend([])
@@ -189,6 +202,8 @@ class BenchPlots(QWidget):
                     label = pg.TextItem(f"{load:g}", color=self._palette.color(QPalette.ColorRole.Text), anchor=(0, 1))
                     label.setPos(total, per_user)
                     self.tradeoff.plot.addItem(label)
+        per_user = [p for _, _, levels in runs for lv in levels if (p := per_user_tokens_per_s(lv)) is not None]
+        self.tradeoff.fit_from_zero(max(per_user, default=0))
         self.tradeoff.set_legend(legend[:4])
         self.drawn = curves
         yield
@@ -203,6 +218,8 @@ class BenchPlots(QWidget):
             values = [float((lv.get(metric) or {}).get(part) or 0) for lv in levels]
             self.latency.plot.plot(loads, values, pen=pg.mkPen(color, width=2, style=style))
             entries.append((label.split()[0], color))
+        tops = [float((lv.get(m) or {}).get("p99") or 0) for lv in levels for m in ("ttft_ms", "tpot_ms")]
+        self.latency.fit_from_zero(max(tops + [v for k, v in slo_ms.items() if k in ("ttft", "tpot")], default=0))
         for key, color in (("ttft", CHART_COLORS[0]), ("tpot", CHART_COLORS[1])):
             if key in slo_ms:
                 line = pg.InfiniteLine(pos=slo_ms[key], angle=0, pen=pg.mkPen(color, width=1, style=Qt.PenStyle.DotLine))

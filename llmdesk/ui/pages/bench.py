@@ -216,7 +216,7 @@ class BenchmarkPage(QWidget):
             if label:
                 grid.addWidget(QLabel(label), r, 2 * c, Qt.AlignmentFlag.AlignRight)
             widget.setMinimumWidth(60)
-            if isinstance(widget, QComboBox):
+            if widget is self.preset:  # its longest name may be cut in a small window; the others never are
                 widget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
                 widget.setMinimumContentsLength(11)
             grid.addWidget(widget, r, 2 * c + 1, 1, span)
