@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from pathlib import Path
 
 import platformdirs
@@ -10,6 +12,7 @@ import platformdirs
 from llmdesk import APP_ID
 
 APP_NAME = "llmdesk"
+log = logging.getLogger(__name__)
 
 
 def _root_override() -> Path | None:
@@ -139,3 +142,16 @@ def disk_is_full(path: Path) -> bool:
 
 def desktop_file_name() -> str:
     return APP_ID
+
+
+def move_aside(path: Path, reason: str) -> Path | None:
+    """An unreadable file renamed out of the way (`NAME.corrupt-YYYYmmdd-HHMMSS`): never read again, never
+    lost. Where it went, or None when it could not be moved."""
+    moved_to = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        path.replace(moved_to)
+    except OSError:
+        log.exception("could not move %s aside", path)
+        return None
+    log.warning("moved unreadable %s to %s: %s", path, moved_to, reason)
+    return moved_to

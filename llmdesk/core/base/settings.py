@@ -196,13 +196,9 @@ def _has_type(value: Any, hint: Any) -> bool:
 
 
 def _move_aside(path: Path, exc: Exception) -> LoadNotice:
-    moved_to = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-    try:
-        path.replace(moved_to)
-    except OSError:
-        log.exception("could not move %s aside", path)
-    log.warning("moved unreadable %s to %s: %s", path, moved_to, exc)
-    notice = LoadNotice(path, moved_to, str(exc) or type(exc).__name__)
+    reason = str(exc) or type(exc).__name__
+    moved_to = paths.move_aside(path, reason) or path
+    notice = LoadNotice(path, moved_to, reason)
     _remember_notice(notice)
     return notice
 

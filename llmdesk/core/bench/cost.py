@@ -21,7 +21,6 @@ import json
 import logging
 import math
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -426,14 +425,10 @@ def _load_user_rows(path: Path) -> tuple[list[ApiPrice], list[Problem]]:
 
 
 def _move_aside(path: Path, reason: str) -> Problem:
-    moved_to = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-    try:
-        path.replace(moved_to)
-    except OSError:
-        log.exception("could not move %s aside", path)
+    moved_to = paths.move_aside(path, reason)
+    if moved_to is None:
         return Problem("Your API prices could not be read", f"{path} is {reason}.",
                        "Fix or delete the file; the bundled prices are shown meanwhile.")
-    log.warning("moved unreadable %s to %s: %s", path, moved_to, reason)
     return Problem("Your API prices could not be read",
                    f"{path.name} is {reason}; it was moved to {moved_to.name} and only the bundled prices are shown.",
                    f"Add your prices again, or fix {moved_to.name} and rename it back to {path.name}.")
