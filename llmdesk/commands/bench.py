@@ -102,6 +102,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("ref", metavar="RUN", type=text(200))
     export.add_argument("--format", choices=("json", "csv"), default="json")
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    export.add_argument("--force", action="store_true", help="replace FILE if it exists")
     export.set_defaults(run=run_export)
     remove = sub.add_parser("rm", help="delete a saved run")
     remove.add_argument("ref", metavar="RUN", type=text(200))
@@ -313,6 +314,9 @@ def run_export(args: argparse.Namespace) -> int:
     run = load_run(args.ref)
     body = to_csv(run) if args.format == "csv" else json.dumps(run_json(run), indent=2) + "\n"
     if args.output:
+        if os.path.lexists(args.output) and not args.force:
+            raise BadInput(Problem(f"{args.output} exists", "Nothing was written.",
+                                   "Give another file name, or add --force to replace it."))
         try:
             with open(args.output, "w", encoding="utf-8") as f:
                 f.write(body)

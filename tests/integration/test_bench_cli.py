@@ -70,6 +70,9 @@ def test_the_table_and_saved_runs_list_show_compare_and_export(server, tmp_path)
     assert table.returncode == 0 and "output_throughput" in table.stdout
     exported = tmp_path / "run.csv"
     assert llmdesk("export", "baseline", "--format", "csv", "-o", str(exported)).returncode == 0
+    again = llmdesk("export", "baseline", "--format", "csv", "-o", str(exported))
+    assert again.returncode == 2 and "exists" in again.stderr  # never replaced without --force
+    assert llmdesk("export", "baseline", "--format", "csv", "-o", str(exported), "--force").returncode == 0
     rows = list(csv.DictReader(io.StringIO(exported.read_text())))
     assert [r["concurrency"] for r in rows] == ["1", "2"] and float(rows[0]["ttft_ms_p99"]) > 0
     assert llmdesk("rm", "more").returncode == 0
