@@ -200,16 +200,12 @@ def run_bench_command(args: argparse.Namespace) -> int:
         if not quiet:
             print(f"Saved as {run.id} ({path.name}).", file=sys.stderr)
     if quiet:
-        print_json(run_json(run))
+        print_json(run.as_export())
     else:
         _print_run(run)
     if run.status == "stopped":
         return EXIT_STOPPED
     return EXIT_FAILURE if run.status == "failed" else EXIT_OK
-
-
-def run_json(run) -> dict:
-    return {**run.as_dict(), "saturation_concurrency": run.saturation_concurrency}
 
 
 def _level_line(level: dict) -> str:
@@ -282,7 +278,7 @@ def run_show(args: argparse.Namespace) -> int:
 
     run = load_run(args.ref)
     if getattr(args, "json", False):
-        print_json(run_json(run))
+        print_json(run.as_export())
     else:
         _print_run(run)
     return EXIT_OK
@@ -312,7 +308,7 @@ def run_export(args: argparse.Namespace) -> int:
     from llmdesk.core.bench.runs import load_run, to_csv
 
     run = load_run(args.ref)
-    body = to_csv(run) if args.format == "csv" else json.dumps(run_json(run), indent=2) + "\n"
+    body = to_csv(run) if args.format == "csv" else json.dumps(run.as_export(), indent=2) + "\n"
     if args.output:
         if os.path.lexists(args.output) and not args.force:
             raise BadInput(Problem(f"{args.output} exists", "Nothing was written.",

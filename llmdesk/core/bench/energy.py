@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmdesk.core.machine.gpus import is_nvml_error, nvml_message
+from llmdesk.core.machine.gpus import is_nvml_error, nvml_message, shutdown_quietly
 
 COUNTER = "counter"
 POWER_SAMPLES = "power-samples"
@@ -139,10 +139,7 @@ class EnergyMeter:
         with self._lock:
             self._abandon_level()
             if self._initialised:
-                try:
-                    self._nvml.nvmlShutdown()
-                except Exception:
-                    pass  # the process may be ending; nothing to tell the user
+                shutdown_quietly(self._nvml)
             self._initialised = False
             self._handles = ()
             self._failed = None
@@ -177,10 +174,7 @@ class EnergyMeter:
         self._initialised = True
         why = self._take_handles(nvml)
         if why is not None:
-            try:
-                nvml.nvmlShutdown()
-            except Exception:
-                pass
+            shutdown_quietly(nvml)
             self._initialised = False
         return why
 

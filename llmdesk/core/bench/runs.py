@@ -107,21 +107,25 @@ def _read(path: Path) -> BenchRun | None:
         return None
 
 
+def column_name(key: str, part: str | None) -> str:
+    """A level figure's flat name: `output_throughput`, `ttft_ms_p99`."""
+    return key if part is None else f"{key}_{part}"
+
+
 def level_row(level: dict) -> dict[str, object]:
     row: dict[str, object] = {}
     for key, part in CSV_COLUMNS:
         value = level.get(key)
         if part is not None:
             value = value.get(part) if isinstance(value, dict) else None
-        row[key if part is None else f"{key}_{part}"] = value
+        row[column_name(key, part)] = value
     return row
 
 
 def to_csv(run: BenchRun) -> str:
     out = io.StringIO()
     rows = [level_row(level) for level in run.levels]
-    header = list(rows[0]) if rows else [key if part is None else f"{key}_{part}" for key, part in CSV_COLUMNS]
-    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=[column_name(key, part) for key, part in CSV_COLUMNS], lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_value(v) for k, v in row.items()})
@@ -148,4 +152,4 @@ def compare(runs: Sequence[BenchRun], metric: str = "output_throughput", part: s
                 value = value.get(part)
             values.append(value if isinstance(value, (int, float)) else None)
         table.append({"id": run.id, "name": run.name, "values": values})
-    return {"metric": metric if part is None else f"{metric}_{part}", "loads": loads, "runs": table}
+    return {"metric": column_name(metric, part), "loads": loads, "runs": table}

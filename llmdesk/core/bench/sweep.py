@@ -24,7 +24,8 @@ from typing import Any
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 from llmdesk.core.bench.loadgen import Target, run_level
 from llmdesk.core.bench.saturation import find_saturation
-from llmdesk.core.bench.workload import Vocabulary, Workload, as_text, check_fits, make_requests, read_vocabulary
+from llmdesk.core.bench.workload import (Vocabulary, Workload, as_text, check_fits, make_requests, read_vocabulary,
+                                         server_stopped)
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,10 @@ class BenchRun:
     @property
     def saturation_concurrency(self) -> float | None:
         return (self.saturation or {}).get("knee")
+
+    def as_export(self) -> dict[str, Any]:
+        """What `--json` and an export give: the saved run and its knee under the issue's key."""
+        return {**self.as_dict(), "saturation_concurrency": self.saturation_concurrency}
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -290,8 +295,7 @@ def _failed_level_problem(level: dict, base_url: str) -> Problem:
     errors = level.get("errors") or []
     first = errors[0] if errors else "no reason given"
     if any("Connect" in e or "RemoteProtocol" in e or "ReadError" in e or "mid-reply" in e for e in errors):
-        return Problem("The server stopped answering", f"Every request of the last level failed: {first}",
-                       "Look at the server's log (Server page) for why it stopped; the finished levels are kept.")
+        return server_stopped(f"Every request of the last level failed: {first}")
     return Problem("Every request failed", f"The server at {base_url} refused the requests: {first}",
                    "Check the model, the lengths and the API key; the finished levels are kept.")
 

@@ -115,6 +115,12 @@ class Vocabulary:
     notes: list[str] = field(default_factory=list)
 
 
+def server_stopped(explanation: str) -> Problem:
+    """A server that went away during a run (its tokenizer or its requests no longer answer)."""
+    return Problem("The server stopped answering", explanation,
+                   "Look at the server's log (Server page) for why it stopped; the finished levels are kept.")
+
+
 class NoTokenizer(ProblemError):
     """The server has no /tokenize: not vLLM, or behind a proxy that hides it."""
 
@@ -214,9 +220,7 @@ async def as_text(base_url: str, model: str, requests: Sequence[Request], vocabu
         try:
             response = await client.post(root + path, json=body)
         except httpx.HTTPError as exc:
-            raise ProblemError(Problem("The server stopped answering", f"{root}{path}: {type(exc).__name__}: {exc}",
-                                       "Look at the server's log (Server page) for why it stopped; the finished "
-                                       "levels are kept.")) from None
+            raise ProblemError(server_stopped(f"{root}{path}: {type(exc).__name__}: {exc}")) from None
         try:
             data = response.json() if response.status_code == 200 else None
         except ValueError:

@@ -163,10 +163,7 @@ class GpuSampler:
 
     def _shutdown(self) -> None:
         if self._initialised:
-            try:
-                self._nvml.nvmlShutdown()
-            except Exception:
-                pass  # the process may be ending; nothing to tell the user
+            shutdown_quietly(self._nvml)
         self._forget()
 
     def _forget(self) -> None:
@@ -308,6 +305,14 @@ def _optional(read: Callable[[], Any]) -> Any:
 
 def _no_gpus(problem: Problem) -> GpuScan:
     return GpuScan(gpus=(), driver_version=None, cuda_driver_version=None, problem=problem)
+
+
+def shutdown_quietly(nvml: Any) -> None:
+    """nvmlShutdown, whatever it says: the process may be ending, and there is nothing to tell the user."""
+    try:
+        nvml.nvmlShutdown()
+    except Exception:
+        pass
 
 
 def nvml_message(exc: BaseException) -> str:

@@ -523,8 +523,7 @@ class BenchmarkPage(QWidget):
         self.ctx.tasks.run(self._export(run, fmt, Path(path)), "exporting the benchmark run")
 
     async def _export(self, run: BenchRun, fmt: str, path: Path) -> None:
-        body = to_csv(run) if fmt == "csv" else json.dumps(
-            {**run.as_dict(), "saturation_concurrency": run.saturation_concurrency}, indent=2) + "\n"
+        body = to_csv(run) if fmt == "csv" else json.dumps(run.as_export(), indent=2) + "\n"
         try:
             await asyncio.to_thread(path.write_text, body, encoding="utf-8")
         except OSError as exc:
