@@ -94,10 +94,7 @@ def scan_gpus(nvml: Any = None) -> GpuScan:
         return _no_gpus(Problem("Could not read the GPUs", nvml_message(exc),
                                 f"Check that the NVIDIA driver works (run nvidia-smi). {PLAN_WITHOUT_GPU}"))
     finally:
-        try:
-            nvml.nvmlShutdown()
-        except Exception:
-            pass  # nothing useful to tell the user, and the scan itself succeeded
+        shutdown_quietly(nvml)  # the scan itself succeeded
 
 
 class GpuSampler:
