@@ -13,6 +13,12 @@ requests. They run back to back, in alternating order, round after round, so bot
 card, clocks and server state; a first pass at c=64 warms the server (CUDA graphs, caches) and is
 not counted. Compared per round: output throughput, median TTFT and median TPOT; goal ±3%.
 
+A third client, "vllm-noenv", is vLLM's own benchmark again with one change: its aiohttp session made
+with trust_env=False, as llmdesk's is. vLLM's session has trust_env=True, so aiohttp looks up the
+proxy settings and ~/.netrc for every request inside the span vLLM times as TTFT (~0.55 ms a request
+on the development VM against a stand-in, i.e. 3% of an 8B's TTFT at concurrency 1). The three
+clients run back to back in an order that rotates with the round and the level.
+
 Energy: each llmdesk level reads GPU 0's total-energy counter (NVML) before and after, and samples
 its power every 100 ms meanwhile; the counter's joules / seconds must agree with the sampled mean
 power within 5%. Writes bench-parity.json and the server's log.
@@ -38,6 +44,7 @@ from llmdesk.core.server.launch import LaunchConfig, build_vllm_command, child_e
 from tests.fakes.standin_server import free_port  # noqa: E402
 
 PROMPTS = {1: 32, 16: 256, 64: 768}
+CLIENTS = ("vllm", "llmdesk", "vllm-noenv")
 INPUT, OUTPUT = 256, 128
 KEYS = {"output_throughput": ("output_throughput", None), "median_ttft_ms": ("ttft_ms", "p50"),
         "median_tpot_ms": ("tpot_ms", "p50"), "p99_ttft_ms": ("ttft_ms", "p99"), "p99_tpot_ms": ("tpot_ms", "p99"),
@@ -73,18 +80,41 @@ class VllmBench:
         self.main = main
         self.model, self.name, self.out = model, name, out
 
-    def run(self, port: int, concurrency: int, prompts: int, tag: str, seed: int) -> dict:
+    def run(self, port: int, concurrency: int, prompts: int, tag: str, seed: int, trust_env: bool = True) -> dict:
         argv = ["--backend", "vllm", "--model", self.model, "--served-model-name", self.name, "--host", "127.0.0.1",
                 "--port", str(port), "--dataset-name", "random", "--random-input-len", str(INPUT),
                 "--random-output-len", str(OUTPUT), "--ignore-eos", "--num-prompts", str(prompts),
                 "--max-concurrency", str(concurrency), "--num-warmups", str(concurrency), "--seed", str(seed),
                 "--disable-tqdm", "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,90,99",
-                "--temperature", "0"]
+                "--temperature", "0", "--save-detailed"]  # detailed: each request's TTFT comes back
         captured = io.StringIO()
-        with contextlib.redirect_stdout(captured):
+        with contextlib.redirect_stdout(captured), _sessions_trusting_env(trust_env):
             data = self.main(self.parser.parse_args(argv))
         (self.out / f"{tag}.log").write_text(captured.getvalue())
-        return {k: data.get(k) for k in KEYS}
+        out = {k: data.get(k) for k in KEYS}
+        out["ttfts_ms"] = [round(t * 1000, 3) for t in data.get("ttfts") or []]  # each request's, to see the shape
+        return out
+
+
+@contextlib.contextmanager
+def _sessions_trusting_env(trust_env: bool):
+    """vLLM's benchmark with its aiohttp sessions' trust_env forced (False: as llmdesk's session)."""
+    import aiohttp
+
+    if trust_env:
+        yield
+        return
+    made = aiohttp.ClientSession.__init__
+
+    def init(self, *args, **kwargs):
+        kwargs["trust_env"] = False
+        made(self, *args, **kwargs)
+
+    aiohttp.ClientSession.__init__ = init
+    try:
+        yield
+    finally:
+        aiohttp.ClientSession.__init__ = made
 
 
 def llmdesk_level(port: int, name: str, concurrency: int, prompts: int, seed: int, meter) -> dict:
@@ -110,23 +140,31 @@ def llmdesk_level(port: int, name: str, concurrency: int, prompts: int, seed: in
     return out
 
 
+COMPARISONS = (("llmdesk", "vllm"), ("llmdesk", "vllm-noenv"), ("vllm-noenv", "vllm"))
+
+
 def summarise(runs: dict, concurrencies: list[int]) -> dict:
+    """Per level: each client's median over the rounds, and for each pair the per-round difference
+    (first against second) and its median."""
     summary = {}
     for c in concurrencies:
-        pairs = list(zip(runs.get(f"vllm-c{c}", []), runs.get(f"llmdesk-c{c}", [])))
-        if not pairs:
-            continue
-        row = {}
+        row: dict = {}
         for key in ("output_throughput", "median_ttft_ms", "median_tpot_ms"):
-            ratios = [d[key] / v[key] - 1 for v, d in pairs if v.get(key) and d.get(key) is not None]
-            row[key] = {"vllm": statistics.median(v[key] for v, _ in pairs),
-                        "llmdesk": statistics.median(d[key] for _, d in pairs),
-                        "per_round_difference": [round(r, 4) for r in ratios],
-                        "median_difference": round(statistics.median(ratios), 4) if ratios else None}
-        energy = [d.get("counter_vs_sampled_power") for _, d in pairs if d.get("counter_vs_sampled_power") is not None]
-        row["energy_counter_vs_sampled_power"] = [round(e, 4) for e in energy]
-        row["energy_j_per_output_token"] = [d.get("energy_j_per_output_token") for _, d in pairs]
-        summary[f"c{c}"] = row
+            entry: dict = {client: statistics.median(r[key] for r in runs[f"{client}-c{c}"])
+                           for client in CLIENTS if runs.get(f"{client}-c{c}")}
+            for a, b in COMPARISONS:
+                pairs = list(zip(runs.get(f"{a}-c{c}", []), runs.get(f"{b}-c{c}", [])))
+                ratios = [x[key] / y[key] - 1 for x, y in pairs if y.get(key) and x.get(key) is not None]
+                if ratios:
+                    entry[f"{a} vs {b}"] = {"per_round": [round(r, 4) for r in ratios],
+                                            "median": round(statistics.median(ratios), 4)}
+            row[key] = entry
+        ours = runs.get(f"llmdesk-c{c}", [])
+        row["energy_counter_vs_sampled_power"] = [round(d["counter_vs_sampled_power"], 4) for d in ours
+                                                  if d.get("counter_vs_sampled_power") is not None]
+        row["energy_j_per_output_token"] = [d.get("energy_j_per_output_token") for d in ours]
+        if row["output_throughput"]:
+            summary[f"c{c}"] = row
     return summary
 
 
@@ -170,12 +208,12 @@ def main() -> int:
             if per_round and time.monotonic() - began + per_round > a.budget_s:
                 print(f"round {r} skipped: out of time", flush=True)
                 break
-            for c in a.concurrency:
-                order = ["vllm", "llmdesk"] if (r + c) % 2 == 0 else ["llmdesk", "vllm"]
-                for tag in order:
-                    seed = 100 * r + c
-                    if tag == "vllm":
-                        run = vllm_bench.run(port, c, prompts[c], f"vllm-c{c}-r{r}", seed)
+            for i, c in enumerate(a.concurrency):
+                shift = (r + i) % len(CLIENTS)
+                for tag in CLIENTS[shift:] + CLIENTS[:shift]:
+                    seed = 1000 * r + 100 * CLIENTS.index(tag) + c  # no two runs share prompts (prefix cache)
+                    if tag.startswith("vllm"):
+                        run = vllm_bench.run(port, c, prompts[c], f"{tag}-c{c}-r{r}", seed, trust_env=tag == "vllm")
                     else:
                         run = llmdesk_level(port, a.name, c, prompts[c], seed, meter)
                     result["runs"].setdefault(f"{tag}-c{c}", []).append(run)
