@@ -87,7 +87,7 @@ async def test_start_ready_stop_leaves_nothing(tmp_path, groups):
     assert no_records()
     assert ServerState.STOPPING in seen_states and seen_states[-1] is ServerState.STOPPED
     # the ETA of the same configuration is remembered for the next start
-    assert sup_mod._eta_for(cfg) is not None and sup_mod._eta_for(cfg) > 0
+    assert sup_mod.last_start_seconds(cfg) is not None and sup_mod.last_start_seconds(cfg) > 0
 
 
 async def test_port_taken_is_reported_without_spawning(tmp_path, groups):

@@ -43,7 +43,7 @@ REMOVED_FLAGS: dict[str, str] = {
     "--multi-step-stream-outputs": "multi-step scheduling was removed with the V0 engine",
 }
 # Flags the form owns: in extra_args they override the form (argparse keeps the last value).
-MANAGED_FLAGS = ("--host", "--port", "--served-model-name", "--gpu-memory-utilization", "--max-model-len",
+MANAGED_FLAGS = ("--host", "--port", "--served-model-name", "--revision", "--gpu-memory-utilization", "--max-model-len",
                  "--max-num-seqs", "--max-num-batched-tokens", "--tensor-parallel-size", "-tp", "--dtype",
                  "--quantization", "-q", "--kv-cache-dtype", "--enable-prefix-caching",
                  "--no-enable-prefix-caching", "--enforce-eager", "--trust-remote-code", "--enable-lora",
@@ -74,6 +74,7 @@ class LoraAdapter:
 class LaunchConfig:
     model: str  # repo id or local folder
     served_model_name: str | None = None
+    revision: str | None = None  # a Hub branch, tag or commit; None: the default branch
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str | None = None  # passed as VLLM_API_KEY, never in argv
@@ -117,6 +118,10 @@ class LaunchConfig:
 
         if not self.model.strip():
             bad("No model chosen", "The launch has no model.", "Pick a model from the library or give a Hub repo id.")
+        if self.revision is not None and (not self.revision.strip() or any(c.isspace() for c in self.revision)
+                                          or self.revision.startswith("-")):
+            bad("Invalid revision", f"The revision {self.revision!r} is not a branch, tag or commit name.",
+                "Clear it to use the model's default branch, or give a branch, tag or commit.")
         if self.served_model_name is not None and not self.served_model_name.strip():
             bad("Empty served model name", "The served model name is blank.",
                 "Clear the field to use the model's own name, or type a name.")
@@ -241,6 +246,8 @@ def build_vllm_command(config: LaunchConfig, python: str) -> list[str]:
     argv = [python, "-m", VLLM_ENTRY_MODULE, "serve", config.model, "--host", config.host, "--port", str(config.port)]
     if config.served_model_name:
         argv += ["--served-model-name", config.served_model_name]
+    if config.revision:
+        argv += ["--revision", config.revision]
     if config.gpu_memory_utilization != DEFAULT_GPU_MEMORY_UTILIZATION:
         argv += ["--gpu-memory-utilization", f"{config.gpu_memory_utilization:g}"]
     if config.max_model_len is not None:

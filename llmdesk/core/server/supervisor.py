@@ -122,6 +122,8 @@ async def _kill_group_and_confirm(pgid: int, timeout_s: float = 5.0) -> bool:
 def _config_key(config: LaunchConfig) -> str:
     data = dataclasses.asdict(config)
     data.pop("api_key", None)
+    if data.get("revision") is None:  # a field added later: keep the keys of start times recorded before it
+        data.pop("revision", None)
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -135,7 +137,8 @@ def _load_json(path: Path) -> dict[str, Any] | None:
 
 
 
-def _eta_for(config: LaunchConfig) -> float | None:
+def last_start_seconds(config: LaunchConfig) -> float | None:
+    """How long the last successful start of this configuration took (None: never started here)."""
     data = _load_json(paths.state_dir() / ETA_FILE_NAME) or {}
     value = data.get(_config_key(config))
     return float(value) if isinstance(value, int | float) else None
@@ -310,7 +313,7 @@ class Supervisor:
         self.log_path = log_dir / f"server-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{os.getpid()}.log"
         self._log_file = paths.open_private(self.log_path, "a")  # closed in _finish
         self._set_fresh(ServerStatus(ServerState.STARTING, phase=Phase.STARTING, phase_since=now, started_at=now,
-                                     eta_s=_eta_for(config), config=config))
+                                     eta_s=last_start_seconds(config), config=config))
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,

@@ -1,0 +1,154 @@
+"""The one source of every export: the LaunchConfig the app launches, and what the app knows beside it
+(the runtime's vLLM version, the driver's CUDA, the last cold start, the model's size, the last
+benchmark). Every format reads the server's arguments from ``vllm_args``, which is the tail of the
+argv that ``build_vllm_command`` gives ``llmdesk serve``, so the desk and the cluster cannot drift.
+
+Pure: no I/O. ``gather_facts`` (exports.py) reads the files and fills a DeployTarget.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import PurePath
+
+from llmdesk.core.base.errors import BadInput, Problem
+from llmdesk.core.server.launch import LaunchConfig, build_vllm_command, is_loopback
+from llmdesk.core.server.runtime import TESTED_VLLM
+
+IMAGE = "vllm/vllm-openai"
+CONTAINER_PORT = 8000
+CONTAINER_HF_HOME = "/root/.cache/huggingface"
+CONTAINER_VLLM_CACHE = "/root/.cache/vllm"
+CONTAINER_MODELS = "/models"
+# vLLM's images: since v0.20.0 the plain tag is the CUDA 13 build and "-cu129" the CUDA 12.9 one.
+CUDA13_DRIVER = 13
+DEFAULT_COLD_START_S = 600.0  # no start measured: ten minutes covers an 8B's first start with compiling
+_NAME_CHARS = re.compile(r"[^a-z0-9-]+")
+_SNAPSHOT = re.compile(r"(?:^|/)models--(?P<owner>[^/]+?)--(?P<name>[^/]+)/snapshots/(?P<rev>[0-9a-f]{40})/?$")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
+
+
+@dataclass(frozen=True)
+class Benchmarked:
+    """What the last benchmark of this model said (None fields: not measured)."""
+
+    run_id: str
+    knee: float | None  # concurrency where throughput stopped growing
+    best_within_limits: float | None  # the highest concurrency meeting the latency limits
+    cost_per_million_output: float | None = None
+    cost_per_hour: float | None = None
+    currency: str = "USD"
+
+
+@dataclass(frozen=True)
+class DeployTarget:
+    config: LaunchConfig
+    vllm_version: str = TESTED_VLLM
+    cuda_driver: str | None = None  # e.g. "13.0": the highest CUDA the host's driver runs
+    cold_start_s: float | None = None  # the last measured start of this configuration
+    weights_bytes: int | None = None
+    runtime_python: str | None = None  # systemd runs the runtime's own vLLM
+    hf_home: str | None = None  # the Hugging Face cache on this machine (systemd, docker's mount)
+    benchmark: Benchmarked | None = None
+
+    @property
+    def image_tag(self) -> str:
+        return f"v{self.vllm_version}" + ("-cu129" if self.cuda12 else "")
+
+    @property
+    def image(self) -> str:
+        return f"{IMAGE}:{self.image_tag}"
+
+    @property
+    def cuda12(self) -> bool:
+        """The driver cannot run the CUDA 13 image (it says so through NVML); unknown: the plain tag."""
+        try:
+            return self.cuda_driver is not None and int(self.cuda_driver.split(".")[0]) < CUDA13_DRIVER
+        except ValueError:
+            return False
+
+    @property
+    def cuda_variant(self) -> str:
+        return "CUDA 12.9" if self.cuda12 else "CUDA 13"
+
+    @property
+    def gpus(self) -> int:
+        return max(1, self.config.tensor_parallel_size)
+
+    @property
+    def served_name(self) -> str:
+        """The name clients use; a local folder's name rather than a path only this machine has."""
+        if self.config.served_model_name:
+            return self.config.served_model_name
+        reference = hub_reference(self.config.model)
+        if reference is not None:
+            return reference[0]
+        return PurePath(self.config.model).name or "model"
+
+    @property
+    def app_name(self) -> str:
+        """A DNS-1123 name for the unit, the container and the Kubernetes objects."""
+        base = self.served_name.rsplit("/", 1)[-1].lower()
+        name = _NAME_CHARS.sub("-", base).strip("-")[:40].strip("-")
+        return f"vllm-{name}" if name else "vllm-model"
+
+    @property
+    def startup_budget_s(self) -> int:
+        """How long a start may take before a probe gives up: twice the measured (or assumed) start, plus
+        the download when the weights are not on the node yet (at 50 MB/s, a cautious cluster link)."""
+        start = self.cold_start_s or DEFAULT_COLD_START_S
+        download = (self.weights_bytes or 0) / 50e6
+        return int(min(4 * 3600, max(300, 2 * start + download)))
+
+    @property
+    def needs_api_key(self) -> bool:
+        return not is_loopback(self.config.host)
+
+
+def hub_reference(model: str) -> tuple[str, str | None] | None:
+    """(repo id, revision) for a Hub repo id, or for a folder of the Hugging Face cache (its snapshot's
+    commit); None for any other folder, which a container or a cluster cannot see."""
+    text = model.strip().replace("\\", "/")
+    match = _SNAPSHOT.search(text)
+    if match:
+        return f"{match['owner']}/{match['name']}", match["rev"]
+    if _REPO_ID.match(text) and not text.startswith((".", "/", "~")):
+        return text, None
+    return None
+
+
+def vllm_args(config: LaunchConfig) -> list[str]:
+    """What follows `vllm serve`: the model and every flag, exactly as `llmdesk serve` passes them."""
+    argv = build_vllm_command(config, python="python")
+    assert argv[3] == "serve"
+    return argv[4:]
+
+
+def container_config(target: DeployTarget, *, model_in_container: str | None = None) -> LaunchConfig:
+    """The same launch inside a container or a pod: listening on every interface of its own network
+    (what reaches it is the port mapping's or the Service's business), on the container port, the model
+    by its Hub name (and snapshot commit), or at `model_in_container` for a local folder."""
+    config = target.config
+    reference = hub_reference(config.model)
+    if model_in_container is not None:
+        model, revision = model_in_container, config.revision
+    elif reference is not None:
+        model, revision = reference[0], config.revision or reference[1]
+    else:
+        raise BadInput(Problem(
+            "This model is only on this computer",
+            f"{config.model} is a folder here, which a cluster cannot see.",
+            "Export a model from the Hugging Face Hub (give its repo id, e.g. meta-llama/Llama-3.1-8B-Instruct), "
+            "or use the docker, compose or systemd export, which can use the folder."))
+    return replace(config, model=model, revision=revision, host="0.0.0.0", port=CONTAINER_PORT,
+                   served_model_name=target.served_name, cuda_devices=())
+
+
+def check_for_export(target: DeployTarget) -> None:
+    """BadInput naming every reason the exported server would not start (as vLLM or the app would refuse)."""
+    problems = target.config.validate()
+    if problems:
+        first = problems[0]
+        more = "".join(f"\n  also: {p.title}: {p.explanation}" for p in problems[1:])
+        raise BadInput(Problem(first.title, first.explanation + more, first.fix))
