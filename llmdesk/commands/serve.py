@@ -23,6 +23,7 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                              "--api-key-stdin, since a key on the command line shows in ps")
     parser.add_argument("--api-key-stdin", action="store_true", help="read the API key from the first line of stdin")
     parser.add_argument("--served-model-name", metavar="N", help="the name clients use")
+    parser.add_argument("--revision", metavar="REV", help="a Hub branch, tag or commit of the model")
     parser.add_argument("--gpu-memory-utilization", type=number(0, 1, above=True), metavar="U")
     parser.add_argument("--max-model-len", metavar="L", help="context length in tokens, or auto")
     parser.add_argument("--max-num-seqs", type=whole(1, MAX_SEQS), metavar="S")
@@ -42,14 +43,16 @@ def register(commands: argparse._SubParsersAction) -> None:
         usage="llmdesk serve SOURCE [options] [-- EXTRA vLLM ARGS]")
     parser.add_argument("source", help="owner/name on the Hub, or a model folder")
     _add_options(parser)
+    parser.add_argument("--print-command", action="store_true",
+                        help="print the vLLM command line (and its environment) and start nothing")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
 
 
-def _split_rest(args: argparse.Namespace) -> list[str]:
+def _split_rest(args: argparse.Namespace, add_options=None) -> list[str]:
     """Options given after SOURCE, and the vLLM arguments after `--`."""
     options = argparse.ArgumentParser(prog="llmdesk serve", add_help=False)
-    _add_options(options)
+    (add_options or _add_options)(options)
     options.add_argument("extra", nargs="*")
     _, unknown = options.parse_known_args(args.rest, namespace=args)
     return list(args.extra) + unknown
@@ -95,7 +98,8 @@ def build_config(args: argparse.Namespace):
             raise BadInput(Problem("Invalid context length", f"--max-model-len {max_model_len!r} is not a number.",
                                    "Give a number of tokens, or auto.")) from None
     config = LaunchConfig(
-        model=args.source, served_model_name=args.served_model_name, host=args.host, port=args.port,
+        model=args.source, served_model_name=args.served_model_name, revision=args.revision, host=args.host,
+        port=args.port,
         api_key=args.api_key,
         gpu_memory_utilization=(args.gpu_memory_utilization if args.gpu_memory_utilization is not None
                                 else DEFAULT_GPU_MEMORY_UTILIZATION),
@@ -158,14 +162,37 @@ def find_python(runtime: str | None) -> str:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    args.extra_args = _split_rest(args)
+    args.extra_args = _split_rest(args, _add_print_option)
     args.api_key = api_key_from(args)
     config = build_config(args)  # exits 2 through BadInput
     for warning in config.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     check_before_launch(config)  # what the fit already knows is refused before vLLM's long start
     python = find_python(args.runtime)
+    if args.print_command:
+        print_command(config, python)
+        return EXIT_OK
     return asyncio.run(_serve(config, python, args.timeout))
+
+
+def _add_print_option(parser: argparse.ArgumentParser) -> None:
+    _add_options(parser)
+    parser.add_argument("--print-command", action="store_true")
+
+
+def print_command(config, python: str) -> None:
+    """The exact argv `llmdesk serve` would start, as one shell line, after the environment llmdesk
+    sets for it (the API key by name only: it never goes on a command line)."""
+    import shlex
+
+    from llmdesk.core.server.launch import FIXED_ENV, build_vllm_command, child_environment
+
+    env = child_environment(config, {})
+    shown = [f"{k}={shlex.quote(v)}" for k, v in env.items() if k in FIXED_ENV or k.startswith(("CUDA_", "VLLM_"))
+             and k != "VLLM_API_KEY"]
+    if config.api_key:
+        shown.append('VLLM_API_KEY="$VLLM_API_KEY"')
+    print(" ".join(["env", *shown, shlex.join(build_vllm_command(config, python))]))
 
 
 def _say(text: str) -> None:

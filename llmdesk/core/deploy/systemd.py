@@ -25,7 +25,7 @@ HARDENING_ANY = ("NoNewPrivileges=yes", "LockPersonality=yes", "RestrictRealtime
 # Needs the system manager (mount namespaces).
 HARDENING_SYSTEM = ("ProtectSystem=full", "ProtectKernelTunables=yes", "ProtectKernelModules=yes",
                     "ProtectKernelLogs=yes", "ProtectControlGroups=yes", "ProtectClock=yes", "ProtectHostname=yes")
-_PLAIN = re.compile(r"^[A-Za-z0-9_@+=:,./-]+$")
+_PLAIN = re.compile(r"^[A-Za-z0-9_@+=:,./%$-]+$")
 
 
 def unit_word(word: str, *, command: bool = True) -> str:

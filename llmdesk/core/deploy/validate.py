@@ -195,6 +195,6 @@ def _check_env(f: ExportFile) -> Check:
 def _parses(text: str) -> bool:
     lines = [line for line in text.splitlines() if not line.startswith("#")]
     try:
-        return bool(shlex.split("\n".join(lines)))
+        return bool(shlex.split("\n".join(lines).replace("\\\n", " ")))  # backslash-newline: one line
     except ValueError:
         return False

@@ -26,6 +26,7 @@ from typing import Any
 
 from llmdesk.core.base.errors import Problem
 from llmdesk.core.fit.memory_model import DEFAULT_GPU_MEMORY_UTILIZATION, FitReport
+from llmdesk.core.fit.quant import ACCEPTED_QUANTIZATION
 
 VLLM_ENTRY_MODULE = "vllm.entrypoints.cli.main"
 QUIET_ENDPOINTS = "/health,/metrics"
@@ -159,6 +160,11 @@ class LaunchConfig:
         if self.quantization is not None and not self.quantization.strip():
             bad("Empty quantization", "The quantization method is blank.",
                 "Clear it to use what the checkpoint says.")
+        elif self.quantization is not None and self.quantization not in ACCEPTED_QUANTIZATION:
+            bad("Unknown quantization", f"vLLM 0.26 has no quantization method {self.quantization!r}; it accepts "
+                f"{', '.join(sorted(ACCEPTED_QUANTIZATION))}.",
+                "Clear it to use what the checkpoint says, or pick one of those (a plugin's own method goes in the "
+                "extra arguments as --quantization NAME).")
         if self.kv_cache_dtype not in KV_CACHE_DTYPES:
             bad("Unknown KV-cache dtype",
                 f"kv_cache_dtype {self.kv_cache_dtype!r} is not one vLLM 0.26 knows.", "Use auto or fp8.")
