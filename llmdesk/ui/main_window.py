@@ -14,7 +14,7 @@ from llmdesk.ui.pages.chat import ChatPage
 from llmdesk.ui.pages.hub import ModelsPage
 from llmdesk.ui.pages.machine import MachinePage
 from llmdesk.ui.pages.metrics import DashboardPage
-from llmdesk.ui.pages.planned import PLANNED_PAGES, PlannedPageWidget
+from llmdesk.ui.pages.deploy import DeployPage
 from llmdesk.ui.pages.server import ServerPage
 from llmdesk.ui.pages.settings import SettingsPage
 from llmdesk.ui.pages.start import StartPage
@@ -76,9 +76,9 @@ class MainWindow(QMainWindow):
         self.bench_page = BenchmarkPage(ctx)
         self.bench_page.open_server_page_requested.connect(lambda: self.show_page("server"))
         self._add_page("benchmark", "Benchmark", self.bench_page)
-        self.planned_pages = {planned.key: PlannedPageWidget(planned) for planned in PLANNED_PAGES}
-        for planned in PLANNED_PAGES:
-            self._add_page(planned.key, planned.title, self.planned_pages[planned.key])
+        self.deploy_page = DeployPage(ctx, self.server_page.launch_config)
+        self.deploy_page.open_page_requested.connect(self.show_page)
+        self._add_page("deploy", "Deploy", self.deploy_page)
         self._add_page("settings", "Settings", self.settings_page)
         self.start_page = StartPage(ctx)
         self._add_page("start", "Get started", self.start_page)

@@ -78,6 +78,10 @@ class StatusGlyph(QLabel):
         if event.type() == QEvent.Type.PaletteChange:
             self._paint_status()
 
+    def set_status(self, status: str) -> None:
+        self.status = status
+        self._paint_status()
+
     def _paint_status(self) -> None:
         glyph, light_color, dark_color = STATUS_GLYPHS.get(self.status, ("?", "#4b5563", "#9ca3af"))
         self.setText(glyph)

@@ -13,7 +13,6 @@ from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.machine.gpus import GpuScan
 from llmdesk.ui.main_window import gpu_status_text
 from llmdesk.ui.pages.machine import GpuCard
-from llmdesk.ui.pages.planned import PLANNED_PAGES, PlannedPageWidget
 from llmdesk.ui.stall_monitor import StallMonitor
 from tests.ui.conftest import NO_DRIVER, scan_of
 
@@ -35,13 +34,10 @@ def test_sidebar_lists_every_page_and_switches_between_them(make_window, qtbot):
         assert window.stack.currentIndex() == row
 
 
-def test_pages_not_built_yet_say_what_they_will_hold(make_window):
+def test_every_page_is_built(make_window):
     window = make_window()
-    planned = window.stack.findChildren(PlannedPageWidget)
-    assert len(planned) == 1  # Deploy
-    assert [p.key for p in PLANNED_PAGES] == ["deploy"]  # built pages are not listed
-    deploy = texts(window.stack.widget(PAGES.index("deploy")))
-    assert "Not built yet. This page will hold:" in deploy
+    assert "Not built yet" not in texts(window.stack)
+    assert window.stack.widget(PAGES.index("deploy")) is window.deploy_page
     assert window.stack.widget(PAGES.index("dashboard")) is window.dashboard_page
     assert window.stack.widget(PAGES.index("benchmark")) is window.bench_page
 

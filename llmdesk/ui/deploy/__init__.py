@@ -1,0 +1,1 @@
+"""The Deploy page's parts: an exported file shown highlighted, the production checklist."""
