@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QFileDialog, QFrame, QHeaderView, QLabel, QLineEd
 from llmdesk.ui.theme import is_dark
 
 # glyph, colour on the light theme, colour on the dark theme (each 4.5:1 or more on its background)
-STATUS_GLYPHS = {"ok": ("✔", "#15803d", "#4ade80"), "warn": ("!", "#b45309", "#fbbf24"),
+STATUS_GLYPHS = {"ok": ("✔", "#166534", "#4ade80"), "warn": ("!", "#b45309", "#fbbf24"),
                  "fail": ("✘", "#b91c1c", "#f87171")}
 
 

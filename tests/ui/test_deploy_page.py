@@ -69,7 +69,10 @@ def test_kubernetes_shows_its_options_and_its_files(make_window, qtbot):
 def test_settings_that_cannot_work_are_explained(make_window, qtbot):
     window, page = deploy(make_window, qtbot, host="0.0.0.0")
     assert page.problem.isVisible() and "API key" in page.problem.text()
-    assert page.files.count() == 0
+    assert page.files.count() == 0 and page.server_button.isVisible()
+    qtbot.mouseClick(page.server_button, Qt.MouseButton.LeftButton)
+    assert window.current_page == "server"
+    window.show_page("deploy")
     window.server_page.model.setText("/srv/only/here")
     window.server_page.host.setText("127.0.0.1")
     page.format.setCurrentIndex(page.format.findData("k8s"))

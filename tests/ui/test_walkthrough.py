@@ -112,6 +112,27 @@ def problem_states(window, qtbot, label: str) -> list[str]:
     bench.start_button.click()
     qtbot.waitUntil(bench.problem.isVisible, timeout=5000)
     found += look(window, bench, "70-benchmark-no-server", label)
+    # The Deploy page from the Server page's settings: a file, a bundle, and settings that cannot work.
+    window.show_page("deploy")
+    deploy = window.deploy_page
+
+    def made(fmt: str) -> None:
+        deploy.format.setCurrentIndex(deploy.format.findData(fmt))
+        deploy.refresh()
+        qtbot.waitUntil(lambda: window.ctx.tasks.pending == 0, timeout=20000)
+
+    made("docker")
+    found += look(window, deploy, "80-deploy-docker", label)
+    made("k8s")
+    deploy.autoscale.setCurrentIndex(deploy.autoscale.findData("keda"))
+    made("k8s")
+    found += look(window, deploy, "81-deploy-k8s", label)
+    made("systemd")  # no vLLM runtime here
+    found += look(window, deploy, "82-deploy-systemd-no-runtime", label)
+    server.host.setText("0.0.0.0")
+    made("docker")
+    found += look(window, deploy, "83-deploy-no-api-key", label)
+    server.host.setText("127.0.0.1")
     # The first-run guide's steps as a new user without a GPU, vLLM or network meets them.
     window.show_page("start")
     guide = window.start_page

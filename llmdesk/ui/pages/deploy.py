@@ -52,6 +52,13 @@ class DeployPage(QWidget):
         self.scope.addItem("for my user", "user")
         self.scope.addItem("for the system", "system")
         row.addWidget(self.scope)
+        row.addStretch()
+        self.refresh_button = QPushButton("Refresh from the Server page")
+        row.addWidget(self.refresh_button)
+        layout.addLayout(row)
+        self.kube_row = QWidget()  # Kubernetes' own options, on their own line: the first stays short
+        kube_row = QHBoxLayout(self.kube_row)
+        kube_row.setContentsMargins(0, 0, 0, 0)
         self.replicas_label = QLabel("Replicas")
         self.replicas = QSpinBox()
         self.replicas.setRange(1, 64)
@@ -60,15 +67,18 @@ class DeployPage(QWidget):
             self.autoscale.addItem(label, key)
         self.namespace = QLineEdit()
         self.namespace.setPlaceholderText("namespace (optional)")
-        self.namespace.setMaximumWidth(180)
+        self.namespace.setMinimumWidth(170)
         for widget in (self.replicas_label, self.replicas, self.autoscale, self.namespace):
-            row.addWidget(widget)
-        row.addStretch()
-        self.refresh_button = QPushButton("Refresh from the Server page")
-        row.addWidget(self.refresh_button)
-        layout.addLayout(row)
+            kube_row.addWidget(widget)
+        kube_row.addStretch()
+        layout.addWidget(self.kube_row)
+        problem_row = QHBoxLayout()
         self.problem = problem_box()
-        layout.addWidget(self.problem)
+        problem_row.addWidget(self.problem, 1)
+        self.server_button = QPushButton("Open the Server page")
+        self.server_button.hide()
+        problem_row.addWidget(self.server_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(problem_row)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
@@ -82,6 +92,9 @@ class DeployPage(QWidget):
         self.files.setMaximumHeight(190)
         left_column.addWidget(self.files)
         left_column.addWidget(section_title("Production checklist"))
+        hint = QLabel("Pick an item for what it means and what does it.")
+        hint.setWordWrap(True)
+        left_column.addWidget(hint)
         self.checklist = QListWidget()
         self.checklist.setWordWrap(True)
         left_column.addWidget(self.checklist, 1)
@@ -120,6 +133,7 @@ class DeployPage(QWidget):
         self.replicas.valueChanged.connect(self._changed)
         self.namespace.textChanged.connect(self._changed)
         self.refresh_button.clicked.connect(self.refresh)
+        self.server_button.clicked.connect(lambda: self.open_page_requested.emit("server"))
         self.files.currentRowChanged.connect(self._show_file)
         self.checklist.currentRowChanged.connect(self._show_item)
         self.checklist_action.clicked.connect(self._do_item)
@@ -140,8 +154,7 @@ class DeployPage(QWidget):
     def _show_options(self) -> None:
         fmt = self.format.currentData()
         self.scope.setVisible(fmt == "systemd")
-        for widget in (self.replicas_label, self.replicas, self.autoscale, self.namespace):
-            widget.setVisible(fmt == "k8s")
+        self.kube_row.setVisible(fmt == "k8s")
 
     def options(self) -> ExportOptions:
         kube = KubeOptions(namespace=self.namespace.text().strip() or None, replicas=self.replicas.value(),
@@ -174,7 +187,7 @@ class DeployPage(QWidget):
         if generation != self._generation:
             return  # the settings changed meanwhile: a newer export is on its way
         self._set_busy(False)
-        self.problem.hide()
+        self._hide_problem()
         self.items = items
         self._set_export(export)
 
@@ -183,8 +196,14 @@ class DeployPage(QWidget):
         self.save_button.setEnabled(not busy and self.export is not None and not self.export.failed)
         self.copy_button.setEnabled(not busy and self.export is not None)
 
-    def _show_problem(self, problem: Problem) -> None:
+    def _show_problem(self, problem: Problem, settings: bool = True) -> None:
+        """A problem above the files; `settings`: the Server page's settings cause it, offer to go there."""
         show_in_box(self.problem, problem, "the Deploy page")
+        self.server_button.setVisible(settings)
+
+    def _hide_problem(self) -> None:
+        self.problem.hide()
+        self.server_button.hide()
 
     def _set_export(self, export: Export | None) -> None:
         self.export = export
@@ -269,12 +288,12 @@ class DeployPage(QWidget):
             if "already holds" in exc.problem.title and not force:
                 self._ask_replace(folder, exc.problem)
                 return
-            self._show_problem(exc.problem)
+            self._show_problem(exc.problem, settings=False)
             return
         except ProblemError as exc:
-            self._show_problem(exc.problem)
+            self._show_problem(exc.problem, settings=False)
             return
-        self.problem.hide()
+        self._hide_problem()
         self.status.setText(f"Saved {len(written)} files to {folder}.")
 
     def _ask_replace(self, folder: str, problem: Problem) -> None:
