@@ -123,10 +123,11 @@ def start_raw(model: str, name: str, log: Path) -> tuple[subprocess.Popen, int, 
     return proc, port, t0, poller
 
 
-def start_llmdesk(model: str, name: str, log: Path) -> tuple[subprocess.Popen, int, dict]:
+def start_llmdesk(model: str, name: str, log: Path, extra: tuple[str, ...] = (),
+                  runtime: str = sys.executable) -> tuple[subprocess.Popen, int, dict]:
     port = free_port()
     argv = [sys.executable, "-m", "llmdesk", "serve", model, "--served-model-name", name, "--port", str(port),
-            "--gpu-memory-utilization", str(UTILISATION), "--runtime", sys.executable]
+            "--gpu-memory-utilization", str(UTILISATION), "--runtime", runtime, *extra]
     poller = HealthPoller(port)
     t0, t0_boot = time.monotonic(), boot_clock()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True, start_new_session=True)

@@ -14,6 +14,8 @@
 #   bash tests/gpu/host.sh startup tiny 2   # launch to ready, raw and llmdesk each alone, by turns
 #   bash tests/gpu/host.sh bench-start llama-3.1-8b --rounds 3   # #19: llmdesk bench beside vllm bench serve
 #   bash tests/gpu/host.sh bench-wait   # then this, once per call, until it says done
+#   bash tests/gpu/host.sh printcmd-start llama-3.1-8b   # #20: the --print-command argv raw vs llmdesk serve
+#   bash tests/gpu/host.sh printcmd-wait   # then this, once per call, until it says done
 #
 # Background work is started with setsid so that it outlives the command that started it; the host
 # keeps it only while it is held (the next command must follow within about 30 s).
@@ -128,6 +130,22 @@ case "${1:-}" in
       python3 bench/bench_parity.py --model $M/$preset --out $WORK/bench-parity $* \
       > $WORK/bench.txt 2>&1; touch $WORK/bench.done" < /dev/null > $WORK/bench-models.log 2>&1 &
     sleep 5
+    ;;
+  printcmd-start)  # #20: `llmdesk serve --print-command`'s line started raw, against `llmdesk serve`
+    kill_vllm
+    preset=${2:-llama-3.1-8b}
+    rm -rf $WORK/printcmd $WORK/printcmd.done
+    CUDA_VISIBLE_DEVICES=0 setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models $preset && \
+      python3 tests/gpu/print_command_check.py --model $M/$preset --out $WORK/printcmd \
+      > $WORK/printcmd.txt 2>&1; touch $WORK/printcmd.done" < /dev/null > $WORK/printcmd-models.log 2>&1 &
+    sleep 5
+    ;;
+  printcmd-wait)
+    t0=$SECONDS
+    while [ ! -f $WORK/printcmd.done ] && [ $((SECONDS - t0)) -lt "${2:-560}" ]; do sleep 2; done
+    tail -3 $WORK/printcmd-models.log
+    grep -v "^INFO\|^(APIServer\|^(EngineCore\|^WARNING" $WORK/printcmd.txt | tail -30
+    [ -d $WORK/printcmd ] && tar -czf "$OUT/printcmd.tgz" -C $WORK printcmd
     ;;
   bench-wait)
     t0=$SECONDS
