@@ -117,8 +117,8 @@ def test_the_bundled_cli_works_without_python_or_the_source(deb_root, tmp_path):
     # vLLM is never started with the app's own executable
     assert runtime["runtime"] is None or runtime["runtime"]["python"] != app
     assert any("packaged app" in t["why"] for t in runtime["tried"])
-    for command in ("gui", "gpus", "doctor", "fit", "serve", "chat", "chats", "metrics", "runtime", "search",
-                    "variants", "pull", "models", "rm", "screenshot"):
+    for command in ("gui", "gpus", "doctor", "fit", "serve", "chat", "chats", "metrics", "bench", "export", "runtime",
+                    "search", "variants", "pull", "models", "rm", "screenshot"):
         helped = run(command, "--help")
         assert helped.returncode == 0 and "usage: llmdesk " + command in helped.stdout, (command, helped.stderr)
     config = ROOT / "tests" / "data" / "configs" / "Qwen__Qwen2.5-7B-Instruct.json"
@@ -126,6 +126,12 @@ def test_the_bundled_cli_works_without_python_or_the_source(deb_root, tmp_path):
     assert fit.returncode == 0 and json.loads(fit.stdout)["verdict"] == "fits"
     assert json.loads(run("models", "--json").stdout) == [] and json.loads(run("chats", "--json").stdout) == []
     assert json.loads(run("runtime", "list", "--json").stdout)["runtimes"] == []
+    # the Deploy exports validate inside the bundle: Kubernetes' schemas, the vendored CRD/compose/chart ones
+    for fmt in ("k8s", "compose", "helm"):
+        exported = run("export", fmt, "meta-llama/Llama-3.1-8B-Instruct", "--autoscale", "keda",
+                       "--out", str(tmp_path / fmt))
+        assert exported.returncode == 0, (fmt, exported.stderr)
+        assert "valid" in (tmp_path / fmt / "README.md").read_text() and "INVALID" not in exported.stderr
     shots = run("screenshot", str(tmp_path / "shots"))
     assert shots.returncode == 0, shots.stderr
     assert len(list((tmp_path / "shots").glob("*.png"))) == 9
