@@ -24,7 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--gpus", type=whole(1, MAX_GPUS), default=1, metavar="N", help="how many of --gpu (default 1)")
     parser.add_argument("--size", default="1120x720", metavar="WxH", help="window size (default 1120x720)")
     parser.add_argument("--suffix", default="", help="added to each file name, e.g. -dark")
-    parser.add_argument("--model", metavar="SOURCE", help="check this model's fit on the Models page first")
+    parser.add_argument("--model", metavar="SOURCE", help="check this model's fit on the Models page first, and put it on the Server page")
     parser.add_argument("--search", metavar="QUERY", help="search the Hub on the Models page and open a result")
     parser.add_argument("--pick", metavar="REPO", help="with --search: the result to open (default: the first)")
     parser.set_defaults(run=run)
@@ -91,6 +91,7 @@ async def _render(directory: Path, size: tuple[int, int], theme: str | None, sca
         page.tabs.setCurrentIndex(page.tabs.count() - 1)
         page.source.setText(model)
         page.check()
+        window.server_page.model.setText(model)  # the Server and Deploy pages show it too
         await window.ctx.tasks.wait_idle()
     if search:
         page.tabs.setCurrentIndex(0)

@@ -191,6 +191,16 @@ def test_a_key_an_env_file_would_mangle_is_refused():
 
 # -- choices the app makes for the user -------------------------------------------------------------
 
+def test_a_cache_in_the_home_folder_is_named_from_home_in_every_format():
+    t = target(hf_home="$HOME/.cache/huggingface", api_key=KEY)
+    assert '--volume "$HOME"/.cache/huggingface/hub:/root/.cache/huggingface/hub' in \
+        make_export("docker", t).file("docker-run.sh").text
+    volumes = yaml.safe_load(make_export("compose", t).file("compose.yaml").text)["services"]["vllm"]["volumes"]
+    assert volumes[0] == "$HOME/.cache/huggingface/hub:/root/.cache/huggingface/hub"
+    unit = make_export("systemd", t).file(f"{t.app_name}.service").text
+    assert "Environment=HF_HOME=%h/.cache/huggingface" in unit
+
+
 def test_the_image_follows_the_drivers_cuda():
     assert target(cuda_driver="13.0").image == "vllm/vllm-openai:v0.26.0"
     assert target(cuda_driver="12.8").image == "vllm/vllm-openai:v0.26.0-cu129"

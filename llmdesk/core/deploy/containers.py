@@ -45,6 +45,7 @@ def _gpus_flag(target: DeployTarget) -> str:
 
 
 def _hf_cache(target: DeployTarget) -> str:
+    """The Hugging Face cache's hub/ folder ($HOME is expanded by the shell and by compose)."""
     return target.hf_home + "/hub" if target.hf_home else "$HOME/.cache/huggingface/hub"
 
 

@@ -97,12 +97,20 @@ def gather_target(config: LaunchConfig, *, runtime_python: str | None = None, vl
 
 
 def _hf_home() -> str | None:
+    """The Hugging Face home, as `$HOME/…` when it is in the home folder: the files may run as another
+    user or on another machine, where the same place has another absolute path."""
+    from pathlib import Path
+
     try:
         from huggingface_hub import constants
 
-        return str(constants.HF_HOME)
+        folder = Path(constants.HF_HOME).expanduser()
     except Exception:  # an unusual environment: the exports say $HOME/.cache/huggingface
         return None
+    try:
+        return "$HOME/" + folder.relative_to(Path.home()).as_posix()
+    except ValueError:
+        return str(folder)
 
 
 def last_benchmark(config: LaunchConfig) -> Benchmarked | None:

@@ -63,7 +63,9 @@ def unit_files(target: DeployTarget, scope: str = "user", user: str | None = Non
     if scope == "system" and user:
         lines.append(f"User={user}")
     for key, value in env.items():
-        lines.append(f"Environment={unit_word(f'{key}={value}', command=False)}")
+        # systemd expands no $HOME; %h is the home of the user the unit runs as
+        line = unit_word(f"{key}={value}", command=False)
+        lines.append(f"Environment={line.replace('$HOME/', '%h/') if key == 'HF_HOME' else line}")
     if config.api_key:
         lines.append(f"EnvironmentFile={env_path}")
     lines += ["# vLLM can exit 0 when its engine dies: restart whatever the status.",
