@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from llmdesk.commands import EXIT_FAILURE, EXIT_OK, MAX_GPUS, whole
-from llmdesk.commands.serve import _add_options, api_key_from, build_config
+from llmdesk.commands.serve import _add_options, config_from_args
 
 
 def _add_export_options(parser: argparse.ArgumentParser) -> None:
@@ -49,16 +49,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmdesk.commands.serve import _split_rest
     from llmdesk.core.deploy.bundle import FAILED, SKIPPED, write_export
     from llmdesk.core.deploy.exports import ExportOptions, gather_target, make_export
     from llmdesk.core.deploy.kubernetes import DEFAULT_PROMETHEUS, KubeOptions
 
-    args.extra_args = _split_rest(args, _add_export_options)
-    args.api_key = api_key_from(args)
-    config = build_config(args)  # exits 2 through BadInput
-    for warning in config.warnings():
-        print(f"warning: {warning}", file=sys.stderr)
+    config = config_from_args(args, _add_export_options)
     runtime = _runtime_python(args.runtime) if args.format == "systemd" else None
     target = gather_target(config, runtime_python=runtime, benchmark=not args.no_benchmark)
     kube = KubeOptions(namespace=args.namespace, replicas=args.replicas, autoscale=args.autoscale,

@@ -159,14 +159,21 @@ def find_python(runtime: str | None) -> str:
     return search.runtime.python
 
 
-def run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    args.extra_args = _split_rest(args, _add_print_option)
+def config_from_args(args: argparse.Namespace, add_options) -> object:
+    """The LaunchConfig of `serve` (and `export`) from their arguments: the options after SOURCE and the
+    vLLM arguments after `--`, the API key from where it may come, the checks (exit 2), the warnings."""
+    args.extra_args = _split_rest(args, add_options)
     args.api_key = api_key_from(args)
     config = build_config(args)  # exits 2 through BadInput
     for warning in config.warnings():
         print(f"warning: {warning}", file=sys.stderr)
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    config = config_from_args(args, _add_print_option)
     check_before_launch(config)  # what the fit already knows is refused before vLLM's long start
     python = find_python(args.runtime)
     if args.print_command:

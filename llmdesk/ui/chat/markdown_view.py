@@ -35,6 +35,8 @@ from PySide6.QtGui import (QColor, QCursor, QDesktopServices, QFont, QFontDataba
                            QTextFrame, QTextLength, QTextTable)
 from PySide6.QtWidgets import QApplication, QFrame, QTextBrowser, QToolTip, QWidget
 
+from llmdesk.ui.token_format import token_format
+
 _MD = QTextDocument.MarkdownFeature
 MARKDOWN_FEATURES = _MD(_MD.MarkdownDialectGitHub.value | _MD.MarkdownNoHTML.value)
 LIGHT_STYLE = "default"
@@ -697,15 +699,7 @@ class MarkdownView(QTextBrowser):
         key = tuple(sorted((k, v) for k, v in spec.items() if v))
         fmt = cache.get(key)
         if fmt is None:
-            fmt = QTextCharFormat(self._fmt()["code"])
-            if spec.get("color"):
-                fmt.setForeground(QColor("#" + spec["color"]))
-            if spec.get("bold"):
-                fmt.setFontWeight(QFont.Weight.Bold)
-            if spec.get("italic"):
-                fmt.setFontItalic(True)
-            if spec.get("underline"):
-                fmt.setFontUnderline(True)
+            fmt = token_format(spec, self._fmt()["code"])
             cache[key] = fmt
         return fmt
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 from functools import lru_cache
 
 from PySide6.QtCore import QEvent
-from PySide6.QtGui import QColor, QFont, QFontDatabase, QSyntaxHighlighter, QTextCharFormat
+from PySide6.QtGui import QFontDatabase, QSyntaxHighlighter, QTextCharFormat
 from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
 from llmdesk.ui.theme import is_dark
+from llmdesk.ui.token_format import token_format
 
 LEXERS = {"yaml": "yaml", "ini": "ini", "bash": "bash", "markdown": "markdown", "text": "text"}
 LIGHT_STYLE, DARK_STYLE = "default", "github-dark"
@@ -65,14 +66,7 @@ class _LineHighlighter(QSyntaxHighlighter):
         key = (spec.get("color"), spec.get("bold"), spec.get("italic"))
         fmt = self._formats.get(key)
         if fmt is None:
-            fmt = QTextCharFormat()
-            if spec.get("color"):
-                fmt.setForeground(QColor("#" + spec["color"]))
-            if spec.get("bold"):
-                fmt.setFontWeight(QFont.Weight.Bold)
-            if spec.get("italic"):
-                fmt.setFontItalic(True)
-            self._formats[key] = fmt
+            fmt = self._formats[key] = token_format(spec)
         return fmt
 
 
