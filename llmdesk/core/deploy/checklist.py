@@ -32,7 +32,7 @@ def checklist(target: DeployTarget, export_format: str, kube: KubeOptions | None
              (f"At most {config.max_num_seqs} requests run at once; the rest queue. Probes and stop timeouts are "
               "in every export.") if config.max_num_seqs else
              "vLLM's default batch cap for the GPU applies; probes and stop timeouts are in every export.",
-             "Set Max sequences on the Server page (the benchmark's knee is a good value).", "server"),
+             "Set Max requests at once on the Server page (the benchmark's knee is a good value).", "server"),
         Item("monitoring", "Monitoring exported", in_cluster,
              "A ServiceMonitor scrapes /metrics." if in_cluster else
              f"vLLM serves Prometheus metrics at /metrics on port {config.port}; nothing here scrapes them.",
