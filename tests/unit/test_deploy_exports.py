@@ -312,3 +312,34 @@ def test_a_full_disk_leaves_nothing_half_written(tmp_path, monkeypatch):
         write_export(export, tmp_path / "out")
     assert "No space" in failed.value.problem.explanation
     assert list((tmp_path / "out").iterdir()) == []
+
+
+# -- hostile names and arguments ------------------------------------------------------------------------
+
+HOSTILE = "x'; $(touch /tmp/pwned) `id` \"q\" %h ;\nnext"
+
+
+def test_a_hostile_name_and_argument_stay_one_word_in_every_format():
+    t = target(served_model_name=HOSTILE, extra_args=("--chat-template=" + HOSTILE,))
+    args = vllm_args(replace(t.config, model=REPO, revision="ab" * 20, host="0.0.0.0", port=8000))
+    assert HOSTILE in args and "--chat-template=" + HOSTILE in args
+    docker = make_export("docker", t).file("docker-run.sh").text
+    words = shlex.split("\n".join(line for line in docker.splitlines() if not line.startswith("#"))
+                        .replace("\\\n", " "))
+    assert words[words.index(t.image) + 1:] == args
+    assert yaml.safe_load(make_export("compose", t).file("compose.yaml").text)["services"]["vllm"]["command"] == args
+    deployment = yaml.safe_load(make_export("k8s", t).file("deployment.yaml").text)
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["args"] == args
+    assert t.app_name.startswith("vllm-") and all(c.isalnum() or c == "-" for c in t.app_name)
+    unit = make_export("systemd", t).file(f"{t.app_name}.service").text
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert "\n" not in exec_start and "$(" not in exec_start.replace("$$(", "")
+    assert '"--chat-template=x\'; $$(touch /tmp/pwned) `id` \\"q\\" %%h ;\\nnext"' in exec_start
+    for fmt in FORMATS:  # the line break never starts a line of its own, and every file still validates
+        export = make_export(fmt, t)
+        assert not export.failed, (fmt, [f.check for f in export.failed])
+        for f in export.files:  # (in docker-run.sh the break sits inside a quoted word: parsed back above)
+            if f.name != "docker-run.sh":
+                assert not any(line.startswith("next") for line in f.text.splitlines()), (fmt, f.name)
+    rules = yaml.safe_load(make_export("k8s", t).file("prometheusrule.yaml").text)
+    assert '\\"q\\"' in rules["spec"]["groups"][0]["rules"][0]["expr"]  # a PromQL string, quotes escaped

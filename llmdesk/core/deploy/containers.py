@@ -117,7 +117,7 @@ def _key_file(target: DeployTarget) -> ExportFile:
 
 
 def _header(target: DeployTarget) -> str:
-    return (f"{target.served_name} on vLLM {target.vllm_version} ({target.cuda_variant} image), exported by llmdesk "
+    return (f"{target.display_name} on vLLM {target.vllm_version} ({target.cuda_variant} image), exported by llmdesk "
             "from the same launch settings as `llmdesk serve`.")
 
 

@@ -64,7 +64,7 @@ def helm_files(target: DeployTarget) -> list[ExportFile]:
                          "httpGet": {"path": "/health", "port": 8000}},
         "serviceMonitor": {"enabled": False},
         "modelSpec": [spec]}}
-    head = (f"# values for {CHART} {CHART_VERSION}: {target.served_name} on vLLM {target.vllm_version} "
+    head = (f"# values for {CHART} {CHART_VERSION}: {target.display_name} on vLLM {target.vllm_version} "
             f"({target.cuda_variant} image),\n# exported by llmdesk from the launch settings `llmdesk serve` uses.\n"
             "# serviceMonitor.enabled: turn on where the Prometheus Operator is installed.\n")
     files = [ExportFile("values.yaml", head + dump_yaml(values), language="yaml"),

@@ -5,6 +5,7 @@ these files are for the user's own cluster."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -195,7 +196,7 @@ def _deployment_note(target: DeployTarget, options: KubeOptions) -> str:
 
 
 def _model_selector(target: DeployTarget) -> str:
-    return f'model_name="{target.served_name}"'
+    return f"model_name={json.dumps(target.served_name)}"  # a PromQL string: quotes and backslashes escaped
 
 
 def _threshold(target: DeployTarget) -> tuple[str, float, str]:
@@ -257,11 +258,11 @@ def _rules(target: DeployTarget, metadata: dict) -> dict:
     rules = [
         {"alert": "VllmRequestsWaiting", "expr": f"sum(vllm:num_requests_waiting{{{sel}}}) > 0", "for": "10m",
          "labels": {"severity": "warning"},
-         "annotations": {"summary": f"{target.served_name}: requests have waited for 10 minutes",
+         "annotations": {"summary": f"{target.display_name}: requests have waited for 10 minutes",
                          "description": "The server is saturated: add a replica or lower the load."}},
         {"alert": "VllmDown", "expr": f'absent(up{{job="{metadata["name"]}"}} == 1)', "for": "5m",
          "labels": {"severity": "critical"},
-         "annotations": {"summary": f"{target.served_name}: no server has answered /metrics for 5 minutes"}},
+         "annotations": {"summary": f"{target.display_name}: no server has answered /metrics for 5 minutes"}},
     ]
     bench = target.benchmark
     if bench is not None and bench.cost_per_hour:
@@ -270,7 +271,7 @@ def _rules(target: DeployTarget, metadata: dict) -> dict:
             "expr": (f"({bench.cost_per_hour:g} / 3600) / clamp_min(sum(rate(vllm:generation_tokens_total{{{sel}}}[1h])), "
                      f"1e-9) * 1e6 > {2 * (bench.cost_per_million_output or 0):g}"),
             "for": "6h", "labels": {"severity": "info"},
-            "annotations": {"summary": f"{target.served_name}: output tokens cost more than twice the benchmark's "
+            "annotations": {"summary": f"{target.display_name}: output tokens cost more than twice the benchmark's "
                                        f"{bench.cost_per_million_output or 0:.2f} {bench.currency} per million",
                             "description": "The GPUs are mostly idle for what they cost: fewer replicas, or a "
                                            "smaller GPU, would do."}})
@@ -278,7 +279,7 @@ def _rules(target: DeployTarget, metadata: dict) -> dict:
         rules.append({
             "alert": "VllmIdle", "expr": f"sum(rate(vllm:generation_tokens_total{{{sel}}}[1h])) == 0", "for": "6h",
             "labels": {"severity": "info"},
-            "annotations": {"summary": f"{target.served_name}: no token made for 6 hours while the GPUs are held"}})
+            "annotations": {"summary": f"{target.display_name}: no token made for 6 hours while the GPUs are held"}})
     return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": metadata,
             "spec": {"groups": [{"name": f"{metadata['name']}.rules", "rules": rules}]}}
 

@@ -54,9 +54,9 @@ def unit_files(target: DeployTarget, scope: str = "user", user: str | None = Non
     env.pop("VLLM_API_KEY", None)  # in the private file, never in the unit (every user can read units)
     env_path = f"%h/.config/llmdesk/{name}.env" if scope == "user" else f"/etc/llmdesk/{name}.env"
     exec_start = " ".join(unit_word(w) for w in build_vllm_command(config, python=target.runtime_python))
-    lines = ["# " + f"{target.served_name} on this computer's vLLM {target.vllm_version} runtime, exported by llmdesk",
+    lines = ["# " + f"{target.display_name} on this computer's vLLM {target.vllm_version} runtime, exported by llmdesk",
              "# from the same launch settings as `llmdesk serve`. See README.md to install it.",
-             "[Unit]", f"Description=vLLM serving {target.served_name} (llmdesk export)"]
+             "[Unit]", f"Description=vLLM serving {target.display_name.replace('%', '%%')} (llmdesk export)"]
     if scope == "system":
         lines += ["Wants=network-online.target", "After=network-online.target nvidia-persistenced.service"]
     lines += ["", "[Service]", "Type=exec", f"ExecStart={exec_start}"]

@@ -87,6 +87,12 @@ class DeployTarget:
         return PurePath(self.config.model).name or "model"
 
     @property
+    def display_name(self) -> str:
+        """The served name for comments, descriptions and READMEs: one line, no control characters
+        (a line break in a comment would start a directive of its own)."""
+        return " ".join("".join(c if c.isprintable() else " " for c in self.served_name).split())[:200]
+
+    @property
     def app_name(self) -> str:
         """A DNS-1123 name for the unit, the container and the Kubernetes objects."""
         base = self.served_name.rsplit("/", 1)[-1].lower()

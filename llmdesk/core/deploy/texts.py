@@ -71,7 +71,7 @@ def readme(target, format_name: str, steps: Iterable[str], *, url: str | None = 
     with_key = bool(target.config.api_key) or format_name in ("k8s", "helm")
     runs_on = (f"this computer's vLLM {target.vllm_version} runtime" if format_name == "systemd"
                else f"vLLM {target.vllm_version} (image `{target.image}`, the {target.cuda_variant} build)")
-    lines = [f"# {target.served_name}: {_TITLES.get(format_name, format_name)}", "",
+    lines = [f"# {target.display_name}: {_TITLES.get(format_name, format_name)}", "",
              f"Exported by llmdesk from the launch settings `llmdesk serve` uses, for {runs_on}.", "",
              "## Use it", ""]
     lines += [f"{i}. {step}" for i, step in enumerate(steps, 1)]
