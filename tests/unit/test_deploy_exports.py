@@ -222,6 +222,15 @@ def test_pods_get_the_tp_size_in_gpus_a_startup_budget_and_recreate():
     assert shm["emptyDir"]["medium"] == "Memory"
 
 
+def test_the_startup_budget_comes_from_the_last_start_else_the_weights():
+    measured = target(cold_start_s=120.0, weights_bytes=16e9)
+    assert measured.startup_budget_s == int(2 * 120 + 16e9 / 50e6)
+    predicted = target(cold_start_s=None, weights_bytes=16e9)
+    assert predicted.startup_budget_s == int(2 * (90 + 16e9 / 0.5e9) + 16e9 / 50e6)
+    assert "predicted from 16.0 GB" in make_export("k8s", predicted).file("deployment.yaml").text
+    assert target(cold_start_s=None, weights_bytes=None).startup_budget_s == 1200
+
+
 def test_autoscaling_threshold_comes_from_the_last_benchmark():
     bench = Benchmarked("20261206-101010-000001", knee=32, best_within_limits=16)
     export = make_export("k8s", target(benchmark=bench), ExportOptions(kube=KubeOptions(autoscale="keda")))

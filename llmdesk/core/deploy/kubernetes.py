@@ -183,8 +183,7 @@ def _deployment(target: DeployTarget, config, options: KubeOptions, n: dict, lab
 
 
 def _deployment_note(target: DeployTarget, options: KubeOptions) -> str:
-    start = (f"the last start here took {target.cold_start_s:.0f} s" if target.cold_start_s
-             else "no start was measured here, 10 minutes assumed")
+    start = target.expected_start_s[1]
     lines = [f"vLLM {target.vllm_version} ({target.cuda_variant} image), {target.gpus} GPU(s) per pod "
              "(the tensor-parallel size).",
              f"Startup probe budget {target.startup_budget_s} s: twice the start ({start}) plus the download.",

@@ -23,7 +23,10 @@ CONTAINER_VLLM_CACHE = "/root/.cache/vllm"
 CONTAINER_MODELS = "/models"
 # vLLM's images: since v0.20.0 the plain tag is the CUDA 13 build and "-cu129" the CUDA 12.9 one.
 CUDA13_DRIVER = 13
-DEFAULT_COLD_START_S = 600.0  # no start measured: ten minutes covers an 8B's first start with compiling
+DEFAULT_COLD_START_S = 600.0  # neither measured nor predictable: ten minutes covers an 8B's first start
+# A first start predicted from the weights' size: 90 s for the processes, CUDA, torch.compile and CUDA
+# graphs, plus reading the weights at 0.5 GB/s (an 8B: 122 s; measured 111-139 s on H100s, docs/benchmarks.md).
+START_FIXED_S, LOAD_BYTES_PER_S = 90.0, 0.5e9
 _NAME_CHARS = re.compile(r"[^a-z0-9-]+")
 _SNAPSHOT = re.compile(r"(?:^|/)models--(?P<owner>[^/]+?)--(?P<name>[^/]+)/snapshots/(?P<rev>[0-9a-f]{40})/?$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
@@ -100,10 +103,21 @@ class DeployTarget:
         return f"vllm-{name}" if name else "vllm-model"
 
     @property
+    def expected_start_s(self) -> tuple[float, str]:
+        """(seconds, how known): the last start of this configuration here, else a prediction from the
+        weights' size, else an assumption."""
+        if self.cold_start_s:
+            return self.cold_start_s, f"the last start here took {self.cold_start_s:.0f} s"
+        if self.weights_bytes:
+            seconds = START_FIXED_S + self.weights_bytes / LOAD_BYTES_PER_S
+            return seconds, f"about {seconds:.0f} s predicted from {self.weights_bytes / 1e9:.1f} GB of weights"
+        return DEFAULT_COLD_START_S, f"no start measured or predictable, {DEFAULT_COLD_START_S / 60:.0f} minutes assumed"
+
+    @property
     def startup_budget_s(self) -> int:
-        """How long a start may take before a probe gives up: twice the measured (or assumed) start, plus
-        the download when the weights are not on the node yet (at 50 MB/s, a cautious cluster link)."""
-        start = self.cold_start_s or DEFAULT_COLD_START_S
+        """How long a start may take before a probe gives up: twice the expected start, plus the download
+        when the weights are not on the node yet (at 50 MB/s, a cautious cluster link)."""
+        start, _ = self.expected_start_s
         download = (self.weights_bytes or 0) / 50e6
         return int(min(4 * 3600, max(300, 2 * start + download)))
 
