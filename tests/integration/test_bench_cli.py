@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.standin_server import kill_group, start_standin
+from tests.fakes.standin_server import finished_requests, kill_group, start_standin
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--input-len", "32", "--output-len", "8", "--prompts", "4", "--no-energy"]
@@ -88,8 +88,13 @@ def test_ctrl_c_aborts_the_level_in_flight_and_keeps_and_saves_the_finished_ones
                                   "--input-len", "32", "--output-len", "40", "--prompts", "3", "--no-energy",
                                   "--save", "cut", "--json"], cwd=ROOT, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
-        # Level 1: 3 replies of 40 tokens at 50/s, one at a time, ~2.5 s with the warm-up; then level 2 runs.
-        time.sleep(4.0)
+        # Level 1: the warm-up and 3 replies of 40 tokens at 50/s, one at a time (~3 s); then level 2 runs. The
+        # signal goes once the server has finished level 1's four, not after a fixed time: on a loaded
+        # machine a clock could let it arrive during level 1.
+        deadline = time.monotonic() + 60
+        while finished_requests(root, "length") < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
         bench.send_signal(signal.SIGINT)
         out, err = bench.communicate(timeout=20)
     finally:
