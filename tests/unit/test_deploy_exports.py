@@ -90,7 +90,7 @@ def test_each_format_passes_its_validation(fmt):
     export = make_export(fmt, t, ExportOptions(kube=KubeOptions(autoscale="keda", replicas=2, max_replicas=4)))
     for f in export.files:
         if f.name == "README.md":
-            assert "## What was validated, and how" in f.text
+            assert "## What was validated, and how" in f.text and "- [x] **Usage statistics off**" in f.text
             continue
         assert f.check is not None, f.name
         if f.name.endswith(".service") and not HAS_SYSTEMD:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 from llmdesk.core.base.errors import BadInput, Problem
 from llmdesk.core.deploy.bundle import SKIPPED, Export, ExportFile, check_file_name
+from llmdesk.core.deploy.checklist import Item, checklist
 from llmdesk.core.deploy.containers import compose, docker_run
 from llmdesk.core.deploy.helm import helm_files
 from llmdesk.core.deploy.kubernetes import KubeOptions, kubernetes_files
@@ -60,11 +61,16 @@ def make_export(format_name: str, target: DeployTarget, options: ExportOptions =
         check = check_file(f, format_name)
         checked.append(f.checked(check) if check is not None else f)
     notes = tuple(target.config.warnings())
-    return Export(format_name, tuple(_with_validation(checked, format_name)), notes)
+    items = checklist(target, format_name, options.kube)
+    return Export(format_name, tuple(_with_validation(checked, format_name, items)), notes)
 
 
-def _with_validation(files: list[ExportFile], format_name: str) -> list[ExportFile]:
-    lines = ["## What was validated, and how", ""]
+def _with_validation(files: list[ExportFile], format_name: str, items: list[Item]) -> list[ExportFile]:
+    lines = ["## Production checklist", ""]
+    for item in items:
+        lines.append(f"- [{'x' if item.done else ' '}] **{item.title}**: {item.detail}"
+                     + ("" if item.done else f" To do: {item.action}"))
+    lines += ["", "## What was validated, and how", ""]
     for f in files:
         if f.check is not None:
             lines.append(f"- `{f.name}`: {f.check.summary}")
