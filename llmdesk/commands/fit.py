@@ -25,6 +25,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--kv-cache-dtype", default="auto", metavar="D", help="auto or fp8")
     parser.add_argument("--quantization", "-q", metavar="Q", help="quantize on the fly, e.g. fp8")
     parser.add_argument("--enforce-eager", action="store_true")
+    parser.add_argument("--max-loras", type=whole(1, 1024), metavar="N",
+                        help="serve LoRA adapters (--enable-lora) with N slots: their memory comes out of the KV cache")
+    parser.add_argument("--max-lora-rank", type=whole(1, 512), default=16, metavar="R",
+                        help="the largest adapter rank (with --max-loras; default 16)")
     parser.add_argument("--weights-bytes", type=whole(1, 10**15), metavar="B", help="with a config.json: the weights' size")
     parser.add_argument("--parameters", type=number(0, 1e14, above=True), metavar="P", help="with a config.json: the parameter count")
     parser.add_argument("--allow-unknown-architecture", action="store_true",
@@ -41,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
         max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
         kv_cache_dtype=args.kv_cache_dtype, enforce_eager=args.enforce_eager,
-        tensor_parallel_size=args.tensor_parallel_size, quantization=args.quantization)
+        tensor_parallel_size=args.tensor_parallel_size, quantization=args.quantization,
+        max_loras=args.max_loras, max_lora_rank=args.max_lora_rank)
     settings.validate()  # bad numbers are reported before any network or disk work
     gpus = choose_gpus(args.gpu, args.gpus, settings.tensor_parallel_size)
     spec = load_model_spec(args.source, weights_bytes=args.weights_bytes, parameters=args.parameters,
@@ -74,7 +79,8 @@ def choose_gpus(name: str, count: int | None, tensor_parallel_size: int | None):
     return list(scan.gpus[:count] if count else scan.gpus)
 
 
-ALLOWANCE_LABELS = {"activation_peak": "Activation peak", "non_torch": "Non-torch memory", "cuda_graphs": "CUDA graphs"}
+ALLOWANCE_LABELS = {"activation_peak": "Activation peak", "non_torch": "Non-torch memory", "cuda_graphs": "CUDA graphs",
+                    "lora": "LoRA adapters"}
 
 
 def render_text(report) -> str:

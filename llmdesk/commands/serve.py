@@ -134,7 +134,9 @@ def check_before_launch(config) -> None:
         return  # no GPUs here (a stand-in runtime, or vLLM will say so itself)
     settings = LaunchSettings(gpu_memory_utilization=config.gpu_memory_utilization, max_model_len=max_model_len,
                               tensor_parallel_size=config.tensor_parallel_size, quantization=config.quantization,
-                              kv_cache_dtype=config.kv_cache_dtype, enforce_eager=config.enforce_eager)
+                              kv_cache_dtype=config.kv_cache_dtype, enforce_eager=config.enforce_eager,
+                              max_loras=config.max_loras if config.lora_enabled else None,
+                              max_lora_rank=config.max_lora_rank)
     report = plan_fit(spec, gpus, settings)
     if report.verdict == VERDICT_NO and report.kv_cache_bytes <= 0:
         raise ProblemError(Problem(f"{spec.name} does not fit these GPUs", report.summary,

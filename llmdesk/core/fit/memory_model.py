@@ -26,6 +26,7 @@ from typing import Any
 from llmdesk.core.base.errors import BadInput, Problem
 from llmdesk.core.base.units import GIB, MIB
 from llmdesk.core.fit.model_config import ModelGeometry
+from llmdesk.core.fit.lora_memory import LORA_RANKS, lora_buffer_bytes
 from llmdesk.core.fit.quant import QuantFormat, gpu_support, online_format
 from llmdesk.core.machine.gpus import GpuInfo
 
@@ -71,6 +72,8 @@ class LaunchSettings:
     enforce_eager: bool = False
     tensor_parallel_size: int | None = None  # None: the fewest GPUs that fit
     quantization: str | None = None  # on-the-fly quantization of a 16-bit checkpoint
+    max_loras: int | None = None  # --enable-lora with this many adapter slots; None: LoRA off
+    max_lora_rank: int = 16
 
     def validate(self) -> None:
         if not 0 < self.gpu_memory_utilization <= 1:
@@ -80,6 +83,11 @@ class LaunchSettings:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise _bad_setting(f"{name} must be a positive number (got {value}).", None)
+        if self.max_loras is not None and not 1 <= self.max_loras <= 1024:
+            raise _bad_setting(f"max_loras must be from 1 to 1024 (got {self.max_loras}).", "Use 1 to 8.")
+        if self.max_loras is not None and self.max_lora_rank not in LORA_RANKS:
+            raise _bad_setting(f"max_lora_rank {self.max_lora_rank} is not one vLLM accepts "
+                               f"({', '.join(map(str, LORA_RANKS))}).", "Use the next rank up from your adapters'.")
         if self.kv_cache_dtype != "auto" and self.kv_cache_dtype not in KV_CACHE_DTYPE_BYTES:
             raise _bad_setting(f"kv_cache_dtype '{self.kv_cache_dtype}' is not one vLLM 0.26 accepts.",
                                "Use auto or fp8.")
@@ -311,6 +319,12 @@ def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings
             "non_torch": Allowance(int(NON_TORCH_TP1 if tp == 1 else NON_TORCH_TP),
                                    "CUDA context and library workspaces" + (", NCCL buffers" if tp > 1 else "")),
         }
+        if settings.max_loras:
+            lora = lora_buffer_bytes(geometry, settings.max_loras, settings.max_lora_rank, tp)
+            if lora is not None:
+                allowances["lora"] = Allowance(lora, f"{settings.max_loras} adapter slot"
+                                               f"{'s' if settings.max_loras > 1 else ''} of rank {settings.max_lora_rank}, "
+                                               "reserved at start whether adapters are loaded or not")
         allowances["cuda_graphs"] = cuda_graph_allowance(geometry, seqs, settings.enforce_eager)
         taken = [a for key, a in allowances.items() if key != "cuda_graphs" or graphs_taken_from_kv(geometry)]
         budget = requested - weights - sum(a.bytes for a in taken)
@@ -352,6 +366,9 @@ def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings
         notes.append(_free_memory_note(gpus[:chosen.tp], settings.gpu_memory_utilization))
     if support.status == "fallback":
         notes.append(support.reason)
+    if settings.max_loras and "lora" not in chosen.allowances:
+        notes.append("LoRA adapters take memory from the KV cache that this fit does not count for a mixture-of-"
+                     "experts or MLA model: expect fewer KV-cache tokens than shown.")
     graphs = chosen.allowances["cuda_graphs"].bytes
     if not graphs_taken_from_kv(geometry) and chosen.requested + graphs > cuda_total_bytes(gpu):
         notes.append("The requested share leaves no room for CUDA graphs: lower gpu_memory_utilization "
@@ -437,6 +454,8 @@ def suggested_vllm_args(report: FitReport, settings: LaunchSettings, fmt: QuantF
         args += ["--max-num-batched-tokens", str(settings.max_num_batched_tokens)]
     if settings.enforce_eager:
         args.append("--enforce-eager")
+    if settings.max_loras:
+        args += ["--enable-lora", "--max-loras", str(settings.max_loras), "--max-lora-rank", str(settings.max_lora_rank)]
     args += [flag for flag in (*fmt.flags, *gpu_support(fmt, capability).flags) if flag not in args]
     return args
 

@@ -26,11 +26,11 @@ from typing import Any
 
 from llmdesk.core.base.errors import Problem
 from llmdesk.core.fit.memory_model import DEFAULT_GPU_MEMORY_UTILIZATION, FitReport
+from llmdesk.core.fit.lora_memory import LORA_RANKS
 from llmdesk.core.fit.quant import ACCEPTED_QUANTIZATION
 
 VLLM_ENTRY_MODULE = "vllm.entrypoints.cli.main"
 QUIET_ENDPOINTS = "/health,/metrics"
-LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
 KV_CACHE_DTYPES = ("auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_ds_mla",
                    "turboquant_k8v4", "turboquant_4bit_nc", "turboquant_k3v4_nc", "turboquant_3bit_nc",
@@ -357,7 +357,8 @@ def config_from_fit(model: str, report: FitReport, **overrides: Any) -> LaunchCo
                    "--gpu-memory-utilization": ("gpu_memory_utilization", float),
                    "--max-num-seqs": ("max_num_seqs", int), "--max-num-batched-tokens": ("max_num_batched_tokens", int),
                    "--dtype": ("dtype", str), "--tensor-parallel-size": ("tensor_parallel_size", int),
-                   "--max-model-len": ("max_model_len", int)}
+                   "--max-model-len": ("max_model_len", int), "--max-loras": ("max_loras", int),
+                   "--max-lora-rank": ("max_lora_rank", int)}
     i = 0
     while i < len(args):
         flag = args[i]
@@ -368,6 +369,8 @@ def config_from_fit(model: str, report: FitReport, **overrides: Any) -> LaunchCo
             continue
         if flag == "--enforce-eager":
             values["enforce_eager"] = True
+        elif flag == "--enable-lora":
+            values["enable_lora"] = True
         else:
             extra.append(flag)
         i += 1

@@ -23,17 +23,19 @@ VERDICT_STYLE = {  # label, colour
     VERDICT_NO: ("Does not fit", "#dc2626"),
     VERDICT_UNSUPPORTED: ("Not supported here", "#dc2626"),
 }
-SEGMENT_COLOURS = {"weights": "#6366f1", "activation_peak": "#f59e0b", "non_torch": "#a855f7",
+SEGMENT_COLOURS = {"weights": "#6366f1", "activation_peak": "#f59e0b", "non_torch": "#a855f7", "lora": "#ec4899",
                    "cuda_graphs": "#64748b", "kv_cache": "#10b981", "left": None}
 SEGMENT_LABELS = {"weights": "Weights", "activation_peak": "Activation peak", "non_torch": "Non-torch",
+                  "lora": "LoRA adapters",
                   "cuda_graphs": "CUDA graphs", "kv_cache": "KV cache", "left": "Not given to vLLM"}
 
 
 def memory_segments(report: FitReport) -> list[tuple[str, int]]:
     """(segment, bytes) across one GPU's memory, in the order vLLM fills it."""
     segments = [("weights", report.weights_bytes_per_gpu)]
-    for key in ("activation_peak", "non_torch"):
-        segments.append((key, report.allowances[key].bytes))
+    for key in ("activation_peak", "non_torch", "lora"):
+        if key in report.allowances:
+            segments.append((key, report.allowances[key].bytes))
     if report.cuda_graphs_in_kv_budget:
         segments.append(("cuda_graphs", report.allowances["cuda_graphs"].bytes))
     segments.append(("kv_cache", max(0, report.kv_cache_bytes)))

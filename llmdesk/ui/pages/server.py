@@ -369,6 +369,11 @@ class ServerPage(QWidget):
         preset = PRESETS.get(self.preset.currentData() or "")
         return preset.apply(config) if preset else config
 
+    def _lora_settings(self) -> dict:
+        """The LoRA slots the launch would reserve, for the fit preview (their memory leaves the KV cache)."""
+        config = self.launch_config()
+        return {"max_loras": config.max_loras, "max_lora_rank": config.max_lora_rank} if config.lora_enabled else {}
+
     def _devices(self) -> tuple[int, ...]:
         return tuple(int(part) for part in self.devices.text().replace(" ", "").split(",") if part.isdigit())
 
@@ -403,7 +408,8 @@ class ServerPage(QWidget):
         settings = LaunchSettings(
             gpu_memory_utilization=round(self.utilization.value(), 2), max_model_len=self.max_len.value() or None,
             tensor_parallel_size=self.tp.value(), kv_cache_dtype=self.kv_dtype.currentData(),
-            quantization=self.quantization.currentData() or None)
+            quantization=self.quantization.currentData() or None,
+            **self._lora_settings())
         try:
             self.report = plan_fit(self._spec_cache[source], gpus, settings)
         except ProblemError as exc:
