@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, replace
 
 from llmdesk.core.base.errors import BadInput, Problem
-from llmdesk.core.deploy.bundle import SKIPPED, Export, ExportFile, check_file_name
+from llmdesk.core.deploy.bundle import Export, ExportFile, check_file_name
 from llmdesk.core.deploy.checklist import Item, checklist
 from llmdesk.core.deploy.containers import compose, docker_run
 from llmdesk.core.deploy.helm import helm_files
@@ -145,6 +145,3 @@ def last_benchmark(config: LaunchConfig) -> Benchmarked | None:
         return Benchmarked(run.id, knee, best, per_million, per_hour, currency)
     return None
 
-
-def is_skipped(f: ExportFile) -> bool:
-    return f.check is not None and f.check.state == SKIPPED
