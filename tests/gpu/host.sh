@@ -16,6 +16,8 @@
 #   bash tests/gpu/host.sh bench-wait   # then this, once per call, until it says done
 #   bash tests/gpu/host.sh printcmd-start llama-3.1-8b   # #20: the --print-command argv raw vs llmdesk serve
 #   bash tests/gpu/host.sh printcmd-wait   # then this, once per call, until it says done
+#   bash tests/gpu/host.sh quant-start     # #21: each quantized format of the 8B shape and two LoRA settings
+#   bash tests/gpu/host.sh quant-wait      # then this, once per call, until it says done
 #
 # Background work is started with setsid so that it outlives the command that started it; the host
 # keeps it only while it is held (the next command must follow within about 30 s).
@@ -53,7 +55,56 @@ fit_list() {  # gpu port runs...
   touch $WORK/fit-gpu$gpu.done
 }
 
+quant_list() {  # gpu port formats...: each format made from the 8B shape, started, measured, deleted
+  local gpu=$1 port=$2
+  shift 2
+  for fmt in "$@"; do
+    case $fmt in
+      lora*)  # lora-N-R: the BF16 8B with N adapter slots of rank R
+        IFS=- read -r _ n r <<< "$fmt"
+        CUDA_VISIBLE_DEVICES=$gpu python3 tests/gpu/fit_runs.py --port "$port" --out $WORK/quant-runs \
+          "l8b-$fmt=$M/llama-3.1-8b,--max-model-len,8192,--enable-lora,--max-loras,$n,--max-lora-rank,$r" ;;
+      *)
+        python3 tests/gpu/make_quant_checkpoint.py --base $M/llama-3.1-8b --format "$fmt" --out $WORK/q-$fmt \
+          > $WORK/quant-runs/make-$fmt.json 2>&1
+        CUDA_VISIBLE_DEVICES=$gpu python3 tests/gpu/fit_runs.py --port "$port" --out $WORK/quant-runs \
+          "l8b-$fmt=$WORK/q-$fmt,--max-model-len,8192"
+        rm -rf $WORK/q-$fmt ;;  # 6-9 GB each: the host's disk holds one at a time beside the base
+    esac
+  done
+  touch $WORK/quant-gpu$gpu.done
+}
+
 case "${1:-}" in
+  quant-start)  # #21: every quantized format and two LoRA settings on the 8B shape, one GPU (or two: QUANT_GPUS=2)
+    kill_vllm
+    rm -rf $WORK/quant-runs $WORK/quant-gpu*.done
+    mkdir -p $WORK/quant-runs
+    export -f quant_list
+    export M WORK
+    first="awq gptq4 w8a8 fp8 lora-1-16 bnb-nf4"
+    second="gptq8 w4a16 fp8-block lora-4-64"
+    if [ "${QUANT_GPUS:-1}" = 2 ]; then
+      setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models llama-3.1-8b && quant_list 0 8011 $first" \
+        > $WORK/quant-gpu0.log 2>&1 < /dev/null &
+      setsid bash -c "while [ ! -f $M/llama-3.1-8b/config.json ]; do sleep 2; done; sleep 30; quant_list 1 8012 $second" \
+        > $WORK/quant-gpu1.log 2>&1 < /dev/null &
+    else
+      setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models llama-3.1-8b && quant_list 0 8011 $first $second; \
+        touch $WORK/quant-gpu1.done" > $WORK/quant-gpu0.log 2>&1 < /dev/null &
+    fi
+    sleep 5
+    ;;
+  quant-wait)
+    t0=$SECONDS
+    while [ ! -f $WORK/quant-gpu0.done ] || [ ! -f $WORK/quant-gpu1.done ]; do
+      [ $((SECONDS - t0)) -gt "${2:-560}" ] && { echo "quantized runs not finished after ${2:-560} s"; break; }
+      sleep 2
+    done
+    tail -5 $WORK/quant-gpu*.log
+    ls $WORK/quant-runs
+    tar -czf "$OUT/quant-runs.tgz" -C $WORK quant-runs
+    ;;
   models-small)  # what tests/gpu and the parity bench need, in the foreground
     bash .gpu-stage/bin/gpu-host.sh models tiny llama-3.2-1b
     mistral_shape

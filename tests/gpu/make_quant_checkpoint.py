@@ -164,6 +164,7 @@ class Filler:
         codes = rng.integers(0, 0x7E, size, dtype=np.uint8)  # e4m3fn: 0x7f and 0xff are NaN; keep them out
         self.fp8 = np.where(rng.random(size) < 0.5, codes, codes | 0x80).astype(np.uint8).tobytes()
         self.floats = rng.normal(0, 0.02, size // 4).astype(np.float32)
+        self._blocks: dict[tuple[str, str], bytes] = {}
 
     def fill(self, dtype: str, shape: tuple[int, ...], kind: str, name: str) -> bytes:
         count = math.prod(shape)
@@ -176,16 +177,26 @@ class Filler:
         if kind == "state":
             return _nf4_state(*_shape_of(name))
         if kind in ("scale", "norm", "dense"):
-            base = {"scale": np.full(1, 0.002, np.float32), "norm": np.ones(1, np.float32)}.get(kind, self.floats)
-            values = np.resize(base, count).astype(np.float32)
-            if dtype == "BF16":
-                return (values.view(np.uint32) >> 16).astype(np.uint16).tobytes()
-            return values.astype(np_dtype).tobytes()
+            block = self._float_block(dtype, kind)
+            want = count * width
+            return (block * (want // len(block) + 1))[:want]
         if kind in ("zeros4", "zeros8"):  # GPTQ's symmetric zero point, stored minus one: 7 (or 127) in each lane
             return np.full(count, 0x77777777 if kind == "zeros4" else 0x7F7F7F7F, dtype=np.uint32).tobytes()
         source = self.fp8 if kind == "fp8" else self.bits
         want = count * width
         return (source * (want // len(source) + 1))[:want]
+
+    def _float_block(self, dtype: str, kind: str) -> bytes:
+        """A block of values in the tensor's dtype, made once and repeated: the dense tensors of an 8B (2 GB of
+        embeddings) are written from it without being made in memory first."""
+        key = (dtype, kind)
+        if key not in self._blocks:
+            values = {"scale": np.full(1024, 0.002, np.float32), "norm": np.ones(1024, np.float32)}.get(kind, self.floats)
+            if dtype == "BF16":
+                self._blocks[key] = (values.view(np.uint32) >> 16).astype(np.uint16).tobytes()
+            else:
+                self._blocks[key] = values.astype(DTYPE[dtype][0]).tobytes()
+        return self._blocks[key]
 
 
 _SHAPES: dict[str, tuple[int, int]] = {}
