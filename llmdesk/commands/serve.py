@@ -144,6 +144,20 @@ def check_before_launch(config) -> None:
                                    "with --tensor-parallel-size."))
 
 
+def missing_package_for(config, python: str) -> Problem | None:
+    """A package the checkpoint's format needs that the runtime lacks (bitsandbytes), said before vLLM's
+    long start; None where nothing is needed, or the model is not on disk yet (vLLM will tell)."""
+    from llmdesk.core.fit.quant import online_format, runtime_package
+    from llmdesk.core.hub.model_source import cached_spec
+    from llmdesk.core.server.runtime import missing_runtime_package
+
+    spec = cached_spec(config.model)
+    if spec is None:
+        return None
+    fmt = online_format(config.quantization, spec.checkpoint_format) if config.quantization else spec.checkpoint_format
+    return missing_runtime_package(python, runtime_package(fmt))
+
+
 def find_python(runtime: str | None) -> str:
     if runtime:
         return runtime  # used as it is, also without a GPU (that is how stand-ins are driven)
@@ -178,6 +192,11 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, _add_print_option)
     check_before_launch(config)  # what the fit already knows is refused before vLLM's long start
     python = find_python(args.runtime)
+    missing = missing_package_for(config, python)
+    if missing is not None and not args.print_command:
+        raise ProblemError(missing)
+    if missing is not None:
+        print(f"warning: {missing.title}: {missing.explanation}", file=sys.stderr)
     if args.print_command:
         print_command(config, python)
         return EXIT_OK

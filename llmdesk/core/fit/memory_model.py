@@ -27,7 +27,7 @@ from llmdesk.core.base.errors import BadInput, Problem
 from llmdesk.core.base.units import GIB, MIB
 from llmdesk.core.fit.model_config import ModelGeometry
 from llmdesk.core.fit.lora_memory import LORA_RANKS, lora_buffer_bytes
-from llmdesk.core.fit.quant import QuantFormat, gpu_support, online_format
+from llmdesk.core.fit.quant import QuantFormat, gpu_support, missing_package_error, online_format, runtime_package
 from llmdesk.core.machine.gpus import GpuInfo
 
 BLOCK_SIZE = 16  # vLLM's default KV block, in tokens
@@ -366,6 +366,11 @@ def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings
         notes.append(_free_memory_note(gpus[:chosen.tp], settings.gpu_memory_utilization))
     if support.status == "fallback":
         notes.append(support.reason)
+    needed = runtime_package(fmt)
+    if needed:
+        notes.append(f"vLLM runs {fmt.label} only with the {needed[0]} package (≥ {needed[1]}) in its own "
+                     f"environment, which installing vLLM does not bring; without it vLLM stops with: "
+                     f"{missing_package_error(*needed)}")
     if settings.max_loras and "lora" not in chosen.allowances:
         notes.append("LoRA adapters take memory from the KV cache that this fit does not count for a mixture-of-"
                      "experts or MLA model: expect fewer KV-cache tokens than shown.")

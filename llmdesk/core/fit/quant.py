@@ -342,6 +342,23 @@ def _bitsandbytes(quant: Mapping[str, Any], base: dict, skipped: tuple[str, ...]
                        None, True, not_quantized=skipped, **base)
 
 
+# Packages vLLM 0.26 needs in its own environment for a format, which installing vLLM does not bring
+# (vllm-0.26.0.dist-info/METADATA has no bitsandbytes), with vLLM's own words when one is missing
+# (vllm/model_executor/layers/quantization/bitsandbytes.py: _check_bitsandbytes_version, CUDA).
+RUNTIME_PACKAGES = {"bitsandbytes": ("bitsandbytes", "0.48.1")}
+
+
+def runtime_package(fmt: QuantFormat) -> tuple[str, str] | None:
+    """(package, minimum version) the format needs beside vLLM, or None."""
+    return RUNTIME_PACKAGES.get(fmt.vllm_quantization or "")
+
+
+def missing_package_error(package: str, minimum: str) -> str:
+    """What vLLM 0.26 says when it starts on such a checkpoint without the package."""
+    return (f"ImportError: Please install {package}>={minimum} via `pip install {package}>={minimum}` to use "
+            f"{package} quantizer.")
+
+
 def _modelopt(inner: Mapping[str, Any], base: dict) -> QuantFormat:
     algo = str(inner.get("quant_algo") or "").upper()
     kv_hint = "fp8" if str(inner.get("kv_cache_quant_algo") or "").upper() == "FP8" else None

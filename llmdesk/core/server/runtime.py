@@ -93,6 +93,49 @@ def managed_runtime_dir() -> Path:
     return runtimes_dir() / os.path.basename(name)
 
 
+def package_version_of(python: str, package: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> str | None:
+    """The version of ``package`` installed for ``python`` (its dist-info, nothing imported), or None.
+    Blocking: a subprocess of at most ``timeout_s`` seconds."""
+    code = ("import importlib.metadata as m, sys\ntry: print(m.version(sys.argv[1]))\n"
+            "except m.PackageNotFoundError: pass")
+    try:
+        done = subprocess.run([python, "-c", code, package], capture_output=True, text=True, timeout=timeout_s,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    version = done.stdout.strip()
+    return version if done.returncode == 0 and version else None
+
+
+def missing_runtime_package(python: str, needed: tuple[str, str] | None) -> Problem | None:
+    """A Problem when the runtime lacks (or has too old) a package the model's format needs, in the words
+    vLLM would stop with; None when nothing is needed or it is there."""
+    if needed is None:
+        return None
+    package, minimum = needed
+    have = package_version_of(python, package)
+    if have is not None and _version_tuple(have) >= _version_tuple(minimum):
+        return None
+    from llmdesk.core.fit.quant import missing_package_error
+
+    found = f"it has {package} {have}" if have else f"it has no {package}"
+    return Problem(f"vLLM's environment lacks {package} {minimum}",
+                   f"This model's format needs {package} ≥ {minimum} beside vLLM, and {found}; vLLM would stop with "
+                   f"“{missing_package_error(package, minimum)}”",
+                   f"Install it into the runtime: {python} -m pip install '{package}>={minimum}' (or pick a variant "
+                   "in another format on the Models page).")
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split("."):
+        digits = "".join(c for c in piece if c.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
 def vllm_version_of(python: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> str | None:
     """The vLLM version installed for ``python``, or None (absent, timed out, not runnable).
 
