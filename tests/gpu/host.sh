@@ -18,6 +18,8 @@
 #   bash tests/gpu/host.sh printcmd-wait   # then this, once per call, until it says done
 #   bash tests/gpu/host.sh quant-start     # #21: each quantized format of the 8B shape and two LoRA settings
 #   bash tests/gpu/host.sh quant-wait      # then this, once per call, until it says done
+#   bash tests/gpu/host.sh speed-start     # #21: output tokens/s per format of the 8B shape at c=1 and 64
+#   bash tests/gpu/host.sh speed-wait      # then this, once per call, until it says done
 #
 # Background work is started with setsid so that it outlives the command that started it; the host
 # keeps it only while it is held (the next command must follow within about 30 s).
@@ -94,6 +96,20 @@ case "${1:-}" in
         touch $WORK/quant-gpu1.done" > $WORK/quant-gpu0.log 2>&1 < /dev/null &
     fi
     sleep 5
+    ;;
+  speed-start)  # #21: output tokens/s of BF16, FP8, AWQ, GPTQ and W8A8 of the 8B shape, one card, one run
+    kill_vllm
+    rm -rf $WORK/format-speed $WORK/speed.done
+    CUDA_VISIBLE_DEVICES=0 setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models llama-3.1-8b && \
+      python3 bench/format_speed.py --base $M/llama-3.1-8b --work $WORK/speed --out $WORK/format-speed \
+      > $WORK/speed.txt 2>&1; touch $WORK/speed.done" < /dev/null > $WORK/speed-models.log 2>&1 &
+    sleep 5
+    ;;
+  speed-wait)
+    t0=$SECONDS
+    while [ ! -f $WORK/speed.done ] && [ $((SECONDS - t0)) -lt "${2:-560}" ]; do sleep 2; done
+    grep -v "^INFO\|^(APIServer\|^(EngineCore\|^WARNING" $WORK/speed.txt | tail -20
+    [ -d $WORK/format-speed ] && tar -czf "$OUT/format-speed.tgz" -C $WORK format-speed
     ;;
   quant-wait)
     t0=$SECONDS
