@@ -446,7 +446,7 @@ def test_every_cause_key_is_known():
     for key in ("cuda_oom_loading", "kv_cache_too_small", "no_kv_memory", "free_memory_below_utilization",
                 "quantization_unsupported", "gated_model", "model_not_found", "unsupported_architecture",
                 "port_in_use", "vllm_missing", "driver_too_old", "unknown_flag", "max_model_len_above_model",
-                "flashinfer_missing", "engine_died", "unknown"):
+                "flashinfer_missing", "package_missing", "engine_died", "unknown"):
         assert key in CAUSES
 
 
@@ -461,3 +461,18 @@ def test_ports():
         found = next_free_port("127.0.0.1", port)
         assert found > port and port_is_free("127.0.0.1", found)
     assert not port_is_free("no-such-host.invalid", 8000)
+
+
+# vLLM 0.26's words for a bitsandbytes checkpoint without the package (bitsandbytes.py, raised in the
+# EngineCore and repeated by the API server); synthetic lines in vLLM's log format until a GPU run records them.
+BNB_MISSING = ("(EngineCore pid=1031) ERROR 12-06 22:26:15 [core.py:1330] ImportError: Please install "
+               "bitsandbytes>=0.48.1 via `pip install bitsandbytes>=0.48.1` to use bitsandbytes quantizer.")
+
+
+def test_a_missing_format_package_names_it_and_how_to_install_it():
+    lines = ["(EngineCore pid=1031) INFO 12-06 22:26:10 [model.py:1] Resolved architecture: LlamaForCausalLM",
+             BNB_MISSING, "(EngineCore pid=1031) ERROR 12-06 22:26:15 [core.py:1330] EngineCore failed to start."]
+    found = diagnose(lines, 1)
+    assert found.cause == "package_missing" and found.evidence == BNB_MISSING
+    assert found.problem.title == "vLLM's environment lacks bitsandbytes 0.48.1"
+    assert "pip install 'bitsandbytes>=0.48.1'" in found.problem.fix

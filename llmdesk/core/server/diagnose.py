@@ -92,7 +92,7 @@ class Diagnosis:
 CAUSES = ("cuda_oom_loading", "kv_cache_too_small", "no_kv_memory", "free_memory_below_utilization",
           "quantization_unsupported", "quantization_mismatch", "bf16_unsupported", "gated_model", "model_not_found",
           "trust_remote_code_needed", "unsupported_architecture", "port_in_use", "vllm_missing", "driver_too_old",
-          "unknown_flag", "max_model_len_above_model", "flashinfer_missing", "engine_died", "unknown")
+          "unknown_flag", "max_model_len_above_model", "flashinfer_missing", "package_missing", "engine_died", "unknown")
 
 # vLLM prints the same error in the EngineCore's ERROR line and again in its traceback; the first
 # match is the evidence. Order matters: a gated repo's error is chained above "Invalid repository ID".
@@ -117,6 +117,8 @@ _RE = {key: re.compile(pattern) for key, pattern in {
     "model_not_found": r"Invalid repository ID or local directory specified|RepositoryNotFoundError"
                        r"|Repository Not Found for url",
     "flashinfer_missing": r"No module named 'flashinfer",
+    # a format's package vLLM does not install (bitsandbytes.py: _check_bitsandbytes_version, 0.26.0)
+    "package_missing": r"Please install (?P<package>[A-Za-z0-9_.-]+)>=(?P<minimum>[\d.]+) via `pip install",
     "free_memory_below_utilization": r"Free memory on device \S*\s*\((?P<free>[\d.]+)/(?P<total>[\d.]+) GiB\) on "
                                      r"startup is less than desired GPU memory utilization",
     "kv_cache_too_small": r"estimated maximum model length is (?P<fits>-?\d+)"
@@ -131,7 +133,8 @@ _RE = {key: re.compile(pattern) for key, pattern in {
 }.items()}
 _ORDER = ("vllm_missing", "unknown_flag", "port_in_use", "driver_too_old", "gated_model", "max_model_len_above_model",
           "unsupported_architecture", "quantization_unsupported", "quantization_mismatch", "bf16_unsupported",
-          "trust_remote_code_needed", "model_not_found", "flashinfer_missing", "free_memory_below_utilization",
+          "trust_remote_code_needed", "model_not_found", "flashinfer_missing", "package_missing",
+          "free_memory_below_utilization",
           "kv_cache_too_small", "no_kv_memory", "cuda_oom_loading", "engine_died")
 _LAST_ERROR = re.compile(r"\b\w*(?:Error|Exception)\b: ")
 _WARNING_LINE = re.compile(r"\bWARNING \d\d-\d\d ")
@@ -414,6 +417,16 @@ def _flashinfer_missing(match, line, config, lines) -> Diagnosis:
         {"use_flashinfer_sampler": False}, line)
 
 
+def _package_missing(match, line, config, lines) -> Diagnosis:
+    package, minimum = match.group("package"), match.group("minimum")
+    return Diagnosis("package_missing", Problem(
+        f"vLLM's environment lacks {package} {minimum}",
+        f"This model's format needs the {package} package (version {minimum} or later) beside vLLM, and installing "
+        "vLLM does not bring it.",
+        f"Install it into vLLM's environment (pip install '{package}>={minimum}' with that environment's Python), or "
+        "pick a variant in another format on the Models page."), {}, line)
+
+
 def _free_memory_below_utilization(match, line, config, lines) -> Diagnosis:
     free, total = float(match.group("free")), float(match.group("total"))
     # leave half a GiB for the CUDA context that appears after the check
@@ -485,7 +498,7 @@ _DIAGNOSERS = {
     "max_model_len_above_model": _max_model_len_above_model, "unsupported_architecture": _unsupported_architecture,
     "quantization_unsupported": _quantization_unsupported, "quantization_mismatch": _quantization_mismatch,
     "bf16_unsupported": _bf16_unsupported, "trust_remote_code_needed": _trust_remote_code_needed,
-    "model_not_found": _model_not_found, "flashinfer_missing": _flashinfer_missing,
+    "model_not_found": _model_not_found, "flashinfer_missing": _flashinfer_missing, "package_missing": _package_missing,
     "free_memory_below_utilization": _free_memory_below_utilization, "kv_cache_too_small": _kv_cache_too_small,
     "no_kv_memory": _no_kv_memory, "cuda_oom_loading": _cuda_oom_loading, "engine_died": _engine_died,
 }
