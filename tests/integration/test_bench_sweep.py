@@ -92,6 +92,31 @@ def test_stopping_aborts_the_level_in_flight_and_keeps_the_finished_ones(standin
     assert run.status == "stopped" and len(run.levels) == 1
 
 
+def test_stop_is_noticed_while_a_levels_prompts_are_still_being_made(standin, monkeypatch):
+    """Decoding hundreds of prompts through the server takes seconds: Stop must not wait for it."""
+    import time
+
+    import llmdesk.core.bench.sweep as sweep
+
+    made = sweep.as_text
+
+    async def slow(*args, **kwargs):
+        await asyncio.sleep(30)
+        return await made(*args, **kwargs)
+
+    monkeypatch.setattr(sweep, "as_text", slow)
+
+    async def main():
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.3, stop.set)
+        return await run_bench(BenchConfig(standin.root, workload=SMALL, concurrencies=(1,), measure_energy=False),
+                               stop=stop)
+
+    began = time.monotonic()
+    run = asyncio.run(main())
+    assert run.status == "stopped" and run.levels == [] and time.monotonic() - began < 10
+
+
 def test_a_server_that_dies_mid_run_fails_the_run_with_a_reason_and_keeps_the_levels(standin):
     def on_event(kind, data):
         if kind == "done":

@@ -204,24 +204,24 @@ async def run_bench(config: BenchConfig, *, name: str | None = None, stop: async
 async def _measure_level(config: BenchConfig, target: Target, vocabulary: Vocabulary, index: int,
                          concurrency: int | None, rate: float | None, watch, meter, stop: asyncio.Event,
                          emit: Event) -> dict | None:
-    """One level as a dict, or None when the stop event came first (the requests in flight aborted)."""
+    """One level as a dict, or None when the stop event came first: while its prompts were still being
+    made (decoding hundreds through the server takes seconds) or with requests in flight (aborted)."""
     workload = config.workload
-    warm = make_requests(workload, vocabulary, workload.warmups, level_seed=10_000 + index)
     fit = workload.endpoint == "completions"
-    warm = await as_text(config.base_url, target.model, warm, vocabulary, fit_length=fit)
-    if workload.duration_s:  # distinct prompts for as long as the level lasts, made a batch ahead
-        requests = _text_batches(config, target.model, workload, vocabulary, index, fit)
-        total = None
-    else:
-        total = workload.prompts_for(concurrency or max(1, int(rate or 1)))
-        requests = await as_text(config.base_url, target.model,
-                                 make_requests(workload, vocabulary, total, level_seed=index), vocabulary,
-                                 fit_length=fit)
+    total = None if workload.duration_s else workload.prompts_for(concurrency or max(1, int(rate or 1)))
 
     def progress(done: int, sent: int) -> None:
         emit("progress", {"index": index, "finished": done, "sent": sent, "total": total})
 
     async def level() -> dict:
+        warm = make_requests(workload, vocabulary, workload.warmups, level_seed=10_000 + index)
+        warm = await as_text(config.base_url, target.model, warm, vocabulary, fit_length=fit)
+        if workload.duration_s:  # distinct prompts for as long as the level lasts, made a batch ahead
+            requests = _text_batches(config, target.model, workload, vocabulary, index, fit)
+        else:
+            requests = await as_text(config.base_url, target.model,
+                                     make_requests(workload, vocabulary, total, level_seed=index), vocabulary,
+                                     fit_length=fit)
         if warm:
             warmed = await run_level(target, warm, concurrency=concurrency or len(warm))  # as vLLM warms up
             if warmed.metrics.completed == 0:  # the server is gone or refuses: no point loading it
