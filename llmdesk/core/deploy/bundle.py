@@ -50,6 +50,7 @@ class Export:
     format: str
     files: tuple[ExportFile, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    checklist: tuple = ()  # checklist.Item rows: the production checklist, as the README carries it
 
     @property
     def failed(self) -> list[ExportFile]:

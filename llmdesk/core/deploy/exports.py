@@ -62,7 +62,7 @@ def make_export(format_name: str, target: DeployTarget, options: ExportOptions =
         checked.append(f.checked(check) if check is not None else f)
     notes = tuple(target.config.warnings())
     items = checklist(target, format_name, options.kube)
-    return Export(format_name, tuple(_with_validation(checked, format_name, items)), notes)
+    return Export(format_name, tuple(_with_validation(checked, format_name, items)), notes, tuple(items))
 
 
 def _with_validation(files: list[ExportFile], format_name: str, items: list[Item]) -> list[ExportFile]:

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QListW
 
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 from llmdesk.core.deploy.bundle import FAILED, PASSED, SKIPPED, Export, write_export
-from llmdesk.core.deploy.checklist import Item, checklist
+from llmdesk.core.deploy.checklist import Item
 from llmdesk.core.deploy.exports import FORMATS, ExportOptions, gather_target, make_export
 from llmdesk.core.deploy.kubernetes import AUTOSCALERS, KubeOptions
 from llmdesk.core.server.launch import LaunchConfig
@@ -316,4 +316,4 @@ def _make_export(config: LaunchConfig, fmt: str, options: ExportOptions, runtime
         python = str(found.python) if found is not None else None
     target = gather_target(config, runtime_python=python)
     export = make_export(fmt, target, options)
-    return export, checklist(target, fmt, options.kube)
+    return export, list(export.checklist)
