@@ -199,7 +199,10 @@ def test_slow_gpu_scan_does_not_stall_the_event_loop(qapp, qtbot, aio):
     with StallMonitor(5) as monitor:
         window.start()
         qtbot.waitUntil(lambda: window.ctx.tasks.pending == 0, timeout=20000)
-    assert monitor.max_ms < 50, monitor.summary()
+    # A scan on the GUI thread would stall it for its whole 400 ms; the bound sits well under that and well
+    # over what a loaded 2-core CI machine does to one turn of the loop (79 ms seen once at start()). The
+    # window's own stall budget is measured by the bench scripts, not asserted here.
+    assert monitor.max_ms < 200, monitor.summary()
 
 
 def test_void_qt_calls_keep_none_refcount():
