@@ -13,14 +13,14 @@ from llmdesk.core.deploy.target import (
     CONTAINER_MODELS,
     CONTAINER_PORT,
     CONTAINER_VLLM_CACHE,
+    TELEMETRY_OFF,
     DeployTarget,
     container_config,
     hub_reference,
     vllm_args,
 )
-from llmdesk.core.deploy.texts import dump_yaml, env_file, readme
+from llmdesk.core.deploy.texts import dump_yaml, key_file, readme
 
-FIXED_ENV = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "VLLM_DO_NOT_TRACK": "1"}
 HEALTH_TEST = ["CMD", "python3", "-c", f"import urllib.request; urllib.request.urlopen('http://localhost:{CONTAINER_PORT}/health', timeout=4)"]
 CACHE_VOLUME = "vllm-cache"
 
@@ -60,7 +60,7 @@ def docker_run(target: DeployTarget) -> list[ExportFile]:
     if host_folder:
         groups.append(["--volume", f"{host_folder}:{inside}:ro"])
     groups.append(["--publish", _published(target)])
-    groups += [["--env", f"{key}={value}"] for key, value in FIXED_ENV.items()]
+    groups += [["--env", f"{key}={value}"] for key, value in TELEMETRY_OFF.items()]
     groups.append(["--env", "HF_TOKEN"])  # passed on from the shell when set, never written here
     if target.config.api_key:
         groups.append(["--env-file", f"{target.app_name}.env"])
@@ -68,11 +68,10 @@ def docker_run(target: DeployTarget) -> list[ExportFile]:
     groups.append([target.image, args[0]])
     groups += _flag_groups(args[1:])
     line = " \\\n  ".join(_shell_words(group) for group in groups)
-    files = []
-    files.append(ExportFile("docker-run.sh", "#!/bin/sh\n# " + _header(target) + "\n" + line + "\n", mode=0o755,
-                            language="bash"))
+    files = [ExportFile("docker-run.sh", "#!/bin/sh\n# " + _header(target) + "\n" + line + "\n", mode=0o755,
+                        language="bash")]
     if target.config.api_key:
-        files.append(_key_file(target))
+        files.append(key_file(target))
     files.append(readme(target, "docker", _docker_readme(target, host_folder)))
     return files
 
@@ -95,7 +94,7 @@ def compose(target: DeployTarget) -> list[ExportFile]:
         "ipc": "host",
         "ports": [_published(target)],
         "volumes": volumes,
-        "environment": {**FIXED_ENV, "HF_TOKEN": "${HF_TOKEN:-}"},
+        "environment": {**TELEMETRY_OFF, "HF_TOKEN": "${HF_TOKEN:-}"},
         "restart": "unless-stopped",
         "deploy": {"resources": {"reservations": {"devices": [devices]}}},
         "healthcheck": {"test": HEALTH_TEST, "interval": "10s", "timeout": "5s", "retries": 3,
@@ -106,14 +105,9 @@ def compose(target: DeployTarget) -> list[ExportFile]:
     document = {"name": target.app_name, "services": {"vllm": service}, "volumes": {CACHE_VOLUME: {}}}
     files = [ExportFile("compose.yaml", f"# {_header(target)}\n" + dump_yaml(document), language="yaml")]
     if target.config.api_key:
-        files.append(_key_file(target))
+        files.append(key_file(target))
     files.append(readme(target, "compose", _compose_readme(target, host_folder)))
     return files
-
-
-def _key_file(target: DeployTarget) -> ExportFile:
-    return ExportFile(f"{target.app_name}.env", env_file({"VLLM_API_KEY": target.config.api_key or ""}), mode=0o600,
-                      language="ini", secret=True)
 
 
 def _header(target: DeployTarget) -> str:

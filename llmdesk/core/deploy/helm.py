@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 
 from llmdesk.core.deploy.bundle import ExportFile
-from llmdesk.core.deploy.kubernetes import PROBE_PERIOD_S, cache_gib, memory_request_gib, names, shm_gib
-from llmdesk.core.deploy.target import DeployTarget, container_config, vllm_args
+from llmdesk.core.deploy.kubernetes import PROBE_PERIOD_S, cache_gib, memory_request_gib, names, pod_env, shm_gib
+from llmdesk.core.deploy.target import TELEMETRY_OFF, DeployTarget, container_config, vllm_args
 from llmdesk.core.deploy.texts import dump_yaml, readme
 
 CHART = "vllm/vllm-stack"
@@ -48,8 +48,7 @@ def helm_files(target: DeployTarget) -> list[ExportFile]:
         "requestCPU": target.gpus + 2, "requestMemory": f"{memory_request_gib(target)}Gi", "requestGPU": target.gpus,
         "pvcStorage": f"{cache_gib(target)}Gi", "shmSize": f"{shm_gib(target)}Gi",
         "vllmConfig": vllm_config,
-        "env": [{"name": "VLLM_NO_USAGE_STATS", "value": "1"}, {"name": "DO_NOT_TRACK", "value": "1"},
-                {"name": "VLLM_DO_NOT_TRACK", "value": "1"}],
+        "env": pod_env(TELEMETRY_OFF),
         "hf_token": {"secretName": n["hf_secret"], "secretKey": "token"},
     }
     if config.revision:

@@ -13,6 +13,7 @@ from llmdesk.core.base.errors import BadInput, Problem
 from llmdesk.core.deploy.bundle import ExportFile
 from llmdesk.core.deploy.target import (
     CONTAINER_PORT,
+    TELEMETRY_OFF,
     DeployTarget,
     container_config,
     vllm_args,
@@ -58,6 +59,11 @@ class KubeOptions:
 def _dns_label(text: str) -> bool:
     return 0 < len(text) <= 63 and text[0].isalnum() and text[-1].isalnum() and \
         all(c.islower() or c.isdigit() or c == "-" for c in text)
+
+
+def pod_env(values: dict[str, str]) -> list[dict[str, str]]:
+    """A container's env list, as Kubernetes (and the vllm-stack chart) write it."""
+    return [{"name": key, "value": value} for key, value in values.items()]
 
 
 def names(target: DeployTarget) -> dict[str, str]:
@@ -111,7 +117,7 @@ def kubernetes_files(target: DeployTarget, options: KubeOptions) -> list[ExportF
                   "stringData": {"token": options.hf_token}}
             text += "---\n" + dump_yaml(hf)
         files.append(ExportFile("secret.yaml", text, mode=0o600, language="yaml", secret=True))
-    files.append(readme(target, "k8s", _steps(target, options, n, files), url=f"http://127.0.0.1:{CONTAINER_PORT}"))
+    files.append(readme(target, "k8s", _steps(target, options, n), url=f"http://127.0.0.1:{CONTAINER_PORT}"))
     return files
 
 
@@ -138,8 +144,7 @@ def memory_request_gib(target: DeployTarget) -> int:
 
 
 def _deployment(target: DeployTarget, config, options: KubeOptions, n: dict, labels: dict, metadata) -> dict:
-    env = [{"name": "VLLM_NO_USAGE_STATS", "value": "1"}, {"name": "DO_NOT_TRACK", "value": "1"},
-           {"name": "VLLM_DO_NOT_TRACK", "value": "1"},
+    env = [*pod_env(TELEMETRY_OFF),
            {"name": "HF_HOME", "value": f"{DATA}/huggingface"}, {"name": "VLLM_CACHE_ROOT", "value": f"{DATA}/vllm"},
            {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": n["api_key_secret"], "key": "api-key"}}},
            {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": n["hf_secret"], "key": "token",
@@ -291,7 +296,7 @@ def _rules_note(target: DeployTarget) -> str:
     return "Without a priced benchmark the cost alert is an idle alert: GPUs held, no tokens made."
 
 
-def _steps(target: DeployTarget, options: KubeOptions, n: dict, files: list[ExportFile]) -> list[str]:
+def _steps(target: DeployTarget, options: KubeOptions, n: dict) -> list[str]:
     ns = f" -n {options.namespace}" if options.namespace else ""
     steps = []
     if options.namespace:

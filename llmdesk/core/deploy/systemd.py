@@ -15,7 +15,7 @@ import re
 from llmdesk.core.base.errors import BadInput, Problem
 from llmdesk.core.deploy.bundle import ExportFile
 from llmdesk.core.deploy.target import DeployTarget
-from llmdesk.core.deploy.texts import env_file, readme
+from llmdesk.core.deploy.texts import key_file, readme
 from llmdesk.core.server.launch import build_vllm_command, child_environment
 
 SCOPES = ("user", "system")
@@ -80,8 +80,7 @@ def unit_files(target: DeployTarget, scope: str = "user", user: str | None = Non
     lines += ["", "[Install]", f"WantedBy={'default.target' if scope == 'user' else 'multi-user.target'}"]
     files = [ExportFile(f"{name}.service", "\n".join(lines) + "\n", language="ini")]
     if config.api_key:
-        files.append(ExportFile(f"{name}.env", env_file({"VLLM_API_KEY": config.api_key}), mode=0o600,
-                                language="ini", secret=True))
+        files.append(key_file(target))
     files.append(readme(target, "systemd", _steps(target, scope, name, bool(config.api_key))))
     return files
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import PurePath
 
 from llmdesk.core.base.errors import BadInput, Problem
-from llmdesk.core.server.launch import LaunchConfig, build_vllm_command, is_loopback
+from llmdesk.core.server.launch import FIXED_ENV, LaunchConfig, build_vllm_command, is_loopback
 from llmdesk.core.server.runtime import TESTED_VLLM
 
 IMAGE = "vllm/vllm-openai"
@@ -21,6 +21,8 @@ CONTAINER_PORT = 8000
 CONTAINER_HF_HOME = "/root/.cache/huggingface"
 CONTAINER_VLLM_CACHE = "/root/.cache/vllm"
 CONTAINER_MODELS = "/models"
+# usage statistics off, as llmdesk starts vLLM itself (launch.FIXED_ENV), in every container and pod
+TELEMETRY_OFF = {key: FIXED_ENV[key] for key in ("VLLM_NO_USAGE_STATS", "DO_NOT_TRACK", "VLLM_DO_NOT_TRACK")}
 # vLLM's images: since v0.20.0 the plain tag is the CUDA 13 build and "-cu129" the CUDA 12.9 one.
 CUDA13_DRIVER = 13
 DEFAULT_COLD_START_S = 600.0  # neither measured nor predictable: ten minutes covers an 8B's first start

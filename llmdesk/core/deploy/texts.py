@@ -53,6 +53,13 @@ def env_file(values: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def key_file(target) -> ExportFile:
+    """NAME.env with the API key, mode 0600: what docker's --env-file, compose's env_file and systemd's
+    EnvironmentFile read."""
+    return ExportFile(f"{target.app_name}.env", env_file({"VLLM_API_KEY": target.config.api_key or ""}), mode=0o600,
+                      language="ini", secret=True)
+
+
 def curl_test(url: str, model: str, with_key: bool) -> list[str]:
     auth = ' -H "Authorization: Bearer $VLLM_API_KEY"' if with_key else ""
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 32})

@@ -131,32 +131,33 @@ def _schema(name: str, strict: bool) -> dict:
     return schema
 
 
-def _python_patterns(node: object) -> None:
-    """Go's regexps allow `(?i)` mid-pattern (the PrometheusRule CRD has one); Python only at the start."""
+def _objects(node: object):
+    """Every JSON object in a schema, outermost first."""
     if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _objects(value)
+
+
+def _python_patterns(schema: dict) -> None:
+    """Go's regexps allow `(?i)` mid-pattern (the PrometheusRule CRD has one); Python only at the start."""
+    for node in _objects(schema):
         pattern = node.get("pattern")
         if isinstance(pattern, str) and _GO_FLAGS.search(pattern) and not pattern.startswith("(?"):
             flags = "".join(dict.fromkeys("".join(_GO_FLAGS.findall(pattern))))
             node["pattern"] = f"(?{flags})" + _GO_FLAGS.sub("", pattern)
-        for value in node.values():
-            _python_patterns(value)
-    elif isinstance(node, list):
-        for value in node:
-            _python_patterns(value)
 
 
-def _close_objects(node: object) -> None:
+def _close_objects(schema: dict) -> None:
     """additionalProperties: false wherever properties are listed and nothing else is allowed: a key the
     schema does not know is then an error."""
-    if isinstance(node, dict):
+    for node in _objects(schema):
         if isinstance(node.get("properties"), dict) and "additionalProperties" not in node \
                 and "patternProperties" not in node:
             node["additionalProperties"] = False
-        for value in node.values():
-            _close_objects(value)
-    elif isinstance(node, list):
-        for value in node:
-            _close_objects(value)
 
 
 def check_unit(f: ExportFile) -> Check:
