@@ -55,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args, _add_export_options)
     runtime = _runtime_python(args.runtime) if args.format == "systemd" else None
-    target = gather_target(config, runtime_python=runtime, benchmark=not args.no_benchmark)
+    from llmdesk.core.machine.gpus import scan_gpus
+
+    target = gather_target(config, gpu_scan=scan_gpus(), runtime_python=runtime, benchmark=not args.no_benchmark)
     kube = KubeOptions(namespace=args.namespace, replicas=args.replicas, autoscale=args.autoscale,
                        max_replicas=max(args.max_replicas, args.replicas) if args.autoscale == "none" else args.max_replicas,
                        prometheus_url=args.prometheus_url or DEFAULT_PROMETHEUS, storage_class=args.storage_class,

@@ -16,6 +16,7 @@ from llmdesk.core.deploy.systemd import unit_files
 from llmdesk.core.deploy.target import Benchmarked, DeployTarget, check_for_export
 from llmdesk.core.deploy.texts import README
 from llmdesk.core.deploy.validate import KUBERNETES_VERSION, check_file
+from llmdesk.core.machine.gpus import GpuScan
 from llmdesk.core.server.launch import LaunchConfig
 
 log = logging.getLogger(__name__)
@@ -83,20 +84,19 @@ def _with_validation(files: list[ExportFile], format_name: str, items: list[Item
     return out
 
 
-def gather_target(config: LaunchConfig, *, runtime_python: str | None = None, vllm_version: str | None = None,
-                  benchmark: bool = True) -> DeployTarget:
-    """A DeployTarget with what this machine knows: the driver's CUDA, the last start of this
-    configuration, the model's size, the Hugging Face cache, and the newest finished benchmark of the
-    model (its saturation and cost). Reads files and NVML; never raises for a missing fact."""
+def gather_target(config: LaunchConfig, *, gpu_scan: GpuScan | None, runtime_python: str | None = None,
+                  vllm_version: str | None = None, benchmark: bool = True) -> DeployTarget:
+    """A DeployTarget with what this machine knows: the driver's CUDA (from `gpu_scan`, None: unknown), the
+    last start of this configuration, the model's size, the Hugging Face cache, and the newest finished
+    benchmark of the model (its saturation and cost). Reads files; never raises for a missing fact."""
     from llmdesk.core.hub.model_source import cached_spec
-    from llmdesk.core.machine.gpus import scan_gpus
     from llmdesk.core.server.runtime import TESTED_VLLM
     from llmdesk.core.server.supervisor import last_start_seconds
 
-    scan = scan_gpus()
     spec = cached_spec(config.model)
     return DeployTarget(config=config, vllm_version=vllm_version or TESTED_VLLM,
-                        cuda_driver=scan.cuda_driver_version, cold_start_s=last_start_seconds(config),
+                        cuda_driver=gpu_scan.cuda_driver_version if gpu_scan is not None else None,
+                        cold_start_s=last_start_seconds(config),
                         weights_bytes=spec.weights_bytes if spec is not None else None,
                         runtime_python=runtime_python, hf_home=_hf_home(),
                         benchmark=last_benchmark(config) if benchmark else None)

@@ -19,6 +19,7 @@ from llmdesk.core.deploy.bundle import FAILED, PASSED, SKIPPED, Export, write_ex
 from llmdesk.core.deploy.checklist import Item
 from llmdesk.core.deploy.exports import FORMATS, ExportOptions, gather_target, make_export
 from llmdesk.core.deploy.kubernetes import AUTOSCALERS, KubeOptions
+from llmdesk.core.machine.gpus import GpuScan
 from llmdesk.core.server.launch import LaunchConfig
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.deploy.file_view import FileView
@@ -37,7 +38,6 @@ class DeployPage(QWidget):
         self.ctx = ctx
         self.config_source = config_source
         self.export: Export | None = None
-        self.items: list[Item] = []
         self._generation = 0
         layout = QVBoxLayout(self)
         layout.addWidget(page_header("Deploy", "The server the Server page would start, as files for another "
@@ -177,7 +177,7 @@ class DeployPage(QWidget):
     async def _make(self, generation: int, config: LaunchConfig, fmt: str, options: ExportOptions) -> None:
         runtime = self.ctx.settings.runtime_python
         try:
-            export, items = await asyncio.to_thread(_make_export, config, fmt, options, runtime)
+            export = await asyncio.to_thread(_make_export, config, fmt, options, runtime, self.ctx.machine.scan)
         except (BadInput, ProblemError) as exc:
             if generation == self._generation:
                 self._set_busy(False)
@@ -188,11 +188,16 @@ class DeployPage(QWidget):
             return  # the settings changed meanwhile: a newer export is on its way
         self._set_busy(False)
         self._hide_problem()
-        self.items = items
         self._set_export(export)
 
+    @property
+    def items(self) -> tuple[Item, ...]:
+        """The production checklist of the export shown (its README carries the same rows)."""
+        return self.export.checklist if self.export is not None else ()
+
     def _set_busy(self, busy: bool) -> None:
-        self.status.setText("Making and validating the files…" if busy else self.status.text())
+        if busy:
+            self.status.setText("Making and validating the files…")
         self.save_button.setEnabled(not busy and self.export is not None and not self.export.failed)
         self.copy_button.setEnabled(not busy and self.export is not None)
 
@@ -306,14 +311,14 @@ class DeployPage(QWidget):
         box.open()
 
 
-def _make_export(config: LaunchConfig, fmt: str, options: ExportOptions, runtime: str | None) -> tuple[Export, list[Item]]:
-    """Off the GUI thread: the facts, the files, their validation and the checklist."""
+def _make_export(config: LaunchConfig, fmt: str, options: ExportOptions, runtime: str | None,
+                 gpu_scan: GpuScan | None) -> Export:
+    """Off the GUI thread: the facts, the files, their validation and the checklist. The GPUs are the
+    window's last scan (NVML is not asked again at every change of format)."""
     python = None
     if fmt == "systemd":
         from llmdesk.core.server.runtime import find_vllm_runtime
 
         found = find_vllm_runtime(runtime).runtime
         python = str(found.python) if found is not None else None
-    target = gather_target(config, runtime_python=python)
-    export = make_export(fmt, target, options)
-    return export, list(export.checklist)
+    return make_export(fmt, gather_target(config, gpu_scan=gpu_scan, runtime_python=python), options)
