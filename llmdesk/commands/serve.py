@@ -42,9 +42,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="SOURCE is a Hugging Face repo id or a model folder. Arguments after `--` go to vLLM as they are.",
         usage="llmdesk serve SOURCE [options] [-- EXTRA vLLM ARGS]")
     parser.add_argument("source", help="owner/name on the Hub, or a model folder")
-    _add_options(parser)
-    parser.add_argument("--print-command", action="store_true",
-                        help="print the vLLM command line (and its environment) and start nothing")
+    _add_serve_options(parser)
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
 
@@ -115,23 +113,24 @@ def build_config(args: argparse.Namespace):
     return config
 
 
-def check_before_launch(config) -> None:
+def check_before_launch(config):
     """BadInput for a model source vLLM cannot serve or a context the model does not allow; a
-    ProblemError where the fit is sure the weights alone do not fit the GPUs here."""
+    ProblemError where the fit is sure the weights alone do not fit the GPUs here. Returns the model's
+    ModelSpec where it is on disk (None for a repo not downloaded yet)."""
     from llmdesk.core.fit.memory_model import VERDICT_NO, LaunchSettings, check_context_length, plan_fit
     from llmdesk.core.hub.model_source import cached_spec, check_servable
 
     check_servable(config.model)
     spec = cached_spec(config.model)
     if spec is None:
-        return  # a repo not downloaded yet: vLLM fetches and checks it
+        return None  # a repo not downloaded yet: vLLM fetches and checks it
     max_model_len = config.max_model_len if isinstance(config.max_model_len, int) else None
     check_context_length(spec, max_model_len)
     from llmdesk.core.machine.gpus import scan_gpus
 
     gpus = scan_gpus().gpus[:config.tensor_parallel_size]
     if len(gpus) < config.tensor_parallel_size:
-        return  # no GPUs here (a stand-in runtime, or vLLM will say so itself)
+        return spec  # no GPUs here (a stand-in runtime, or vLLM will say so itself)
     settings = LaunchSettings(gpu_memory_utilization=config.gpu_memory_utilization, max_model_len=max_model_len,
                               tensor_parallel_size=config.tensor_parallel_size, quantization=config.quantization,
                               kv_cache_dtype=config.kv_cache_dtype, enforce_eager=config.enforce_eager,
@@ -142,16 +141,15 @@ def check_before_launch(config) -> None:
         raise ProblemError(Problem(f"{spec.name} does not fit these GPUs", report.summary,
                                    "Pick a smaller or quantized variant (llmdesk variants REPO), or more GPUs "
                                    "with --tensor-parallel-size."))
+    return spec
 
 
-def missing_package_for(config, python: str) -> Problem | None:
+def missing_package_for(config, spec, python: str) -> Problem | None:
     """A package the checkpoint's format needs that the runtime lacks (bitsandbytes), said before vLLM's
-    long start; None where nothing is needed, or the model is not on disk yet (vLLM will tell)."""
+    long start; None where nothing is needed, or the model (`spec`) is not on disk yet (vLLM will tell)."""
     from llmdesk.core.fit.quant import online_format, runtime_package
-    from llmdesk.core.hub.model_source import cached_spec
     from llmdesk.core.server.runtime import missing_runtime_package
 
-    spec = cached_spec(config.model)
     if spec is None:
         return None
     fmt = online_format(config.quantization, spec.checkpoint_format) if config.quantization else spec.checkpoint_format
@@ -189,10 +187,10 @@ def config_from_args(args: argparse.Namespace, add_options) -> object:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    config = config_from_args(args, _add_print_option)
-    check_before_launch(config)  # what the fit already knows is refused before vLLM's long start
+    config = config_from_args(args, _add_serve_options)
+    spec = check_before_launch(config)  # what the fit already knows is refused before vLLM's long start
     python = find_python(args.runtime)
-    missing = missing_package_for(config, python)
+    missing = missing_package_for(config, spec, python)
     if missing is not None and not args.print_command:
         raise ProblemError(missing)
     if missing is not None:
@@ -203,9 +201,11 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(config, python, args.timeout))
 
 
-def _add_print_option(parser: argparse.ArgumentParser) -> None:
+def _add_serve_options(parser: argparse.ArgumentParser) -> None:
+    """The launch options (shared with `export`) and serve's own."""
     _add_options(parser)
-    parser.add_argument("--print-command", action="store_true")
+    parser.add_argument("--print-command", action="store_true",
+                        help="print the vLLM command line (and its environment) and start nothing")
 
 
 def print_command(config, python: str) -> None:
@@ -213,11 +213,10 @@ def print_command(config, python: str) -> None:
     sets for it (the API key by name only: it never goes on a command line)."""
     import shlex
 
-    from llmdesk.core.server.launch import FIXED_ENV, build_vllm_command, child_environment
+    from llmdesk.core.server.launch import build_vllm_command, child_environment
 
-    env = child_environment(config, {})
-    shown = [f"{k}={shlex.quote(v)}" for k, v in env.items() if k in FIXED_ENV or k.startswith(("CUDA_", "VLLM_"))
-             and k != "VLLM_API_KEY"]
+    env = child_environment(config, {})  # with no base: only what llmdesk itself sets
+    shown = [f"{k}={shlex.quote(v)}" for k, v in env.items() if k != "VLLM_API_KEY"]
     if config.api_key:
         shown.append('VLLM_API_KEY="$VLLM_API_KEY"')
     print(" ".join(["env", *shown, shlex.join(build_vllm_command(config, python))]))
