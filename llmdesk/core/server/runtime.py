@@ -40,7 +40,7 @@ SOURCE_APP = "app environment"
 SOURCE_PATH = "PATH"
 SOURCE_MANAGED = "managed"
 
-_VERSION_QUERY = "import importlib.metadata as m; print(m.version('vllm'))"
+_VERSION_QUERY = "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))"  # the package: argv[1]
 _VERSION_RE = re.compile(r"^\d+(\.\d+)*[0-9A-Za-z.+\-]*$")
 # pip/distlib and uv write this when the interpreter path is too long for a shebang line:
 #   #!/bin/sh
@@ -95,16 +95,9 @@ def managed_runtime_dir() -> Path:
 
 def package_version_of(python: str, package: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> str | None:
     """The version of ``package`` installed for ``python`` (its dist-info, nothing imported), or None.
-    Blocking: a subprocess of at most ``timeout_s`` seconds."""
-    code = ("import importlib.metadata as m, sys\ntry: print(m.version(sys.argv[1]))\n"
-            "except m.PackageNotFoundError: pass")
-    try:
-        done = subprocess.run([python, "-c", code, package], capture_output=True, text=True, timeout=timeout_s,
-                              stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    version = done.stdout.strip()
-    return version if done.returncode == 0 and version else None
+    Blocking, as vllm_version_of."""
+    version, _why = _probe(python, timeout_s, package)
+    return version
 
 
 def missing_runtime_package(python: str, needed: tuple[str, str] | None) -> Problem | None:
@@ -302,11 +295,11 @@ def interpreter_of_script(script: str, path_env: str | None = None) -> tuple[str
 
 # --- probing an interpreter -----------------------------------------------------------------
 
-def _probe(python: str, timeout_s: float) -> tuple[str | None, str]:
-    """(version, "") or (None, why not). Kills the whole process group on timeout."""
+def _probe(python: str, timeout_s: float, package: str = "vllm") -> tuple[str | None, str]:
+    """(version of `package`, "") or (None, why not). Kills the whole process group on timeout."""
     try:
         proc = subprocess.Popen(
-            [python, "-c", _VERSION_QUERY],
+            [python, "-c", _VERSION_QUERY, package],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=(os.name == "posix"),
         )
@@ -319,7 +312,7 @@ def _probe(python: str, timeout_s: float) -> tuple[str | None, str]:
         return None, f"did not answer within {timeout_s:g} s"
     if proc.returncode != 0:
         if b"PackageNotFoundError" in err:
-            return None, "vLLM is not installed in it"
+            return None, f"{'vLLM' if package == 'vllm' else package} is not installed in it"
         last = _last_line(err.decode("utf-8", "replace"))
         return None, f"failed (exit code {proc.returncode}{': ' + last if last else ''})"
     version = _last_line(out.decode("utf-8", "replace"))
