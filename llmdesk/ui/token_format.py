@@ -18,3 +18,15 @@ def token_format(spec: dict, base: QTextCharFormat | None = None) -> QTextCharFo
     if spec.get("underline"):
         fmt.setFontUnderline(True)
     return fmt
+
+
+def token_style(style, token) -> dict:
+    """What `style` (a Pygments style class) gives `token`, or its nearest parent the style knows: lexers
+    emit types no style lists (YAML's Literal.Scalar.Plain), and style_for_token raises KeyError for them."""
+    while True:
+        try:
+            return style.style_for_token(token)
+        except KeyError:
+            if token.parent is None:
+                return {}
+            token = token.parent

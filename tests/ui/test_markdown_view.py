@@ -130,6 +130,14 @@ def test_highlight_runs_cover_the_code_exactly():
         assert "".join(text for text, _ in runs) == PYTHON
 
 
+def test_a_token_type_the_style_does_not_list_takes_its_parents_colour():
+    """YAML's lexer emits Literal.Scalar.Plain, which no Pygments style lists: it raised KeyError."""
+    code = "name: vllm\nport: 8000\n"
+    runs = highlight_runs(code, "yaml", "default")
+    assert "".join(text for text, _ in runs) == code
+    assert any(spec.get("color") for _, spec in runs)  # the keys still coloured (Name.Tag)
+
+
 # --- streaming ---------------------------------------------------------------------------------
 
 def test_streaming_char_by_char_shows_what_a_whole_render_shows(make_view):

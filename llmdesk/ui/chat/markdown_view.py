@@ -35,7 +35,7 @@ from PySide6.QtGui import (QColor, QCursor, QDesktopServices, QFont, QFontDataba
                            QTextFrame, QTextLength, QTextTable)
 from PySide6.QtWidgets import QApplication, QFrame, QTextBrowser, QToolTip, QWidget
 
-from llmdesk.ui.token_format import token_format
+from llmdesk.ui.token_format import token_format, token_style
 
 _MD = QTextDocument.MarkdownFeature
 MARKDOWN_FEATURES = _MD(_MD.MarkdownDialectGitHub.value | _MD.MarkdownNoHTML.value)
@@ -201,7 +201,7 @@ def highlight_runs(code: str, lang: str, style_name: str) -> tuple[tuple[str, di
     for ttype, value in _lexer(lang).get_tokens(code):
         if not value:
             continue
-        spec = style.style_for_token(ttype)
+        spec = token_style(style, ttype)
         if out and out[-1][1] == spec:
             out[-1] = (out[-1][0] + value, spec)
         else:

@@ -10,7 +10,7 @@ from PySide6.QtGui import QFontDatabase, QSyntaxHighlighter, QTextCharFormat
 from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
 from llmdesk.ui.theme import is_dark
-from llmdesk.ui.token_format import token_format
+from llmdesk.ui.token_format import token_format, token_style
 
 LEXERS = {"yaml": "yaml", "ini": "ini", "bash": "bash", "markdown": "markdown", "text": "text"}
 LIGHT_STYLE, DARK_STYLE = "default", "github-dark"
@@ -30,17 +30,6 @@ def _style(name: str):
     return get_style_by_name(name)
 
 
-def _spec(style, token) -> dict:
-    """The style of a token, or of its nearest parent the style knows (YAML's Literal.Scalar.Plain)."""
-    while True:
-        try:
-            return style.style_for_token(token)
-        except KeyError:
-            if token.parent is None:
-                return {}
-            token = token.parent
-
-
 class _LineHighlighter(QSyntaxHighlighter):
     def __init__(self, document, view: FileView):
         super().__init__(document)
@@ -57,7 +46,7 @@ class _LineHighlighter(QSyntaxHighlighter):
         style = _style(DARK_STYLE if is_dark(self.view.palette()) else LIGHT_STYLE)
         position = 0
         for token, value in _lexer(self.view.language).get_tokens(text):
-            spec = _spec(style, token)
+            spec = token_style(style, token)
             if spec.get("color") or spec.get("bold") or spec.get("italic"):
                 self.setFormat(position, len(value), self._format(spec))
             position += len(value)
