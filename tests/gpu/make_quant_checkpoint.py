@@ -106,8 +106,9 @@ def dense_tensors(config: dict) -> list[tuple[str, tuple[int, ...]]]:
     return out
 
 
-def quantized(fmt: str, module: str, n: int, k: int, dense: str) -> list[tuple[str, str, tuple[int, ...], str]]:
-    """(name, dtype, shape, fill) of one linear layer [n out, k in] in the format."""
+def quantized(fmt: str, module: str, n: int, k: int, dense: str) -> list[tuple[str, str, tuple[int, ...], str | bytes]]:
+    """(name, dtype, shape, fill) of one linear layer [n out, k in] in the format: the fill is a kind of random
+    content (Filler.fill), or the tensor's bytes themselves for the small ones that hold facts."""
     g = GROUP
     if fmt == "awq":
         return [(f"{module}.qweight", "I32", (k, n // 8), "bits"), (f"{module}.qzeros", "I32", (k // g, n // 8), "bits"),
@@ -119,7 +120,8 @@ def quantized(fmt: str, module: str, n: int, k: int, dense: str) -> list[tuple[s
                 (f"{module}.scales", "F16", (k // g, n), "scale"), (f"{module}.g_idx", "I32", (k,), "g_idx")]
     if fmt == "w4a16":
         return [(f"{module}.weight_packed", "I32", (n, k // 8), "bits"),
-                (f"{module}.weight_scale", dense, (n, k // g), "scale"), (f"{module}.weight_shape", "I64", (2,), "shape")]
+                (f"{module}.weight_scale", dense, (n, k // g), "scale"),
+                (f"{module}.weight_shape", "I64", (2,), np.array([n, k], dtype=np.int64).tobytes())]
     if fmt == "w8a8":
         return [(f"{module}.weight", "I8", (n, k), "bits"), (f"{module}.weight_scale", "F32", (n, 1), "scale")]
     if fmt == "fp8":
@@ -134,7 +136,7 @@ def quantized(fmt: str, module: str, n: int, k: int, dense: str) -> list[tuple[s
                 (f"{module}.weight.quant_map", "F32", (16,), "scale"),
                 (f"{module}.weight.nested_absmax", "F32", (math.ceil(blocks / 256),), "scale"),
                 (f"{module}.weight.nested_quant_map", "F32", (256,), "scale"),
-                (f"{module}.weight.quant_state.bitsandbytes__nf4", "U8", (len(_nf4_state(n, k)),), "state")]
+                (f"{module}.weight.quant_state.bitsandbytes__nf4", "U8", (len(_nf4_state(n, k)),), _nf4_state(n, k))]
     raise SystemExit(f"unknown format {fmt!r}")
 
 
@@ -143,7 +145,7 @@ def _nf4_state(n: int, k: int) -> bytes:
                        "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 0.0}).encode()
 
 
-def plan(config: dict, fmt: str, dense: str) -> list[tuple[str, str, tuple[int, ...], str]]:
+def plan(config: dict, fmt: str, dense: str) -> list[tuple[str, str, tuple[int, ...], str | bytes]]:
     tensors = []
     for name, shape in dense_tensors(config):
         module = name.removesuffix(".weight")
@@ -166,16 +168,13 @@ class Filler:
         self.floats = rng.normal(0, 0.02, size // 4).astype(np.float32)
         self._blocks: dict[tuple[str, str], bytes] = {}
 
-    def fill(self, dtype: str, shape: tuple[int, ...], kind: str, name: str) -> bytes:
+    def fill(self, dtype: str, shape: tuple[int, ...], kind: str | bytes) -> bytes:
+        if isinstance(kind, bytes):  # a fact, written as it is
+            return kind
         count = math.prod(shape)
-        np_dtype, width = DTYPE[dtype]
-        if kind == "shape":
-            n, k = _shape_of(name)
-            return np.array([n, k], dtype=np.int64).tobytes()
+        width = DTYPE[dtype][1]
         if kind == "g_idx":
             return (np.arange(count, dtype=np.int32) // GROUP).tobytes()
-        if kind == "state":
-            return _nf4_state(*_shape_of(name))
         if kind in ("scale", "norm", "dense"):
             block = self._float_block(dtype, kind)
             want = count * width
@@ -199,19 +198,9 @@ class Filler:
         return self._blocks[key]
 
 
-_SHAPES: dict[str, tuple[int, int]] = {}
-
-
-def _shape_of(name: str) -> tuple[int, int]:
-    return _SHAPES[name.rsplit(".", 1)[0].removesuffix(".weight").removesuffix(".weight.quant_state")]
-
-
 def write(config: dict, fmt: str, out: Path, seed: int) -> dict:
     qconfig, dtype_name = quantization_config(fmt)
     dense = "F16" if dtype_name == "float16" else "BF16"
-    for name, shape in dense_tensors(config):
-        if len(shape) == 2:
-            _SHAPES[name.removesuffix(".weight")] = shape
     tensors = plan(config, fmt, dense)
     header: dict = {"__metadata__": {"format": "pt", "made_by": "llmdesk tests/gpu/make_quant_checkpoint.py"}}
     offset = 0
@@ -226,8 +215,8 @@ def write(config: dict, fmt: str, out: Path, seed: int) -> dict:
     with open(out / "model.safetensors", "wb") as f:
         f.write(struct.pack("<Q", len(raw)))
         f.write(raw)
-        for name, dtype, shape, kind in tensors:
-            f.write(filler.fill(dtype, shape, kind, name))
+        for _, dtype, shape, kind in tensors:
+            f.write(filler.fill(dtype, shape, kind))
     written = {**config, "torch_dtype": dtype_name, "quantization_config": qconfig}
     (out / "config.json").write_text(json.dumps(written, indent=2) + "\n")
     return {"format": fmt, "tensors": len(tensors), "bytes": offset, "layers": config["num_hidden_layers"]}
