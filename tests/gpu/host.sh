@@ -67,10 +67,11 @@ quant_list() {  # gpu port formats...: each format made from the 8B shape, start
         CUDA_VISIBLE_DEVICES=$gpu python3 tests/gpu/fit_runs.py --port "$port" --out $WORK/quant-runs \
           "l8b-$fmt=$M/llama-3.1-8b,--max-model-len,8192,--enable-lora,--max-loras,$n,--max-lora-rank,$r" ;;
       *)
+        # QUANT_LAYERS (default 8) of the 32: the per-layer figures are the same, the make and the start shorter
         python3 tests/gpu/make_quant_checkpoint.py --base $M/llama-3.1-8b --format "$fmt" --out $WORK/q-$fmt \
-          > $WORK/quant-runs/make-$fmt.json 2>&1
+          --layers "${QUANT_LAYERS:-8}" > $WORK/quant-runs/make-$fmt.json 2>&1
         CUDA_VISIBLE_DEVICES=$gpu python3 tests/gpu/fit_runs.py --port "$port" --out $WORK/quant-runs \
-          "l8b-$fmt=$WORK/q-$fmt,--max-model-len,8192"
+          "l8b${QUANT_LAYERS:-8}l-$fmt=$WORK/q-$fmt,--max-model-len,8192"
         rm -rf $WORK/q-$fmt ;;  # 6-9 GB each: the host's disk holds one at a time beside the base
     esac
   done
@@ -83,7 +84,7 @@ case "${1:-}" in
     rm -rf $WORK/quant-runs $WORK/quant-gpu*.done
     mkdir -p $WORK/quant-runs
     export -f quant_list
-    export M WORK
+    export M WORK QUANT_LAYERS
     first="awq gptq4 w8a8 fp8 lora-1-16 bnb-nf4"
     second="gptq8 w4a16 fp8-block lora-4-64"
     if [ "${QUANT_GPUS:-1}" = 2 ]; then
