@@ -347,7 +347,8 @@ def test_an_architecture_vllm_lacks_is_unsupported():
 def test_variant_as_dict_is_json_ready_with_stable_keys(hub):
     variants = evaluate_variants(find_variant_ids(Q.base, limit=2), H100, LaunchSettings())
     keys = ["repo_id", "relation", "format", "format_key", "bits", "size_bytes", "servable", "verdict", "summary",
-            "tensor_parallel_size", "max_model_len", "max_concurrency", "kv_cache_tokens", "problem", "report"]
+            "tensor_parallel_size", "max_model_len", "max_concurrency", "kv_cache_tokens", "problem", "report",
+            "rank_note"]
     for variant in variants:
         assert list(json.loads(json.dumps(variant.as_dict()))) == keys
     awq = variants[1].as_dict()

@@ -25,6 +25,7 @@ from typing import Any
 
 from llmdesk.core.base.errors import BadInput, Problem
 from llmdesk.core.base.units import GIB, MIB
+from llmdesk.core.fit.format_measurements import FormatMeasurement, measurement
 from llmdesk.core.fit.model_config import ModelGeometry
 from llmdesk.core.fit.lora_memory import LORA_RANKS, lora_buffer_bytes
 from llmdesk.core.fit.quant import QuantFormat, gpu_support, missing_package_error, online_format, runtime_package
@@ -142,6 +143,8 @@ class FitReport:
     notes: tuple[str, ...] = ()
     suggested_args: tuple[str, ...] = ()
     serve_target: str | None = None  # ModelSpec.serve_target
+    # What real vLLM did with this format on this GPU generation (kernel, speed), when measured.
+    measured: FormatMeasurement | None = None
 
     @property
     def serve_command(self) -> str:
@@ -167,6 +170,10 @@ class FitReport:
             "free_memory_ok": self.free_memory_ok, "notes": list(self.notes),
             "suggested_args": list(self.suggested_args), "serve_target": self.serve_target,
             "serve_command": self.serve_command,
+            "measured": None if self.measured is None else {
+                "kernels": list(self.measured.kernels), "card": self.measured.card, "date": self.measured.date,
+                "shape": self.measured.shape,
+                "output_tokens_per_s": {str(c): v for c, v in self.measured.tokens_per_s.items()}},
         }
 
 
@@ -389,7 +396,8 @@ def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings
         kv_cache_tokens=max(0, kv_tokens),
         model_max_len=model_max, max_model_len=launch_len, largest_max_model_len=chosen.largest,
         max_concurrency=concurrency if launch_len else 0.0, max_num_seqs=seqs, max_num_batched_tokens=batched,
-        gpu_support=support.status, free_memory_ok=free_ok, notes=tuple(notes), serve_target=model.serve_target)
+        gpu_support=support.status, free_memory_ok=free_ok, notes=tuple(notes), serve_target=model.serve_target,
+        measured=measurement(fmt, gpu.compute_capability))
     return replace(report, suggested_args=tuple(suggested_vllm_args(report, settings, fmt, gpu.compute_capability)))
 
 

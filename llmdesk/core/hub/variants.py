@@ -14,10 +14,11 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from llmdesk.core.base.errors import Problem, ProblemError, problem_from_exception
+from llmdesk.core.fit.format_measurements import MEASURED_CONCURRENCY, MUCH_SLOWER, speed_ratio
 from llmdesk.core.fit.memory_model import (VERDICT_FITS, VERDICT_NEEDS_TP, VERDICT_NO, VERDICT_SHORTER,
                                            VERDICT_UNSUPPORTED, FitReport, LaunchSettings, ModelSpec, plan_fit)
 from llmdesk.core.fit.model_config import BadModelConfig
@@ -111,6 +112,7 @@ class Variant:
     format: QuantFormat | None = None
     weights_bytes: int | None = None
     unsupported: bool = False  # known not servable by vLLM 0.26 (format or architecture)
+    rank_note: str = ""  # why the ranking put it where it is, when measured speed moved it or could have
 
     @property
     def checkpoint_format(self) -> QuantFormat | None:
@@ -154,6 +156,7 @@ class Variant:
             "kv_cache_tokens": report.kv_cache_tokens if report else None,
             "problem": self.problem.as_dict() if self.problem else None,
             "report": report.as_dict() if report else None,
+            "rank_note": self.rank_note or None,
         }
 
 
@@ -252,6 +255,11 @@ def rank_variants(variants: Sequence[Variant]) -> tuple[list[Variant], Variant |
     - does_not_fit: the smallest checkpoint first (the nearest to fitting);
     - unsupported / unknown: as found (base, lineage, name matches).
     Remaining ties: the base, then lineage, then name matches, then the repo id.
+    Speed, where measured for these GPUs' generation (format_measurements): among variants with the
+    same verdict and context, one that runs much slower than another (below MUCH_SLOWER of its output
+    tokens/s at 1 or at 64 requests) goes after those that are not, with a rank_note saying so; when
+    every one is much slower than some other (each format wins at one load), the order stays and
+    the notes say what each trades.
 
     Recommended: the first variant that fits with the full context; if none does, the first that
     fits with a shorter context (its badge says so); None when nothing runs on these GPUs.
@@ -275,8 +283,67 @@ def rank_variants(variants: Sequence[Variant]) -> tuple[list[Variant], Variant |
             return (order, size, *tail)
         return (order, position[id(v)], *tail)
 
-    ranked = sorted(variants, key=key)
+    ranked = _speed_ordered(sorted(variants, key=key))
     pick = next((v for v in ranked if v.verdict == VERDICT_FITS), None) or \
         next((v for v in ranked if v.verdict == VERDICT_SHORTER), None)
     return ranked, pick
+
+
+def _speed_ordered(ranked: list[Variant]) -> list[Variant]:
+    """Within each run of variants with one verdict and context, much slower ones last, with notes."""
+    out: list[Variant] = []
+    for (verdict, _), group in itertools.groupby(ranked, key=lambda v: (v.verdict, v.report and v.report.max_model_len)):
+        run = list(group)
+        out += _by_speed(run) if verdict in (VERDICT_FITS, VERDICT_SHORTER) and len(run) > 1 else run
+    return out
+
+
+def _by_speed(run: list[Variant]) -> list[Variant]:
+    def much_slower(v: Variant, than: Sequence[Variant]) -> tuple[float, int, Variant] | None:
+        """The first of `than` that v is much slower than: (v's speed ratio, at which concurrency, that one)."""
+        for w in than:
+            found = [(r, c, w) for c in MEASURED_CONCURRENCY if (r := _ratio(v, w, c)) is not None and r < MUCH_SLOWER]
+            if found:
+                return min(found, key=lambda f: f[0])
+        return None
+
+    slow_ids = {id(v) for v in run if much_slower(v, run)}
+    if not slow_ids:
+        return run
+    fast = [v for v in run if id(v) not in slow_ids]
+    slow = [v for v in run if id(v) in slow_ids]
+    # the note names a variant now ahead of it where there is one
+    noted = {id(v): replace(v, rank_note=_slow_note(v, *(much_slower(v, fast) or much_slower(v, run)),
+                                                    first=not fast and v is run[0])) for v in slow}
+    if fast and fast[0] is not run[0]:
+        passed = [v for v in run[:run.index(fast[0])] if id(v) in slow_ids]
+        noted[id(fast[0])] = replace(fast[0], rank_note=(
+            f"Ranked ahead of {_names(passed)}: more precise, but much slower on these GPUs ({_measured(passed[0])})."))
+    return [noted.get(id(v), v) for v in (fast + slow if fast else run)]
+
+
+def _ratio(v: Variant, w: Variant, concurrency: int) -> float | None:
+    a = v.report.measured if v.report else None
+    b = w.report.measured if w.report else None
+    return speed_ratio(a, b, concurrency) if a and b and v is not w else None
+
+
+def _slow_note(v: Variant, ratio: float, concurrency: int, faster: Variant, *, first: bool) -> str:
+    requests = "1 request" if concurrency == 1 else f"{concurrency} concurrent requests"
+    head = ("Ranked first for precision, though" if first else "Ranked lower:")
+    return (f"{head} {_short(v)} gives {ratio:.2f}× the output tokens/s of {_short(faster)} at {requests} "
+            f"({_measured(v)}).")
+
+
+def _short(v: Variant) -> str:
+    return v.format_label.split(" (")[0]
+
+
+def _names(variants: Sequence[Variant]) -> str:
+    return ", ".join(dict.fromkeys(_short(v) for v in variants))
+
+
+def _measured(v: Variant) -> str:
+    m = v.report.measured
+    return f"vLLM 0.26 on {m.card.removeprefix('NVIDIA ')}, {m.shape} shape, measured {m.date}"
 

@@ -1,0 +1,89 @@
+"""What real vLLM 0.26.0 did with each checkpoint format on one GPU generation: the GEMM kernels it
+picked and the output tokens/s of the Llama-3.1-8B shape at 1 and 64 concurrent requests.
+
+The table is format_measurements.json beside this module, written by bench/format_table.py from the
+GPU host's runs (bench/format_speed.py for speed, tests/gpu/host.sh quant-start for the kernels of
+the formats without a speed run). One entry per compute capability, with the card and the date.
+Speeds are compared only within one entry: every format of an entry was measured on one card in
+one run, so a ratio between two of them is fair; figures of different entries are never mixed.
+Pure: no Qt, no GPU.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Mapping
+
+from llmdesk.core.fit.quant import QuantFormat
+
+MEASURED_CONCURRENCY = (1, 64)
+# Below this fraction of another fitting variant's speed (at either measured concurrency), a variant
+# is "much slower": the ranking does not put it first without saying why.
+MUCH_SLOWER = 2 / 3
+_TABLE = "format_measurements.json"
+
+
+@dataclass(frozen=True)
+class FormatMeasurement:
+    format_id: str  # format_id(): "awq:4", "bf16:16"
+    card: str  # "NVIDIA H100 80GB HBM3"
+    date: str
+    shape: str  # the model shape measured, "Llama-3.1-8B"
+    kernels: tuple[str, ...]  # vLLM's kernel class names for the linear layers, in log order
+    tokens_per_s: Mapping[int, float]  # concurrency -> output tokens/s; empty: kernels only
+
+    @property
+    def kernel_names(self) -> str:
+        """'Marlin', 'CutlassFP8ScaledMM + Machete' (short names, in vLLM's order)."""
+        from llmdesk.core.fit.vllm_kernel_log import short_name
+
+        return " + ".join(dict.fromkeys(short_name(k) for k in self.kernels))
+
+
+def format_id(fmt: QuantFormat) -> str:
+    """The table's key: a format key and its bit width (GPTQ 4- and 8-bit share a key, not a speed)."""
+    return f"{fmt.key}:{fmt.bits:g}"
+
+
+def measurement(fmt: QuantFormat, capability: tuple[int, int] | None,
+                table: Mapping | None = None) -> FormatMeasurement | None:
+    """What was measured for this format on GPUs of this compute capability, or None."""
+    entry = (table if table is not None else bundled_table()).get("capabilities", {}).get(_cap(capability))
+    if not entry:
+        return None
+    found = entry.get("formats", {}).get(format_id(fmt))
+    if not found:
+        return None
+    return FormatMeasurement(format_id(fmt), entry["card"], entry["date"], entry["shape"],
+                             tuple(found.get("kernels", ())),
+                             {int(c): float(v) for c, v in (found.get("tokens_per_s") or {}).items()})
+
+
+def speed_ratio(a: FormatMeasurement, b: FormatMeasurement, concurrency: int) -> float | None:
+    """a's output tokens/s over b's at one concurrency: only when both come from one card's run."""
+    if (a.card, a.date) != (b.card, b.date):
+        return None
+    x, y = a.tokens_per_s.get(concurrency), b.tokens_per_s.get(concurrency)
+    return x / y if x and y else None
+
+
+def kernel_line(m: FormatMeasurement) -> str:
+    """For the fit panel's format line: 'Marlin kernel (vLLM 0.26 on H100, measured 2026-12-06)'."""
+    card = m.card.removeprefix("NVIDIA ").split(" ")[0]
+    return f"{m.kernel_names} kernel (vLLM 0.26 on {card}, measured {m.date})" if m.kernels else ""
+
+
+def _cap(capability: tuple[int, int] | None) -> str:
+    return f"{capability[0]}.{capability[1]}" if capability else ""
+
+
+@lru_cache(maxsize=1)
+def bundled_table() -> Mapping:
+    try:
+        table = json.loads(resources.files(__package__).joinpath(_TABLE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # a damaged install: no measurements rather than no fit
+        return {}
+    return table if isinstance(table, dict) else {}
