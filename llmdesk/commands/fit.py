@@ -85,6 +85,7 @@ ALLOWANCE_LABELS = {"activation_peak": "Activation peak", "non_torch": "Non-torc
 
 def render_text(report) -> str:
     from llmdesk.core.base.units import format_gib
+    from llmdesk.core.fit.format_measurements import measured_line
     from llmdesk.core.fit.memory_model import VERDICT_NO, VERDICT_UNSUPPORTED
 
     gib = format_gib
@@ -95,6 +96,7 @@ def render_text(report) -> str:
         "",
         f"  GPU                {gpus}{report.gpu_name}",
         f"  Format             {report.quantization}",
+        *([f"  Measured           {line}"] if (line := measured_line(report.measured)) else []),
         f"  Weights            {gib(report.weights_bytes, 2)} ({report.weights_source})"
         + (f", {gib(report.weights_bytes_per_gpu, 2)} per GPU" if report.tensor_parallel_size > 1 else ""),
         f"  vLLM's share       {gib(report.requested_bytes_per_gpu, 2)} per GPU",

@@ -61,8 +61,8 @@ def render_text(base: str, gpus, ranked, pick) -> str:
         rows.append(("★" if v is pick else "", v.repo_id, v.format_label,
                      format_gib(v.size_bytes) if v.size_bytes else "—", verdict,
                      f"{report.max_model_len:,}" if runs else "—", f"{report.max_concurrency:.1f}" if runs else "—"))
-        if v.problem is not None:
-            notes[len(rows) - 1] = v.problem.title
+        if v.problem is not None or v.rank_note:
+            notes[len(rows) - 1] = v.problem.title if v.problem is not None else v.rank_note
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     right = {3, 5, 6}
     lines = [f"Variants of {base} on {len(gpus)}× {gpus[0].name}, best fit first", ""]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from llmdesk.core.fit import format_measurements
-from llmdesk.core.fit.format_measurements import MUCH_SLOWER, FormatMeasurement, kernel_line, measurement, speed_ratio
+from llmdesk.core.fit.format_measurements import MUCH_SLOWER, FormatMeasurement, measured_line, measurement, speed_ratio
 from llmdesk.core.fit.memory_model import LaunchSettings, ModelSpec, plan_fit
 from llmdesk.core.fit.model_config import geometry_from_config
 from llmdesk.core.fit.quant import detect_format
@@ -109,7 +109,9 @@ def test_the_fit_names_the_measured_kernel_and_speed(monkeypatch):
     use(monkeypatch, table({"awq:4": (230, 2000)}))
     report = plan_fit(spec(AWQ_CONFIG, WEIGHT_BYTES["awq"], "q/awq"), H100)
     assert report.measured.kernels == ("AwqLinearKernel",) and report.measured.tokens_per_s == {1: 230.0, 64: 2000.0}
-    assert kernel_line(report.measured) == "Awq kernel (vLLM 0.26 on H100, measured 2026-12-06)"
+    assert measured_line(report.measured) == ("Awq kernel; Llama-3.1-8B shape: output tokens/s 230 at 1, 2,000 at 64 "
+                                              "concurrent (vLLM 0.26 on H100, measured 2026-12-06)")
+    assert measured_line(None) == ""
     assert report.as_dict()["measured"]["output_tokens_per_s"] == {"1": 230.0, "64": 2000.0}
     # GPTQ 8-bit shares GPTQ's key, not its measurement
     assert plan_fit(spec(gptq_config(8), WEIGHT_BYTES["gptq-int8"], "q/g8"), H100).measured is None
@@ -130,3 +132,30 @@ def test_a_damaged_table_means_no_measurements_not_a_crash(monkeypatch, broken):
         assert measurement(detect_format({"torch_dtype": "bfloat16"}), (9, 0)) is None
     finally:
         format_measurements.bundled_table.cache_clear()
+
+
+def test_the_command_line_shows_the_measured_line_and_the_ranking_notes(monkeypatch):
+    from llmdesk.commands.fit import render_text as fit_text
+    from llmdesk.commands.variants import render_text as variants_text
+
+    use(monkeypatch, table({"bf16:16": (100, 3000), "ct-fp8:8": (170, 4200)}))
+    ranked, pick = rank_variants(four()[:2])
+    text = variants_text("q/bf16", H100, ranked, pick)
+    assert "! Ranked lower: BF16 gives 0.59×" in text and "! Ranked ahead of BF16" in text
+    assert "★ Recommended: q/fp8" in text
+    assert "  Measured           Ct-Fp8 kernel; Llama-3.1-8B shape: output tokens/s 170 at 1" in fit_text(pick.report)
+
+
+def test_the_fit_panel_shows_the_measured_line_and_the_ranking_note(qtbot, monkeypatch):
+    from PySide6.QtWidgets import QLabel
+
+    from llmdesk.ui.fit.panel import FitPanel
+
+    use(monkeypatch, table({"bf16:16": (100, 3000), "ct-fp8:8": (170, 4200)}))
+    ranked, _ = rank_variants(four()[:2])
+    panel = FitPanel()
+    qtbot.addWidget(panel)
+    panel.show_report(ranked[1].report, ranking_note=ranked[1].rank_note)
+    texts = [w.text() for w in panel.findChildren(QLabel)]
+    assert any(t.startswith("BF16 — Bf16 kernel; Llama-3.1-8B shape") for t in texts)
+    assert "! Ranked lower: BF16 gives 0.59×" in panel.notes.text() and not panel.notes.isHidden()

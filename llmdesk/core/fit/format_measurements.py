@@ -70,10 +70,17 @@ def speed_ratio(a: FormatMeasurement, b: FormatMeasurement, concurrency: int) ->
     return x / y if x and y else None
 
 
-def kernel_line(m: FormatMeasurement) -> str:
-    """For the fit panel's format line: 'Marlin kernel (vLLM 0.26 on H100, measured 2026-12-06)'."""
+def measured_line(m: FormatMeasurement | None) -> str:
+    """For the format line: 'Marlin kernel; Llama-3.1-8B shape: 230 output tokens/s at 1 request, 2,000 at 64
+    (vLLM 0.26 on H100, measured 2026-12-06)'; empty when nothing was measured."""
+    if m is None or not (m.kernels or m.tokens_per_s):
+        return ""
+    parts = [f"{m.kernel_names} kernel"] if m.kernels else []
+    if m.tokens_per_s:
+        speeds = [f"{v:,.0f} at {c}" for c, v in sorted(m.tokens_per_s.items())]
+        parts.append(f"{m.shape} shape: output tokens/s {', '.join(speeds)} concurrent")
     card = m.card.removeprefix("NVIDIA ").split(" ")[0]
-    return f"{m.kernel_names} kernel (vLLM 0.26 on {card}, measured {m.date})" if m.kernels else ""
+    return f"{'; '.join(parts)} (vLLM 0.26 on {card}, measured {m.date})"
 
 
 def _cap(capability: tuple[int, int] | None) -> str:

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushBut
 
 from llmdesk.core.base.errors import Problem
 from llmdesk.core.base.units import format_gib
+from llmdesk.core.fit.format_measurements import measured_line
 from llmdesk.core.fit.memory_model import (VERDICT_FITS, VERDICT_NEEDS_TP, VERDICT_NO, VERDICT_SHORTER,
                                            VERDICT_UNSUPPORTED, FitReport)
 from llmdesk.ui.problems import log_shown
@@ -123,7 +124,8 @@ class FitPanel(QFrame):
                           + (f"<br>{problem.fix}" if problem.fix else ""))
         self._set_badge("Cannot tell", "#6b7280")
 
-    def show_report(self, report: FitReport) -> None:
+    def show_report(self, report: FitReport, ranking_note: str = "") -> None:
+        """ranking_note: why the variant list ranked this one where it is (measured speed), if it says."""
         self.report = report
         label, colour = VERDICT_STYLE.get(report.verdict, (report.verdict, "#6b7280"))
         self._set_badge(label, colour)
@@ -139,11 +141,12 @@ class FitPanel(QFrame):
             ("Concurrent requests", f"{report.max_concurrency:.1f} at that length"),
             ("KV cache", f"{report.kv_cache_tokens:,} tokens ({format_gib(max(0, report.kv_cache_bytes))}{per_gpu})"),
             ("Weights", f"{format_gib(report.weights_bytes, 2)} — {report.weights_source}"),
-            ("Format", report.quantization),
+            ("Format", report.quantization + (f" — {line}" if (line := measured_line(report.measured)) else "")),
             ("GPUs", f"{report.tensor_parallel_size}× {report.gpu_name}"),
         ])
-        self.notes.setText("\n".join(f"! {note}" for note in report.notes))
-        self.notes.setVisible(bool(report.notes))
+        notes = [*report.notes, *([ranking_note] if ranking_note else [])]
+        self.notes.setText("\n".join(f"! {note}" for note in notes))
+        self.notes.setVisible(bool(notes))
         self.launch.setText(report.serve_command)
         can_launch = report.verdict not in (VERDICT_NO, VERDICT_UNSUPPORTED)
         for widget in (self.bar, self.legend):

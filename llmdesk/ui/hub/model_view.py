@@ -33,7 +33,8 @@ class VariantsModel(RowsModel):
         if role == Qt.ItemDataRole.ForegroundRole and column == 3 and report is not None:
             return QColor(VERDICT_STYLE.get(report.verdict, ("", "#6b7280"))[1])
         if role == Qt.ItemDataRole.ToolTipRole:
-            return report.summary if report else (v.problem.title if v.problem else None)
+            said = report.summary if report else (v.problem.title if v.problem else None)
+            return "\n".join(x for x in (said, v.rank_note) if x) or None
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         star = "★ " if v is self.recommended else ""
@@ -169,7 +170,7 @@ class ModelView(QWidget):
             return
         variant = self.variants.rows[current.row()]
         if variant.report is not None:
-            self.panel.show_report(variant.report)
+            self.panel.show_report(variant.report, ranking_note=variant.rank_note)
         elif variant.problem is not None:
             self.panel.show_problem(variant.problem)
         self.download.setEnabled(variant.servable)
