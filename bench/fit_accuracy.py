@@ -49,6 +49,13 @@ class Comparison:
         return self.report.kv_cache_bytes / GIB / self.logged.kv_cache_gib - 1
 
     @property
+    def weights_error(self) -> float | None:
+        """Relative error of the fit's weights per GPU vs vLLM's "Model loading took X GiB"."""
+        if not self.logged.weights_gib:
+            return None
+        return self.report.weights_bytes_per_gpu / GIB / self.logged.weights_gib - 1
+
+    @property
     def token_error(self) -> float | None:
         if not self.logged.kv_cache_tokens:
             return None
@@ -67,11 +74,14 @@ def settings_from_args(args: list[str]) -> LaunchSettings:
     flags = {"--gpu-memory-utilization": ("gpu_memory_utilization", float), "--max-model-len": ("max_model_len", int),
              "--max-num-seqs": ("max_num_seqs", int), "--max-num-batched-tokens": ("max_num_batched_tokens", int),
              "--kv-cache-dtype": ("kv_cache_dtype", str), "--quantization": ("quantization", str),
-             "--tensor-parallel-size": ("tensor_parallel_size", int)}
+             "--tensor-parallel-size": ("tensor_parallel_size", int), "--max-loras": ("max_loras", int),
+             "--max-lora-rank": ("max_lora_rank", int)}
     i = 0
     while i < len(args):
         if args[i] == "--enforce-eager":
             values["enforce_eager"] = True
+        elif args[i] == "--enable-lora":
+            values.setdefault("max_loras", 1)  # vLLM's default: one slot (of rank 16, LaunchSettings' default too)
         elif args[i] in flags:
             key, kind = flags[args[i]]
             values[key] = kind(args[i + 1])

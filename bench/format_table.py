@@ -1,0 +1,102 @@
+"""Write llmdesk/core/fit/format_measurements.json from the GPU host's #21 runs (no GPU needed):
+
+    python bench/format_table.py --speed docs/gpu-runs/<run>/format-speed --runs tests/data/vllm-runs \\
+        --out llmdesk/core/fit/format_measurements.json
+
+--speed: bench/format_speed.py's folder (format-speed.json and each server's log): output tokens/s at
+1 and 64 requests and the kernels vLLM picked. --runs: fit-run records (NAME.json + NAME.log from
+tests/gpu/fit_runs.py) of the same card: the kernels of the formats without a speed run. Each format is
+named the way the fit names it (detect_format on the checkpoint's config), so the fit finds its row.
+The card's compute capability comes from the records. An existing entry for another capability is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "gpu"))
+
+from llmdesk.core.fit.format_measurements import format_id  # noqa: E402
+from llmdesk.core.fit.quant import detect_format  # noqa: E402
+from llmdesk.core.fit.vllm_kernel_log import kernel_choices  # noqa: E402
+
+SHAPE = "Llama-3.1-8B"
+
+
+def speed_format_id(name: str) -> str:
+    """format_speed.py's names (bf16, fp8, awq, gptq4, w8a8) as the fit names them."""
+    if name == "bf16":
+        return format_id(detect_format({"torch_dtype": "bfloat16"}))
+    from make_quant_checkpoint import quantization_config
+
+    quant, dtype = quantization_config(name)
+    return format_id(detect_format({"quantization_config": quant, "torch_dtype": dtype}))
+
+
+def from_speed(folder: Path) -> tuple[dict, dict]:
+    """(card facts, format id -> {kernels, tokens_per_s}) of one format_speed.py run."""
+    run = json.loads((folder / "format-speed.json").read_text())
+    formats = {}
+    for name, entry in run["formats"].items():
+        if "c1" not in entry or "c64" not in entry:  # a format that did not run: no speed row
+            continue
+        formats[speed_format_id(name)] = {
+            "kernels": [k for k, _ in entry.get("kernels", [])],
+            "tokens_per_s": {"1": round(entry["c1"]["output_throughput"], 1),
+                             "64": round(entry["c64"]["output_throughput"], 1)},
+            "measured_as": name}
+    return {"card": run["gpu"], "date": run["date"]}, formats
+
+
+def from_runs(folder: Path, card: str) -> tuple[str | None, dict]:
+    """(compute capability "9.0", format id -> {kernels}) of the fit-run records made on `card`."""
+    capability, formats = None, {}
+    for record_path in sorted(folder.glob("*.json")):
+        record = json.loads(record_path.read_text())
+        if record.get("gpu", {}).get("name") != card:
+            continue
+        capability = ".".join(map(str, record["gpu"]["compute_capability"]))
+        log = record_path.with_suffix(".log")
+        kernels = [c.kernel for c in kernel_choices(log.read_text(errors="replace"))] if log.exists() else []
+        fmt = detect_format(record["config"])
+        if kernels and fmt.vllm_quantization and not (record.get("args") and "--quantization" in record["args"]):
+            formats.setdefault(format_id(fmt), {"kernels": kernels, "measured_as": record["name"]})
+    return capability, formats
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--speed", required=True, type=Path)
+    ap.add_argument("--runs", type=Path, help="fit-run records of the same card (kernels of more formats)")
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--capability", help="the card's compute capability, e.g. 9.0, when no record names it")
+    a = ap.parse_args()
+    card, formats = from_speed(a.speed)
+    capability = a.capability
+    if a.runs:
+        found, kernels_only = from_runs(a.runs, card["card"])
+        capability = capability or found
+        for key, entry in kernels_only.items():
+            formats.setdefault(key, entry)
+    if not capability:
+        raise SystemExit("no record names the card's compute capability: pass --capability")
+    table = json.loads(a.out.read_text()) if a.out.exists() else {}
+    table = table if isinstance(table, dict) else {}
+    table["source"] = ("bench/format_table.py from bench/format_speed.py (speed, kernels) and tests/gpu/fit_runs.py "
+                       "records (kernels), vLLM 0.26.0")
+    table.setdefault("capabilities", {})[capability] = {**card, "shape": SHAPE, "formats": dict(sorted(formats.items()))}
+    a.out.write_text(json.dumps(table, indent=1, ensure_ascii=False) + "\n")
+    for key, entry in sorted(formats.items()):
+        speed = entry.get("tokens_per_s", {})
+        print(f"{key:<18} {', '.join(entry['kernels']) or '(no kernel line)':<60} "
+              f"c1 {speed.get('1', '—')}  c64 {speed.get('64', '—')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
