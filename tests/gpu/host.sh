@@ -20,6 +20,9 @@
 #   bash tests/gpu/host.sh quant-wait      # then this, once per call, until it says done
 #   bash tests/gpu/host.sh speed-start     # #21: output tokens/s per format of the 8B shape at c=1 and 64
 #   bash tests/gpu/host.sh speed-wait      # then this, once per call, until it says done
+#   bash tests/gpu/host.sh arch-start      # #21: vLLM on random-weight gpt-oss-20b (MXFP4), Gemma 3 1B, DeepSeek-V2-Lite,
+#                                          # Mixtral-8x7B and Mistral-7B-v0.1 checkpoints (tests/gpu/make_arch_model.py)
+#   bash tests/gpu/host.sh arch-wait [LIMIT_S]   # then this, once per call, until it says done
 #
 # Background work is started with setsid so that it outlives the command that started it; the host
 # keeps it only while it is held (the next command must follow within about 30 s).
@@ -78,7 +81,36 @@ quant_list() {  # gpu port formats...: each format made from the 8B shape, start
   touch $WORK/quant-gpu$gpu.done
 }
 
+arch_list() {  # presets...: each made under $WORK/a-PRESET with the tiny model's tokenizer, started on GPU 0, deleted
+  for preset in "$@"; do
+    python3 tests/gpu/make_arch_model.py --preset "$preset" --tokenizer-from $M/tiny --out $WORK/a-$preset \
+      > $WORK/arch-runs/make-$preset.json 2>&1
+    CUDA_VISIBLE_DEVICES=0 python3 tests/gpu/fit_runs.py --port 8011 --out $WORK/arch-runs \
+      "arch-$preset=$WORK/a-$preset,--max-model-len,8192"
+    rm -rf $WORK/a-$preset  # 2-6.3 GB each: one at a time on the host's disk
+  done
+}
+
 case "${1:-}" in
+  arch-start)  # #21: real vLLM on the five architectures' random-weight checkpoints, one after another on GPU 0
+    kill_vllm
+    rm -rf $WORK/arch-runs $WORK/arch.done
+    mkdir -p $WORK/arch-runs
+    export -f arch_list
+    export M WORK
+    setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models tiny && \
+      arch_list gpt-oss-20b gemma3-1b deepseek-v2-lite mixtral-8x7b mistral-7b-v0.1; touch $WORK/arch.done" \
+      > $WORK/arch.log 2>&1 < /dev/null &
+    sleep 5
+    ;;
+  arch-wait)
+    t0=$SECONDS
+    while [ ! -f $WORK/arch.done ] && [ $((SECONDS - t0)) -lt "${2:-560}" ]; do sleep 2; done
+    [ -f $WORK/arch.done ] || echo "arch runs not finished after ${2:-560} s"
+    tail -20 $WORK/arch.log
+    ls -la $WORK/arch-runs
+    tar -czf "$OUT/arch-runs.tgz" -C $WORK arch-runs
+    ;;
   quant-start)  # #21: every quantized format and two LoRA settings on the 8B shape, one GPU (or two: QUANT_GPUS=2)
     kill_vllm
     rm -rf $WORK/quant-runs $WORK/quant-gpu*.done
