@@ -193,12 +193,6 @@ def test_the_fits_weight_estimate_before_download_matches_the_written_bytes(pres
         cut = maker.cut_config(config, layers)
         exact = sum(map(maker.nbytes, maker.plan(preset, cut)))
         estimate = estimate_weights(cut, detect_format(cut))
-        if preset == "gpt-oss-20b" and abs(estimate / exact - 1) > 0.002:
-            pytest.xfail(f"the fit's MXFP4 estimate is {estimate / exact - 1:+.2%} off the published layout at "
-                         f"{layers} layers ({estimate} vs {exact} B): it prices the attention projections at MXFP4's "
-                         "4.25 bits, but the checkpoint keeps them in bf16 (modules_to_not_convert: "
-                         "model.layers.*.self_attn), and it leaves out the bf16 biases and sinks; MXFP4 in the fit is "
-                         "being worked on")
         assert estimate / exact - 1 == pytest.approx(0, abs=0.002), (layers, estimate, exact)
 
 

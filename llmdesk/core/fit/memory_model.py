@@ -440,10 +440,10 @@ def weights_for_format(model: ModelSpec, fmt: QuantFormat) -> int:
         return model.weights_bytes // 2  # vLLM loads float32 checkpoints in 16 bits (--dtype auto)
     if not fmt.online:
         return model.weights_bytes
-    from llmdesk.core.fit.parameters import split_parameters
+    from llmdesk.core.fit.parameters import quantized_split
 
-    linear, other = split_parameters(model.geometry)
-    return int(linear * fmt.bytes_per_weight + other * model.geometry.dtype_bytes)
+    quantized, kept = quantized_split(model.geometry, fmt.experts_only)
+    return int(quantized * fmt.bytes_per_weight + kept * model.geometry.dtype_bytes)
 
 
 def suggested_vllm_args(report: FitReport, settings: LaunchSettings, fmt: QuantFormat,

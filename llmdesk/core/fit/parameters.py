@@ -47,7 +47,35 @@ def split_parameters(g: ModelGeometry) -> tuple[int, int]:
     norms = (norms_per_layer * g.num_layers + 1) * g.hidden_size
     if g.model_type.startswith(("qwen3", "gemma3", "olmo2")):  # per-head q and k norms
         norms += g.num_layers * 2 * g.head_dim
-    return linear, embeddings + norms + router
+    return linear, embeddings + norms + router + _gpt_oss_extras(g)
+
+
+def routed_expert_parameters(g: ModelGeometry) -> int:
+    """The MoE routed experts' linear parameters: what experts-only formats (gpt-oss's MXFP4) quantize."""
+    if g.moe is None:
+        return 0
+    moe = g.moe
+    return (g.num_layers - moe.first_dense_layers) * moe.num_experts * 3 * g.hidden_size * moe.expert_intermediate_size
+
+
+def quantized_split(g: ModelGeometry, experts_only: bool) -> tuple[int, int]:
+    """(parameters a format quantizes, parameters it keeps 16-bit)."""
+    linear, other = split_parameters(g)
+    if not experts_only:
+        return linear, other
+    experts = routed_expert_parameters(g)
+    return experts, linear - experts + other
+
+
+def _gpt_oss_extras(g: ModelGeometry) -> int:
+    """gpt-oss's 16-bit extras per layer: expert biases (gate_up and down), router and o_proj biases, attention
+    sinks (openai/gpt-oss-20b's index: tests/data/arch)."""
+    if g.model_type != "gpt_oss" or g.moe is None:
+        return 0
+    moe = g.moe
+    per_layer = moe.num_experts * (2 * moe.expert_intermediate_size + g.hidden_size) + moe.num_experts \
+        + g.hidden_size + g.num_attention_heads
+    return g.num_layers * per_layer
 
 
 def total_parameters(g: ModelGeometry) -> int:

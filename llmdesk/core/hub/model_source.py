@@ -20,7 +20,7 @@ from llmdesk.core.base.errors import BadInput, Problem
 from llmdesk.core.fit.architectures import close_architectures, is_served_by_vllm
 from llmdesk.core.fit.memory_model import ModelSpec
 from llmdesk.core.fit.model_config import BadModelConfig, geometry_from_config
-from llmdesk.core.fit.parameters import split_parameters
+from llmdesk.core.fit.parameters import quantized_split
 from llmdesk.core.fit.quant import QuantFormat, detect_format
 from llmdesk.core.hub.access import check_repo_id, hub_errors, hub_token
 
@@ -193,10 +193,8 @@ def spec_from_hub(repo_id: str, *, token: str | None = None) -> ModelSpec:
 
 
 def estimate_weights(config: Mapping[str, Any], fmt: QuantFormat) -> int:
-    geometry = geometry_from_config(config)
-    linear, other = split_parameters(geometry)
-    unquantized = fmt.unquantized_bytes_per_weight
-    return int(linear * fmt.bytes_per_weight + other * unquantized)
+    quantized, kept = quantized_split(geometry_from_config(config), fmt.experts_only)
+    return int(quantized * fmt.bytes_per_weight + kept * fmt.unquantized_bytes_per_weight)
 
 
 def safetensors_tensor_bytes(path: Path) -> int:
