@@ -47,6 +47,8 @@ def split_parameters(g: ModelGeometry) -> tuple[int, int]:
     norms = (norms_per_layer * g.num_layers + 1) * g.hidden_size
     if g.model_type.startswith(("qwen3", "gemma3", "olmo2")):  # per-head q and k norms
         norms += g.num_layers * 2 * g.head_dim
+    if g.mla is not None:  # MLA's latent norms: kv_a_layernorm, and q_a_layernorm with a q LoRA
+        norms += g.num_layers * (g.mla.kv_lora_rank + (g.mla.q_lora_rank or 0))
     return linear, embeddings + norms + router + _gpt_oss_extras(g)
 
 
