@@ -79,7 +79,7 @@ def choose_gpus(name: str, count: int | None, tensor_parallel_size: int | None):
     return list(scan.gpus[:count] if count else scan.gpus)
 
 
-ALLOWANCE_LABELS = {"activation_peak": "Activation peak", "non_torch": "Non-torch memory", "cuda_graphs": "CUDA graphs",
+ALLOWANCE_LABELS = {"activation_peak": "Activation peak", "non_torch": "Non-torch memory", "cuda_graphs": "CUDA graphs", "rope_tables": "RoPE tables",
                     "lora": "LoRA adapters"}
 
 

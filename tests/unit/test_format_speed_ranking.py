@@ -159,3 +159,10 @@ def test_the_fit_panel_shows_the_measured_line_and_the_ranking_note(qtbot, monke
     texts = [w.text() for w in panel.findChildren(QLabel)]
     assert any(t.startswith("BF16 — Bf16 kernel; Llama-3.1-8B shape") for t in texts)
     assert "! Ranked lower: BF16 gives 0.59×" in panel.notes.text() and not panel.notes.isHidden()
+
+
+def test_a_much_slower_format_moves_only_behind_the_faster_one_not_behind_unmeasured_ones(monkeypatch):
+    use(monkeypatch, table({"bf16:16": (100, 3000), "ct-fp8:8": (170, 4200)}))  # GPTQ and AWQ: not measured
+    ranked, pick = rank_variants(four())
+    assert ids(ranked) == ["q/fp8", "q/bf16", "q/awq", "q/gptq4"] and pick.repo_id == "q/fp8"
+    assert ranked[2].rank_note == ranked[3].rank_note == ""

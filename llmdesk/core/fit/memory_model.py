@@ -40,7 +40,14 @@ DEFAULT_GPU_MEMORY_UTILIZATION = 0.92  # vLLM 0.25.1–0.27.1
 ACTIVATION_BASE = 0.1 * GIB  # torch.compile and sampler workspaces, seen even on a 5 M-parameter model
 LOGITS_BYTES = 4  # the sampler's dummy run holds fp32 logits for max_num_seqs rows
 MLP_PEAK_FACTOR = 4  # × batched tokens × intermediate size × 2 bytes: gate/up, activation, down in flight
-MOE_PEAK_FACTOR = 10.3  # × batched tokens × experts per token × hidden × 2 bytes (one MoE shape so far)
+# MoE peak: these × batched tokens × experts per token × (hidden, expert MLP width) × 2 bytes. Solved from two
+# shapes on vLLM's older runner, Qwen3-30B-A3B's (hidden 2048, experts 768 wide) and Mixtral-8x7B's (4096, 14336):
+# the fused-MoE caches grow with both widths.
+MOE_PEAK_FACTOR = 9.86
+MOE_EXPERT_PEAK_FACTOR = 1.23
+# The MoE architectures on vLLM's new runner peaked at about half that: DeepSeek-V2-Lite, 1.09 GiB logged against
+# 2.11 (one record, #21; a second new-runner shape, Qwen2-MoE, would check it).
+NEW_RUNNER_MOE_PEAK_SHARE = 0.49
 NON_TORCH_TP1 = 0.22 * GIB  # CUDA context and library workspaces: 0.22–0.23 GiB on every H100/H200 run
 NON_TORCH_TP = 0.6 * GIB  # + NCCL buffers with tensor parallelism (llm-d's v0.11 table: 0.54–0.55)
 # CUDA graphs at 512 capture sizes, seen: 0.15 GiB (4 layers) … 0.98 GiB (32 layers).
@@ -208,13 +215,35 @@ def kv_bytes_per_token_per_layer(geometry: ModelGeometry, dtype_bytes: float, tp
     return 2 * kv_heads_per_gpu(geometry, tp) * geometry.head_dim * dtype_bytes
 
 
+def rope_table_bytes(geometry: ModelGeometry) -> int:
+    """What vLLM's "Model loading took" counts beyond the checkpoint: each RoPE's cos/sin table over every
+    position (rotary_embedding/base.py). Sized as float32, which the #21 records bear out (Llama, Gemma 3,
+    DeepSeek MLA, Mixtral: 45-100 MiB above the checkpoint, within ±2% of the loaded figure with this term);
+    Gemma 3 keeps two (local and global)."""
+    dim = geometry.mla.qk_rope_head_dim if geometry.mla is not None else geometry.head_dim
+    tables = 2 if geometry.model_type.startswith("gemma3") else 1
+    return tables * geometry.max_position_embeddings * dim * 4
+
+
+def kv_layer_slots(geometry: ModelGeometry) -> tuple[int, int]:
+    """(full, sliding) layers as vLLM's hybrid KV-cache manager lays them out: with both kinds, each kind is cut
+    into groups of one size (the smaller count, or the larger when it is under 1.5× the smaller) and the last
+    group padded with empty layers that take memory all the same (vllm/v1/core/kv_cache_utils.py,
+    "Add N padding layers"): Gemma 3 1B's 22 sliding + 4 full take 24 + 4."""
+    full, sliding = geometry.full_layers, geometry.sliding_layers
+    if not full or not sliding:
+        return full, sliding
+    group = max(full, sliding) if max(full, sliding) < 1.5 * min(full, sliding) else min(full, sliding)
+    return math.ceil(full / group) * group, math.ceil(sliding / group) * group
+
+
 def request_kv_bytes(geometry: ModelGeometry, per_layer: float, length: int, batched_tokens: int) -> int:
     """KV bytes one request of `length` tokens holds on one GPU, in whole blocks per layer."""
-    full_blocks = math.ceil(length / BLOCK_SIZE)
-    total = geometry.full_layers * full_blocks
-    if geometry.sliding_layers:
+    full_layers, sliding_layers = kv_layer_slots(geometry)
+    total = full_layers * math.ceil(length / BLOCK_SIZE)
+    if sliding_layers:
         window_tokens = min(geometry.sliding_window - 1 + batched_tokens, length)
-        total += geometry.sliding_layers * (math.ceil(window_tokens / BLOCK_SIZE) + 1)
+        total += sliding_layers * (math.ceil(window_tokens / BLOCK_SIZE) + 1)
     return int(total * BLOCK_SIZE * per_layer)
 
 
@@ -237,7 +266,11 @@ def activation_peak(geometry: ModelGeometry, tp: int, max_num_seqs: int, batched
     """The profiling run's peak: the larger of the MLP (or MoE) activations of one batch of
     `batched_tokens` and the sampler's fp32 logits for `max_num_seqs` rows, plus workspaces."""
     if geometry.moe is not None:
-        mlp = MOE_PEAK_FACTOR * batched_tokens * geometry.moe.experts_per_token * geometry.hidden_size * 2
+        moe = geometry.moe
+        mlp = batched_tokens * moe.experts_per_token * 2 * (
+            MOE_PEAK_FACTOR * geometry.hidden_size + MOE_EXPERT_PEAK_FACTOR * moe.expert_intermediate_size / tp)
+        if geometry.architecture in NEW_RUNNER_MOE_ARCHITECTURES:
+            mlp *= NEW_RUNNER_MOE_PEAK_SHARE
     else:
         mlp = MLP_PEAK_FACTOR * batched_tokens * geometry.intermediate_size * 2 / tp
     logits = max_num_seqs * geometry.vocab_size * LOGITS_BYTES
@@ -247,11 +280,18 @@ def activation_peak(geometry: ModelGeometry, tp: int, max_num_seqs: int, batched
                                 f"{max_num_seqs} sequences, plus workspaces")
 
 
+# MoE architectures vLLM 0.26 runs on its new model runner all the same (vllm/config/vllm.py,
+# DEFAULT_V2_MODEL_RUNNER_ARCHITECTURES).
+NEW_RUNNER_MOE_ARCHITECTURES = frozenset({"DeepseekV2ForCausalLM", "GraniteMoeForCausalLM", "InklingForCausalLM",
+                                          "LongcatFlashNgramForCausalLM", "Qwen2MoeForCausalLM"})
+
+
 def graphs_taken_from_kv(geometry: ModelGeometry) -> bool:
-    """vLLM 0.26 runs dense decoders on its new model runner, which captures CUDA graphs after
-    sizing the KV cache; MoE models still go through the older runner, which first estimates the
-    graphs' memory and takes it from the KV cache (seen: "Estimated CUDA graph memory" only there)."""
-    return geometry.moe is not None
+    """vLLM 0.26 runs dense decoders (and a few MoE architectures) on its new model runner, which captures CUDA
+    graphs after sizing the KV cache; other MoE models still go through the older runner, which first estimates
+    the graphs' memory and takes it from the KV cache (seen: "CUDA graph memory profiling is enabled" only there;
+    DeepSeek-V2-Lite and Mixtral records of #21)."""
+    return geometry.moe is not None and geometry.architecture not in NEW_RUNNER_MOE_ARCHITECTURES
 
 
 def cuda_graph_allowance(geometry: ModelGeometry, max_num_seqs: int, enforce_eager: bool) -> Allowance:
@@ -325,6 +365,8 @@ def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings
             "activation_peak": activation_peak(geometry, tp, seqs, batched),
             "non_torch": Allowance(int(NON_TORCH_TP1 if tp == 1 else NON_TORCH_TP),
                                    "CUDA context and library workspaces" + (", NCCL buffers" if tp > 1 else "")),
+            "rope_tables": Allowance(rope_table_bytes(geometry), "RoPE cos/sin tables for every position, built "
+                                     "while the weights load"),
         }
         if settings.max_loras:
             lora = lora_buffer_bytes(geometry, settings.max_loras, settings.max_lora_rank, tp)

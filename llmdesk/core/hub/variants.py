@@ -257,7 +257,7 @@ def rank_variants(variants: Sequence[Variant]) -> tuple[list[Variant], Variant |
     Remaining ties: the base, then lineage, then name matches, then the repo id.
     Speed, where measured for these GPUs' generation (format_measurements): among variants with the
     same verdict and context, one that runs much slower than another (below MUCH_SLOWER of its output
-    tokens/s at 1 or at 64 requests) goes after those that are not, with a rank_note saying so; when
+    tokens/s at 1 or at 64 requests) goes right after the first such faster one, with a rank_note; when
     every one is much slower than some other (each format wins at one load), the order stays and
     the notes say what each trades.
 
@@ -319,7 +319,14 @@ def _by_speed(run: list[Variant]) -> list[Variant]:
         passed = [v for v in run[:run.index(fast[0])] if id(v) in slow_ids]
         noted[id(fast[0])] = replace(fast[0], rank_note=(
             f"Ranked ahead of {_names(passed)}: more precise, but much slower on these GPUs ({_measured(passed[0])})."))
-    return [noted.get(id(v), v) for v in (fast + slow if fast else run)]
+    if not fast:
+        return [noted.get(id(v), v) for v in run]
+    # each much slower one right after the first faster one it was measured against; the rest keep their order
+    place = {id(v): (run.index(v), 0, 0) for v in fast}
+    for v in slow:
+        faster = much_slower(v, fast)
+        place[id(v)] = (run.index(faster[2]), 1, run.index(v)) if faster else (len(run), 1, run.index(v))
+    return [noted.get(id(v), v) for v in sorted(run, key=lambda v: place[id(v)])]
 
 
 def _ratio(v: Variant, w: Variant, concurrency: int) -> float | None:

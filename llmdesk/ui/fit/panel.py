@@ -33,7 +33,9 @@ SEGMENT_LABELS = {"weights": "Weights", "activation_peak": "Activation peak", "n
 
 def memory_segments(report: FitReport) -> list[tuple[str, int]]:
     """(segment, bytes) across one GPU's memory, in the order vLLM fills it."""
-    segments = [("weights", report.weights_bytes_per_gpu)]
+    # the RoPE tables load with the weights and are counted with them, as vLLM's "Model loading took" does
+    rope = report.allowances["rope_tables"].bytes if "rope_tables" in report.allowances else 0
+    segments = [("weights", report.weights_bytes_per_gpu + rope)]
     for key in ("activation_peak", "non_torch", "lora"):
         if key in report.allowances:
             segments.append((key, report.allowances[key].bytes))
