@@ -1,5 +1,6 @@
 """Models page, Find tab: type a query, pick a model, see its variants judged, download one, cancel."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,34 @@ def test_search_filters_reach_the_query(make_window, qtbot, hub):
     page.search.author.setText("Qwen")
     query = page.search.current_query()
     assert (query.min_params, query.max_params, query.author) == (7, None, "Qwen")
+
+
+def test_on_an_h100_the_measured_speed_ranks_fp8_first_and_says_why(make_window, qtbot, hub, tmp_path):
+    """#21: the bundled H100 measurements put the FP8 variant ahead of BF16 (0.59× its speed at one request);
+    the rows, the tooltip and the fit panel say why, and the format line names the kernel vLLM picks."""
+    from PySide6.QtWidgets import QLabel
+
+    window, page = models_page(make_window, qtbot)
+    page.gpu.setCurrentIndex(page.gpu.findData("h100-80gb"))
+    qtbot.keyClicks(page.search.query, "qwen2.5-7b")
+    qtbot.waitUntil(lambda: page.search.results.rowCount() > 0, timeout=10000)
+    ids = [m.repo_id for m in page.search.results.rows]
+    page.search.table.selectRow(ids.index("Qwen/Qwen2.5-7B-Instruct"))
+    view = page.model_view
+    qtbot.waitUntil(lambda: view.variants.recommended is not None and view.variants.rowCount() > 3, timeout=20000)
+    names = [v.repo_id for v in view.variants.rows]
+    pick = view.variants.recommended
+    assert pick.format_label.startswith("FP8") and names[:2] == [pick.repo_id, "Qwen/Qwen2.5-7B-Instruct"]
+    assert view.panel.notes.text().startswith("! Ranked ahead of BF16: more precise, but much slower")
+    texts = [w.text() for w in view.panel.findChildren(QLabel)]
+    assert any("CutlassFP8ScaledMM kernel" in t and "measured 2026-12-06" in t for t in texts)
+    bf16 = view.variants.index(1, 0)
+    assert "Ranked lower: BF16 gives 0.59×" in view.variants.data(bf16, Qt.ItemDataRole.ToolTipRole)
+    view.table.selectRow(1)
+    assert "! Ranked lower: BF16 gives 0.59×" in view.panel.notes.text()
+    view.table.selectRow(0)
+    if os.environ.get("LLMDESK_SHOTS_DIR"):
+        for width, height in ((1440, 900), (1024, 640)):
+            window.resize(width, height)
+            qtbot.wait(200)
+            window.grab().save(str(Path(os.environ["LLMDESK_SHOTS_DIR"]) / f"02-models-h100-variants-{width}.png"))

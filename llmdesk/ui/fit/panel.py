@@ -143,7 +143,8 @@ class FitPanel(QFrame):
             ("Concurrent requests", f"{report.max_concurrency:.1f} at that length"),
             ("KV cache", f"{report.kv_cache_tokens:,} tokens ({format_gib(max(0, report.kv_cache_bytes))}{per_gpu})"),
             ("Weights", f"{format_gib(report.weights_bytes, 2)} — {report.weights_source}"),
-            ("Format", report.quantization + (f" — {line}" if (line := measured_line(report.measured)) else "")),
+            ("Format", report.quantization),
+            *([("Measured", line)] if (line := measured_line(report.measured)) else []),
             ("GPUs", f"{report.tensor_parallel_size}× {report.gpu_name}"),
         ])
         notes = [*report.notes, *([ranking_note] if ranking_note else [])]
@@ -172,6 +173,7 @@ class FitPanel(QFrame):
             key = QLabel(name)
             key.setForegroundRole(QPalette.ColorRole.PlaceholderText)
             text = QLabel(value)
+            text.setWordWrap(True)  # the measured line is a sentence; a narrow window must not cut it
             text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.figures.addWidget(key, row, 0)
             self.figures.addWidget(text, row, 1)

@@ -17,6 +17,7 @@ from llmdesk.ui.hub.search_view import short_count
 from llmdesk.ui.hub.tables import RowsModel, rows_table
 from llmdesk.ui.problems import log_shown
 from llmdesk.ui.tasks import TaskRunner
+from llmdesk.ui.widgets import scroll_area
 
 COLUMNS = ("Variant", "Format", "Size", "Verdict", "Context", "Concurrency")
 
@@ -80,6 +81,7 @@ class ModelView(QWidget):
         self.card.setMaximumHeight(115)
         self.variants = VariantsModel()
         self.table = rows_table(self.variants, stretch=(0, 1))
+        self.table.setMinimumHeight(90)  # three variants at least, the pick among them
         self.variants_status = QLabel()
         self.panel = FitPanel()
         self.download = QPushButton("Download")
@@ -98,7 +100,7 @@ class ModelView(QWidget):
         layout.addWidget(QLabel("<b>Variants</b> — best fit first; ★ is the pick for these GPUs"))
         layout.addWidget(self.table, 1)
         layout.addLayout(actions)
-        layout.addWidget(self.panel)
+        layout.addWidget(scroll_area(self.panel), 1)  # a short window scrolls the fit's details, never squeezes them
         self.table.selectionModel().currentRowChanged.connect(self._variant_chosen)
 
     def show_model(self, repo_id: str) -> None:
