@@ -28,6 +28,7 @@ from llmdesk.core.base.errors import Problem
 from llmdesk.core.fit.memory_model import DEFAULT_GPU_MEMORY_UTILIZATION, FitReport
 from llmdesk.core.fit.lora_memory import LORA_RANKS
 from llmdesk.core.fit.quant import ACCEPTED_QUANTIZATION
+from llmdesk.core.server.lora import RUNTIME_ENV, name_problem
 
 VLLM_ENTRY_MODULE = "vllm.entrypoints.cli.main"
 QUIET_ENDPOINTS = "/health,/metrics"
@@ -110,6 +111,13 @@ class LaunchConfig:
         """The name clients put in "model" (and /v1/models lists first)."""
         return self.served_model_name or self.model
 
+    @property
+    def runtime_lora_updating(self) -> bool:
+        """Adapters may be loaded and unloaded while the server runs (VLLM_ALLOW_RUNTIME_LORA_UPDATING):
+        only with LoRA on, and only for a server on this computer alone or one that requires an API key,
+        since whoever reaches /v1/load_lora_adapter chooses what the server reads from disk or the Hub."""
+        return self.lora_enabled and (is_loopback(self.host) or bool(self.api_key))
+
     def validate(self) -> list[Problem]:
         """Every reason vLLM would refuse this configuration (or the app should), in field order."""
         problems: list[Problem] = []
@@ -178,14 +186,10 @@ class LaunchConfig:
                 bad("Invalid max_loras", f"max_loras is {self.max_loras!r}; it must be at least 1.", "Use 1.")
             seen: set[str] = set()
             for adapter in self.lora_adapters:
-                name = adapter.name.strip()
-                if not name or "=" in adapter.name or any(c.isspace() for c in adapter.name):
-                    bad("Invalid LoRA adapter name",
-                        f"The adapter name {adapter.name!r} must be non-empty, without spaces or '='.",
-                        "Give the adapter a short name such as 'sql-lora'.")
-                elif name in seen:
-                    bad("Duplicate LoRA adapter name", f"Two adapters are called {name!r}.",
-                        "Give each adapter its own name.")
+                name = adapter.name
+                problem = name_problem(name, base_names=(self.api_model_name,), taken=seen)
+                if problem is not None:
+                    problems.append(problem)
                 seen.add(name)
                 if not adapter.path.strip():
                     bad("LoRA adapter without a path", f"The adapter {adapter.name!r} has no path.",
@@ -279,7 +283,7 @@ def build_vllm_command(config: LaunchConfig, python: str) -> list[str]:
     if config.lora_enabled:
         argv.append("--enable-lora")
         if config.lora_adapters:
-            argv += ["--lora-modules", *(f"{a.name}={a.path}" for a in config.lora_adapters)]
+            argv += ["--lora-modules", *(_lora_module(a) for a in config.lora_adapters)]
         if config.max_loras != 1:
             argv += ["--max-loras", str(config.max_loras)]
         if config.max_lora_rank != 16:
@@ -311,6 +315,9 @@ def child_environment(config: LaunchConfig, base: Mapping[str, str], *, hf_token
         env["VLLM_API_KEY"] = config.api_key
     if config.use_flashinfer_sampler is not None:
         env["VLLM_USE_FLASHINFER_SAMPLER"] = "1" if config.use_flashinfer_sampler else "0"
+    env.pop(RUNTIME_ENV, None)  # never inherited: only where runtime_lora_updating says so
+    if config.runtime_lora_updating:
+        env[RUNTIME_ENV] = "1"
     return env
 
 
@@ -382,6 +389,14 @@ def config_from_fit(model: str, report: FitReport, **overrides: Any) -> LaunchCo
         raise TypeError(f"config_from_fit got unknown LaunchConfig fields: {', '.join(sorted(unknown))}")
     values.update(overrides)
     return LaunchConfig(model=model, **values)
+
+
+def _lora_module(adapter: LoraAdapter) -> str:
+    """One --lora-modules value: vLLM 0.26 reads ``name=path`` only without ',' and with one '=' (else it
+    parses the value as JSON), so a path holding either goes in the JSON form."""
+    if "=" in adapter.path or "," in adapter.path:
+        return json.dumps({"name": adapter.name, "path": adapter.path})
+    return f"{adapter.name}={adapter.path}"
 
 
 def _is_int(value: object) -> bool:
