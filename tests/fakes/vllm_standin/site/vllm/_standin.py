@@ -814,6 +814,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {"count": n, "max_model_len": self.s.max_model_len,
                              "tokens": [(7 * k + 8187) % 8192 for k in range(n)], "token_strs": None})
             return
+        if path in ("/v1/messages", "/v1/responses"):  # Anthropic-style and Responses API: _standin_tools.py
+            from vllm import _standin_tools
+
+            _standin_tools.handle(self, path, raw)
+            return
         if path not in ("/v1/chat/completions", "/v1/completions"):
             self._send(404, {"detail": "Not Found"})
             return
