@@ -32,6 +32,11 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kv-cache-dtype", default="auto", metavar="D")
     parser.add_argument("--enforce-eager", action="store_true")
     parser.add_argument("--trust-remote-code", action="store_true")
+    parser.add_argument("--tool-call-parser", default="auto", metavar="NAME|auto|none",
+                        help="tool calling (--enable-auto-tool-choice with this parser); auto: the parser of the "
+                             "model's family when its chat template takes tools (default auto; see docs/tools.md)")
+    parser.add_argument("--reasoning-parser", default="auto", metavar="NAME|auto|none",
+                        help="split the model's reasoning into its own field; auto: the model family's (default auto)")
     parser.add_argument("--runtime", metavar="PYTHON", help="a Python with vLLM, used as it is")
     parser.add_argument("--timeout", type=number(0, 86_400, above=True), default=900, metavar="S", help="seconds to wait for ready")
 
@@ -104,7 +109,7 @@ def build_config(args: argparse.Namespace):
         max_model_len=max_model_len, max_num_seqs=args.max_num_seqs,
         tensor_parallel_size=args.tensor_parallel_size, quantization=args.quantization,
         kv_cache_dtype=args.kv_cache_dtype, enforce_eager=args.enforce_eager,
-        trust_remote_code=args.trust_remote_code, extra_args=tuple(args.extra_args))
+        trust_remote_code=args.trust_remote_code, extra_args=tuple(args.extra_args), **parser_fields(args))
     problems = config.validate()
     if problems:
         first = problems[0]
@@ -304,6 +309,49 @@ def _failed(status, sup) -> int:
         lines.append(f"  full log: {sup.log_path}")
     print("\n".join(lines), file=sys.stderr, flush=True)
     return EXIT_FAILURE
+
+
+def parser_fields(args: argparse.Namespace) -> dict:
+    """LaunchConfig's tool_call_parser / enable_auto_tool_choice / reasoning_parser from --tool-call-parser
+    and --reasoning-parser: "auto" reads the model's config and chat template (or the --chat-template file
+    among the vLLM arguments) on this computer, "none" leaves the flag out, a name is checked against
+    vLLM 0.26's. A parser flag among the vLLM arguments already decides its kind: auto adds nothing."""
+    from llmdesk.core.hub.chat_template import chat_facts
+    from llmdesk.core.server.tool_parsers import AUTO, TEMPLATE_NO_TOOLS, choose, match_parsers
+
+    tool_value = getattr(args, "tool_call_parser", None) or AUTO
+    reasoning_value = getattr(args, "reasoning_parser", None) or AUTO
+    extra = [a.split("=", 1)[0] for a in getattr(args, "extra_args", [])]
+    if "--tool-call-parser" in extra and tool_value.lower() == AUTO:
+        tool_value = "none"
+    if "--reasoning-parser" in extra and reasoning_value.lower() == AUTO:
+        reasoning_value = "none"
+    auto = AUTO in (tool_value.lower(), reasoning_value.lower())
+    match = None
+    if auto or tool_value.lower() != "none":  # a named parser is checked against the template too
+        template_file = _flag_value(list(getattr(args, "extra_args", [])), "--chat-template")
+        if template_file and not os.path.isfile(os.path.expanduser(template_file)):
+            template_file = None  # "tool_use" or a template given inline: the model's own is not it, unknown
+        facts = chat_facts(args.source, chat_template_file=template_file)
+        match = match_parsers(**facts.match_args())
+    tool = choose("tool", tool_value, match.auto_tool_call_parser if match else None)
+    reasoning = choose("reasoning", reasoning_value, match.reasoning_parser if match else None)
+    if match is not None and match.family and auto:
+        for line in (match.summary(), *match.notes):
+            print(f"note: {line}", file=sys.stderr)
+    if match is not None and tool and tool_value.lower() != AUTO and match.template == TEMPLATE_NO_TOOLS:
+        print(f"warning: {tool} is set, but the model's chat template never uses the tool list: the model "
+              "will not see the tools (pass a tool-capable --chat-template after --).", file=sys.stderr)
+    return {"tool_call_parser": tool, "enable_auto_tool_choice": tool is not None, "reasoning_parser": reasoning}
+
+
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 __all__ = ["EXIT_BAD_INPUT", "register", "run"]

@@ -29,6 +29,7 @@ from llmdesk.core.fit.memory_model import DEFAULT_GPU_MEMORY_UTILIZATION, FitRep
 from llmdesk.core.fit.lora_memory import LORA_RANKS
 from llmdesk.core.fit.quant import ACCEPTED_QUANTIZATION
 from llmdesk.core.server.lora import RUNTIME_ENV, name_problem
+from llmdesk.core.server.tool_parsers import check_name as parser_name_problem
 
 VLLM_ENTRY_MODULE = "vllm.entrypoints.cli.main"
 QUIET_ENDPOINTS = "/health,/metrics"
@@ -49,7 +50,8 @@ MANAGED_FLAGS = ("--host", "--port", "--served-model-name", "--revision", "--gpu
                  "--max-num-seqs", "--max-num-batched-tokens", "--tensor-parallel-size", "-tp", "--dtype",
                  "--quantization", "-q", "--kv-cache-dtype", "--enable-prefix-caching",
                  "--no-enable-prefix-caching", "--enforce-eager", "--trust-remote-code", "--enable-lora",
-                 "--lora-modules", "--max-loras", "--max-lora-rank", "--allowed-origins", "--model")
+                 "--lora-modules", "--max-loras", "--max-lora-rank", "--allowed-origins", "--model",
+                 "--enable-auto-tool-choice", "--tool-call-parser", "--reasoning-parser")
 LOCAL_ORIGINS = ("http://localhost", "http://127.0.0.1")
 # Child environment: no telemetry, plain unbuffered lines, NVML numbering of GPUs.
 FIXED_ENV = {
@@ -101,6 +103,10 @@ class LaunchConfig:
     # not installed, vllm.md §5.7), True sets it to 1.
     use_flashinfer_sampler: bool | None = None
     extra_args: tuple[str, ...] = ()
+    # Tool calls and reasoning (server/tool_parsers.py): names vLLM 0.26 registers, checked by validate().
+    tool_call_parser: str | None = None  # -> --enable-auto-tool-choice --tool-call-parser NAME
+    enable_auto_tool_choice: bool = False  # also turned on by giving tool_call_parser (vLLM uses no parser without it)
+    reasoning_parser: str | None = None  # -> --reasoning-parser NAME
 
     @property
     def lora_enabled(self) -> bool:
@@ -205,6 +211,15 @@ class LaunchConfig:
                     f"tensor_parallel_size {self.tensor_parallel_size} needs {self.tensor_parallel_size} GPUs, "
                     f"but only {len(self.cuda_devices)} are selected.",
                     f"Select {self.tensor_parallel_size} GPUs, or lower tensor_parallel_size.")
+        if self.tool_call_parser is not None and (problem := parser_name_problem("tool", self.tool_call_parser)):
+            problems.append(problem)
+        if self.reasoning_parser is not None and (problem := parser_name_problem("reasoning", self.reasoning_parser)):
+            problems.append(problem)
+        if self.enable_auto_tool_choice and self.tool_call_parser is None:
+            bad("Auto tool choice needs a tool-call parser",
+                "vLLM 0.26 refuses to start with --enable-auto-tool-choice and no --tool-call-parser.",
+                "Pick the parser of the model's family (auto), or turn tool calling off.")
+        problems += _extra_parser_problems(self.extra_args)
         for arg in self.extra_args:
             flag = _flag_name(arg)
             if flag in REMOVED_FLAGS:
@@ -290,6 +305,10 @@ def build_vllm_command(config: LaunchConfig, python: str) -> list[str]:
             argv += ["--max-lora-rank", str(config.max_lora_rank)]
     if tuple(config.allowed_origins) != ("*",):  # vLLM's default is ["*"]
         argv += ["--allowed-origins", json.dumps(list(config.allowed_origins))]
+    if config.tool_call_parser:  # vLLM loads the parser only with auto tool choice on
+        argv += ["--enable-auto-tool-choice", "--tool-call-parser", config.tool_call_parser]
+    if config.reasoning_parser:
+        argv += ["--reasoning-parser", config.reasoning_parser]
     argv += ["--disable-access-log-for-endpoints", QUIET_ENDPOINTS]
     argv += list(config.extra_args)
     return argv
@@ -397,6 +416,23 @@ def _lora_module(adapter: LoraAdapter) -> str:
     if "=" in adapter.path or "," in adapter.path:
         return json.dumps({"name": adapter.name, "path": adapter.path})
     return f"{adapter.name}={adapter.path}"
+
+
+def _extra_parser_problems(extra_args: tuple[str, ...]) -> list[Problem]:
+    """Parser names in the extra arguments are checked too, unless a plugin that may register others
+    (--tool-parser-plugin, --reasoning-parser-plugin) comes with them."""
+    flags = [_flag_name(a) for a in extra_args]
+    problems = []
+    for i, flag in enumerate(flags):
+        kind, plugin = {"--tool-call-parser": ("tool", "--tool-parser-plugin"),
+                        "--reasoning-parser": ("reasoning", "--reasoning-parser-plugin")}.get(flag, (None, None))
+        if kind is None or plugin in flags:
+            continue
+        arg = extra_args[i]
+        name = arg.split("=", 1)[1] if "=" in arg else (extra_args[i + 1] if i + 1 < len(extra_args) else "")
+        if (problem := parser_name_problem(kind, name)) is not None:
+            problems.append(problem)
+    return problems
 
 
 def _is_int(value: object) -> bool:
