@@ -193,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     config = config_from_args(args, _add_serve_options)
+    config = with_loras(config, args)  # --lora: adapters fetched and checked, slots sized (exit 2 on bad input)
     spec = check_before_launch(config)  # what the fit already knows is refused before vLLM's long start
     python = find_python(args.runtime)
     missing = missing_package_for(config, spec, python)
@@ -211,6 +212,67 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     _add_options(parser)
     parser.add_argument("--print-command", action="store_true",
                         help="print the vLLM command line (and its environment) and start nothing")
+    lora = parser.add_argument_group("LoRA adapters (docs/lora.md)")
+    lora.add_argument("--lora", action="append", metavar="NAME=PATH_OR_REPO",
+                      help="serve a LoRA adapter as model NAME (repeatable): its folder, or a Hub repo id "
+                           "downloaded first; checked against the model before the start")
+    lora.add_argument("--enable-lora", action="store_true", help="LoRA on without adapters at start "
+                                                                 "(load them later: llmdesk lora load)")
+    lora.add_argument("--max-loras", type=whole(1, 1024), metavar="N",
+                      help="adapters in one batch (default: one per --lora)")
+    lora.add_argument("--max-lora-rank", type=whole(1, 512), metavar="R",
+                      help="largest adapter rank (default: the smallest vLLM value that holds the adapters')")
+    lora.add_argument("--lora-any-base", action="store_true",
+                      help="serve adapters that name another base model than the one served")
+
+
+def with_loras(config, args: argparse.Namespace):
+    """The config with serve's LoRA options applied: each --lora's name checked (the argv and the API get
+    it), its source fetched (a Hub repo id is downloaded), its adapter read and checked against vLLM's rules
+    and the model (base model, layers), --max-loras / --max-lora-rank sized from the adapters unless given
+    (a given rank below an adapter's is refused). BadInput (exit 2) for anything vLLM would refuse."""
+    given = getattr(args, "lora", None) or []
+    if not (given or getattr(args, "enable_lora", False) or getattr(args, "max_loras", None)
+            or getattr(args, "max_lora_rank", None)):
+        return config
+    from dataclasses import replace
+
+    from llmdesk.commands.lora import fetch_adapter, model_facts, refuse, say_check
+    from llmdesk.core.server.launch import LoraAdapter
+    from llmdesk.core.server.lora import check_adapter, check_source, lora_slots, name_problem, parse_lora_option, \
+        read_adapter
+
+    pairs: list[tuple[str, str]] = []
+    for text in given:  # every name and source first: a typo is found before any download
+        name, source = parse_lora_option(text)
+        problem = name_problem(name, base_names=(config.api_model_name,), taken=[n for n, _ in pairs])
+        if problem is not None:
+            raise BadInput(problem)
+        check_source(source)
+        pairs.append((name, source))
+    checks = []
+    if pairs:
+        identities, geometry, label = model_facts(config.model, config.served_model_name)
+        for name, source in pairs:
+            info = read_adapter(fetch_adapter(source))
+            checks.append(check_adapter(name, info, identities=identities, geometry=geometry, model_label=label,
+                                        allow_other_base=args.lora_any_base))
+            say_check(checks[-1])
+        refuse(checks)
+    slots = lora_slots([c.info.config.largest_rank for c in checks], max_loras=args.max_loras,
+                       max_lora_rank=args.max_lora_rank)
+    for note in slots.notes:
+        print(f"note: {note}", file=sys.stderr)
+    config = replace(config, enable_lora=True, max_loras=slots.max_loras, max_lora_rank=slots.max_lora_rank,
+                     lora_adapters=tuple(LoraAdapter(c.name, str(c.info.folder)) for c in checks))
+    problems = config.validate()
+    if problems:
+        raise BadInput(problems[0])
+    runtime = ("adapters can be loaded while it runs (llmdesk lora load)" if config.runtime_lora_updating else
+               "loading adapters while it runs is off: it listens beyond this computer without an API key")
+    print(f"LoRA: {len(checks)} adapter{'s' if len(checks) != 1 else ''} at start, --max-loras {slots.max_loras}, "
+          f"--max-lora-rank {slots.max_lora_rank}; {runtime}.", file=sys.stderr)
+    return config
 
 
 def print_command(config, python: str) -> None:

@@ -213,6 +213,8 @@ def test_base_checks_of_folders(tmp_path):
     ids = lora.model_identities(str(anonymous), config={})
     assert lora.check_base(DEMO_BASE, ids).verdict == lora.LIKELY  # the folder's name
     assert lora.check_base("TinyLlama/TinyLlama-1.1B-Chat-v1.0", ids).verdict == lora.UNKNOWN  # nothing to go by
+    # a served name is an alias, no proof: vLLM's /v1/models of a folder it serves as "demo"
+    assert lora.check_base(DEMO_BASE, ("/models/demo", "demo")).verdict == lora.UNKNOWN
     cached = "/c/hub/models--meta-llama--Llama-3.1-8B-Instruct/snapshots/0e9e39f249a16976918f6564b8830bc894c89659"
     assert lora.check_base(DEMO_BASE, lora.model_identities(cached)).verdict == lora.SAME
 

@@ -236,6 +236,12 @@ class Scrape:
 
         return names("running_lora_adapters"), names("waiting_lora_adapters")
 
+    @property
+    def lora_slots(self) -> int | None:
+        """--max-loras of a server with LoRA on (``max_lora`` of ``vllm:lora_requests_info``); None with LoRA off."""
+        series = self.info(LORA_INFO)
+        return _int_label(max(series, key=lambda item: item[1])[0], "max_lora") if series else None
+
 
 def _int_label(labels: Mapping[str, str], key: str) -> int | None:
     try:

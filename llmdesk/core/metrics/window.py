@@ -92,6 +92,7 @@ class MetricsSnapshot:
     server_restarted: bool = False  # counters went back since the previous scrape
     lora_adapters_running: tuple[str, ...] = ()
     lora_adapters_waiting: tuple[str, ...] = ()
+    lora_slots: int | None = None  # --max-loras; None: LoRA off (no vllm:lora_requests_info)
     models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -118,7 +119,7 @@ class MetricsSnapshot:
 SERIES_KEYS = tuple(
     f.name for f in fields(MetricsSnapshot)
     if f.name not in ("time_s", "timestamp", "finished_by_reason", "server_restarted",
-                      "lora_adapters_running", "lora_adapters_waiting", "models"))
+                      "lora_adapters_running", "lora_adapters_waiting", "lora_slots", "models"))
 CSV_COLUMNS = ("time", "timestamp", *SERIES_KEYS, *(f"finished_{r}" for r in FINISH_REASONS),
                "server_restarted")
 
@@ -325,7 +326,7 @@ class MetricsWindow:
             window_s=cur.time - self._times[window] if window < i else None,
             kv_cache_capacity_tokens=cur.kv_cache_capacity_tokens,
             server_restarted=self._restarted[i],
-            lora_adapters_running=running, lora_adapters_waiting=waiting,
+            lora_adapters_running=running, lora_adapters_waiting=waiting, lora_slots=cur.lora_slots,
             models=models, **top)
 
     def _figures(self, i: int, prev: int, smooth: int, window: int, model: str | None) -> dict[str, Any]:

@@ -368,7 +368,8 @@ class BaseCheck:
         return Problem(f"{who} was trained on another model", f"{who} names {self.trained_on} as its base model; "
                        f"{self.text}",
                        "Serve it with the model it was trained for. If the served model is that model under another "
-                       "name, serve anyway with --lora-any-base (Server page: Allow other base models).")
+                       "name, serve it anyway: llmdesk serve --lora-any-base, llmdesk lora load --any-base, or "
+                       "Allow other base models on the Server page.")
 
     def as_dict(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "trained_on": self.trained_on, "text": self.text}
@@ -417,7 +418,7 @@ def check_base(trained_on: str | None, identities: Sequence[str]) -> BaseCheck:
         return BaseCheck(UNKNOWN, None, "The adapter does not say which model it was trained on "
                                         "(no base_model_name_or_path).")
     base = trained_on.strip().rstrip("/")
-    repos = {i.lower() for i in identities if not _is_path(i)}
+    repos = {i.lower() for i in identities if looks_like_repo_id(i)}  # a bare served name proves nothing
     folders = {os.path.realpath(os.path.expanduser(i)) for i in identities if _is_path(i)}
     base_repo = repo_of_cache_path(base) if _is_path(base) else base
     if base_repo and base_repo.lower() in repos:
@@ -493,7 +494,55 @@ def layer_problem(info: AdapterInfo, geometry: ModelGeometry, model: str = "the 
     return None
 
 
-__all__ = ["ADAPTER_CONFIG", "AdapterConfig", "AdapterInfo", "BaseCheck", "DIFFERENT", "LIKELY", "LoraSlots",
+# --------------------------------------------------------------------------------------- one adapter, all checks
+
+@dataclass(frozen=True)
+class AdapterCheck:
+    """Everything llmdesk can say about one adapter before vLLM sees it: ``problems`` stop a launch."""
+
+    name: str
+    info: AdapterInfo
+    base: BaseCheck
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.info.as_dict(), "base": self.base.as_dict(),
+                "problems": [p.as_dict() for p in self.problems]}
+
+
+def check_adapter(name: str, info: AdapterInfo, *, identities: Sequence[str], geometry: ModelGeometry | None = None,
+                  model_label: str = "the model", allow_other_base: bool = False,
+                  max_lora_rank: int | None = None) -> AdapterCheck:
+    """The adapter against what vLLM refuses, the model served (its names, and its layers where its
+    geometry is known) and, for a running server, its --max-lora-rank."""
+    problems = list(unsupported(info.config))
+    base = check_base(info.config.base_model, identities)
+    if not base.ok and not allow_other_base:
+        problems.append(base.problem(name))
+    if geometry is not None and (layers := layer_problem(info, geometry, model_label)) is not None:
+        problems.append(layers)
+    if max_lora_rank is not None and (rank := rank_problem(info.config, max_lora_rank, name)) is not None:
+        problems.append(rank)
+    return AdapterCheck(name, info, base, tuple(problems))
+
+
+def folder_config(model: str) -> dict[str, Any] | None:
+    """Blocking: the config.json of a model folder (for its ``_name_or_path``), None for a repo id or
+    anything unreadable."""
+    path = Path(model).expanduser() / "config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+__all__ = ["ADAPTER_CONFIG", "AdapterCheck", "AdapterConfig", "AdapterInfo", "BaseCheck", "check_adapter",
+           "folder_config", "DIFFERENT", "LIKELY", "LoraSlots",
            "RUNTIME_ENV", "SAME", "UNKNOWN", "check_base", "check_source", "layer_problem", "local_folder",
            "lora_slots", "looks_like_repo_id", "model_identities", "name_problem", "parse_adapter_config",
            "parse_lora_option", "rank_for", "rank_problem", "read_adapter", "repo_of_cache_path",

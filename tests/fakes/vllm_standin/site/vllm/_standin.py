@@ -393,6 +393,9 @@ class Server:
         self.model = model
         self.served = (args.served_model_name or [model])[0]
         self.served_names = args.served_model_name or [model]
+        from vllm._standin_lora import LoraState  # --enable-lora, --lora-modules: _standin_lora.py
+
+        self.lora = LoraState.from_args(args, self.served)
         self.api_keys = args.api_key or ([os.environ["VLLM_API_KEY"]] if os.environ.get("VLLM_API_KEY") else [])
         self.host = args.host if args.host is not None else ""
         self.port = int(args.port) if args.port is not None else 8000
@@ -775,7 +778,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/load":
             self._send(200, {"server_load": 0})
         elif path.startswith("/metrics"):
-            self._send(200, s.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+            self._send(200, s.metrics.render() + (s.lora.metrics_text() if s.lora else ""),
+                       "text/plain; version=0.0.4; charset=utf-8")
         elif path == "/v1/models":
             now = int(time.time())
             data = [{"id": name, "object": "model", "created": now, "owned_by": "vllm",
@@ -786,6 +790,7 @@ class _Handler(BaseHTTPRequestHandler):
                                      "allow_view": True, "allow_fine_tuning": False,
                                      "organization": "*", "group": None, "is_blocking": False}]}
                     for name in s.served_names]
+            data += s.lora.cards(now) if s.lora else []
             self._send(200, {"object": "list", "data": data})
         else:
             self._send(404, {"detail": "Not Found"})
@@ -819,6 +824,11 @@ class _Handler(BaseHTTPRequestHandler):
 
             _standin_tools.handle(self, path, raw)
             return
+        if path in ("/v1/load_lora_adapter", "/v1/unload_lora_adapter"):  # _standin_lora.py
+            from vllm import _standin_lora
+
+            _standin_lora.handle(self, path, raw)
+            return
         if path not in ("/v1/chat/completions", "/v1/completions"):
             self._send(404, {"detail": "Not Found"})
             return
@@ -840,7 +850,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "InternalServerError")
             return
         model = body.get("model") or s.served
-        if model not in s.served_names:
+        if model not in s.served_names and not (s.lora and model in s.lora.adapters):
             self._error(404, f"The model `{model}` does not exist.", "NotFoundError", "model")
             return
         if chat and not isinstance(body.get("messages"), list):
@@ -875,6 +885,8 @@ class _Handler(BaseHTTPRequestHandler):
         with s.metrics.lock:
             s.metrics.running += 1
         s.metrics.add_tokens(prompt=prompt)
+        if s.lora:
+            s.lora.begin(model)
         try:
             if body.get("stream"):
                 self._stream(body, chat, rid, created, model, prompt, pieces, finish, started, max_tokens or budget)
@@ -883,6 +895,8 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with s.metrics.lock:
                 s.metrics.running -= 1
+            if s.lora:
+                s.lora.end(model)
 
     def _sleep_token(self, k: int, started: float) -> None:
         """Token k is due k+1 intervals after the start. Sleeping 1/rate per token fell behind:
