@@ -174,8 +174,8 @@ def test_import_of_nothing(capsys, tmp_path):
 def test_bad_imports_are_bad_input_and_import_nothing(capsys, two_chats, tmp_path):
     cases = {"bad.json": ("{not json", "error: Not a JSON file"),
              "tool.json": (json.dumps([{"messages": [{"role": "user", "content": "ok"}]},
-                                       {"messages": [{"role": "tool", "content": "x"}]}]),
-                           "Conversation 2, message 1: role 'tool' is not one llmdesk keeps"),
+                                       {"messages": [{"role": "robot", "content": "x"}]}]),
+                           "Conversation 2, message 1: role 'robot' is not one llmdesk keeps"),
              "latin1.json": (None, "error: Cannot read")}
     for name, (text, says) in cases.items():
         path = tmp_path / name

@@ -142,7 +142,7 @@ def test_messages_round_trip_in_order(store):
 def test_add_message_rejects_unknown_roles_and_states(store):
     cid = store.create("M")
     with pytest.raises(ValueError):
-        store.add_message(cid, "tool", "x")
+        store.add_message(cid, "robot", "x")
     with pytest.raises(ValueError):
         store.add_message(cid, "user", "x", state="done")
     assert store.get(cid).messages == []
@@ -413,8 +413,8 @@ GOOD = {"title": "Good", "messages": [{"role": "user", "content": "fine"}]}
     ({"format": "something.else", "version": 1, "conversations": []}, "its format is 'something.else'"),
     ({"format": EXPORT_FORMAT, "version": "1", "conversations": []}, "no valid version number"),
     ({"format": EXPORT_FORMAT, "version": 1}, "no list of conversations"),
-    ({"format": EXPORT_FORMAT, "version": 1, "conversations": [GOOD, {"messages": [{"role": "tool", "content": "x"}]}]},
-     "Conversation 2, message 1: role 'tool' is not one llmdesk keeps (user, assistant, system)"),
+    ({"format": EXPORT_FORMAT, "version": 1, "conversations": [GOOD, {"messages": [{"role": "robot", "content": "x"}]}]},
+     "Conversation 2, message 1: role 'robot' is not one llmdesk keeps (user, assistant, system, tool)"),
     ({"format": EXPORT_FORMAT, "version": 1, "conversations": [GOOD, "nope"]}, "Conversation 2: it is not a JSON object"),
     ({"messages": "hello"}, "messages must be a list"),
     ({"messages": [{"role": "user", "content": 3}]}, "message 1: content must be text"),
@@ -469,7 +469,7 @@ def test_data_survives_reopening_and_the_file_is_versioned_wal(tmp_path):
         assert s.get(cid).messages[0].content == "still here" and s.model_params("demo") == {"seed": 1}
         assert s.notice is None
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

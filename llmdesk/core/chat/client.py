@@ -32,7 +32,11 @@ if TYPE_CHECKING:
     import httpx
 
 from llmdesk.core.base.errors import Problem, ProblemError
+from llmdesk.core.chat.tools import ToolCall, ToolCallAccumulator
 from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, normalise_base_url
+
+if TYPE_CHECKING:
+    from llmdesk.core.chat.structured import Structured
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,11 @@ class ModelNotFound(ProblemError):
     def __init__(self, problem: Problem, served: list[str]):
         super().__init__(problem)
         self.served = served
+
+
+class ToolsNotEnabled(ProblemError):
+    """400: the server was started without tool calling (vLLM: --enable-auto-tool-choice and
+    --tool-call-parser), so it refuses a request with tools."""
 
 
 class StreamInterrupted(ProblemError):
@@ -98,6 +107,7 @@ class ChatParams:
 class Delta:
     content: str = ""
     reasoning: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()  # every call so far, whole, when this chunk added to one
 
 
 @dataclass
@@ -126,6 +136,7 @@ class _Progress:
     content: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     stats: ReplyStats = field(default_factory=ReplyStats)
+    calls: ToolCallAccumulator = field(default_factory=ToolCallAccumulator)
 
     def finish_stats(self) -> ReplyStats:
         st = self.stats
@@ -151,6 +162,7 @@ class ChatClient:
             headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
             trust_env=False)
         self.last_stats: ReplyStats | None = None
+        self.last_tool_calls: list[ToolCall] = []  # the calls of the last reply (finish reason "tool_calls")
 
     async def __aenter__(self) -> ChatClient:
         return self
@@ -179,15 +191,25 @@ class ChatClient:
                                        f"{url} did not answer with a model list.",
                                        "Check the URL: it should be the server's root or its /v1 base.")) from None
 
-    async def stream(self, model: str, messages: list[dict], params: ChatParams = ChatParams()
-                     ) -> AsyncIterator[Delta]:
-        """Stream one reply; ``last_stats`` is set when the iteration ends (also after a failure)."""
+    async def stream(self, model: str, messages: list[dict], params: ChatParams = ChatParams(), *,
+                     tools: list[dict] | None = None, tool_choice: str | dict | None = None,
+                     structured: Structured | None = None) -> AsyncIterator[Delta]:
+        """Stream one reply; ``last_stats`` and ``last_tool_calls`` are set when the iteration ends (also
+        after a failure). ``tools``: OpenAI function tools (tools.parse_tools); ``structured``: a JSON
+        schema, regex or choice the server constrains the reply to (structured.py)."""
         import httpx
 
         body = {"model": model, "messages": messages, **params.body(), "stream": True,
                 "stream_options": {"include_usage": True}}
+        if tools:
+            body["tools"] = tools
+            if tool_choice is not None:
+                body["tool_choice"] = tool_choice
+        if structured is not None:
+            body.update(structured.request_fields())
         url = f"{self.base_url}/chat/completions"
         self.last_stats = None
+        self.last_tool_calls = []
         prog = _Progress(started=time.monotonic())
         done = False
         try:
@@ -230,6 +252,7 @@ class ChatClient:
                                           f"({type(exc).__name__}: {exc}).") from None
         finally:
             self.last_stats = prog.finish_stats()
+            self.last_tool_calls = prog.calls.calls
         if not done and prog.stats.finish_reason is None:
             raise self._interrupted(prog, "The server closed the stream before the reply was complete.")
 
@@ -250,7 +273,8 @@ class ChatClient:
         d = choice.get("delta") or {}
         content = d.get("content") or ""
         reasoning = d.get("reasoning_content") or d.get("reasoning") or ""
-        if not content and not reasoning:
+        called = prog.calls.feed(d.get("tool_calls"))
+        if not content and not reasoning and not called:
             return None
         now = time.monotonic()
         if prog.first is None:
@@ -261,7 +285,7 @@ class ChatClient:
             prog.content.append(content)
         if reasoning:
             prog.reasoning.append(reasoning)
-        return Delta(content, reasoning)
+        return Delta(content, reasoning, tuple(prog.calls.calls) if called else ())
 
     def _interrupted(self, prog: _Progress, why: str) -> StreamInterrupted:
         partial = "".join(prog.content)
@@ -306,6 +330,12 @@ class ChatClient:
             return ContextTooLong(Problem("The request does not fit the model's context",
                                           f"{message}{said}",
                                           "Lower max tokens or drop old turns of the conversation."), limit)
+        if status == 400 and re.search(r"tool choice requires|tool_choice=.* requires --tool-call-parser", message):
+            return ToolsNotEnabled(Problem("The server was started without tool calling",
+                                           f"It refused the tools: {message}",
+                                           "Start it with a tool-call parser: on the Server page pick one under "
+                                           "Tool calls (auto picks the model's), or `llmdesk serve MODEL "
+                                           "--tool-call-parser auto`. Or send the message without tools."))
         if status == 404 and model is not None and "model" in message.lower():
             return ModelNotFound(Problem(f"The server has no model {model!r}", message,
                                          "Pick one of the served models."), [])

@@ -35,12 +35,12 @@ from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: messages keep tool calls and results (tool_calls, tool_call_id; role "tool")
 OPEN_WAIT_S = 10.0  # another llmdesk creating or upgrading the file takes far less
 EXPORT_FORMAT = "llmdesk.conversations"
 EXPORT_VERSION = 1
 FILE_NAME = "conversations.sqlite3"
-ROLES = ("user", "assistant", "system")
+ROLES = ("user", "assistant", "system", "tool")
 STATES = ("complete", "stopped", "interrupted", "error")
 DEFAULT_TITLE = "New chat"
 TITLE_CHARS = 48
@@ -65,7 +65,9 @@ _SCHEMA = (
         reasoning TEXT NOT NULL DEFAULT '',
         stats TEXT,
         state TEXT NOT NULL DEFAULT 'complete',
-        created REAL NOT NULL
+        created REAL NOT NULL,
+        tool_calls TEXT,
+        tool_call_id TEXT
     )""",
     "CREATE INDEX messages_by_conversation ON messages(conversation_id, id)",
     "CREATE INDEX conversations_by_update ON conversations(updated DESC, id DESC)",
@@ -75,6 +77,11 @@ _SCHEMA = (
         updated REAL NOT NULL
     )""",
 )
+# From each schema version to the next; a file of version 1 is upgraded in place when opened.
+_MIGRATIONS = {
+    1: ("ALTER TABLE messages ADD COLUMN tool_calls TEXT", "ALTER TABLE messages ADD COLUMN tool_call_id TEXT"),
+}
+_MESSAGE_COLUMNS = "id, role, content, reasoning, stats, state, created, tool_calls, tool_call_id"
 
 
 # --- values -----------------------------------------------------------------------------------
@@ -88,6 +95,8 @@ class Message:
     stats: dict[str, Any] | None = None  # ReplyStats.as_dict() of core/chat/client.py
     state: str = "complete"  # complete | stopped | interrupted | error
     created: float = 0.0  # epoch seconds
+    tool_calls: list[dict[str, Any]] | None = None  # an assistant turn's calls, OpenAI's shape
+    tool_call_id: str | None = None  # a "tool" turn: the call it answers
 
 
 @dataclass
@@ -219,11 +228,16 @@ def to_markdown(conversation: Conversation) -> str:
     if c.system_prompt.strip():
         out += ["## System prompt", "", c.system_prompt.strip("\n"), ""]
     for m in c.messages:
-        out += [f"## {m.role.capitalize()}", ""]
+        out += [f"## Tool result (`{m.tool_call_id}`)" if m.role == "tool" and m.tool_call_id else
+                f"## {m.role.capitalize()}", ""]
         if m.reasoning.strip():
             out += ["<details>", "<summary>Reasoning</summary>", "", m.reasoning.strip("\n"), "", "</details>", ""]
         if m.content.strip():
             out += [m.content.strip("\n"), ""]
+        for call in m.tool_calls or []:
+            function = call.get("function") or {}
+            out += [f"Called `{function.get('name')}` (`{call.get('id')}`) with:", "", "```json",
+                    str(function.get("arguments") or "{}"), "```", ""]
         if note := _STATE_NOTES.get(m.state):
             out += [f"*{note}*", ""]
         if m.role == "assistant" and (line := stats_text(m.stats)):
@@ -236,8 +250,17 @@ def to_json(conversation: Conversation) -> dict[str, Any]:
     c = conversation
     return {"id": c.id, "title": c.title, "created": c.created, "updated": c.updated, "model": c.model,
             "base_url": c.base_url, "system_prompt": c.system_prompt, "params": c.params,
-            "messages": [{"id": m.id, "role": m.role, "content": m.content, "reasoning": m.reasoning,
-                          "stats": m.stats, "state": m.state, "created": m.created} for m in c.messages]}
+            "messages": [_message_json(m) for m in c.messages]}
+
+
+def _message_json(m: Message) -> dict[str, Any]:
+    out = {"id": m.id, "role": m.role, "content": m.content, "reasoning": m.reasoning, "stats": m.stats,
+           "state": m.state, "created": m.created}
+    if m.tool_calls:
+        out["tool_calls"] = m.tool_calls
+    if m.tool_call_id is not None:
+        out["tool_call_id"] = m.tool_call_id
+    return out
 
 
 # --- import parsing (pure; everything is checked before anything is written) --------------------
@@ -250,6 +273,8 @@ class _NewMessage:
     stats: dict | None
     state: str
     created: float
+    tool_calls: list[dict] | None = None
+    tool_call_id: str | None = None
 
 
 @dataclass
@@ -386,6 +411,20 @@ def _content_text(value: Any, where: str) -> str:
     raise _bad(where, "content must be text")
 
 
+def _import_calls(value: Any, where: str) -> list[dict] | None:
+    """An imported message's tool calls, in OpenAI's shape (flat {id, name, arguments} is taken too)."""
+    if value is None or value == []:
+        return None
+    if not isinstance(value, list) or _depth(value) > MAX_NESTING:
+        raise _bad(where, "tool_calls must be a list of calls")
+    from llmdesk.core.chat.tools import calls_from_openai
+
+    calls = calls_from_openai(value)
+    if len(calls) != len(value):
+        raise _bad(where, "each of tool_calls needs a function name")
+    return [c.as_openai() for c in calls]
+
+
 def _parse_conversation(obj: Any, where: str, now: float) -> _NewConversation:
     if not isinstance(obj, dict):
         raise _bad(where, "it is not a JSON object")
@@ -427,8 +466,12 @@ def _parse_conversation(obj: Any, where: str, now: float) -> _NewConversation:
         if state not in STATES:
             raise _bad(at, f"state {state!r} is not one of {', '.join(STATES)}")
         m_created = _time(m.get("created", created), at, "created")
-        _check_text([content, reasoning, stats], at)
-        messages.append(_NewMessage(role, content, reasoning, stats, state, m_created))
+        calls = _import_calls(m.get("tool_calls"), at)
+        call_id = m.get("tool_call_id")
+        if call_id is not None and not isinstance(call_id, str):
+            raise _bad(at, "tool_call_id must be text")
+        _check_text([content, reasoning, stats, calls, call_id], at)
+        messages.append(_NewMessage(role, content, reasoning, stats, state, m_created, calls, call_id))
     if system_prompt is None:
         # OpenAI-style: the system prompt is the leading system message(s).
         lead = []
@@ -456,6 +499,7 @@ class ConversationStore:
         self.read_only: Problem | None = None  # why nothing can be saved (a full disk): every write raises it
         self._clock = clock
         self._lock = threading.Lock()
+        self._message_columns = _MESSAGE_COLUMNS
         self._conn = self._open()
 
     # -- opening --
@@ -524,9 +568,15 @@ class ConversationStore:
             # Looked at again under the write lock: another process may have made it meanwhile.
             conn.execute("BEGIN IMMEDIATE")
             try:
-                if self._check_version(conn) < SCHEMA_VERSION:
+                version = self._check_version(conn)
+                if version == 0:
                     for statement in _SCHEMA:
                         conn.execute(statement)
+                else:
+                    for step in range(version, SCHEMA_VERSION):
+                        for statement in _MIGRATIONS[step]:
+                            conn.execute(statement)
+                if version < SCHEMA_VERSION:
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:
@@ -561,9 +611,12 @@ class ConversationStore:
             except sqlite3.Error:
                 continue
             try:
-                if self._check_version(conn) != SCHEMA_VERSION:
+                version = self._check_version(conn)
+                if version == 0:
                     conn.close()
                     break
+                if version < SCHEMA_VERSION:  # cannot be upgraded without room: read what it has
+                    self._message_columns = _MESSAGE_COLUMNS.replace("tool_calls, tool_call_id", "NULL, NULL")
                 conn.execute("PRAGMA foreign_keys = ON")
                 _add_functions(conn)
             except (sqlite3.Error, _Unusable):
@@ -694,8 +747,8 @@ class ConversationStore:
             if row is None:
                 raise _not_found(conversation_id)
             messages = [_message(r) for r in conn.execute(
-                "SELECT id, role, content, reasoning, stats, state, created FROM messages "
-                "WHERE conversation_id = ? ORDER BY id", (conversation_id,))]
+                f"SELECT {self._message_columns} FROM messages WHERE conversation_id = ? ORDER BY id",
+                (conversation_id,))]
         return Conversation(id=row[0], title=row[1] or DEFAULT_TITLE, created=row[2], updated=row[3], model=row[4],
                             base_url=row[5], system_prompt=row[6], params=_load_dict(row[7]) or {},
                             messages=messages)
@@ -761,7 +814,9 @@ class ConversationStore:
     # -- messages --
 
     def add_message(self, conversation_id: int, role: str, content: str, *, reasoning: str = "",
-                    stats: Mapping[str, Any] | None = None, state: str = "complete") -> Message:
+                    stats: Mapping[str, Any] | None = None, state: str = "complete",
+                    tool_calls: list[dict[str, Any]] | None = None, tool_call_id: str | None = None) -> Message:
+        """``tool_calls``: an assistant turn's calls (OpenAI's shape); ``tool_call_id``: a "tool" turn's call."""
         _check_role_state(role, state)
         now = self._clock()
         with self._tx() as conn:
@@ -771,11 +826,13 @@ class ConversationStore:
                 conn.execute("UPDATE conversations SET title = ? WHERE id = ? AND title IS NULL",
                              (auto_title(content), conversation_id))
             cur = conn.execute(
-                "INSERT INTO messages (conversation_id, role, content, reasoning, stats, state, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, role, content, reasoning or "", _dump_stats(stats), state, now))
+                "INSERT INTO messages (conversation_id, role, content, reasoning, stats, state, created, tool_calls, "
+                "tool_call_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, content, reasoning or "", _dump_stats(stats), state, now,
+                 _dump_calls(tool_calls), tool_call_id))
             return Message(id=int(cur.lastrowid), role=role, content=content, reasoning=reasoning or "",
-                           stats=dict(stats) if stats is not None else None, state=state, created=now)
+                           stats=dict(stats) if stats is not None else None, state=state, created=now,
+                           tool_calls=list(tool_calls) if tool_calls else None, tool_call_id=tool_call_id)
 
     def update_message(self, message_id: int, *, content: str | None = None, reasoning: str | None = None,
                        stats: Mapping[str, Any] | None = _UNSET, state: str | None = None) -> Message:
@@ -799,8 +856,8 @@ class ConversationStore:
                 conn.execute(f"UPDATE messages SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
                              (*changes.values(), message_id))
                 conn.execute("UPDATE conversations SET updated = ? WHERE id = ?", (self._clock(), found[0]))
-            row = conn.execute("SELECT id, role, content, reasoning, stats, state, created FROM messages "
-                               "WHERE id = ?", (message_id,)).fetchone()
+            row = conn.execute(f"SELECT {self._message_columns} FROM messages WHERE id = ?",
+                               (message_id,)).fetchone()
         return _message(row)
 
     def truncate_from(self, conversation_id: int, message_id: int) -> int:
@@ -861,10 +918,10 @@ class ConversationStore:
                     (c.title, c.created, c.updated, c.model, c.base_url, c.system_prompt, _dump(c.params)))
                 cid = int(cur.lastrowid)
                 conn.executemany(
-                    "INSERT INTO messages (conversation_id, role, content, reasoning, stats, state, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(cid, m.role, m.content, m.reasoning, _dump_stats(m.stats), m.state, m.created)
-                     for m in c.messages])
+                    "INSERT INTO messages (conversation_id, role, content, reasoning, stats, state, created, "
+                    "tool_calls, tool_call_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(cid, m.role, m.content, m.reasoning, _dump_stats(m.stats), m.state, m.created,
+                      _dump_calls(m.tool_calls), m.tool_call_id) for m in c.messages])
                 ids.append(cid)
         return ids
 
@@ -893,7 +950,31 @@ def _load_dict(text: str | None) -> dict | None:
 
 def _message(row: tuple) -> Message:
     return Message(id=row[0], role=row[1], content=row[2], reasoning=row[3], stats=_load_dict(row[4]),
-                   state=row[5], created=row[6])
+                   state=row[5], created=row[6], tool_calls=_load_calls(row[7]),
+                   tool_call_id=row[8] if isinstance(row[8], str) else None)
+
+
+def _dump_calls(calls: list[dict[str, Any]] | None) -> str | None:
+    return _dump_list(list(calls)) if calls else None
+
+
+def _dump_list(value: list) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _load_calls(text: str | None) -> list[dict[str, Any]] | None:
+    """Tolerant, as _load_dict: calls in OpenAI's shape, whatever was stored."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        log.warning("unreadable tool calls in the conversation store: %r", text[:200])
+        return None
+    from llmdesk.core.chat.tools import calls_from_openai
+
+    calls = [c.as_openai() for c in calls_from_openai(value)]
+    return calls or None
 
 
 def _check_role_state(role: str, state: str) -> None:

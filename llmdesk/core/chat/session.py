@@ -14,6 +14,7 @@ from typing import Any
 
 from llmdesk.core.base.errors import BadInput, Problem
 from llmdesk.core.chat.client import ChatParams, ReplyStats
+from llmdesk.core.chat.tools import ToolCall, assistant_message, tool_message
 
 # Named starting points; every field left out keeps the server's default (the model's own
 # generation_config.json, which vLLM applies). "Server defaults" sends nothing.
@@ -97,23 +98,33 @@ def format_param(value: int | float | None) -> str:
 
 @dataclass(frozen=True)
 class Turn:
-    """One message as the page holds it; ``excluded`` ones stay on screen but are not sent."""
+    """One message as the page holds it; ``excluded`` ones stay on screen but are not sent. An assistant
+    turn may carry the tools it called; a "tool" turn is one call's result."""
 
     role: str
     content: str
     excluded: bool = False
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
-def request_messages(system_prompt: str, turns: Sequence[Turn]) -> list[dict[str, str]]:
+def request_messages(system_prompt: str, turns: Sequence[Turn]) -> list[dict[str, Any]]:
     """The ``messages`` of a chat request: the system prompt (if any), then every included turn.
 
     Empty assistant turns (a reply stopped before its first token) are left out: some chat
-    templates reject two user turns in a row, so they are joined instead."""
-    out: list[dict[str, str]] = []
+    templates reject two user turns in a row, so they are joined instead. A turn that called tools
+    goes as OpenAI's assistant message with ``tool_calls``, a result as role "tool" with its call's id."""
+    out: list[dict[str, Any]] = []
     if system_prompt.strip():
         out.append({"role": "system", "content": system_prompt})
     for turn in turns:
         if turn.excluded or turn.role == "system":
+            continue
+        if turn.role == "assistant" and turn.tool_calls:
+            out.append(assistant_message(turn.content, turn.tool_calls))
+            continue
+        if turn.role == "tool":
+            out.append(tool_message(turn.tool_call_id or "", turn.content))
             continue
         if turn.role == "assistant" and not turn.content:
             continue

@@ -21,6 +21,8 @@ Selected by environment variables (the wrapper written by ``runtime.make_fake_ru
 ``FAKE_VLLM_CRASH_AFTER_TOKENS`` crash_mid_stream: tokens sent before the engine dies (default 5)
 ``FAKE_VLLM_ENGINE_MAX_LIFE`` seconds an orphaned engine-core child lives at most (default 300)
 ``FAKE_VLLM_STATS_INTERVAL``  seconds between "Engine 000: Avg prompt throughput" lines (default 10)
+``FAKE_VLLM_BREAK_STRUCTURED`` 1: structured replies break their schema, regex or choice (_standin_toolcalls.py,
+                              which also answers tools: calls streamed as vLLM streams them)
 """
 
 from __future__ import annotations
@@ -856,6 +858,14 @@ class _Handler(BaseHTTPRequestHandler):
         if chat and not isinstance(body.get("messages"), list):
             self._error(400, "messages: Field required", "BadRequestError", "messages")
             return
+        self.toolplan = None  # tools and structured outputs: _standin_toolcalls.py
+        if chat:
+            from vllm import _standin_toolcalls
+
+            self.toolplan = _standin_toolcalls.plan(body, s.args)
+            if self.toolplan is not None and self.toolplan.error:
+                self._error(400, self.toolplan.error, "BadRequestError")
+                return
         prompt = _count_prompt(body)
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
         L = s.max_model_len
@@ -879,6 +889,10 @@ class _Handler(BaseHTTPRequestHandler):
         words = s.reply_text
         offset = prompt if words is _WORDS else 0  # markdown and code start at their beginning
         pieces = [words[(k + offset) % len(words)] for k in range(n)]
+        if self.toolplan is not None:  # a tool call or a structured reply, cut at max_tokens as any reply
+            planned = self.toolplan.pieces()
+            pieces, n = planned[:budget], min(len(planned), budget)
+            finish = "length" if len(planned) > budget else (self.toolplan.finish or "stop")
         created = int(time.time())
         rid = ("chatcmpl-" if chat else "cmpl-") + secrets.token_hex(8)
         started = time.monotonic()
@@ -913,7 +927,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._sleep_token(k, started)
         n = len(pieces)
         s.metrics.add_tokens(generated=n)
-        text = "".join(pieces)
+        text = "".join(p for p in pieces if isinstance(p, str))
         usage = {"prompt_tokens": prompt, "total_tokens": prompt + n, "completion_tokens": n,
                  "prompt_tokens_details": None}
         if chat:
@@ -922,6 +936,10 @@ class _Handler(BaseHTTPRequestHandler):
                                               "tool_calls": [], "reasoning": None},
                       "logprobs": None, "finish_reason": finish, "stop_reason": None, "token_ids": None,
                       "routed_experts": None}
+            if getattr(self, "toolplan", None) is not None and self.toolplan.calls:
+                choice["message"].update(content=None, tool_calls=[
+                    {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                    for c in self.toolplan.calls])
             out = {"id": rid, "object": "chat.completion", "created": created, "model": model,
                    "choices": [choice], "service_tier": None, "system_fingerprint": s.fingerprint,
                    "usage": usage, "prompt_logprobs": None, "prompt_token_ids": None, "prompt_text": None,
@@ -969,7 +987,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         def choice(piece: str | None, fin: str | None, role: bool = False) -> dict:
             if chat:
-                delta = {"role": "assistant", "content": ""} if role else ({"content": piece} if piece is not None else {})
+                delta = {"role": "assistant", "content": ""} if role else (
+                    piece if isinstance(piece, dict) else {"content": piece} if piece is not None else {})
                 c = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": fin}
             else:
                 c = {"index": 0, "text": piece or "", "logprobs": None, "finish_reason": fin}
