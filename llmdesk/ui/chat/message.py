@@ -8,7 +8,9 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from llmdesk.core.chat.session import stats_text
+from llmdesk.core.chat.tools import ToolCall
 from llmdesk.ui.chat.markdown_view import MarkdownView
+from llmdesk.ui.chat.tool_cards import ToolCallCard, VerdictBadge
 from llmdesk.ui.theme import is_dark
 
 UNANSWERED_COLORS = {False: "#92400e", True: "#fbbf24"}  # amber, 4.5:1 or more on the light / dark message
@@ -34,10 +36,12 @@ class MessageWidget(QFrame):
     copy_requested = Signal(object)  # self
     edit_requested = Signal(object)
     regenerate_requested = Signal(object)
+    tool_result_submitted = Signal(object, object, str)  # self, the ToolCall, the result typed
 
     def __init__(self, role: str, content: str = "", *, reasoning: str = "", stats: dict | None = None,
                  state: str = "complete", who: str = "", message_id: int | None = None,
-                 excluded: bool = False, parent: QWidget | None = None):
+                 excluded: bool = False, tool_calls: tuple[ToolCall, ...] = (), tool_call_id: str | None = None,
+                 parent: QWidget | None = None):
         super().__init__(parent)
         self.role = role
         self.message_id = message_id
@@ -45,12 +49,16 @@ class MessageWidget(QFrame):
         self.stats = stats
         self._content = content
         self._reasoning = reasoning
-        self.setObjectName("userMessage" if role == "user" else "assistantMessage")
+        self.tool_calls: tuple[ToolCall, ...] = ()
+        self.tool_call_id = tool_call_id
+        self.cards: dict[int, ToolCallCard] = {}  # by the call's position
+        self.setObjectName({"user": "userMessage", "tool": "toolMessage"}.get(role, "assistantMessage"))
         self.setStyleSheet(
             "#userMessage { background: palette(alternate-base); border-radius: 10px; }"
+            " #toolMessage { border-left: 3px solid palette(mid); }"
             " #assistantMessage { background: transparent; }")
 
-        self.who = QLabel(who or ("You" if role == "user" else "Assistant"))
+        self.who = QLabel(who or {"user": "You", "tool": "Tool result"}.get(role, "Assistant"))
         self.who.setStyleSheet("font-weight: 600;")
         self.note = QLabel()
         self.note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
@@ -65,7 +73,7 @@ class MessageWidget(QFrame):
         self.reasoning_view: MarkdownView | None = None  # made when reasoning arrives: most messages have none
         self.reasoning_toggle.setVisible(bool(reasoning))
 
-        if role == "user":
+        if role in ("user", "tool"):
             self.body: QWidget = QLabel(content)
             self.body.setTextFormat(Qt.TextFormat.PlainText)  # what the user typed, exactly
             self.body.setWordWrap(True)
@@ -99,6 +107,11 @@ class MessageWidget(QFrame):
         layout.addLayout(header)
         layout.addWidget(self.reasoning_toggle, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.body)
+        self.calls_box = QVBoxLayout()
+        self.calls_box.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self.calls_box)
+        self.verdict = VerdictBadge()
+        layout.addWidget(self.verdict, 0, Qt.AlignmentFlag.AlignLeft)
         self.mark = QLabel()
         self.mark.setWordWrap(True)
         self.mark.setTextFormat(Qt.TextFormat.PlainText)
@@ -108,13 +121,37 @@ class MessageWidget(QFrame):
         layout.addLayout(footer)
         if reasoning and role != "user":
             self._reasoning_view().set_markdown(reasoning)
+        if tool_calls:
+            self.show_calls(tool_calls)
+        self.verdict.show_verdict((stats or {}).get("validation"))
         self._show_footer()
         self.set_excluded(excluded)
 
     # -- content --
 
     def content(self) -> str:
-        return self._content if self.role == "user" else self.body.markdown()
+        return self._content if self.role in ("user", "tool") else self.body.markdown()
+
+    # -- tool calls and structured replies --
+
+    def show_calls(self, calls: tuple[ToolCall, ...] | list[ToolCall]) -> None:
+        """One card per call (made or updated: while streaming, the arguments grow)."""
+        self.tool_calls = tuple(calls)
+        for i, call in enumerate(calls):
+            card = self.cards.get(i)
+            if card is None:
+                card = ToolCallCard(call)
+                card.result_submitted.connect(lambda c, text: self.tool_result_submitted.emit(self, c, text))
+                self.calls_box.addWidget(card)
+                self.cards[i] = card
+            else:
+                card.update_call(call)
+
+    def card_for(self, call_id: str | None) -> ToolCallCard | None:
+        return next((c for c in self.cards.values() if c.call.id == call_id), None)
+
+    def set_verdict(self, verdict: dict | None) -> None:
+        self.verdict.show_verdict(verdict)
 
     def reasoning(self) -> str:
         return self.reasoning_view.markdown() if self.reasoning_view is not None else ""

@@ -21,12 +21,14 @@ from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.chat.client import ChatClient, ContextTooLong, ModelNotFound, StreamInterrupted
 from llmdesk.core.chat.conversations import Conversation, ConversationStore
 from llmdesk.core.chat.session import Turn, oldest_droppable, params_from_dict, params_to_dict, request_messages
+from llmdesk.core.chat.tools import ToolCall, calls_from_openai, check_arguments
 from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, default_base_url, normalise_base_url
 from llmdesk.core.server.supervisor import ServerState, ServerStatus
 from llmdesk.ui.chat.conversations_panel import ConversationsPanel
 from llmdesk.ui.chat.message import MessageWidget
 from llmdesk.ui.chat.notice import ChatNotice
 from llmdesk.ui.chat.params_panel import ParamsPanel
+from llmdesk.ui.chat.tools_panel import ToolsPanel
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.widgets import scroll_area, section_title
 
@@ -40,6 +42,7 @@ def _warm_up_imports() -> None:
     """What the first reply would otherwise import on the GUI thread (measured: a 40-120 ms stall):
     the HTTP stack's asyncio backend and the code highlighter's common lexers."""
     import anyio._backends._asyncio  # noqa: F401
+    import jsonschema.validators  # noqa: F401 - the tools and schema checks (first use: ~0.1 s)
     from pygments.lexers import get_lexer_by_name
 
     for name in ("python", "bash", "json"):
@@ -76,6 +79,7 @@ class ChatPage(QWidget):
         self._streaming: MessageWidget | None = None
         self._client: ChatClient | None = None
         self._buffer: tuple[list[str], list[str]] = ([], [])
+        self._buffer_calls: tuple[ToolCall, ...] = ()  # the latest snapshot of the calls being streamed
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
         self._flush_timer.setInterval(FLUSH_MS)
@@ -101,6 +105,8 @@ class ChatPage(QWidget):
         server_form.addRow("API key", self.api_key)
         side_column.addLayout(server_form)
         side_column.addWidget(self.params, 1)
+        self.tools_panel = ToolsPanel()
+        side_column.addWidget(self.tools_panel)
         params_scroll = scroll_area(side, keep_width=True)
 
         splitter = QSplitter()
@@ -342,6 +348,7 @@ class ChatPage(QWidget):
         self._excluded = set(settings.get(EXCLUDED_KEY, []))
         self.params.system_prompt.setPlainText(conversation.system_prompt or "")
         self.params.show_params(params_from_dict(settings))
+        self.tools_panel.show_settings(settings)
         if conversation.model:
             self.model.setCurrentText(conversation.model)
         if conversation.base_url is not None:
@@ -349,8 +356,19 @@ class ChatPage(QWidget):
         for message in conversation.messages:
             if message.role == "system":
                 continue
-            self._add_message(message.role, message.content, reasoning=message.reasoning, stats=message.stats,
-                              state=message.state, message_id=message.id, who=conversation.model or "")
+            calls = tuple(calls_from_openai(message.tool_calls))
+            who = conversation.model or ""
+            if message.role == "tool":
+                asked = self._card_for(message.tool_call_id)
+                who = f"Tool result · {asked.call.name}" if asked else "Tool result"
+                if asked is not None:
+                    asked.set_answered(message.content)
+            widget = self._add_message(message.role, message.content, reasoning=message.reasoning,
+                                       stats=message.stats, state=message.state, message_id=message.id, who=who,
+                                       tool_calls=calls, tool_call_id=message.tool_call_id)
+            for card in widget.cards.values():
+                card.set_problem(check_arguments(self.tools_panel.tools, card.call) if self.tools_panel.tools else None)
+        self._ask_for_results()
         self._update_regenerate()
         self._show_empty_state()
         self._at_bottom = True
@@ -387,6 +405,9 @@ class ChatPage(QWidget):
         if self._editing is not None:
             await self._truncate_from(self._editing)
             self.cancel_edit()
+        for widget in self.messages:  # calls left unanswered stay so: the conversation moved on
+            for card in widget.cards.values():
+                card.entry.hide()
         message = await asyncio.to_thread(self.store.add_message, self.conversation_id, "user", text)
         self.composer.clear()  # only now: the text is on disk
         self._add_message("user", text, message_id=message.id)
@@ -398,6 +419,10 @@ class ChatPage(QWidget):
         """Stream one reply to the conversation as it stands; save it however it ends."""
         params = params or self.params.params_or_none()
         if params is None:
+            return
+        extras = self.tools_panel.request()
+        if extras is None:
+            self.status.setText(f"Not sent: {self.tools_panel.problem()}")
             return
         self.notice.clear()
         if self.messages and self.messages[-1].role == "user":
@@ -421,10 +446,12 @@ class ChatPage(QWidget):
         self.status.setText(f"{model} is writing…")
         state, problem = "complete", None
         try:
-            async with contextlib.aclosing(client.stream(model, messages, params)) as deltas:
+            async with contextlib.aclosing(client.stream(model, messages, params, **extras)) as deltas:
                 async for delta in deltas:
                     self._buffer[0].append(delta.content)
                     self._buffer[1].append(delta.reasoning)
+                    if delta.tool_calls:
+                        self._buffer_calls = delta.tool_calls
                     if not self._flush_timer.isActive():
                         self._flush_timer.start()
         except asyncio.CancelledError:
@@ -437,16 +464,30 @@ class ChatPage(QWidget):
             self._flush()
             self._streaming = None
         stats = client.last_stats.as_dict() if client.last_stats else None
+        calls = tuple(client.last_tool_calls) if state == "complete" else ()
+        structured = extras["structured"]
+        if structured is not None and state == "complete" and not calls and stats is not None:
+            stats["validation"] = structured.check(widget.content()).as_dict()
         widget.end_stream(stats, state)
+        if calls:
+            widget.show_calls(calls)
+            for card in widget.cards.values():
+                card.set_problem(check_arguments(self.tools_panel.tools, card.call))
+        if stats is not None and "validation" in stats:
+            widget.set_verdict(stats["validation"])
         if state == "error":  # nothing came: the message would only be noise
             self._remove_message(widget)
         else:
             saved = await asyncio.to_thread(
                 self.store.add_message, self.conversation_id, "assistant", widget.content(),
-                reasoning=widget.reasoning(), stats=stats, state=state)
+                reasoning=widget.reasoning(), stats=stats, state=state,
+                tool_calls=[c.as_openai() for c in calls] or None)
             widget.message_id = saved.id
+        self._ask_for_results()
         self._update_regenerate()
+        called = ", ".join(dict.fromkeys(c.name for c in calls))
         self.status.setText("Stopped; the part received is kept." if state == "stopped" else
+                            f"{model} called {called}: type each result and press Send result." if calls else
                             "" if problem is None else problem.problem.title)
         if problem is not None:
             self._show_problem(problem)
@@ -478,8 +519,11 @@ class ChatPage(QWidget):
         content, reasoning = self._buffer
         if self._streaming is not None and (content or reasoning):
             self._streaming.append("".join(content), "".join(reasoning))
+        if self._streaming is not None and self._buffer_calls:
+            self._streaming.show_calls(self._buffer_calls)
         content.clear()
         reasoning.clear()
+        self._buffer_calls = ()
 
     def _scrolled(self, value: int) -> None:
         bar = self.scroll.verticalScrollBar()
@@ -497,6 +541,7 @@ class ChatPage(QWidget):
         widget.copy_requested.connect(self._copy)
         widget.edit_requested.connect(self.edit)
         widget.regenerate_requested.connect(self.regenerate)
+        widget.tool_result_submitted.connect(self.submit_tool_result)
         self.thread_layout.insertWidget(self.thread_layout.count() - 1, widget)
         self.messages.append(widget)
         self._show_empty_state()
@@ -509,10 +554,54 @@ class ChatPage(QWidget):
         self._show_empty_state()
 
     def _turns(self) -> list[Turn]:
-        return [Turn(w.role, w.content(), w.excluded) for w in self.messages]
+        return [Turn(w.role, w.content(), w.excluded, w.tool_calls, w.tool_call_id) for w in self.messages]
+
+    # -- tool results --
+
+    def _card_for(self, call_id: str | None):
+        for widget in reversed(self.messages):
+            if (card := widget.card_for(call_id)) is not None:
+                return card
+        return None
+
+    def _pending_calls(self):
+        """The last assistant message's cards still without a result, when only results follow it."""
+        for widget in reversed(self.messages):
+            if widget.role == "tool":
+                continue
+            if widget.role == "assistant" and widget.cards:
+                return widget, [c for c in widget.cards.values() if not c.answered]
+            return None, []
+        return None, []
+
+    def _ask_for_results(self) -> None:
+        _widget, cards = self._pending_calls()
+        for card in cards:
+            card.ask_for_result()
+
+    def submit_tool_result(self, widget: MessageWidget, call: ToolCall, text: str) -> None:
+        """A result typed in a card: saved as a "tool" message; once every call has one, the model goes on."""
+        pending, cards = self._pending_calls()
+        if self.streaming or pending is not widget or call.id not in {c.call.id for c in cards}:
+            return
+        self._reply_task = self.ctx.tasks.run(self._send_tool_result(widget, call, text), "sending the tool's result")
+
+    async def _send_tool_result(self, widget: MessageWidget, call: ToolCall, text: str) -> None:
+        saved = await asyncio.to_thread(self.store.add_message, self.conversation_id, "tool", text,
+                                        tool_call_id=call.id)
+        widget.card_for(call.id).set_answered(text)
+        self._add_message("tool", text, message_id=saved.id, who=f"Tool result · {call.name}", tool_call_id=call.id)
+        self._at_bottom = True
+        _widget, cards = self._pending_calls()
+        if cards:
+            self.status.setText(f"{len(cards)} more result{'s' if len(cards) != 1 else ''} to send.")
+            return
+        self._show_streaming(True)
+        await self._reply()
 
     def _settings_dict(self, params) -> dict:
         settings = params_to_dict(params)
+        settings.update(self.tools_panel.settings())
         if self._excluded:
             settings[EXCLUDED_KEY] = sorted(self._excluded)
         return settings
