@@ -24,6 +24,7 @@ from llmdesk.core.server.records import ServerRecord
 from llmdesk.core.server.supervisor import ServerState, ServerStatus, find_leftover, stop_leftover
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.fit.panel import FitPanel
+from llmdesk.ui.server.parsers_choice import ParserChoice
 from llmdesk.ui.machine.plan_choice import PlanGpuChoice
 from llmdesk.ui.problems import show_in_box
 from llmdesk.ui.widgets import browse_button, page_header, problem_box, scroll_area
@@ -128,6 +129,8 @@ class ServerPage(QWidget):
         form.addRow("LoRA", self.loras)
         form.addRow("", self.eager)
         form.addRow("", self.trust)
+        self.parsers = ParserChoice(ctx.tasks)  # tool calls and reasoning: the model family's vLLM parsers
+        form.addRow("Tools", self.parsers)
         form.addRow("Extra", self.extra)
 
         # -- start/stop and state
@@ -218,6 +221,9 @@ class ServerPage(QWidget):
         self._fit_timer.setInterval(500)
         self._fit_timer.timeout.connect(self._preview_fit)
         self.model.textChanged.connect(self._fit_timer.start)
+        self._fit_timer.timeout.connect(lambda: self.parsers.match_model(self.model.text().strip(),
+                                                                         self.extra.text().split()))
+        self.extra.editingFinished.connect(self._fit_timer.start)  # a --chat-template there changes the match
         for widget in (self.utilization, self.max_len, self.tp):
             widget.valueChanged.connect(self._fit_timer.start)
         for combo in (self.quantization, self.kv_dtype):
@@ -365,7 +371,8 @@ class ServerPage(QWidget):
             enforce_eager=self.eager.isChecked(), trust_remote_code=self.trust.isChecked(),
             quantization=self.quantization.currentData() or None, kv_cache_dtype=self.kv_dtype.currentData(),
             max_num_seqs=self.max_seqs.value() or None, cuda_devices=self._devices(),
-            lora_adapters=self._loras(), extra_args=tuple(self.extra.text().split()))
+            lora_adapters=self._loras(), **self.parsers.launch_fields(),
+            extra_args=tuple(self.extra.text().split()))
         preset = PRESETS.get(self.preset.currentData() or "")
         return preset.apply(config) if preset else config
 
