@@ -361,7 +361,6 @@ def sh(value: str) -> str:
         return shlex.quote(value)
     out = []
     for ch in value:
-        code = ord(ch)
         if ch == "\\":
             out.append("\\\\")
         elif ch == "'":
