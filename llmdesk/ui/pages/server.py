@@ -24,6 +24,7 @@ from llmdesk.core.server.records import ServerRecord
 from llmdesk.core.server.supervisor import ServerState, ServerStatus, find_leftover, stop_leftover
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.fit.panel import FitPanel
+from llmdesk.ui.server.endpoint_panel import EndpointPanel
 from llmdesk.ui.server.parsers_choice import ParserChoice
 from llmdesk.ui.machine.plan_choice import PlanGpuChoice
 from llmdesk.ui.problems import show_in_box
@@ -275,6 +276,8 @@ class ServerPage(QWidget):
         right = QTabWidget()
         right.addTab(log_box, "Log")
         right.addTab(endpoint_box, "Endpoint")
+        self.endpoint_panel = EndpointPanel(ctx)  # each tool's settings and its Test; follows the server
+        right.addTab(self.endpoint_panel, "Connect tools")
         self.right_tabs = right
         left_scroll = scroll_area(left, keep_width=True)
         split = QSplitter(Qt.Orientation.Horizontal)
