@@ -95,7 +95,9 @@ class _Extras:
         self.structured = structured
 
     def request(self) -> dict:
-        return {"tools": self.tools, "tool_choice": self.tool_choice, "structured": self.structured}
+        """What ChatClient.stream takes besides the messages (only what is asked for)."""
+        asked = {"tools": self.tools, "tool_choice": self.tool_choice, "structured": self.structured}
+        return {k: v for k, v in asked.items() if v is not None}
 
     def settings(self) -> dict:
         """Kept with a saved chat (the Chat page shows them again)."""

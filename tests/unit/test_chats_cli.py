@@ -236,6 +236,7 @@ class FakeClient:
     def __init__(self, base_url: str, api_key: str | None = None):
         self.base_url = normalise_base_url(base_url)
         self.last_stats = None
+        self.last_tool_calls = []  # these scripted replies never call tools
 
     async def __aenter__(self):
         return self
