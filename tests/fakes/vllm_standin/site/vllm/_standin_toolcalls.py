@@ -20,7 +20,8 @@ What vLLM does, from its source (``vllm/renderers/online_renderer.py``,
 When the stand-in calls a tool: the last message is the user's, and tool_choice is "required" or a
 named function, or the user's text names a tool (every tool it names, in order: parallel calls).
 Arguments are an instance of the tool's parameters schema; strings take the last capitalised word
-of the user's text ("… in Paris?" -> "Paris"). After tool results it answers "Result: …" with them.
+of the user's text that does not start a sentence ("… in Paris? Use get_weather." -> "Paris"); the
+schema's enum, const, minimum and minLength are honoured, maxLength and the rest are not. After tool results it answers "Result: …" with them.
 A structured reply is an instance of the schema, the first choice, or a string the regex matches.
 
 ``FAKE_VLLM_BREAK_STRUCTURED=1`` makes structured replies break their constraint (a required
