@@ -4,7 +4,6 @@ refuses, the slots and rank a launch needs, names, the base model, and the tenso
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -101,6 +101,14 @@ class DashboardPage(QWidget):
         column.addLayout(self._controls(interval))
         column.addLayout(self._status_row())
         column.addLayout(self._tiles())
+        self.lora_line = QLabel()  # vllm:lora_requests_info: which adapters have requests now
+        self.lora_line.setWordWrap(True)
+        self.lora_line.setTextFormat(Qt.TextFormat.PlainText)
+        self.lora_line.setToolTip("From vllm:lora_requests_info. vLLM 0.26 names the adapters with requests, not "
+                                  "how many each has, and puts every adapter with a request in both its running "
+                                  "and its waiting list.")
+        self.lora_line.hide()
+        column.addWidget(self.lora_line)
         column.addLayout(self._history_header())
         self.charts_area = QVBoxLayout()
         self.charts_placeholder = QLabel("Loading charts…")
@@ -422,6 +430,7 @@ class DashboardPage(QWidget):
     def _show_tiles(self) -> None:
         snap = self.recorder.window.latest
         t = self.tiles
+        self._show_lora(snap)
         if snap is None:
             for key in ("generation", "prompt", "requests", "kv_cache", "prefix", "ttft", "itl", "e2e"):
                 t[key].show_value(NONE)
@@ -443,6 +452,11 @@ class DashboardPage(QWidget):
                                   ("e2e", snap.e2e_p50_s, snap.e2e_p95_s)):
                 t[key].show_value(fmt.duration(p50), f"p95 {fmt.duration(p95)}" if p95 is not None else "")
         self._show_gpu_tiles()
+
+    def _show_lora(self, snap) -> None:
+        text = lora_line_text(snap)
+        self.lora_line.setText(text or "")
+        self.lora_line.setVisible(bool(text))
 
     def _show_gpu_tiles(self) -> None:
         scan = self.recorder.gpus.latest
@@ -476,6 +490,19 @@ class DashboardPage(QWidget):
                                           + ("GPU utilisation" if key == "gpu_util" else "GPU memory (GiB)"))
 
 
+
+
+def lora_line_text(snap) -> str | None:
+    """The Dashboard's LoRA line: the adapter slots and the adapters with requests now; None with LoRA off."""
+    if snap is None or snap.lora_slots is None:
+        return None
+    slots = f"LoRA adapters ({snap.lora_slots} slot{'s' if snap.lora_slots != 1 else ''}): "
+    running, waiting = snap.lora_adapters_running, snap.lora_adapters_waiting
+    if not running and not waiting:
+        return slots + "no adapter has requests now"
+    if set(running) == set(waiting):  # vLLM 0.26 lists each adapter with a request in both
+        return slots + "requests for " + ", ".join(running)
+    return slots + f"running {', '.join(running) or NONE} · waiting {', '.join(waiting) or NONE}"
 
 
 def _escape(text: str) -> str:

@@ -18,13 +18,14 @@ from llmdesk.core.base.errors import Problem
 from llmdesk.core.fit.memory_model import LaunchSettings, plan_fit
 from llmdesk.core.hub.model_source import load_model_spec
 from llmdesk.core.server.diagnose import Diagnosis
-from llmdesk.core.server.launch import PRESETS, LaunchConfig, LoraAdapter, config_from_fit, is_loopback
+from llmdesk.core.server.launch import PRESETS, LaunchConfig, config_from_fit, is_loopback
 from llmdesk.core.server.snippets import snippets
 from llmdesk.core.server.records import ServerRecord
 from llmdesk.core.server.supervisor import ServerState, ServerStatus, find_leftover, stop_leftover
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.fit.panel import FitPanel
 from llmdesk.ui.server.endpoint_panel import EndpointPanel
+from llmdesk.ui.server.lora_panel import LoraPanel
 from llmdesk.ui.server.parsers_choice import ParserChoice
 from llmdesk.ui.machine.plan_choice import PlanGpuChoice
 from llmdesk.ui.problems import show_in_box
@@ -100,8 +101,7 @@ class ServerPage(QWidget):
         self.max_seqs.setSpecialValueText("vLLM's default")
         self.devices = QLineEdit()
         self.devices.setPlaceholderText("all GPUs, or e.g. 0,1")
-        self.loras = QLineEdit()
-        self.loras.setPlaceholderText("LoRA adapters: name=path, name2=path2")
+        self.lora_panel = LoraPanel(ctx)  # adapters served at start; Load/Unload while running
         self.extra = QLineEdit()
         self.extra.setPlaceholderText("more vLLM arguments, e.g. --max-num-batched-tokens 4096")
         for spin in (self.port, self.utilization, self.max_len, self.tp, self.max_seqs):
@@ -127,7 +127,7 @@ class ServerPage(QWidget):
         form.addRow("Quantize", self.quantization)
         form.addRow("KV cache", self.kv_dtype)
         form.addRow("Max requests at once", self.max_seqs)
-        form.addRow("LoRA", self.loras)
+        form.addRow("LoRA adapters", self.lora_panel)
         form.addRow("", self.eager)
         form.addRow("", self.trust)
         self.parsers = ParserChoice(ctx.tasks)  # tool calls and reasoning: the model family's vLLM parsers
@@ -225,6 +225,8 @@ class ServerPage(QWidget):
         self._fit_timer.timeout.connect(lambda: self.parsers.match_model(self.model.text().strip(),
                                                                          self.extra.text().split()))
         self.extra.editingFinished.connect(self._fit_timer.start)  # a --chat-template there changes the match
+        self.served_name.textChanged.connect(self._fit_timer.start)  # the adapters' base check uses both
+        self.lora_panel.changed.connect(self._fit_timer.start)  # their slots leave the KV cache
         for widget in (self.utilization, self.max_len, self.tp):
             widget.valueChanged.connect(self._fit_timer.start)
         for combo in (self.quantization, self.kv_dtype):
@@ -374,7 +376,7 @@ class ServerPage(QWidget):
             enforce_eager=self.eager.isChecked(), trust_remote_code=self.trust.isChecked(),
             quantization=self.quantization.currentData() or None, kv_cache_dtype=self.kv_dtype.currentData(),
             max_num_seqs=self.max_seqs.value() or None, cuda_devices=self._devices(),
-            lora_adapters=self._loras(), **self.parsers.launch_fields(),
+            **self.lora_panel.launch_fields(), **self.parsers.launch_fields(),
             extra_args=tuple(self.extra.text().split()))
         preset = PRESETS.get(self.preset.currentData() or "")
         return preset.apply(config) if preset else config
@@ -387,13 +389,10 @@ class ServerPage(QWidget):
     def _devices(self) -> tuple[int, ...]:
         return tuple(int(part) for part in self.devices.text().replace(" ", "").split(",") if part.isdigit())
 
-    def _loras(self) -> tuple[LoraAdapter, ...]:
-        pairs = [item.strip().partition("=") for item in self.loras.text().split(",") if item.strip()]
-        return tuple(LoraAdapter(name.strip(), path.strip()) for name, _, path in pairs)
-
     # -- the fit preview: is the model going to fit with these settings, before pressing Start
     def _preview_fit(self) -> None:
         source = self.model.text().strip()
+        self.lora_panel.set_model(source, self.served_name.text().strip() or None, self._spec_cache.get(source))
         if source:
             self.ctx.tasks.run(self._preview(source), "checking whether the model fits")
 
@@ -409,6 +408,7 @@ class ServerPage(QWidget):
                 return
         if source != self.model.text().strip():
             return  # the user typed on meanwhile
+        self.lora_panel.set_model(source, self.served_name.text().strip() or None, self._spec_cache[source])
         gpus = self._gpus()
         if not gpus:
             self.fit.show_message("No NVIDIA GPU here and none chosen to plan for: choose the GPU you plan to "
@@ -482,6 +482,7 @@ class ServerPage(QWidget):
             self._show_problem_text("Choose a model first", "Type a folder or repo id, use Browse…, or pick one "
                                     "on the Models page (On this computer, then Serve).")
             return
+        problems += self.lora_panel.problems()
         if problems:
             self._show_problem_text(problems[0].title, problems[0].explanation, problems[0].fix)
             return
