@@ -291,3 +291,30 @@ def test_runtime_updating_only_on_loopback_or_with_a_key(host, key, lora_on, all
     env = child_environment(config, {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "PATH": "/bin"})
     assert env.get("VLLM_ALLOW_RUNTIME_LORA_UPDATING") == ("1" if allowed else None)  # never inherited
     assert env["PATH"] == "/bin"
+
+
+# --- the GPU host's adapter maker (tests/gpu/make_lora_adapter.py, numpy only) ----------------------
+
+def test_the_gpu_adapter_maker_writes_what_peft_writes(tmp_path):
+    import numpy as np
+
+    from tests.gpu import make_lora_adapter as maker
+
+    assert maker.to_bf16(np.array([1.0, -2.0, 0.0], dtype=np.float32)) == b"\x80\x3f\x00\xc0\x00\x00"
+    config = maker.PRESETS["llama-3.2-1b"]
+    size = maker.make_adapter(tmp_path / "a", config, base_name="meta-llama/Llama-3.2-1B", rank=1, seed=3)
+    info = lora.read_adapter(tmp_path / "a")
+    assert info.weights_bytes == size and info.config.rank == 1 and info.config.alpha == 2.0
+    assert info.config.base_model == "meta-llama/Llama-3.2-1B" and lora.unsupported(info.config) == []
+    assert len(info.tensors) == 16 * 7 * 2
+    assert info.tensors["base_model.model.model.layers.15.self_attn.k_proj.lora_B.weight"] == (512, 1)
+    assert info.tensors["base_model.model.model.layers.0.mlp.down_proj.lora_A.weight"] == (1, 8192)
+    geometry = geometry_from_config({**json.loads(DEMO_CONFIG.read_text()), **config, "tie_word_embeddings": True})
+    assert lora.layer_problem(info, geometry) is None
+    assert lora.layer_problem(info, LLAMA_8B).title == "The adapter was trained for a model of another size"
+    # the data is all there, in the header's order
+    raw = (tmp_path / "a" / "adapter_model.safetensors").read_bytes()
+    header_len = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + header_len])
+    ends = sorted(v["data_offsets"][1] for k, v in header.items() if k != "__metadata__")
+    assert 8 + header_len + ends[-1] == len(raw)
