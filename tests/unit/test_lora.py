@@ -318,3 +318,24 @@ def test_the_gpu_adapter_maker_writes_what_peft_writes(tmp_path):
     header = json.loads(raw[8:8 + header_len])
     ends = sorted(v["data_offsets"][1] for k, v in header.items() if k != "__metadata__")
     assert 8 + header_len + ends[-1] == len(raw)
+
+
+def test_serves_fit_check_counts_the_adapters_slots(monkeypatch, tmp_path):
+    """llmdesk serve's fit check (before vLLM's long start) prices the slots with_loras sized."""
+    import llmdesk.core.fit.memory_model as memory_model
+    import llmdesk.core.machine.gpus as gpus
+    from llmdesk.commands import serve
+    from llmdesk.core.machine.gpu_catalogue import find_gpu
+    from llmdesk.core.machine.gpus import GpuScan
+
+    seen = []
+    real = memory_model.plan_fit
+    monkeypatch.setattr(memory_model, "plan_fit", lambda spec, g, settings: seen.append(settings) or real(spec, g, settings))
+    monkeypatch.setattr(gpus, "scan_gpus", lambda: GpuScan(gpus=(find_gpu("H100 80GB HBM3").as_gpu_info(0),),
+                                                           driver_version="580", cuda_driver_version="13.0",
+                                                           problem=None))
+    model = str(make_model(tmp_path / "m"))
+    serve.check_before_launch(LaunchConfig(model, lora_adapters=(LoraAdapter("a", "/a"),), max_loras=2,
+                                           max_lora_rank=32))
+    serve.check_before_launch(LaunchConfig(model))
+    assert [(s.max_loras, s.max_lora_rank) for s in seen] == [(2, 32), (None, 16)]
