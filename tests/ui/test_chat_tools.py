@@ -192,3 +192,23 @@ def test_the_model_list_has_the_lora_adapters(make_window, qtbot, tmp_path):
         page.model.setCurrentText("sql-lora")
         send(qtbot, page, "Hello adapter")
         assert page.messages[1].state == "complete" and page.store.get(page.conversation_id).model == "sql-lora"
+
+
+def test_a_result_the_server_did_not_answer_can_be_tried_again(make_window, qtbot, tmp_path):
+    from tests.fakes.standin_server import kill_group, start_standin
+
+    proc, root = start_standin(tmp_path / "gone", "ok", *TOOL_FLAGS)
+    try:
+        _window, page = chat_page(make_window, root)
+        with_example_tools(qtbot, page)
+        send(qtbot, page, "Weather in Rome? get_weather")
+        [card] = page.messages[1].cards.values()
+    finally:
+        kill_group(proc)
+    card.result.setPlainText("sunny")
+    qtbot.mouseClick(card.send, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not page.streaming and bool(page.notice.showing), timeout=15000)
+    assert [m.role for m in page.messages] == ["user", "assistant", "tool"]
+    assert page.notice.showing.startswith("No server at") and "Try again" in page.notice.actions
+    assert page.messages[2].mark.isVisibleTo(page) and "Not answered" in page.messages[2].mark.text()
+    assert [m.role for m in page.store.get(page.conversation_id).messages] == ["user", "assistant", "tool"]

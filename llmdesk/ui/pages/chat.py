@@ -425,7 +425,7 @@ class ChatPage(QWidget):
             self.status.setText(f"Not sent: {self.tools_panel.problem()}")
             return
         self.notice.clear()
-        if self.messages and self.messages[-1].role == "user":
+        if self.messages and self.messages[-1].role in ("user", "tool"):
             self.messages[-1].set_unanswered(None)  # asked again
         client = await self._client_for()
         model = self.model.currentText().strip()
@@ -667,9 +667,10 @@ class ChatPage(QWidget):
             actions.append(("Lower max tokens", self.params.fields["max_tokens"].setFocus))
         elif isinstance(exc, ModelNotFound):
             actions.append(("Refresh the model list", self.refresh_models))
-        if self.messages and self.messages[-1].role == "user" or isinstance(exc, StreamInterrupted):
+        waiting = bool(self.messages) and self.messages[-1].role in ("user", "tool")  # a question, or a tool's result
+        if waiting or isinstance(exc, StreamInterrupted):
             actions.append(("Try again", self.regenerate))
-        if self.messages and self.messages[-1].role == "user":
+        if waiting:
             self.messages[-1].set_unanswered(exc.problem.title)
         self.notice.show_problem(exc.problem, tuple(actions))
 

@@ -39,6 +39,9 @@ class ParserChoice(QWidget):
             for name in sorted(names):
                 combo.addItem(name, name)
             combo.currentIndexChanged.connect(self._chosen)
+            # sized by a short name, not the longest (minimax_m2_append_think): the form must not push the log aside
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(14)
         self.tool.setToolTip("--enable-auto-tool-choice --tool-call-parser NAME: the format the model writes its "
                              "tool calls in. Auto: its family's, when its chat template takes tools.")
         self.reasoning.setToolTip("--reasoning-parser NAME: the model's thinking goes to its own field "
