@@ -242,6 +242,8 @@ class ServerPage(QWidget):
         self._highlighter = LogHighlighter(self.log.document())
         self.find = QLineEdit()
         self.find.setPlaceholderText("find in the log")
+        # never so narrow that the hint disappears (a small window with three tabs beside the form)
+        self.find.setMinimumWidth(self.find.fontMetrics().horizontalAdvance("find in the log") + 24)
         self.find.returnPressed.connect(self._find_next)
         copy_log = QPushButton("Copy log")
         copy_log.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.log.toPlainText()))
@@ -279,7 +281,8 @@ class ServerPage(QWidget):
         right.addTab(log_box, "Log")
         right.addTab(endpoint_box, "Endpoint")
         self.endpoint_panel = EndpointPanel(ctx)  # each tool's settings and its Test; follows the server
-        right.addTab(self.endpoint_panel, "Connect tools")
+        # scrolls rather than widening the page: its row of pickers and buttons is wider than a small window's pane
+        right.addTab(scroll_area(self.endpoint_panel), "Connect tools")
         self.right_tabs = right
         left_scroll = scroll_area(left, keep_width=True)
         split = QSplitter(Qt.Orientation.Horizontal)
