@@ -282,7 +282,9 @@ class ServerPage(QWidget):
         right.addTab(endpoint_box, "Endpoint")
         self.endpoint_panel = EndpointPanel(ctx)  # each tool's settings and its Test; follows the server
         # scrolls rather than widening the page: its row of pickers and buttons is wider than a small window's pane
-        right.addTab(scroll_area(self.endpoint_panel), "Connect tools")
+        connect = scroll_area(self.endpoint_panel)
+        connect.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # its rows wrap; never sideways
+        right.addTab(connect, "Connect tools")
         self.right_tabs = right
         left_scroll = scroll_area(left, keep_width=True)
         split = QSplitter(Qt.Orientation.Horizontal)
