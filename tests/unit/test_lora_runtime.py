@@ -12,8 +12,8 @@ import pytest
 from llmdesk.core.base.errors import BadInput
 from llmdesk.core.metrics.scraper import MetricsScraper
 from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized
-from llmdesk.core.server.lora_runtime import (AdapterRefused, LoraClient, RuntimeLoraDisabled, error_message,
-                                              refusal_problem)
+from llmdesk.core.server.endpoint import vllm_error_message as error_message
+from llmdesk.core.server.lora_runtime import AdapterRefused, LoraClient, RuntimeLoraDisabled, refusal_problem
 from tests.fakes.lora_adapters import make_adapter, real_config
 from tests.fakes.standin_server import free_port, running_standin
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.chat.tools import ToolCall, ToolCallAccumulator
-from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, normalise_base_url
+from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, normalise_base_url, vllm_error_message
 
 if TYPE_CHECKING:
     from llmdesk.core.chat.structured import Structured
@@ -319,7 +319,7 @@ class ChatClient:
         return ModelNotFound(Problem(p.title, f"{p.explanation} The server serves: {names}.", p.fix), served)
 
     def _http_problem(self, status: int, text: str, *, model: str | None) -> ProblemError:
-        message = _error_message(text)
+        message = vllm_error_message(text)
         if status == 401:
             has_key = "The API key given was refused" if self.api_key else "The server needs an API key and none was given"
             return Unauthorized(Problem("Wrong or missing API key", f"{has_key} (HTTP 401).",
@@ -344,20 +344,6 @@ class ChatClient:
                                         "Check the URL: it should be the server's root or its /v1 base."))
         return ProblemError(Problem(f"The server refused the request (HTTP {status})", message or "(no message)",
                                     "Check the parameters; the server log may say more."))
-
-
-def _error_message(text: str) -> str:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return text.strip()[:500]
-    if isinstance(data, dict):
-        err = data.get("error", data.get("detail", data.get("message")))
-        if isinstance(err, dict):
-            return str(err.get("message") or err)
-        if err is not None:
-            return str(err)
-    return text.strip()[:500]
 
 
 def _context_limit(message: str) -> int | None:

@@ -8,6 +8,8 @@ these, so the two packages stay independent of each other.
 
 from __future__ import annotations
 
+import json
+
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 from llmdesk.core.server.records import newest_server
 
@@ -71,3 +73,18 @@ def default_base_url() -> str:
 def root_url(base_url: str) -> str:
     """``http://h:8000``, ``http://h:8000/v1`` → ``http://h:8000`` (where /metrics lives)."""
     return normalise_base_url(base_url)[: -len("/v1")]
+
+
+def vllm_error_message(text: str) -> str:
+    """vLLM's error envelope {"error": {"message": …}} (or FastAPI's {"detail": …}) -> the message."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()[:500]
+    if isinstance(data, dict):
+        err = data.get("error", data.get("detail", data.get("message")))
+        if isinstance(err, dict):
+            return str(err.get("message") or err)
+        if err is not None:
+            return str(err)
+    return text.strip()[:500]

@@ -21,7 +21,6 @@ the weights in its cache until they are evicted.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     import httpx
 
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
-from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, normalise_base_url, root_url
+from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, normalise_base_url, root_url, vllm_error_message
 from llmdesk.core.server.lora import name_problem, rank_for
 
 
@@ -169,7 +168,7 @@ class LoraClient:
 
     def _other_problem(self, resp, doing: str) -> ProblemError:
         return self._unauthorised(resp) or ProblemError(Problem(
-            f"The server refused {doing} (HTTP {resp.status_code})", error_message(resp.text) or "(no message)",
+            f"The server refused {doing} (HTTP {resp.status_code})", vllm_error_message(resp.text) or "(no message)",
             "Check the URL; the server's log may say more."))
 
     def _refusal(self, resp, name: str, path: str | None) -> ProblemError:
@@ -179,27 +178,12 @@ class LoraClient:
         return refusal_problem(resp.status_code, resp.text, name, path)
 
 
-def error_message(text: str) -> str:
-    """vLLM's error envelope {"error": {"message": …}} (or FastAPI's {"detail": …}) -> the message."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return text.strip()[:500]
-    if isinstance(data, dict):
-        err = data.get("error", data.get("detail", data.get("message")))
-        if isinstance(err, dict):
-            return str(err.get("message") or err)
-        if err is not None:
-            return str(err)
-    return text.strip()[:500]
-
-
 _RANK_RE = re.compile(r"LoRA rank (\d+) is greater than max_lora_rank (\d+)")
 
 
 def refusal_problem(status: int, text: str, name: str, path: str | None) -> ProblemError:
     """vLLM's answer to a load (``path`` given) or an unload, as a Problem."""
-    message = error_message(text)
+    message = vllm_error_message(text)
     said = f" vLLM said: \u201c{message}\u201d" if message else ""
     if status == 404 and message in ("Not Found", ""):
         return RuntimeLoraDisabled(DISABLED)
