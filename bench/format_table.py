@@ -1,7 +1,10 @@
 """Write llmdesk/core/fit/format_measurements.json from the GPU host's #21 runs (no GPU needed):
 
-    python bench/format_table.py --speed docs/gpu-runs/<run>/format-speed --runs tests/data/vllm-runs \\
+    python bench/format_table.py --speed docs/gpu-runs/2026-12-06-h100-format-speed.json --runs tests/data/vllm-runs \\
+        --kernel-log fp8-block=docs/gpu-runs/2026-12-06-h100-l8b8l-fp8-block-cut-off.log \\
         --out llmdesk/core/fit/format_measurements.json
+
+(tests/unit/test_format_measurements.py runs exactly this and compares with the bundled file.)
 
 --speed: bench/format_speed.py's folder (format-speed.json and each server's log): output tokens/s at
 1 and 64 requests and the kernels vLLM picked. --runs: fit-run records (NAME.json + NAME.log from
@@ -39,8 +42,8 @@ def speed_format_id(name: str) -> str:
 
 
 def from_speed(folder: Path) -> tuple[dict, dict]:
-    """(card facts, format id -> {kernels, tokens_per_s}) of one format_speed.py run."""
-    run = json.loads((folder / "format-speed.json").read_text())
+    """(card facts, format id -> {kernels, tokens_per_s}) of one format_speed.py run (its folder or its JSON)."""
+    run = json.loads((folder if folder.is_file() else folder / "format-speed.json").read_text())
     formats = {}
     for name, entry in run["formats"].items():
         if "c1" not in entry or "c64" not in entry:  # a format that did not run: no speed row
@@ -75,6 +78,9 @@ def main() -> int:
     ap.add_argument("--runs", type=Path, help="fit-run records of the same card (kernels of more formats)")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--capability", help="the card's compute capability, e.g. 9.0, when no record names it")
+    ap.add_argument("--kernel-log", action="append", default=[], metavar="FORMAT=LOG",
+                    help="the kernels of a make_quant_checkpoint.py format from a start-up log without a record "
+                         "(a run cut off after loading), e.g. fp8-block=docs/gpu-runs/….log")
     a = ap.parse_args()
     card, formats = from_speed(a.speed)
     capability = a.capability
@@ -83,6 +89,11 @@ def main() -> int:
         capability = capability or found
         for key, entry in kernels_only.items():
             formats.setdefault(key, entry)
+    for item in a.kernel_log:
+        name, _, log = item.partition("=")
+        kernels = [c.kernel for c in kernel_choices(Path(log).read_text(errors="replace"))]
+        if kernels:
+            formats.setdefault(speed_format_id(name), {"kernels": kernels, "measured_as": Path(log).name})
     if not capability:
         raise SystemExit("no record names the card's compute capability: pass --capability")
     table = json.loads(a.out.read_text()) if a.out.exists() else {}

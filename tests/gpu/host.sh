@@ -20,6 +20,8 @@
 #   bash tests/gpu/host.sh quant-wait      # then this, once per call, until it says done
 #   bash tests/gpu/host.sh speed-start     # #21: output tokens/s per format of the 8B shape at c=1 and 64
 #   bash tests/gpu/host.sh speed-wait      # then this, once per call, until it says done
+#   bash tests/gpu/host.sh rest21-start    # #21's runs not reached on 2026-12-06 (gpt-oss, Mistral v0.1, FP8
+#   bash tests/gpu/host.sh rest21-wait     #   blocks, LoRA 4×64, speed of all five formats), then wait
 #   bash tests/gpu/host.sh arch-start      # #21: vLLM on random-weight gpt-oss-20b (MXFP4), Gemma 3 1B, DeepSeek-V2-Lite,
 #                                          # Mixtral-8x7B and Mistral-7B-v0.1 checkpoints (tests/gpu/make_arch_model.py)
 #   bash tests/gpu/host.sh arch-wait [LIMIT_S]   # then this, once per call, until it says done
@@ -38,6 +40,12 @@ mkdir -p "$OUT" "$WORK"
 
 kill_vllm() {
   pkill -9 -f "[V]LLM::" ; pkill -9 -f "[v]llm.entrypoints.cli.main" ; pkill -9 -f "[v]llm serve" ; sleep 1
+}
+
+stop_background() {  # an earlier *-start's job goes on after its wait gave up: it would start servers beside ours
+  # (2026-12-06: the speed run's next server took 10 GiB while gpt-oss started, and vLLM refused for free memory)
+  pkill -9 -f "[f]ormat_speed.py|[f]it_runs.py|[q]uant_list|[a]rch_list|[b]ench_parity.py|[s]erve_parity.py"
+  kill_vllm
 }
 
 mistral_shape() {  # Mistral-7B-v0.3's shape: Llama-3.1-8B's layers, a 32,768-token vocabulary and context
@@ -73,8 +81,10 @@ quant_list() {  # gpu port formats...: each format made from the 8B shape, start
         # QUANT_LAYERS (default 8) of the 32: the per-layer figures are the same, the make and the start shorter
         python3 tests/gpu/make_quant_checkpoint.py --base $M/llama-3.1-8b --format "$fmt" --out $WORK/q-$fmt \
           --layers "${QUANT_LAYERS:-8}" > $WORK/quant-runs/make-$fmt.json 2>&1
-        CUDA_VISIBLE_DEVICES=$gpu python3 tests/gpu/fit_runs.py --port "$port" --out $WORK/quant-runs \
-          "l8b${QUANT_LAYERS:-8}l-$fmt=$WORK/q-$fmt,--max-model-len,8192"
+        # DeepGEMM's warm-up JIT-compiles every batch size (over 3 min for fp8-block); the memory lines come
+        # before it, and skipping it changes no figure the fit is checked on
+        VLLM_DEEP_GEMM_WARMUP=skip CUDA_VISIBLE_DEVICES=$gpu python3 tests/gpu/fit_runs.py --port "$port" \
+          --out $WORK/quant-runs "l8b${QUANT_LAYERS:-8}l-$fmt=$WORK/q-$fmt,--max-model-len,8192"
         rm -rf $WORK/q-$fmt ;;  # 6-9 GB each: the host's disk holds one at a time beside the base
     esac
   done
@@ -93,7 +103,7 @@ arch_list() {  # presets...: each made under $WORK/a-PRESET with the tiny model'
 
 case "${1:-}" in
   arch-start)  # #21: real vLLM on the five architectures' random-weight checkpoints, one after another on GPU 0
-    kill_vllm
+    stop_background
     rm -rf $WORK/arch-runs $WORK/arch.done
     mkdir -p $WORK/arch-runs
     export -f arch_list
@@ -112,7 +122,7 @@ case "${1:-}" in
     tar -czf "$OUT/arch-runs.tgz" -C $WORK arch-runs
     ;;
   quant-start)  # #21: every quantized format and two LoRA settings on the 8B shape, one GPU (or two: QUANT_GPUS=2)
-    kill_vllm
+    stop_background
     rm -rf $WORK/quant-runs $WORK/quant-gpu*.done
     mkdir -p $WORK/quant-runs
     export -f quant_list
@@ -131,12 +141,33 @@ case "${1:-}" in
     sleep 5
     ;;
   speed-start)  # #21: output tokens/s of BF16, FP8, AWQ, GPTQ and W8A8 of the 8B shape, one card, one run
-    kill_vllm
+    stop_background
     rm -rf $WORK/format-speed $WORK/speed.done
     CUDA_VISIBLE_DEVICES=0 setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models llama-3.1-8b && \
       python3 bench/format_speed.py --base $M/llama-3.1-8b --work $WORK/speed --out $WORK/format-speed \
       > $WORK/speed.txt 2>&1; touch $WORK/speed.done" < /dev/null > $WORK/speed-models.log 2>&1 &
     sleep 5
+    ;;
+  rest21-start)  # #21's runs the first session did not reach, one job on GPU 0: the two architectures, FP8 blocks and
+    # the second LoRA setting, then all five formats' speed again (ratios are compared within one run only)
+    stop_background
+    rm -rf $WORK/arch-runs $WORK/quant-runs $WORK/format-speed $WORK/rest21.done
+    mkdir -p $WORK/arch-runs $WORK/quant-runs
+    export -f arch_list quant_list
+    export M WORK QUANT_LAYERS
+    CUDA_VISIBLE_DEVICES=0 setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models tiny llama-3.1-8b && \
+      arch_list gpt-oss-20b mistral-7b-v0.1; quant_list 0 8011 fp8-block lora-4-64; \
+      python3 bench/format_speed.py --base $M/llama-3.1-8b --work $WORK/speed --out $WORK/format-speed \
+      > $WORK/speed.txt 2>&1; touch $WORK/rest21.done" < /dev/null > $WORK/rest21.log 2>&1 &
+    sleep 5
+    ;;
+  rest21-wait)  # [LIMIT_S]: tars what is there each time, done or not
+    t0=$SECONDS
+    while [ ! -f $WORK/rest21.done ] && [ $((SECONDS - t0)) -lt "${2:-560}" ]; do sleep 2; done
+    [ -f $WORK/rest21.done ] || echo "rest21 not finished after ${2:-560} s"
+    tail -8 $WORK/rest21.log
+    grep -v "^INFO\|^(APIServer\|^(EngineCore\|^WARNING" $WORK/speed.txt 2>/dev/null | tail -8
+    tar -czf "$OUT/rest21.tgz" -C $WORK $(cd $WORK && ls -d arch-runs quant-runs format-speed 2>/dev/null)
     ;;
   speed-wait)
     t0=$SECONDS
@@ -172,7 +203,7 @@ case "${1:-}" in
     tar -czf "$OUT/gpu-out.tgz" -C $WORK gpu-out  # the report and every log, in one file
     ;;
   fits-start)
-    kill_vllm
+    stop_background
     while [ ! -f $WORK/big-models.done ]; do sleep 2; done
     cat $WORK/big-models.log
     export -f fit_list
@@ -201,7 +232,7 @@ case "${1:-}" in
     tar -czf "$OUT/parity.tgz" -C $WORK parity
     ;;
   parity-start)  # the same in the background, for runs longer than one command: [PRESET] then bench options
-    kill_vllm
+    stop_background
     shift
     preset=llama-3.2-1b
     case "${1:-}" in -*|"") ;; *) preset=$1; shift ;; esac
@@ -221,7 +252,7 @@ case "${1:-}" in
     tar -czf "$OUT/startup.tgz" -C $WORK startup
     ;;
   bench-start)  # #19: llmdesk's benchmark beside `vllm bench serve` on one server, and the energy check
-    kill_vllm
+    stop_background
     shift
     preset=${1:-llama-3.1-8b}
     shift || true
@@ -232,7 +263,7 @@ case "${1:-}" in
     sleep 5
     ;;
   printcmd-start)  # #20: `llmdesk serve --print-command`'s line started raw, against `llmdesk serve`
-    kill_vllm
+    stop_background
     preset=${2:-llama-3.1-8b}
     rm -rf $WORK/printcmd $WORK/printcmd.done
     CUDA_VISIBLE_DEVICES=0 setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models $preset && \
@@ -262,7 +293,7 @@ case "${1:-}" in
     [ -f $WORK/parity.done ] && tar -czf "$OUT/parity.tgz" -C $WORK parity
     ;;
   *)
-    sed -n '2,16p' "$0"
+    sed -n '2,30p' "$0"
     exit 2
     ;;
 esac
