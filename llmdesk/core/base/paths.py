@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -69,6 +70,16 @@ def hf_cache_dir() -> Path:
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"]).expanduser()
     return hf_home() / "hub"
+
+
+_SNAPSHOT_PATH = re.compile(r"(?:^|/)models--(?P<owner>[^/]+?)--(?P<name>[^/]+)/snapshots/(?P<rev>[^/]+)/?$")
+
+
+def hf_snapshot_of(path: str) -> tuple[str, str] | None:
+    """``…/models--org--name/snapshots/<rev>``, a model folder of a Hugging Face cache -> ("org/name", rev);
+    None for any other path."""
+    m = _SNAPSHOT_PATH.search(path.strip().replace("\\", "/"))
+    return (f"{m['owner']}/{m['name']}", m["rev"]) if m else None
 
 
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600

@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import PurePath
 
 from llmdesk.core.base.errors import BadInput, Problem
+from llmdesk.core.base.paths import hf_snapshot_of
+from llmdesk.core.hub.cache_names import is_commit
 from llmdesk.core.server.launch import FIXED_ENV, LaunchConfig, build_vllm_command, is_loopback
 from llmdesk.core.server.runtime import TESTED_VLLM
 
@@ -30,7 +32,6 @@ DEFAULT_COLD_START_S = 600.0  # neither measured nor predictable: ten minutes co
 # graphs, plus reading the weights at 0.5 GB/s (an 8B: 122 s; measured 111-139 s on H100s, docs/benchmarks.md).
 START_FIXED_S, LOAD_BYTES_PER_S = 90.0, 0.5e9
 _NAME_CHARS = re.compile(r"[^a-z0-9-]+")
-_SNAPSHOT = re.compile(r"(?:^|/)models--(?P<owner>[^/]+?)--(?P<name>[^/]+)/snapshots/(?P<rev>[0-9a-f]{40})/?$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
 
@@ -132,9 +133,9 @@ def hub_reference(model: str) -> tuple[str, str | None] | None:
     """(repo id, revision) for a Hub repo id, or for a folder of the Hugging Face cache (its snapshot's
     commit); None for any other folder, which a container or a cluster cannot see."""
     text = model.strip().replace("\\", "/")
-    match = _SNAPSHOT.search(text)
-    if match:
-        return f"{match['owner']}/{match['name']}", match["rev"]
+    snapshot = hf_snapshot_of(text)
+    if snapshot and is_commit(snapshot[1]):
+        return snapshot
     if _REPO_ID.match(text) and not text.startswith((".", "/", "~")):
         return text, None
     return None

@@ -49,9 +49,14 @@ def check_revision(revision: str | None) -> str | None:
     return revision
 
 
+def is_commit(text: object) -> bool:
+    """40 lowercase hex digits, as the Hub names commits (and a cache's snapshot folders)."""
+    return isinstance(text, str) and _COMMIT.fullmatch(text) is not None
+
+
 def check_commit(commit: str | None, repo_id: str) -> str:
     """The commit the Hub resolved a revision to: 40 lowercase hex digits, nothing else."""
-    if not isinstance(commit, str) or not _COMMIT.fullmatch(commit):
+    if not is_commit(commit):
         raise _mirror_problem(repo_id, "an invalid commit hash", commit)
     return commit
 

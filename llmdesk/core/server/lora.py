@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from llmdesk.core.base.errors import BadInput, Problem
+from llmdesk.core.base.paths import hf_snapshot_of
 from llmdesk.core.fit.lora_memory import LORA_RANKS
 from llmdesk.core.fit.model_config import ModelGeometry
 
@@ -56,7 +57,6 @@ _EMBEDDINGS = frozenset({"embed_tokens", "lm_head"})
 _SAME_MODEL_SUFFIXES = ("-unsloth-bnb-4bit", "-bnb-4bit", "-unsloth")
 _TENSOR_RE = re.compile(r"^(?P<module>.+?)\.(?:lora_(?P<ab>[AB])\.weight|lora_embedding_(?P<eab>[AB]))$")
 _LAYER_RE = re.compile(r"(?:^|\.)layers\.(?P<layer>\d+)\.")
-_CACHE_SNAPSHOT_RE = re.compile(r"(?:^|/)models--(?P<owner>[^/]+?)--(?P<name>[^/]+)/snapshots/[^/]+/?$")
 
 
 # --------------------------------------------------------------------------------------- the config
@@ -377,8 +377,8 @@ class BaseCheck:
 
 def repo_of_cache_path(path: str) -> str | None:
     """``…/models--org--name/snapshots/<commit>`` (a Hugging Face cache snapshot) -> "org/name"."""
-    m = _CACHE_SNAPSHOT_RE.search(path.replace(os.sep, "/").rstrip("/"))
-    return f"{m.group('owner')}/{m.group('name')}" if m else None
+    snapshot = hf_snapshot_of(path)
+    return snapshot[0] if snapshot else None
 
 
 def model_identities(model: str, *, served_name: str | None = None,
