@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from llmdesk.core.bench.stats import LevelMetrics, RequestResult, level_metrics
 from llmdesk.core.bench.workload import Request
-from llmdesk.core.server.endpoint import normalise_base_url
+from llmdesk.core.server.endpoint import bearer_headers, normalise_base_url
 
 Progress = Callable[[int, int], None]  # (finished requests, requests sent so far)
 
@@ -70,7 +70,7 @@ async def run_level(target: Target, requests: Iterable[Request] | AsyncIterable[
     import aiohttp
 
     slots = concurrency or 1024
-    headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+    headers = bearer_headers(target.api_key)
     timeout = aiohttp.ClientTimeout(total=None, connect=10.0, sock_read=timeout_s)
     connector = aiohttp.TCPConnector(limit=slots, use_dns_cache=True)
     # trust_env off: a benchmark of a local server must not go through the user's proxy

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
-from llmdesk.core.server.endpoint import root_url
+from llmdesk.core.server.endpoint import bearer_headers, root_url
 
 ENDPOINTS = ("completions", "chat")
 # A paragraph of ordinary English whose tokens seed the vocabulary sample (every id it yields is a
@@ -131,7 +131,7 @@ async def read_vocabulary(base_url: str, model: str, *, api_key: str | None = No
     import httpx  # here: the window imports this module at start, and httpx costs ~0.1 s
 
     root = root_url(base_url)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    headers = bearer_headers(api_key)
     async with httpx.AsyncClient(timeout=timeout_s, headers=headers, trust_env=False) as client:
         empty = await _tokenize(client, root, {"model": model, "prompt": "", "add_special_tokens": True})
         seed = await _tokenize(client, root, {"model": model, "prompt": _SEED_TEXT, "add_special_tokens": False})

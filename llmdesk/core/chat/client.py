@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.chat.tools import ToolCall, ToolCallAccumulator
-from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, normalise_base_url, vllm_error_message
+from llmdesk.core.server.endpoint import (ServerUnreachable, Unauthorized, bearer_headers, normalise_base_url,
+                                          vllm_error_message)
 
 if TYPE_CHECKING:
     from llmdesk.core.chat.structured import Structured
@@ -157,7 +158,7 @@ class ChatClient:
 
         self.base_url = normalise_base_url(base_url)
         self.api_key = api_key or None
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        headers = bearer_headers(self.api_key)
         self._http = httpx.AsyncClient(
             headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
             trust_env=False)

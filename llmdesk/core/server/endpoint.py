@@ -75,6 +75,11 @@ def root_url(base_url: str) -> str:
     return normalise_base_url(base_url)[: -len("/v1")]
 
 
+def bearer_headers(api_key: str | None) -> dict[str, str]:
+    """The one way vLLM checks a key (VLLM_API_KEY): an Authorization: Bearer header; none without a key."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
 def vllm_error_message(text: str) -> str:
     """vLLM's error envelope {"error": {"message": …}} (or FastAPI's {"detail": …}) -> the message."""
     try:

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     import httpx
 
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
-from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, normalise_base_url, root_url, vllm_error_message
+from llmdesk.core.server.endpoint import (ServerUnreachable, Unauthorized, bearer_headers, normalise_base_url, root_url,
+                                          vllm_error_message)
 from llmdesk.core.server.lora import name_problem, rank_for
 
 
@@ -81,7 +82,7 @@ class LoraClient:
         self.base_url = normalise_base_url(base_url)
         self.root_url = root_url(self.base_url)
         self.api_key = api_key or None
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        headers = bearer_headers(self.api_key)
         # Loading reads the adapter from disk (or the Hub) on the server: give it time.
         self._http = httpx.AsyncClient(headers=headers, trust_env=False,
                                        timeout=httpx.Timeout(timeout_s, connect=min(5.0, timeout_s)))

@@ -46,7 +46,7 @@ from llmdesk.core.base import paths
 from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.server.diagnose import Diagnosis, Phase, diagnose, listen_problem, phase_of, port_is_free
 from llmdesk.core.server import records
-from llmdesk.core.server.endpoint import base_url
+from llmdesk.core.server.endpoint import base_url, bearer_headers
 from llmdesk.core.server.processes import (group_listens_on, group_members, pid_alive, signal_group, signal_pid)
 from llmdesk.core.server.records import PortClaimed, ServerRecord
 from llmdesk.core.server.launch import LaunchConfig, build_vllm_command, child_environment
@@ -416,7 +416,7 @@ class Supervisor:
                 log.exception("line subscriber failed")
 
     def _headers(self, config: LaunchConfig) -> dict[str, str]:
-        return {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        return bearer_headers(config.api_key)
 
     async def _wait_ready(self, config: LaunchConfig) -> bool:
         import httpx

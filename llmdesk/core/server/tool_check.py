@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from llmdesk.core.base.errors import Problem, ProblemError
-from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, root_url
+from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, bearer_headers, root_url
 from llmdesk.core.server.tool_endpoints import (KEY_ENV, PLACEHOLDER_KEY, TOOLS, Endpoint, models_from_listing,
                                                 printable)
 
@@ -69,7 +69,7 @@ async def read_endpoint(url: str, api_key: str | None = None, *, timeout_s: floa
     root = root_url(url)
     async with _client(client, timeout_s) as http:
         try:
-            resp = await http.get(root + "/v1/models", headers=_bearer(api_key))
+            resp = await http.get(root + "/v1/models", headers=bearer_headers(api_key))
         except Exception as exc:  # httpx's errors, mapped
             raise _transport_error(exc, root, timeout_s) from None
     if resp.status_code in (401, 403):
@@ -170,7 +170,7 @@ class _Probe:
         """Claude Code streams; the reply is read from its content_block_delta events."""
         body = {"model": self.model, "max_tokens": MAX_TOKENS, "stream": True,
                 "messages": [{"role": "user", "content": PROMPT}]}
-        headers = {**_bearer(self._key(placeholder=True)), "anthropic-version": ANTHROPIC_VERSION}
+        headers = {**bearer_headers(self._key(placeholder=True)), "anthropic-version": ANTHROPIC_VERSION}
         path = "/v1/messages?beta=true"
         started = time.monotonic()
         async with self.http.stream("POST", self.endpoint.root_url + path, json=body, headers=headers) as resp:
@@ -208,7 +208,7 @@ class _Probe:
     async def _send(self, method: str, path: str, key: str | None, *, json: dict | None = None,
                     timed: bool = False):
         started = time.monotonic()
-        resp = await self.http.request(method, self.endpoint.root_url + path, headers=_bearer(key), json=json)
+        resp = await self.http.request(method, self.endpoint.root_url + path, headers=bearer_headers(key), json=json)
         if timed:
             self.latency_s = time.monotonic() - started
         self.sent.append(f"{method} {path} {resp.status_code}")
@@ -243,10 +243,6 @@ def first_words(text: str) -> str:
     if short != " ".join(words):
         short += " …"
     return printable(short)
-
-
-def _bearer(key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 class _client:
