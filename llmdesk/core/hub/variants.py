@@ -290,7 +290,7 @@ def rank_variants(variants: Sequence[Variant]) -> tuple[list[Variant], Variant |
 
 
 def _speed_ordered(ranked: list[Variant]) -> list[Variant]:
-    """Within each run of variants with one verdict and context, much slower ones last, with notes."""
+    """Within each run of variants with one verdict and context, much slower ones moved by measured speed."""
     out: list[Variant] = []
     for (verdict, _), group in itertools.groupby(ranked, key=lambda v: (v.verdict, v.report and v.report.max_model_len)):
         run = list(group)
@@ -307,25 +307,25 @@ def _by_speed(run: list[Variant]) -> list[Variant]:
                 return min(found, key=lambda f: f[0])
         return None
 
-    slow_ids = {id(v) for v in run if much_slower(v, run)}
-    if not slow_ids:
+    slower = {id(v): found for v in run if (found := much_slower(v, run))}
+    if not slower:
         return run
-    fast = [v for v in run if id(v) not in slow_ids]
-    slow = [v for v in run if id(v) in slow_ids]
-    # the note names a variant now ahead of it where there is one
-    noted = {id(v): replace(v, rank_note=_slow_note(v, *(much_slower(v, fast) or much_slower(v, run)),
+    fast = [v for v in run if id(v) not in slower]
+    slow = [v for v in run if id(v) in slower]
+    behind = {id(v): much_slower(v, fast) for v in slow}  # the first faster one now ahead of it, if any
+    noted = {id(v): replace(v, rank_note=_slow_note(v, *(behind[id(v)] or slower[id(v)]),
                                                     first=not fast and v is run[0])) for v in slow}
-    if fast and fast[0] is not run[0]:
-        passed = [v for v in run[:run.index(fast[0])] if id(v) in slow_ids]
+    if not fast:  # each wins at some load: the order stays, the notes say what each trades
+        return [noted[id(v)] for v in run]
+    if fast[0] is not run[0]:
+        passed = [v for v in run[:run.index(fast[0])] if id(v) in slower]
         noted[id(fast[0])] = replace(fast[0], rank_note=(
             f"Ranked ahead of {_names(passed)}: more precise, but much slower on these GPUs ({_measured(passed[0])})."))
-    if not fast:
-        return [noted.get(id(v), v) for v in run]
     # each much slower one right after the first faster one it was measured against; the rest keep their order
     place = {id(v): (run.index(v), 0, 0) for v in fast}
     for v in slow:
-        faster = much_slower(v, fast)
-        place[id(v)] = (run.index(faster[2]), 1, run.index(v)) if faster else (len(run), 1, run.index(v))
+        ahead = behind[id(v)]
+        place[id(v)] = (run.index(ahead[2]) if ahead else len(run), 1, run.index(v))
     return [noted.get(id(v), v) for v in sorted(run, key=lambda v: place[id(v)])]
 
 
