@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Mapping
 
 from llmdesk.core.fit.quant import QuantFormat
+from llmdesk.core.fit.vllm_kernel_log import short_name
 
 MEASURED_CONCURRENCY = (1, 64)
 # Below this fraction of another fitting variant's speed (at either measured concurrency), a variant
@@ -38,8 +39,6 @@ class FormatMeasurement:
     @property
     def kernel_names(self) -> str:
         """'Marlin', 'CutlassFP8ScaledMM + Machete' (short names, in vLLM's order)."""
-        from llmdesk.core.fit.vllm_kernel_log import short_name
-
         return " + ".join(dict.fromkeys(short_name(k) for k in self.kernels))
 
 
