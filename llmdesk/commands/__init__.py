@@ -57,6 +57,13 @@ def text(max_length: int):
     return parse
 
 
+def add_url_option(parser: argparse.ArgumentParser) -> None:
+    """--url for the commands that talk to a running server (resolved by core/server/endpoint.py)."""
+    parser.add_argument("--url", metavar="URL",
+                        help="server root (http://127.0.0.1:8000) or its /v1 base "
+                             "(default: the server llmdesk manages, else http://127.0.0.1:8000)")
+
+
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 

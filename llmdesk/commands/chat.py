@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 
-from llmdesk.commands import EXIT_FAILURE, EXIT_OK, MAX_CONTEXT, MAX_ID, number, whole
+from llmdesk.commands import EXIT_FAILURE, EXIT_OK, MAX_CONTEXT, MAX_ID, add_url_option, number, whole
 from llmdesk.core.base.errors import BadInput, Problem
 
 
@@ -19,9 +19,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "end of input ends it); with no PROMPT and stdin not a terminal, the whole of stdin "
                     "is the prompt.")
     parser.add_argument("prompt", nargs="?", help="the message to send")
-    parser.add_argument("--url", metavar="URL",
-                        help="server root (http://127.0.0.1:8000) or its /v1 base "
-                             "(default: the server llmdesk manages, else http://127.0.0.1:8000)")
+    add_url_option(parser)
     parser.add_argument("--api-key", metavar="K", default=os.environ.get("LLMDESK_API_KEY"),
                         help="API key the server was started with (default: $LLMDESK_API_KEY)")
     parser.add_argument("--model", metavar="M", help="model or LoRA adapter (default: the first in /v1/models)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from llmdesk.commands import EXIT_FAILURE, EXIT_OK, add_json_flag, print_json
+from llmdesk.commands import EXIT_FAILURE, EXIT_OK, add_json_flag, add_url_option, print_json
 from llmdesk.core.server.tool_endpoints import TOOLS  # pure and light: re, shlex, dataclasses
 
 TOOL_NAMES = tuple(TOOLS)
@@ -21,9 +21,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "key (masked unless --show-key), and what Claude Code, Codex, Continue, Aider and Open WebUI "
                     "need: shell lines, or the config in the tool's own format. With --test, sends each tool's "
                     "own request and says whether it worked (exit 1 if one did not).")
-    parser.add_argument("--url", metavar="URL",
-                        help="server root (http://127.0.0.1:8000) or its /v1 base "
-                             "(default: the server llmdesk manages, else http://127.0.0.1:8000)")
+    add_url_option(parser)
     parser.add_argument("--api-key", metavar="K", default=os.environ.get("LLMDESK_API_KEY"),
                         help="API key the server was started with (default: $LLMDESK_API_KEY, else the key "
                              "llmdesk stored when the server wants one)")

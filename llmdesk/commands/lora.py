@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from llmdesk.commands import EXIT_OK, add_json_flag, load_settings_said, print_json
+from llmdesk.commands import EXIT_OK, add_json_flag, add_url_option, load_settings_said, print_json
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 
 
@@ -28,8 +28,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="lora_command", metavar="ACTION", required=True)
 
     def server_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--url", metavar="URL", help="server root (http://127.0.0.1:8000) or its /v1 base "
-                                                    "(default: the server llmdesk manages, else http://127.0.0.1:8000)")
+        add_url_option(p)
         p.add_argument("--api-key", metavar="K", default=os.environ.get("LLMDESK_API_KEY"),
                        help="API key the server was started with (default: $LLMDESK_API_KEY)")
         add_json_flag(p)

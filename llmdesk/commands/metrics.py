@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from llmdesk.commands import EXIT_OK, add_json_flag, number, print_json
+from llmdesk.commands import EXIT_OK, add_json_flag, add_url_option, number, print_json
 from llmdesk.core.base.errors import BadInput, Problem
 
 MIN_INTERVAL_S, MAX_INTERVAL_S = 0.25, 5.0
@@ -22,9 +22,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "inter-token and end-to-end latency (p50/p95), and the GPUs when the server runs on "
                     "this machine. With --watch, refreshes every INTERVAL until Ctrl-C; latencies then "
                     "cover the last 60 s. Figures the server does not give read — (null in JSON).")
-    parser.add_argument("--url", metavar="URL",
-                        help="server root (http://127.0.0.1:8000) or its /v1 base "
-                             "(default: the server llmdesk manages, else http://127.0.0.1:8000)")
+    add_url_option(parser)
     parser.add_argument("--api-key", metavar="K", default=os.environ.get("LLMDESK_API_KEY"),
                         help="API key, if a proxy in front of the server wants one for /metrics "
                              "(default: $LLMDESK_API_KEY)")
