@@ -314,9 +314,15 @@ async def _serve(config, python: str, timeout_s: float) -> int:
 
     def on_status(status) -> None:
         if status.phase is not None and status.phase != last_phase[0] and status.state is ServerState.STARTING:
+            if last_phase[0] is None:
+                _say(f"expected: {status.estimate.basis}, about {status.estimate.total_s:.0f} s: " + " · ".join(
+                    status.estimate.describe(p, s) for p, s in status.estimate.phases) if status.estimate
+                    else "expected: no start of these settings here yet, so no estimate")
             last_phase[0] = status.phase
-            eta = f" (last start took {status.eta_s:.0f} s)" if status.eta_s and status.phase.value == "starting" else ""
-            _say(f"[{time.monotonic() - t0:6.1f} s] {status.phase.value}{eta}")
+            left = ""
+            if status.estimate is not None and status.started_at is not None:
+                left = f" (about {status.estimate.left_s(status.phase, 0):.0f} s left)"
+            _say(f"[{time.monotonic() - t0:6.1f} s] {status.phase.value}{left}")
 
     sup.subscribe(on_status=on_status)
     loop = asyncio.get_running_loop()
@@ -337,6 +343,8 @@ async def _serve(config, python: str, timeout_s: float) -> int:
         if status.state is not ServerState.READY:
             return _failed(status, sup)
         _say(f"[{time.monotonic() - t0:6.1f} s] ready — log: {sup.log_path}")
+        if status.timeline is not None:
+            _say(f"where the {status.timeline.total_s:.1f} s went: {status.timeline.summary()}")
         print(status.url, flush=True)
         watch = asyncio.create_task(sup.watch())
         done, _ = await asyncio.wait({watch, asked}, return_when=asyncio.FIRST_COMPLETED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import selectors
 import signal
 import subprocess
@@ -51,6 +52,8 @@ def test_serve_prints_the_url_and_stops_cleanly(tmp_path, launched, sig):
     assert proc.wait(15) == 0
     err = proc.stderr.read()
     assert "loading weights" in err and "ready" in err and "Stopped." in err
+    assert "expected: no start of these settings here yet" in err  # a fresh home: nothing to go by
+    assert re.search(r"where the [\d.]+ s went: starting [\d.]+ s · starting the engine [\d.]+ s · loading weights", err)
     assert group_members(server["pid"]) == []
     assert no_records()
 

@@ -86,8 +86,16 @@ async def test_start_ready_stop_leaves_nothing(tmp_path, groups):
     assert group_members(pgid) == []
     assert no_records()
     assert ServerState.STOPPING in seen_states and seen_states[-1] is ServerState.STOPPED
-    # the ETA of the same configuration is remembered for the next start
+    # the ETA of the same configuration is remembered for the next start, phase by phase
     assert sup_mod.last_start_seconds(cfg) is not None and sup_mod.last_start_seconds(cfg) > 0
+    assert status.timeline is not None and status.timeline.total_s == pytest.approx(sup_mod.last_start_seconds(cfg))
+    estimate = sup_mod.start_estimate(cfg)
+    assert [p for p, _ in estimate.phases] == [p for p, _ in status.timeline.phases]
+    assert estimate.phases[0][0] is Phase.STARTING and Phase.LOADING_WEIGHTS in dict(estimate.phases)
+    again = await sup.start(cfg, timeout_s=20)
+    assert again.state is ServerState.READY and again.estimate is not None
+    assert again.eta_s == pytest.approx(estimate.total_s)
+    await sup.stop()
 
 
 async def test_port_taken_is_reported_without_spawning(tmp_path, groups):

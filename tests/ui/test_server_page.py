@@ -35,7 +35,8 @@ def test_start_ready_endpoint_then_stop_leaves_nothing(make_window, qtbot, tmp_p
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.READY, timeout=30000)
     status = window.ctx.server.status
-    assert page.state.text() == f"Ready at {status.url}"
+    assert page.state.text().startswith(f"Ready at {status.url} (started in ")
+    assert "starting the engine" in page.state.text() and "loading weights" in page.state.text()
     assert window.server_status.text() == f"Server: ready at {status.url}"
     assert f'base_url="{status.url}"' in page.snippet_views["Python"].toPlainText()
     qtbot.waitUntil(lambda: "Starting vLLM server" in page.log.toPlainText(), timeout=3000)

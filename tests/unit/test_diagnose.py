@@ -29,11 +29,13 @@ def sample(name: str) -> list[str]:
     return lines_of(SAMPLES / name)
 
 
-S, L, C, P, G, W, A, R = (Phase.STARTING, Phase.LOADING_WEIGHTS, Phase.COMPILING, Phase.PROFILING,
+S, L, C, P, G, W, A, R = (Phase.STARTING_ENGINE, Phase.LOADING_WEIGHTS, Phase.COMPILING, Phase.PROFILING,
                           Phase.CAPTURING_GRAPHS, Phase.WARMING_UP, Phase.STARTING_API, Phase.READY)
 FULL = [S, L, C, P, G, W, A, R]
 
 # --- phases -----------------------------------------------------------------------------------
+# No line marks Phase.STARTING: it is the time from the spawn to vLLM's first words (its imports). S is
+# the engine's start, from the API server's arguments line (vLLM imported) to the weights.
 
 
 @pytest.mark.parametrize("name,expected", [
@@ -114,7 +116,7 @@ def test_older_and_v1_wordings():
 
 
 def test_phase_values_are_words_for_people():
-    assert [p.value for p in Phase] == ["starting", "loading weights", "profiling memory", "compiling",
+    assert [p.value for p in Phase] == ["starting", "starting the engine", "loading weights", "profiling memory", "compiling",
                                         "capturing CUDA graphs", "warming up kernels", "starting the API", "ready"]
 
 

@@ -58,6 +58,12 @@ class DeployTarget:
     hf_home: str | None = None  # the Hugging Face cache on this machine (systemd, docker's mount)
     benchmark: Benchmarked | None = None
 
+    def __post_init__(self) -> None:
+        # Pause (vLLM's sleep mode behind llmdesk's gate) belongs to the desk: an exported server listens
+        # where it is told and frees its GPU by being stopped or scaled to zero.
+        if self.config.sleep_mode:
+            object.__setattr__(self, "config", replace(self.config, sleep_mode=False, idle_pause_s=None))
+
     @property
     def image_tag(self) -> str:
         return f"v{self.vllm_version}" + ("-cu129" if self.cuda12 else "")

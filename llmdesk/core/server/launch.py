@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
@@ -51,8 +52,11 @@ MANAGED_FLAGS = ("--host", "--port", "--served-model-name", "--revision", "--gpu
                  "--quantization", "-q", "--kv-cache-dtype", "--enable-prefix-caching",
                  "--no-enable-prefix-caching", "--enforce-eager", "--trust-remote-code", "--enable-lora",
                  "--lora-modules", "--max-loras", "--max-lora-rank", "--allowed-origins", "--model",
-                 "--enable-auto-tool-choice", "--tool-call-parser", "--reasoning-parser")
+                 "--enable-auto-tool-choice", "--tool-call-parser", "--reasoning-parser",
+                 "--max-cudagraph-capture-size", "--enable-sleep-mode")
 LOCAL_ORIGINS = ("http://localhost", "http://127.0.0.1")
+MAX_CUDAGRAPH_SIZE = 1024
+MIN_IDLE_PAUSE_S = 10.0
 # Child environment: no telemetry, plain unbuffered lines, NVML numbering of GPUs.
 FIXED_ENV = {
     "VLLM_NO_USAGE_STATS": "1",
@@ -66,6 +70,8 @@ FIXED_ENV = {
 # Internal to vLLM's distributed setup, NOT the HTTP address; Kubernetes injects VLLM_PORT as a URI,
 # which vLLM rejects. Never passed on from the parent.
 DROPPED_ENV = ("VLLM_PORT", "VLLM_HOST_IP")
+DEV_MODE_ENV = "VLLM_SERVER_DEV_MODE"
+MULTIPROC_ENV = "VLLM_WORKER_MULTIPROC_METHOD"
 
 
 @dataclass(frozen=True)
@@ -107,10 +113,31 @@ class LaunchConfig:
     tool_call_parser: str | None = None  # -> --enable-auto-tool-choice --tool-call-parser NAME
     enable_auto_tool_choice: bool = False  # also turned on by giving tool_call_parser (vLLM uses no parser without it)
     reasoning_parser: str | None = None  # -> --reasoning-parser NAME
+    # Start-up (#23). None: vLLM's choice, min(2 x max_num_seqs, 512) CUDA-graph batch sizes; a desktop
+    # serving a few requests at once captures fewer and starts sooner (-> --max-cudagraph-capture-size).
+    cudagraph_max_size: int | None = None
+    # The engine-core process forked from the API server, which has imported vLLM already, instead of
+    # started afresh (vLLM's CLI picks spawn: VLLM_WORKER_MULTIPROC_METHOD=fork overrides it).
+    fork_engine: bool = False
+    # Sleep mode (#23): vLLM frees its GPU memory on Pause without stopping. It needs vLLM's development
+    # routes, which its API key does not guard, so vLLM then listens on a loopback port of its own and
+    # llmdesk's sleep gate (server/sleep_gate.py) takes the address clients use.
+    sleep_mode: bool = False
+    sleep_level: int = 1  # 1: weights kept in CPU memory; 2: dropped, read again from disk on Resume
+    idle_pause_s: float | None = None  # pause by itself after this long without requests (None: never)
+    wake_on_request: bool = True  # a request to a paused server resumes it (False: refused, 503)
 
     @property
     def lora_enabled(self) -> bool:
         return self.enable_lora or bool(self.lora_adapters)
+
+    @property
+    def compiles(self) -> bool:
+        """torch.compile runs while starting (not with --enforce-eager or optimization level 0)."""
+        flags = [_flag_name(a) for a in self.extra_args]
+        joined = " ".join(self.extra_args)
+        return not (self.enforce_eager or "--enforce-eager" in flags
+                    or re.search(r"(?:^|\s)(?:-O0|-O\s+0|--optimization-level[ =]0)(?:\s|$)", joined))
 
     @property
     def api_model_name(self) -> str:
@@ -219,6 +246,23 @@ class LaunchConfig:
             bad("Auto tool choice needs a tool-call parser",
                 "vLLM 0.26 refuses to start with --enable-auto-tool-choice and no --tool-call-parser.",
                 "Pick the parser of the model's family (auto), or turn tool calling off.")
+        if self.cudagraph_max_size is not None and not (_is_int(self.cudagraph_max_size)
+                                                        and 1 <= self.cudagraph_max_size <= MAX_CUDAGRAPH_SIZE):
+            bad("Invalid CUDA-graph size", f"cudagraph_max_size is {self.cudagraph_max_size!r}; it must be a whole "
+                f"number from 1 to {MAX_CUDAGRAPH_SIZE}.", "Clear it to let vLLM choose.")
+        if self.sleep_mode:
+            if self.sleep_level not in (1, 2):
+                bad("Invalid sleep level", f"sleep_level is {self.sleep_level!r}; vLLM has levels 1 (weights kept "
+                    "in CPU memory) and 2 (weights dropped).", "Use 1, or 2 where CPU memory is short.")
+            if self.idle_pause_s is not None and (isinstance(self.idle_pause_s, bool)
+                                                  or not isinstance(self.idle_pause_s, int | float)
+                                                  or not self.idle_pause_s >= MIN_IDLE_PAUSE_S):
+                bad("Invalid idle time", f"idle_pause_s is {self.idle_pause_s!r}; pausing by itself needs at least "
+                    f"{MIN_IDLE_PAUSE_S:g} seconds without requests.", "Clear it to pause only when asked.")
+            if self.tensor_parallel_size != 1 or "--data-parallel-size" in [_flag_name(a) for a in self.extra_args]:
+                bad("Pause works on one GPU only",
+                    "llmdesk's Pause has been checked with one vLLM engine on one GPU; with several GPUs it is "
+                    "not offered yet.", "Turn sleep mode off, or serve on one GPU.")
         problems += _extra_parser_problems(self.extra_args)
         for arg in self.extra_args:
             flag = _flag_name(arg)
@@ -265,10 +309,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def build_vllm_command(config: LaunchConfig, python: str) -> list[str]:
+def build_vllm_command(config: LaunchConfig, python: str, *, vllm_port: int | None = None) -> list[str]:
     """The argv that starts vLLM for ``config`` with interpreter ``python`` (pure; no check is made here:
-    call ``config.validate()`` first). The API key is not in it: see ``child_environment``."""
-    argv = [python, "-m", VLLM_ENTRY_MODULE, "serve", config.model, "--host", config.host, "--port", str(config.port)]
+    call ``config.validate()`` first). The API key is not in it: see ``child_environment``.
+
+    With sleep mode vLLM listens on 127.0.0.1:``vllm_port`` (the sleep gate takes config.host:config.port);
+    without a vllm_port there, the port after config.port is shown (what --print-command prints)."""
+    host, port = config.host, config.port
+    if config.sleep_mode:
+        host, port = "127.0.0.1", vllm_port or config.port + 1
+    argv = [python, "-m", VLLM_ENTRY_MODULE, "serve", config.model, "--host", host, "--port", str(port)]
     if config.served_model_name:
         argv += ["--served-model-name", config.served_model_name]
     if config.revision:
@@ -309,6 +359,10 @@ def build_vllm_command(config: LaunchConfig, python: str) -> list[str]:
         argv += ["--enable-auto-tool-choice", "--tool-call-parser", config.tool_call_parser]
     if config.reasoning_parser:
         argv += ["--reasoning-parser", config.reasoning_parser]
+    if config.cudagraph_max_size is not None:
+        argv += ["--max-cudagraph-capture-size", str(config.cudagraph_max_size)]
+    if config.sleep_mode:
+        argv.append("--enable-sleep-mode")
     argv += ["--disable-access-log-for-endpoints", QUIET_ENDPOINTS]
     argv += list(config.extra_args)
     return argv
@@ -334,6 +388,11 @@ def child_environment(config: LaunchConfig, base: Mapping[str, str], *, hf_token
         env["VLLM_API_KEY"] = config.api_key
     if config.use_flashinfer_sampler is not None:
         env["VLLM_USE_FLASHINFER_SAMPLER"] = "1" if config.use_flashinfer_sampler else "0"
+    env.pop(DEV_MODE_ENV, None)  # never inherited: the development routes only behind the sleep gate
+    if config.sleep_mode:
+        env[DEV_MODE_ENV] = "1"
+    if config.fork_engine:
+        env[MULTIPROC_ENV] = "fork"
     env.pop(RUNTIME_ENV, None)  # never inherited: only where runtime_lora_updating says so
     if config.runtime_lora_updating:
         env[RUNTIME_ENV] = "1"

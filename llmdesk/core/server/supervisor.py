@@ -37,7 +37,7 @@ import signal
 import sys
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,8 @@ from llmdesk.core.server.endpoint import base_url, bearer_headers
 from llmdesk.core.server.processes import (group_listens_on, group_members, pid_alive, signal_group, signal_pid)
 from llmdesk.core.server.records import PortClaimed, ServerRecord
 from llmdesk.core.server.launch import LaunchConfig, build_vllm_command, child_environment
+from llmdesk.core.server.startup_timeline import (StartupEstimate, StartupHistory, StartupTimeline, TimelineRecorder,
+                                                  cache_on_disk)
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,9 @@ class ServerStatus:
     phase: Phase | None = None
     phase_since: float | None = None  # time.time() when the phase began
     started_at: float | None = None  # time.time() of the spawn
-    eta_s: float | None = None  # seconds the last successful start of the same configuration took
+    eta_s: float | None = None  # seconds the next start should take in all (estimate.total_s)
+    estimate: StartupEstimate | None = None  # phase by phase, from this configuration's earlier starts
+    timeline: StartupTimeline | None = None  # once ready: where this start's seconds went
     url: str | None = None  # OpenAI base URL, e.g. http://127.0.0.1:8000/v1 (set once spawned)
     pid: int | None = None
     exit_code: int | None = None
@@ -137,18 +141,34 @@ def _load_json(path: Path) -> dict[str, Any] | None:
 
 
 
+def start_history(config: LaunchConfig) -> StartupHistory:
+    """The successful starts of this configuration on this computer (empty: never started here)."""
+    data = _load_json(paths.state_dir() / ETA_FILE_NAME) or {}
+    return StartupHistory.from_json(data.get(_config_key(config)))
+
+
 def last_start_seconds(config: LaunchConfig) -> float | None:
     """How long the last successful start of this configuration took (None: never started here)."""
-    data = _load_json(paths.state_dir() / ETA_FILE_NAME) or {}
-    value = data.get(_config_key(config))
-    return float(value) if isinstance(value, int | float) else None
+    return start_history(config).last_total_s
 
 
-def _remember_eta(config: LaunchConfig, seconds: float) -> None:
+def start_estimate(config: LaunchConfig, env: Mapping[str, str] | None = None) -> StartupEstimate | None:
+    """The phases the next start of ``config`` should go through, with seconds, knowing whether the
+    compile cache its last start used is still on disk (a look at one folder: call it off the loop)."""
+    history = start_history(config)
+    env = child_environment(config, os.environ if env is None else env)
+    cache_dir = history.last.compile_cache_dir if history.last else None
+    return history.estimate(cache_on_disk(cache_dir, env), compiles=config.compiles)
+
+
+def _remember_start(config: LaunchConfig, timeline: StartupTimeline) -> None:
     path = paths.state_dir() / ETA_FILE_NAME
     data = _load_json(path) or {}
-    data[_config_key(config)] = round(seconds, 2)
-    if len(data) > 50:  # keep it small: the newest entries win
+    key = _config_key(config)
+    history = StartupHistory.from_json(data.pop(key, None))
+    history.add(timeline)
+    data[key] = history.to_json()  # re-inserted last: the newest entries are kept
+    if len(data) > 50:
         data = dict(list(data.items())[-50:])
     try:
         paths.write_private_json(path, data)
@@ -219,6 +239,7 @@ class Supervisor:
         self._stop_lock = asyncio.Lock()
         self._adopted: ServerRecord | None = None  # a server an earlier llmdesk left running, taken over
         self._record: ServerRecord | None = None  # this server's record: its port's claim, then its process
+        self._timeline = TimelineRecorder(time.time())  # where the seconds of the start under way go
 
     # observable state
     def subscribe(self, on_status: StatusCallback | None = None,
@@ -312,8 +333,10 @@ class Supervisor:
         log_dir = paths.log_dir()
         self.log_path = log_dir / f"server-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{os.getpid()}.log"
         self._log_file = paths.open_private(self.log_path, "a")  # closed in _finish
+        estimate = await asyncio.to_thread(start_estimate, config)
+        self._timeline = TimelineRecorder(now)
         self._set_fresh(ServerStatus(ServerState.STARTING, phase=Phase.STARTING, phase_since=now, started_at=now,
-                                     eta_s=last_start_seconds(config), config=config))
+                                     eta_s=estimate.total_s if estimate else None, estimate=estimate, config=config))
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -360,9 +383,9 @@ class Supervisor:
             await self._crashed("before it was ready")
             return self.status
         if ready_task in done and ready_task.result():
-            elapsed = time.time() - now
-            _remember_eta(config, elapsed)
-            self._set(state=ServerState.READY, phase=Phase.READY, phase_since=time.time())
+            timeline = self._timeline.finish(time.time())
+            await asyncio.to_thread(_remember_start, config, timeline)
+            self._set(state=ServerState.READY, phase=Phase.READY, phase_since=time.time(), timeline=timeline)
             self._watch_task = asyncio.create_task(self._watch())
             return self.status
         # timed out
@@ -405,10 +428,13 @@ class Supervisor:
                 self._log_file.flush()
             except (OSError, ValueError):
                 pass
+        if self.status.state is ServerState.STARTING:
+            self._timeline.line(line, time.time())
         phase = phase_of(line)
         if (phase is not None and phase is not Phase.READY and self.status.state is ServerState.STARTING
                 and phase != self.status.phase):
-            self._set(phase=phase, phase_since=time.time())
+            now = time.time()
+            self._set(phase=phase, phase_since=now, timeline=self._timeline.finish(now))
         for callback in list(self._line_subs):
             try:
                 callback(line)

@@ -20,6 +20,7 @@ from llmdesk.core.hub.model_source import load_model_spec
 from llmdesk.core.server.diagnose import Diagnosis
 from llmdesk.core.server.launch import PRESETS, LaunchConfig, config_from_fit, is_loopback
 from llmdesk.core.server.snippets import snippets
+from llmdesk.core.server.startup_timeline import progress_text
 from llmdesk.core.server.records import ServerRecord
 from llmdesk.core.server.supervisor import ServerState, ServerStatus, find_leftover, stop_leftover
 from llmdesk.ui.context import AppContext
@@ -577,14 +578,15 @@ class ServerPage(QWidget):
         self._clock.setInterval(1000)
         if status.state == ServerState.STARTING:
             self._clock.start()
-            elapsed = time.time() - (status.started_at or time.time())
-            phase = status.phase.value if status.phase else "starting"
-            eta = f", about {max(0, status.eta_s - elapsed):.0f} s left" if status.eta_s else ""
-            self.state.setText(f"Starting: {phase} ({elapsed:.0f} s{eta})")
+            now = time.time()
+            headline, phases = progress_text(status.estimate, status.timeline, status.phase,
+                                             now - (status.phase_since or now), now - (status.started_at or now))
+            self.state.setText(f"{headline}\n{phases}")
         else:
             self._clock.stop()
         if status.state == ServerState.READY:
-            self.state.setText(f"Ready at {status.url}")
+            took = f" (started in {status.timeline.total_s:.0f} s: {status.timeline.summary()})" if status.timeline else ""
+            self.state.setText(f"Ready at {status.url}{took}")
             self._show_endpoint(status)
         elif status.state == ServerState.STOPPING:
             self.state.setText("Stopping…")
