@@ -298,3 +298,56 @@ def test_config_from_fit_keeps_flags_it_does_not_model():
                                  suggested_args=("--dtype", "half", "--allow-deprecated-quantization"))
     assert config_from_fit("m", report) == LaunchConfig("m", dtype="half",
                                                         extra_args=("--allow-deprecated-quantization",))
+
+
+# --- start-up options and sleep mode (#23) -------------------------------------------------------
+
+def test_fewer_cuda_graph_sizes_and_a_forked_engine():
+    config = LaunchConfig(model="m", cudagraph_max_size=16, fork_engine=True)
+    argv = build_vllm_command(config, "py")
+    assert argv[argv.index("--max-cudagraph-capture-size") + 1] == "16"
+    assert child_environment(config, {})["VLLM_WORKER_MULTIPROC_METHOD"] == "fork"
+    assert "VLLM_WORKER_MULTIPROC_METHOD" not in child_environment(LaunchConfig(model="m"), {})
+    assert "--max-cudagraph-capture-size" not in build_vllm_command(LaunchConfig(model="m"), "py")
+    for bad in (0, -1, 2000, 1.5, True):
+        assert [p.title for p in LaunchConfig(model="m", cudagraph_max_size=bad).validate()] == ["Invalid CUDA-graph size"]
+
+
+def test_compiles_is_false_for_eager_and_optimization_level_zero():
+    assert LaunchConfig(model="m").compiles
+    assert not LaunchConfig(model="m", enforce_eager=True).compiles
+    for extra in (("--enforce-eager",), ("-O0",), ("-O", "0"), ("--optimization-level", "0"), ("--optimization-level=0",)):
+        assert not LaunchConfig(model="m", extra_args=extra).compiles, extra
+    assert LaunchConfig(model="m", extra_args=("-O1",)).compiles
+
+
+def test_sleep_mode_puts_vllm_on_a_loopback_port_behind_the_gate():
+    config = LaunchConfig(model="m", host="0.0.0.0", port=8000, api_key="k", sleep_mode=True)
+    argv = build_vllm_command(config, "py", vllm_port=41234)
+    assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == "41234"
+    assert "--enable-sleep-mode" in argv
+    assert child_environment(config, {})["VLLM_SERVER_DEV_MODE"] == "1"
+    # never inherited from the user's shell: vLLM's development routes are not guarded by its key
+    plain = LaunchConfig(model="m")
+    assert "VLLM_SERVER_DEV_MODE" not in child_environment(plain, {"VLLM_SERVER_DEV_MODE": "1"})
+    assert "--enable-sleep-mode" not in build_vllm_command(plain, "py")
+    shown = build_vllm_command(LaunchConfig(model="m", port=9000, sleep_mode=True), "py")  # --print-command
+    assert shown[shown.index("--port") + 1] == "9001"
+
+
+def test_sleep_mode_settings_are_checked():
+    def titles(**kw):
+        return [p.title for p in LaunchConfig(model="m", sleep_mode=True, **kw).validate()]
+    assert titles() == [] and titles(sleep_level=2, idle_pause_s=600) == []
+    assert titles(sleep_level=3) == ["Invalid sleep level"]
+    assert titles(idle_pause_s=1) == ["Invalid idle time"] and titles(idle_pause_s=True) == ["Invalid idle time"]
+    assert titles(tensor_parallel_size=2) == ["Pause works on one GPU only"]
+    assert LaunchConfig(model="m", sleep_level=7).validate() == []  # only checked when sleep mode is on
+
+
+def test_an_export_never_carries_sleep_mode():
+    from llmdesk.core.deploy.target import DeployTarget, vllm_args
+
+    target = DeployTarget(config=LaunchConfig(model="org/m", sleep_mode=True, idle_pause_s=60))
+    assert not target.config.sleep_mode and target.config.idle_pause_s is None
+    assert "--enable-sleep-mode" not in vllm_args(target.config)
