@@ -22,6 +22,8 @@
 #   bash tests/gpu/host.sh speed-wait      # then this, once per call, until it says done
 #   bash tests/gpu/host.sh rest21-start    # #21's runs not reached on 2026-12-06 (gpt-oss, Mistral v0.1, FP8
 #   bash tests/gpu/host.sh rest21-wait     #   blocks, LoRA 4×64, speed of all five formats), then wait
+#   bash tests/gpu/host.sh startup23-start [--options …]  # #23: start-up phases and speed per option
+#   bash tests/gpu/host.sh startup23-wait [LIMIT_S]       #   then this, once per call, until it says done
 #   bash tests/gpu/host.sh arch-start      # #21: vLLM on random-weight gpt-oss-20b (MXFP4), Gemma 3 1B, DeepSeek-V2-Lite,
 #                                          # Mixtral-8x7B and Mistral-7B-v0.1 checkpoints (tests/gpu/make_arch_model.py)
 #   bash tests/gpu/host.sh arch-wait [LIMIT_S]   # then this, once per call, until it says done
@@ -44,7 +46,7 @@ kill_vllm() {
 
 stop_background() {  # an earlier *-start's job goes on after its wait gave up: it would start servers beside ours
   # (2026-12-06: the speed run's next server took 10 GiB while gpt-oss started, and vLLM refused for free memory)
-  pkill -9 -f "[f]ormat_speed.py|[f]it_runs.py|[q]uant_list|[a]rch_list|[b]ench_parity.py|[s]erve_parity.py"
+  pkill -9 -f "[f]ormat_speed.py|[s]tartup_options.py|[f]it_runs.py|[q]uant_list|[a]rch_list|[b]ench_parity.py|[s]erve_parity.py"
   kill_vllm
 }
 
@@ -160,6 +162,22 @@ case "${1:-}" in
       python3 bench/format_speed.py --base $M/llama-3.1-8b --work $WORK/speed --out $WORK/format-speed \
       > $WORK/speed.txt 2>&1; touch $WORK/rest21.done" < /dev/null > $WORK/rest21.log 2>&1 &
     sleep 5
+    ;;
+  startup23-start)  # #23: start-up phases per option, each with its throughput at c=1 and 64 (bench/startup_options.py)
+    stop_background
+    shift
+    rm -rf $WORK/startup-options $WORK/startup23.done
+    CUDA_VISIBLE_DEVICES=0 setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models llama-3.1-8b && \
+      python3 bench/startup_options.py --model $M/llama-3.1-8b --work $WORK/startup --out $WORK/startup-options $* \
+      > $WORK/startup23.txt 2>&1; touch $WORK/startup23.done" < /dev/null > $WORK/startup23-models.log 2>&1 &
+    sleep 5
+    ;;
+  startup23-wait)  # [LIMIT_S]: tars what is there each time, done or not
+    t0=$SECONDS
+    while [ ! -f $WORK/startup23.done ] && [ $((SECONDS - t0)) -lt "${2:-560}" ]; do sleep 2; done
+    [ -f $WORK/startup23.done ] || echo "startup23 not finished after ${2:-560} s"
+    grep -v "^INFO\|^(APIServer\|^(EngineCore\|^WARNING" $WORK/startup23.txt 2>/dev/null | tail -25
+    [ -d $WORK/startup-options ] && tar -czf "$OUT/startup-options.tgz" -C $WORK startup-options
     ;;
   rest21-wait)  # [LIMIT_S]: tars what is there each time, done or not
     t0=$SECONDS
