@@ -20,8 +20,8 @@
 #   bash tests/gpu/host.sh quant-wait      # then this, once per call, until it says done
 #   bash tests/gpu/host.sh speed-start     # #21: output tokens/s per format of the 8B shape at c=1 and 64
 #   bash tests/gpu/host.sh speed-wait      # then this, once per call, until it says done
-#   bash tests/gpu/host.sh rest21-start    # #21's runs not reached on 2026-12-06 (gpt-oss, Mistral v0.1, FP8
-#   bash tests/gpu/host.sh rest21-wait     #   blocks, LoRA 4×64, speed of all five formats), then wait
+#   bash tests/gpu/host.sh rest21-start [FORMAT…]  # #21's runs not reached on 2026-12-06 (gpt-oss, Mistral v0.1,
+#   bash tests/gpu/host.sh rest21-wait     #   FP8 blocks, LoRA 4×64, then the speed of FORMATs, e.g. bf16 gptq4 w8a8)
 #   bash tests/gpu/host.sh startup23-start [--options …]  # #23: start-up phases and speed per option
 #   bash tests/gpu/host.sh startup23-wait [LIMIT_S]       #   then this, once per call, until it says done
 #   bash tests/gpu/host.sh arch-start      # #21: vLLM on random-weight gpt-oss-20b (MXFP4), Gemma 3 1B, DeepSeek-V2-Lite,
@@ -157,10 +157,13 @@ case "${1:-}" in
     mkdir -p $WORK/arch-runs $WORK/quant-runs
     export -f arch_list quant_list
     export M WORK QUANT_LAYERS
+    shift
+    speed="true"  # [FORMAT...]: the formats whose speed is measured afterwards, BF16 first (none: no speed run)
+    [ $# -gt 0 ] && speed="python3 bench/format_speed.py --base $M/llama-3.1-8b --work $WORK/speed \
+      --out $WORK/format-speed --formats $* > $WORK/speed.txt 2>&1"
     CUDA_VISIBLE_DEVICES=0 setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models tiny llama-3.1-8b && \
       arch_list gpt-oss-20b mistral-7b-v0.1; quant_list 0 8011 fp8-block lora-4-64; \
-      python3 bench/format_speed.py --base $M/llama-3.1-8b --work $WORK/speed --out $WORK/format-speed \
-      > $WORK/speed.txt 2>&1; touch $WORK/rest21.done" < /dev/null > $WORK/rest21.log 2>&1 &
+      $speed; touch $WORK/rest21.done" < /dev/null > $WORK/rest21.log 2>&1 &
     sleep 5
     ;;
   startup23-start)  # #23: start-up phases per option, each with its throughput at c=1 and 64 (bench/startup_options.py)
