@@ -23,6 +23,9 @@ Selected by environment variables (the wrapper written by ``runtime.make_fake_ru
 ``FAKE_VLLM_STATS_INTERVAL``  seconds between "Engine 000: Avg prompt throughput" lines (default 10)
 ``FAKE_VLLM_BREAK_STRUCTURED`` 1: structured replies break their schema, regex or choice (_standin_toolcalls.py,
                               which also answers tools: calls streamed as vLLM streams them)
+``FAKE_VLLM_SLEEP_S`` / ``FAKE_VLLM_WAKE_S`` / ``FAKE_VLLM_RELOAD_S``  sleep mode (--enable-sleep-mode with
+                              VLLM_SERVER_DEV_MODE=1): seconds /sleep, /wake_up and reload_weights take
+                              (default 0.2 each; _standin_sleep.py)
 """
 
 from __future__ import annotations
@@ -319,6 +322,7 @@ class Metrics:
         self.success: dict[str, int] = {}
         self.running = 0
         self.obs: dict[str, list[float]] = {h: [] for h in _HISTOGRAMS}
+        self.sleep = None  # _standin_sleep.SleepState with --enable-sleep-mode
 
     def finished(self, reason: str, prompt: int, generated: int, latency: float, ttft: float,
                  max_tokens: int) -> None:
@@ -354,6 +358,8 @@ class Metrics:
             return "\n".join(out) + "\n"
 
     def _delta(self, name: str, labels: str) -> float | None:
+        if self.sleep is not None and (slept := self.sleep.metric_delta(name, labels)) is not None:
+            return slept
         if name == "vllm:prompt_tokens_total":
             return self.prompt_tokens
         if name == "vllm:prompt_tokens_by_source_total" and 'source="local_compute"' in labels:
@@ -422,6 +428,10 @@ class Server:
         util = float(args.gpu_memory_utilization) if args.gpu_memory_utilization else None
         self.metrics = Metrics(self.served, util)
         self.pid = os.getpid()
+        from vllm._standin_sleep import SleepState  # --enable-sleep-mode: _standin_sleep.py
+
+        self.sleep = self.metrics.sleep = SleepState.from_args(
+            args, lambda message: _log("EngineCore", self.replayer.engine_pid, "INFO", "abstract.py:327", message))
         self.engine: subprocess.Popen | None = None
         self.httpd: ThreadingHTTPServer | None = None
         self.ready = False
@@ -794,6 +804,10 @@ class _Handler(BaseHTTPRequestHandler):
                     for name in s.served_names]
             data += s.lora.cards(now) if s.lora else []
             self._send(200, {"object": "list", "data": data})
+        elif _is_dev_route(path):  # VLLM_SERVER_DEV_MODE=1: _standin_sleep.py
+            from vllm import _standin_sleep
+
+            _standin_sleep.handle(self, "GET", b"")
         else:
             self._send(404, {"detail": "Not Found"})
 
@@ -820,6 +834,11 @@ class _Handler(BaseHTTPRequestHandler):
             n = _count_prompt(body)
             self._send(200, {"count": n, "max_model_len": self.s.max_model_len,
                              "tokens": [(7 * k + 8187) % 8192 for k in range(n)], "token_strs": None})
+            return
+        if _is_dev_route(path):  # VLLM_SERVER_DEV_MODE=1: /sleep, /wake_up, ... in _standin_sleep.py
+            from vllm import _standin_sleep
+
+            _standin_sleep.handle(self, "POST", raw)
             return
         if path in ("/v1/messages", "/v1/responses"):  # Anthropic-style and Responses API: _standin_tools.py
             from vllm import _standin_tools
@@ -893,6 +912,10 @@ class _Handler(BaseHTTPRequestHandler):
             planned = self.toolplan.pieces()
             pieces, n = planned[:budget], min(len(planned), budget)
             finish = "length" if len(planned) > budget else (self.toolplan.finish or "stop")
+        if s.sleep is not None:  # asleep: queued, neither answered nor refused, until /wake_up
+            self.sleep_epoch = s.sleep.admit()
+            if s.sleep.no_weights:  # woken after level 2 without reload_weights
+                pieces = ["<no weights>"] * len(pieces)
         created = int(time.time())
         rid = ("chatcmpl-" if chat else "cmpl-") + secrets.token_hex(8)
         started = time.monotonic()
@@ -911,10 +934,16 @@ class _Handler(BaseHTTPRequestHandler):
                 s.metrics.running -= 1
             if s.lora:
                 s.lora.end(model)
+            if s.sleep is not None:
+                s.sleep.done()
+                self.sleep_epoch = None
 
     def _sleep_token(self, k: int, started: float) -> None:
         """Token k is due k+1 intervals after the start. Sleeping 1/rate per token fell behind:
         each sleep overshoots by ~0.1 ms, so 2,000 tokens/s asked gave under 1,700."""
+        epoch = getattr(self, "sleep_epoch", None)
+        if epoch is not None and not self.s.sleep.step(epoch):  # /sleep?mode=abort ended it
+            raise ClientGone
         if self.s.token_rate > 0:
             due = self.s.ttft_s + k / self.s.token_rate if self.s.ttft_s is not None else (k + 1) / self.s.token_rate
             delay = started + due - time.monotonic()
@@ -1048,6 +1077,12 @@ class _Handler(BaseHTTPRequestHandler):
                  max_tokens: int) -> None:
         self.s.metrics.add_tokens(generated=generated)
         self.s.metrics.finished(reason, prompt, generated, time.monotonic() - started, ttft, max_tokens)
+
+
+def _is_dev_route(path: str) -> bool:
+    from vllm._standin_sleep import is_dev_route
+
+    return is_dev_route(path)
 
 
 def _count_prompt(body: dict) -> int:
