@@ -20,7 +20,7 @@ from llmdesk.core.base.app_log import log_file, setup_logging
 from llmdesk.core.base.errors import BadInput, ProblemError, problem_from_exception
 
 # Order is the order of `llmdesk --help`.
-COMMAND_MODULES = ("gui", "gpus", "doctor", "fit", "serve", "lora", "chat", "chats", "endpoint", "metrics", "bench", "export", "runtime", "search", "variants", "pull", "models", "rm", "screenshot")
+COMMAND_MODULES = ("gui", "gpus", "doctor", "fit", "serve", "server", "lora", "chat", "chats", "endpoint", "metrics", "bench", "export", "runtime", "search", "variants", "pull", "models", "rm", "screenshot")
 
 log = logging.getLogger("llmdesk.cli")
 

@@ -37,6 +37,23 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                              "model's family when its chat template takes tools (default auto; see docs/tools.md)")
     parser.add_argument("--reasoning-parser", default="auto", metavar="NAME|auto|none",
                         help="split the model's reasoning into its own field; auto: the model family's (default auto)")
+    start = parser.add_argument_group("start-up and pause (docs/startup.md)")
+    start.add_argument("--cudagraph-max-size", type=whole(1, 1024), metavar="N",
+                       help="capture CUDA graphs for batches up to N requests only (vLLM: min(2 x max-num-seqs, "
+                            "512)); fewer start sooner")
+    start.add_argument("--fork-engine", action="store_true",
+                       help="fork vLLM's engine process from its API server instead of starting it afresh "
+                            "(vLLM is imported once)")
+    start.add_argument("--sleep-mode", action="store_true",
+                       help="allow `llmdesk server pause`: vLLM frees the GPU without stopping (its development "
+                            "routes stay behind llmdesk's gate)")
+    start.add_argument("--sleep-level", type=whole(1, 2), default=1, metavar="1|2",
+                       help="1: a paused model keeps its weights in CPU memory; 2: drops them and reads them again "
+                            "on resume (default 1)")
+    start.add_argument("--idle-pause", type=number(10, 7 * 86_400), metavar="S",
+                       help="pause by itself after S seconds without requests (implies --sleep-mode)")
+    start.add_argument("--no-wake-on-request", dest="wake_on_request", action="store_false",
+                       help="refuse requests to a paused server (503) instead of waking it")
     parser.add_argument("--runtime", metavar="PYTHON", help="a Python with vLLM, used as it is")
     parser.add_argument("--timeout", type=number(0, 86_400, above=True), default=900, metavar="S", help="seconds to wait for ready")
 
@@ -109,7 +126,11 @@ def build_config(args: argparse.Namespace):
         max_model_len=max_model_len, max_num_seqs=args.max_num_seqs,
         tensor_parallel_size=args.tensor_parallel_size, quantization=args.quantization,
         kv_cache_dtype=args.kv_cache_dtype, enforce_eager=args.enforce_eager,
-        trust_remote_code=args.trust_remote_code, extra_args=tuple(args.extra_args), **parser_fields(args))
+        trust_remote_code=args.trust_remote_code, extra_args=tuple(args.extra_args),
+        cudagraph_max_size=getattr(args, "cudagraph_max_size", None), fork_engine=getattr(args, "fork_engine", False),
+        sleep_mode=bool(getattr(args, "sleep_mode", False) or getattr(args, "idle_pause", None)),
+        sleep_level=getattr(args, "sleep_level", 1), idle_pause_s=getattr(args, "idle_pause", None),
+        wake_on_request=getattr(args, "wake_on_request", True), **parser_fields(args))
     problems = config.validate()
     if problems:
         first = problems[0]
@@ -324,7 +345,32 @@ async def _serve(config, python: str, timeout_s: float) -> int:
                 left = f" (about {status.estimate.left_s(status.phase, 0):.0f} s left)"
             _say(f"[{time.monotonic() - t0:6.1f} s] {status.phase.value}{left}")
 
+    last_sleep = [None]
+
+    def on_sleep(status) -> None:
+        """Pause and resume, whoever asked (llmdesk server pause, the idle timer, a request), in one line each."""
+        sleep = status.sleep
+        if not sleep or status.state is not ServerState.READY:
+            return
+        state, freed = sleep.get("state"), sleep.get("gpu_freed_bytes")
+        if (state, freed) == last_sleep[0] or (last_sleep[0] is None and state == "awake"):
+            last_sleep[0] = (state, freed)
+            return
+        last_sleep[0] = (state, freed)
+        why = sleep.get("reason") or ""
+        stamp = f"[{time.monotonic() - t0:6.1f} s]"
+        if state == "paused":
+            took = (sleep.get("last_pause") or {}).get("seconds")
+            gib = f", {freed / 1024**3:.1f} GiB of GPU memory freed" if freed else ""
+            _say(f"{stamp} paused ({why}){f' in {took:.1f} s' if took is not None else ''}{gib}")
+        elif state == "awake":
+            took = (sleep.get("last_resume") or {}).get("seconds")
+            _say(f"{stamp} resumed ({why}){f' in {took:.1f} s' if took is not None else ''}")
+        else:
+            _say(f"{stamp} {state} ({why})")
+
     sup.subscribe(on_status=on_status)
+    sup.subscribe(on_status=on_sleep)
     loop = asyncio.get_running_loop()
     stop_asked = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a closed terminal too

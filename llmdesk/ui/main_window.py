@@ -181,7 +181,10 @@ class MainWindow(QMainWindow):
 
     def _show_server(self, status) -> None:
         where = f" at {status.url}" if status.url and status.state.value in ("starting", "ready") else ""
-        self.server_status.setText(f"Server: {status.state.value}{where}")
+        state = status.state.value
+        if state == "ready" and status.sleep and status.sleep.get("state") != "awake":
+            state = status.sleep["state"]  # paused, pausing, resuming: the GPU is not serving
+        self.server_status.setText(f"Server: {state}{where}")
 
     def _add_page(self, key: str, title: str, widget: QWidget) -> None:
         self.page_keys.append(key)

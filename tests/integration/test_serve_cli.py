@@ -76,3 +76,41 @@ def test_serve_bad_config_exits_2(tmp_path, launched):
     assert proc.returncode == 2
     assert "API key is required" in err
     assert no_records()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "llmdesk", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_server_pause_and_resume_from_another_terminal(tmp_path, launched):
+    """#23: `llmdesk serve --sleep-mode` in one terminal, `llmdesk server pause|status|resume` in another."""
+    proc, port = serve(tmp_path, "ok", "--sleep-mode")
+    launched.append(proc)
+    assert read_line(proc.stdout, 20).strip() == f"http://127.0.0.1:{port}/v1"
+    status = run_cli("server", "status")
+    assert status.returncode == 0 and status.stdout.strip() == f"port {port}: awake", status.stderr
+    paused = run_cli("server", "pause", "--port", str(port))
+    assert paused.returncode == 0 and paused.stdout.startswith(f"port {port}: paused (GPU memory freed)")
+    as_json = run_cli("server", "status", "--json")
+    assert '"state": "paused"' in as_json.stdout
+    resumed = run_cli("server", "resume")
+    assert resumed.returncode == 0 and resumed.stdout.startswith(f"port {port}: awake; last resume took")
+    assert run_cli("server", "status", "--port", str(port + 1)).returncode == 1  # nothing there
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(15) == 0
+    err = proc.stderr.read()
+    assert re.search(r"\] paused \(control\) in [\d.]+ s", err) and re.search(r"\] resumed \(control\) in", err), err
+
+
+def test_server_pause_says_why_a_server_cannot(tmp_path, launched):
+    proc, port = serve(tmp_path, "ok")
+    launched.append(proc)
+    read_line(proc.stdout, 20)
+    refused = run_cli("server", "pause")
+    assert refused.returncode == 1 and "This server cannot pause" in refused.stderr
+    assert "--sleep-mode" in refused.stderr and "Traceback" not in refused.stderr
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(15) == 0
+    nothing = run_cli("server", "status")
+    assert nothing.returncode == 1 and "No server" in nothing.stderr

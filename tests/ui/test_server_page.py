@@ -47,6 +47,32 @@ def test_start_ready_endpoint_then_stop_leaves_nothing(make_window, qtbot, tmp_p
     assert page.state.text() == "Stopped." and page.start_button.isEnabled()
 
 
+def test_pause_and_resume_on_the_server_page(make_window, qtbot, tmp_path):
+    """#23: Allow Pause → Start; Pause frees the GPU (the stand-in sleeps), the state line says so, Resume."""
+    window, page = server_page(make_window, tmp_path)
+    assert not page.startup.level.isEnabled()  # the pause settings wait for Allow Pause
+    page.startup.sleep.setChecked(True)
+    page.startup.idle.setValue(15)
+    page.startup.wake.setChecked(False)
+    config = page.launch_config()
+    assert config.sleep_mode and config.idle_pause_s == 900 and not config.wake_on_request
+    qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.READY, timeout=30000)
+    assert page.pause_button.isVisible() and page.pause_button.text() == "Pause"
+    qtbot.mouseClick(page.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: (window.ctx.server.status.sleep or {}).get("state") == "paused", timeout=10000)
+    qtbot.waitUntil(lambda: page.pause_button.text() == "Resume" and page.pause_button.isEnabled(), timeout=3000)
+    assert page.state.text().startswith("Paused in ") and "refused (503) until you press Resume" in page.state.text()
+    assert window.server_status.text().startswith("Server: paused at ")
+    qtbot.mouseClick(page.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.ctx.server.status.sleep.get("state") == "awake", timeout=10000)
+    qtbot.waitUntil(lambda: page.state.text().startswith("Ready at "), timeout=3000)
+    assert page.pause_button.text() == "Pause"
+    qtbot.mouseClick(page.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.STOPPED, timeout=30000)
+    assert not page.pause_button.isVisible()
+
+
 def test_a_failure_is_explained_and_its_fix_applied(make_window, qtbot, tmp_path):
     window, page = server_page(make_window, tmp_path, mode="kv_too_small")
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)

@@ -266,6 +266,15 @@ def next_free_port(host: str, start: int, tries: int = 200) -> int:
                                f"{host}.", "Stop other servers, or choose another port."))
 
 
+def free_loopback_port() -> int:
+    """A port the system has free on 127.0.0.1 now (vLLM's own, behind the sleep gate)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 # --- one function per cause ---------------------------------------------------------------------
 
 def _message_of(line: str) -> str:

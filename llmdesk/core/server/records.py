@@ -48,6 +48,10 @@ class ServerRecord:
     pid_start: str | None = None
     started_at: float | None = None
     log: str | None = None
+    # Sleep mode: vLLM listens on this loopback port, and the sleep gate of the owning llmdesk on `port`;
+    # other llmdesk processes (`llmdesk server pause`) reach the gate's control routes with the token.
+    vllm_port: int | None = None
+    control_token: str | None = None
 
     @property
     def pgid(self) -> int | None:
@@ -175,10 +179,11 @@ def claim(host: str, port: int, model: str | None = None, served_model_name: str
     return record
 
 
-def spawned(record: ServerRecord, pid: int, started_at: float, log_path: Path | None) -> ServerRecord:
-    """The claimed port's server now runs as process `pid`."""
+def spawned(record: ServerRecord, pid: int, started_at: float, log_path: Path | None, *,
+            vllm_port: int | None = None, control_token: str | None = None) -> ServerRecord:
+    """The claimed port's server now runs as process `pid` (behind a sleep gate: vLLM on `vllm_port`)."""
     updated = replace(record, pid=pid, pid_start=process_start(pid), started_at=started_at,
-                      log=str(log_path) if log_path else None)
+                      log=str(log_path) if log_path else None, vllm_port=vllm_port, control_token=control_token)
     with _locked():
         _write(updated)
     return updated

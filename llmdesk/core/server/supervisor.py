@@ -44,12 +44,14 @@ from typing import Any
 
 from llmdesk.core.base import paths
 from llmdesk.core.base.errors import Problem, ProblemError
-from llmdesk.core.server.diagnose import Diagnosis, Phase, diagnose, listen_problem, phase_of, port_is_free
+from llmdesk.core.server.diagnose import (Diagnosis, Phase, diagnose, free_loopback_port, listen_problem, phase_of,
+                                          port_is_free)
 from llmdesk.core.server import records
 from llmdesk.core.server.endpoint import base_url, bearer_headers
 from llmdesk.core.server.processes import (group_listens_on, group_members, pid_alive, signal_group, signal_pid)
 from llmdesk.core.server.records import PortClaimed, ServerRecord
 from llmdesk.core.server.launch import LaunchConfig, build_vllm_command, child_environment
+from llmdesk.core.server.sleep_gate import GateThread
 from llmdesk.core.server.startup_timeline import (StartupEstimate, StartupHistory, StartupTimeline, TimelineRecorder,
                                                   cache_on_disk)
 
@@ -81,6 +83,9 @@ class ServerStatus:
     eta_s: float | None = None  # seconds the next start should take in all (estimate.total_s)
     estimate: StartupEstimate | None = None  # phase by phase, from this configuration's earlier starts
     timeline: StartupTimeline | None = None  # once ready: where this start's seconds went
+    # Sleep mode: the gate's state (sleep_gate.SleepGate.snapshot(): "state" awake|pausing|paused|resuming,
+    # in_flight, last_pause, last_resume, …) plus "gpu_freed_bytes" of the last pause; None without it.
+    sleep: Mapping[str, Any] | None = None
     url: str | None = None  # OpenAI base URL, e.g. http://127.0.0.1:8000/v1 (set once spawned)
     pid: int | None = None
     exit_code: int | None = None
@@ -240,6 +245,10 @@ class Supervisor:
         self._adopted: ServerRecord | None = None  # a server an earlier llmdesk left running, taken over
         self._record: ServerRecord | None = None  # this server's record: its port's claim, then its process
         self._timeline = TimelineRecorder(time.time())  # where the seconds of the start under way go
+        self._gate: GateThread | None = None  # with sleep mode: the proxy in front of vLLM, on its own thread
+        self._vllm_port: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._used_before_pause: int | None = None
 
     # observable state
     def subscribe(self, on_status: StatusCallback | None = None,
@@ -328,7 +337,16 @@ class Supervisor:
 
         from llmdesk.core.base.secrets import load_hf_token
 
-        argv = build_vllm_command(config, self.python)
+        self._loop = asyncio.get_running_loop()
+        token = None
+        if config.sleep_mode:
+            problem = await self._start_gate(config)
+            if problem is not None:
+                self._set_fresh(ServerStatus(ServerState.CRASHED, config=config, diagnosis=Diagnosis(
+                    "cannot_listen", problem, {}, f"llmdesk: {config.host}:{config.port}: {problem.explanation}")))
+                return self.status
+            token = self._gate.gate.settings.control_token
+        argv = build_vllm_command(config, self.python, vllm_port=self._vllm_port)
         env = child_environment(config, os.environ, hf_token=load_hf_token().token)
         log_dir = paths.log_dir()
         self.log_path = log_dir / f"server-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{os.getpid()}.log"
@@ -336,7 +354,8 @@ class Supervisor:
         estimate = await asyncio.to_thread(start_estimate, config)
         self._timeline = TimelineRecorder(now)
         self._set_fresh(ServerStatus(ServerState.STARTING, phase=Phase.STARTING, phase_since=now, started_at=now,
-                                     eta_s=estimate.total_s if estimate else None, estimate=estimate, config=config))
+                                     eta_s=estimate.total_s if estimate else None, estimate=estimate, config=config,
+                                     sleep=self._gate.snapshot() if self._gate else None))
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -344,6 +363,7 @@ class Supervisor:
                 preexec_fn=_die_with_parent)
         except OSError as exc:
             self._close_log()
+            await self._stop_gate()
             diagnosis = diagnose([f"{argv[0]}: {exc.strerror}", "vllm: command not found"], 127, config)
             self._set(state=ServerState.CRASHED, phase=None, diagnosis=diagnosis)
             return self.status
@@ -351,7 +371,8 @@ class Supervisor:
         self._pgid = proc.pid  # leader of its own session and group
         _OWNED[self._pgid] = self
         try:
-            self._record = await asyncio.to_thread(records.spawned, self._record, proc.pid, now, self.log_path)
+            self._record = await asyncio.to_thread(records.spawned, self._record, proc.pid, now, self.log_path,
+                                                   vllm_port=self._vllm_port, control_token=token)
         except (OSError, ProblemError):
             log.warning("could not record the server's process", exc_info=True)
         except asyncio.CancelledError:
@@ -456,7 +477,8 @@ class Supervisor:
                         models = await client.get(base + "/v1/models")
                         if models.status_code == 200:
                             ids = [m.get("id") for m in models.json().get("data", [])]
-                            if config.api_model_name in ids and await self._listening_is_ours(config.port):
+                            if config.api_model_name in ids and await self._listening_is_ours(
+                                    self._vllm_port or config.port):
                                 return True
                 except (httpx.HTTPError, ValueError, AttributeError):
                     pass
@@ -474,6 +496,73 @@ class Supervisor:
             self._foreign_warned = True
             log.warning("another server answers on port %s; waiting for ours", port)
         return ours is not False
+
+    # sleep mode: Pause frees the GPU without stopping vLLM (server/sleep_gate.py)
+    async def _start_gate(self, config: LaunchConfig) -> Problem | None:
+        """Start the sleep gate on the address clients use, in front of vLLM on a loopback port of its own."""
+        from llmdesk.core.server.sleep_gate import GateSettings, GateThread
+
+        self._vllm_port = await asyncio.to_thread(free_loopback_port)
+        settings = GateSettings(level=config.sleep_level, idle_pause_s=config.idle_pause_s,
+                                wake_on_request=config.wake_on_request, api_key=config.api_key)
+        gate = GateThread(config.host, config.port, base_url("127.0.0.1", self._vllm_port), settings,
+                          on_change=self._gate_changed_elsewhere)
+        try:
+            await asyncio.to_thread(gate.start)
+        except ProblemError as exc:
+            return exc.problem
+        self._gate = gate
+        self.status = dataclasses.replace(self.status, sleep=gate.snapshot())
+        return None
+
+    async def _stop_gate(self) -> None:
+        gate, self._gate = self._gate, None
+        self._vllm_port = None
+        if gate is not None:
+            await asyncio.to_thread(gate.stop)
+
+    def _gate_changed_elsewhere(self, state: Any, info: dict[str, Any]) -> None:
+        """On the gate's thread: hop to the supervisor's loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._gate_changed, str(getattr(state, "value", state)), dict(info))
+
+    def _gate_changed(self, state: str, info: dict[str, Any]) -> None:
+        if self._gate is None:
+            return
+        previous = (self.status.sleep or {}).get("gpu_freed_bytes")
+        info["gpu_freed_bytes"] = previous
+        if state == "pausing":
+            self._used_before_pause = self.gpu_used_bytes_now()
+        elif state == "paused" and self._used_before_pause is not None:
+            asyncio.ensure_future(self._measure_freed(self._used_before_pause))
+        self._set(sleep=info)
+
+    def gpu_used_bytes_now(self) -> int | None:
+        try:
+            return self.gpu_used_bytes()
+        except Exception:  # NVML may be gone; a figure is not worth a failure
+            return None
+
+    async def _measure_freed(self, before: int) -> None:
+        after = await asyncio.to_thread(self.gpu_used_bytes_now)
+        if after is not None and self.status.sleep is not None:
+            self._set(sleep={**self.status.sleep, "gpu_freed_bytes": max(0, before - after)})
+
+    def _require_gate(self):
+        if self._gate is None or self.status.state is not ServerState.READY:
+            raise ProblemError(Problem(
+                "This server cannot pause", "Pause needs a running server started with Allow Pause (sleep mode).",
+                "Stop it and start it again with Allow Pause on (llmdesk serve --sleep-mode)."))
+        return self._gate
+
+    async def pause(self) -> dict[str, Any]:
+        """Put vLLM to sleep once the requests in flight are done; what happened (sleep_gate.SleepGate.pause)."""
+        return await self._require_gate().pause("user")
+
+    async def resume(self) -> dict[str, Any]:
+        return await self._require_gate().resume("user")
 
     # after ready
     async def watch(self) -> None:
@@ -601,6 +690,7 @@ class Supervisor:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._reader, timeout=2.0)
         self._close_log()
+        await self._stop_gate()
         await asyncio.to_thread(self._release_record)
         _OWNED.pop(pgid, None)
         self._proc = None

@@ -25,6 +25,7 @@ from llmdesk.core.server.records import ServerRecord
 from llmdesk.core.server.supervisor import ServerState, ServerStatus, find_leftover, stop_leftover
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.fit.panel import FitPanel
+from llmdesk.ui.server.startup_choice import StartupChoice
 from llmdesk.ui.server.endpoint_panel import EndpointPanel
 from llmdesk.ui.server.lora_panel import LoraPanel
 from llmdesk.ui.server.parsers_choice import ParserChoice
@@ -131,6 +132,8 @@ class ServerPage(QWidget):
         form.addRow("LoRA adapters", self.lora_panel)
         form.addRow("", self.eager)
         form.addRow("", self.trust)
+        self.startup = StartupChoice()  # CUDA-graph sizes, the forked engine, Pause (sleep mode)
+        form.addRow("Start-up and pause", self.startup)
         self.parsers = ParserChoice(ctx.tasks)  # tool calls and reasoning: the model family's vLLM parsers
         form.addRow("Tools", self.parsers)
         form.addRow("Extra", self.extra)
@@ -141,6 +144,12 @@ class ServerPage(QWidget):
         self.start_button.clicked.connect(self.start)
         self.stop_button = QPushButton("Stop")
         self.stop_button.clicked.connect(self.stop)
+        # Sleep mode: frees the GPU without stopping; shown only for a server started with Allow Pause
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setToolTip("Free the GPU's memory without stopping: the model sleeps until Resume "
+                                     "(or, if allowed, the next request)")
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.pause_button.hide()
         self.state = QLabel("Stopped.")
         self.state.setWordWrap(True)
         self.problem = problem_box()
@@ -180,6 +189,7 @@ class ServerPage(QWidget):
         controls = QHBoxLayout()
         controls.addWidget(self.start_button)
         controls.addWidget(self.stop_button)
+        controls.addWidget(self.pause_button)
         controls.addWidget(self.state, 1)
         # What went wrong goes above the form, where the eye is after pressing Start, never below the fold.
         problem_row = QHBoxLayout()
@@ -382,7 +392,7 @@ class ServerPage(QWidget):
             enforce_eager=self.eager.isChecked(), trust_remote_code=self.trust.isChecked(),
             quantization=self.quantization.currentData() or None, kv_cache_dtype=self.kv_dtype.currentData(),
             max_num_seqs=self.max_seqs.value() or None, cuda_devices=self._devices(),
-            **self.lora_panel.launch_fields(), **self.parsers.launch_fields(),
+            **self.lora_panel.launch_fields(), **self.parsers.launch_fields(), **self.startup.fields(),
             extra_args=tuple(self.extra.text().split()))
         preset = PRESETS.get(self.preset.currentData() or "")
         return preset.apply(config) if preset else config
@@ -560,6 +570,22 @@ class ServerPage(QWidget):
     def stop(self) -> None:
         self.ctx.tasks.run(self.ctx.stop_server(), "stopping the server")
 
+    def toggle_pause(self) -> None:
+        sleep = self.ctx.server.status.sleep or {}
+        resume = sleep.get("state") in ("paused", "pausing")
+        self.pause_button.setEnabled(False)
+        self.ctx.tasks.run(self._pause_or_resume(resume), "resuming the server" if resume else "pausing the server")
+
+    async def _pause_or_resume(self, resume: bool) -> None:
+        from llmdesk.core.base.errors import ProblemError
+
+        try:
+            await (self.ctx.server.resume() if resume else self.ctx.server.pause())
+        except ProblemError as exc:
+            self._show_problem_text(exc.problem.title, exc.problem.explanation, exc.problem.fix)
+        finally:
+            self._show_status(self.ctx.server.status)
+
     # -- showing what happens
     def _flush_log(self) -> None:
         if self._pending_lines:
@@ -584,7 +610,10 @@ class ServerPage(QWidget):
             self.state.setText(f"{headline}\n{phases}")
         else:
             self._clock.stop()
-        if status.state == ServerState.READY:
+        self._show_pause(status)
+        if status.state == ServerState.READY and status.sleep and status.sleep.get("state") != "awake":
+            self.state.setText(sleep_text(status.sleep))
+        elif status.state == ServerState.READY:
             took = f" (started in {status.timeline.total_s:.0f} s: {status.timeline.summary()})" if status.timeline else ""
             self.state.setText(f"Ready at {status.url}{took}")
             self._show_endpoint(status)
@@ -598,6 +627,14 @@ class ServerPage(QWidget):
             self.state.setText("The server stopped unexpectedly." if status.diagnosis is None
                                else "The server could not start or stopped: see why above.")
             self._show_diagnosis(status.diagnosis)
+
+    def _show_pause(self, status: ServerStatus) -> None:
+        sleep = status.sleep if status.state == ServerState.READY else None
+        self.pause_button.setVisible(sleep is not None)
+        if sleep is not None:
+            state = sleep.get("state")
+            self.pause_button.setText("Resume" if state in ("paused", "pausing") else "Pause")
+            self.pause_button.setEnabled(state in ("awake", "paused"))
 
     def _show_endpoint(self, status: ServerStatus) -> None:
         config = status.config or (self.config if status.pid is None or self.config else None)
@@ -635,3 +672,24 @@ class ServerPage(QWidget):
         """The strip above the form takes room only while it has something to say."""
         parts = (self.problem, self.leftover_note, self.install_note, self.install_progress)
         self.alerts.setVisible(any(not part.isHidden() for part in parts))
+
+
+def sleep_text(sleep: dict) -> str:
+    """The state line of a paused (or pausing, resuming) server, in words."""
+    state = sleep.get("state")
+    why = {"idle": " after its idle time", "request": " for a request", "control": " from the command line"}.get(
+        sleep.get("reason") or "", "")
+    if state == "pausing":
+        flight = sleep.get("in_flight") or 0
+        return f"Pausing{why}: " + (f"waiting for {flight} request(s) in flight to finish…" if flight
+                                    else "freeing the GPU…")
+    if state == "resuming":
+        return f"Resuming{why}: loading the model back onto the GPU…"
+    freed = sleep.get("gpu_freed_bytes")
+    took = (sleep.get("last_pause") or {}).get("seconds")
+    text = f"Paused{why}" + (f" in {took:.1f} s" if took is not None else "")
+    if freed:
+        text += f": {freed / 1024**3:.1f} GiB of GPU memory freed"
+    wakes = sleep.get("wake_on_request")
+    return text + (". The next request wakes it; or press Resume." if wakes
+                   else ". Requests are refused (503) until you press Resume.")
