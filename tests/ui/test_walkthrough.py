@@ -170,3 +170,40 @@ def test_a_live_theme_switch_looks_like_a_restart(make_window, qtbot, arun, star
     live, restarted = pictures
     differs = np.abs(live - restarted).max(axis=2) > 24
     assert differs.mean() < 0.002, f"{differs.mean():.2%} of the pixels differ after a live switch"
+
+
+@pytest.mark.parametrize("start, switched", [("light", None), ("dark", "light")], ids=["light", "dark-to-light"])
+def test_the_server_page_starting_ready_and_paused(make_window, qtbot, arun, tmp_path, start, switched):
+    """#23's busy states with the stand-in vLLM: a second start with its phases and seconds left, ready with
+    where the seconds went, paused, at 1024x640 and after a live theme switch."""
+    from llmdesk.core.server.supervisor import ServerState
+    from tests.fakes.vllm_standin.runtime import make_fake_runtime
+
+    window = open_window(make_window, qtbot, arun, (1024, 640), start, switched)
+    label = f"1024x640-{theme_name(start, switched)}"
+    ctx = window.ctx
+    found = []
+    for round_, scale in enumerate((0.002, 0.05)):  # the first start teaches the estimate the second shows
+        python = make_fake_runtime(tmp_path / f"rt{round_}", mode="ok", delay_scale=scale)
+        ctx.settings = dataclasses.replace(ctx.settings, runtime_python=str(python))
+        window.show_page("server")
+        server = window.server_page
+        server.model.setText("/models/demo")
+        server.served_name.setText("demo")
+        server.port.setValue(free_port())
+        server.startup.sleep.setChecked(True)
+        server.start()
+        if round_ == 1:
+            qtbot.waitUntil(lambda: "▸ loading weights" in server.state.text() or "▸ compiling" in server.state.text(),
+                            timeout=20000)
+            assert "s left)" in server.state.text()
+            found += look(window, server, "32-server-starting", label)
+        qtbot.waitUntil(lambda: ctx.server.status.state == ServerState.READY, timeout=30000)
+        if round_ == 1:
+            qtbot.waitUntil(lambda: server.state.text().startswith("Ready at"), timeout=3000)
+            found += look(window, server, "33-server-ready", label)
+            server.toggle_pause()
+            qtbot.waitUntil(lambda: server.state.text().startswith("Paused"), timeout=10000)
+            found += look(window, server, "34-server-paused", label)
+        arun(ctx.stop_server())
+    assert not found, "\n".join(found)

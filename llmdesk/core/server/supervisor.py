@@ -128,9 +128,15 @@ async def _kill_group_and_confirm(pgid: int, timeout_s: float = 5.0) -> bool:
     return True
 
 
+# Settings that do not change how long vLLM takes to start: a start on another port teaches the same ETA.
+_NOT_IN_START_KEY = ("api_key", "host", "port", "served_model_name", "allowed_origins", "idle_pause_s",
+                     "wake_on_request")
+
+
 def _config_key(config: LaunchConfig) -> str:
     data = dataclasses.asdict(config)
-    data.pop("api_key", None)
+    for name in _NOT_IN_START_KEY:
+        data.pop(name, None)
     if data.get("revision") is None:  # a field added later: keep the keys of start times recorded before it
         data.pop("revision", None)
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -664,6 +670,9 @@ class Supervisor:
         proc, pgid = self._proc, self._pgid
         if proc is None or pgid is None:
             return
+        # The gate first: from now on the address refuses connections, as it would without a gate, instead
+        # of answering 502 for a vLLM that is going (requests in flight end with vLLM either way).
+        await self._stop_gate()
         exit_task = self._exit_task or asyncio.ensure_future(proc.wait())
         if not exit_task.done():
             steps = [] if force else [(lambda: signal_pid(proc.pid, signal.SIGINT), self.grace_s),
@@ -690,7 +699,6 @@ class Supervisor:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._reader, timeout=2.0)
         self._close_log()
-        await self._stop_gate()
         await asyncio.to_thread(self._release_record)
         _OWNED.pop(pgid, None)
         self._proc = None

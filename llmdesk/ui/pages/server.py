@@ -216,7 +216,6 @@ class ServerPage(QWidget):
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addLayout(form)
-        left_layout.addLayout(controls)
         left_layout.addWidget(self.plan_row)
         self.fit = FitPanel()
         self.fit.show_message("Type a model to see whether it fits before starting.")
@@ -308,6 +307,9 @@ class ServerPage(QWidget):
         layout.addWidget(page_header("Server", "vLLM as a supervised process: start it, watch it start, stop it. "
                                                "It listens on this computer only unless you say otherwise."))
         layout.addWidget(self.alerts)
+        # Start/Stop/Pause and the state line stay in view above the form, whatever its scroll: the phases
+        # of a start, and a paused server's Resume, were below the fold of a 640-pixel window.
+        layout.addLayout(controls)
         layout.addWidget(split, 1)
         self._show_alerts()
 

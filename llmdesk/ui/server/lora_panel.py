@@ -306,8 +306,15 @@ class LoraPanel(QWidget):
         status = self._status
         if status is None or status.url is None or status.state != ServerState.READY:
             return
-        async with LoraClient(status.url, status.config.api_key if status.config else None) as client:
-            names = {m.id for m in await client.adapters()}
+        from llmdesk.core.base.errors import ProblemError
+
+        try:
+            async with LoraClient(status.url, status.config.api_key if status.config else None) as client:
+                names = {m.id for m in await client.adapters()}
+        except ProblemError:
+            if self._status is None or self._status.state != ServerState.READY or self._status.pid != status.pid:
+                return  # the server stopped meanwhile: nothing to list, nothing to say
+            raise
         for r in self.rows:
             r.served = r.name in names
         self.also_served = sorted(names - {r.name for r in self.rows})
