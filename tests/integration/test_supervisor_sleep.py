@@ -97,3 +97,14 @@ async def test_a_taken_port_stops_the_start_before_vllm_runs(tmp_path, groups): 
         port = holder.getsockname()[1]
         status = await sup.start(config(port, sleep_mode=True), timeout_s=20)
     assert status.state is ServerState.CRASHED and status.pid is None and no_records()
+
+
+async def test_a_leftover_that_had_a_gate_can_be_stopped_not_taken_over(tmp_path, groups):  # noqa: F811
+    from llmdesk.core.server.records import ServerRecord
+
+    record = ServerRecord(port=8000, host="127.0.0.1", owner_pid=1, owner_start=None, claimed_at=0.0, pid=12345,
+                          vllm_port=41234, control_token="t")
+    sup = make_sup(tmp_path, groups=groups)
+    with pytest.raises(ProblemError, match="cannot be taken over"):
+        await sup.adopt(record)
+    assert sup.status.state is ServerState.STOPPED

@@ -287,6 +287,13 @@ class Supervisor:
         if self.running:
             raise ProblemError(Problem("A server is already running",
                                        "This llmdesk already runs a vLLM server.", "Stop it first."))
+        if leftover.vllm_port:
+            # Its sleep gate lived in the llmdesk that died: nothing answers on its address any more, and
+            # vLLM's own port has the development routes open. Only stopping it makes sense.
+            raise ProblemError(Problem(
+                "This server cannot be taken over", f"It was started with Pause allowed, and the llmdesk that "
+                f"kept its address ({leftover.port}) is gone, so no client can reach it safely.",
+                "Stop it, and start the model again."))
         leftover = await asyncio.to_thread(records.adopt, leftover)  # ours now: not a leftover any more
         self._adopted = leftover
         _OWNED[leftover.pgid] = self

@@ -347,7 +347,7 @@ class ServerPage(QWidget):
             f"{where}, process {self.leftover.pid}). It keeps its GPU memory until it is stopped.")
         self.leftover_note.show()
         self.stop_leftover_button.show()
-        self.adopt_button.setVisible(not self.ctx.server.running)
+        self.adopt_button.setVisible(not self.ctx.server.running and not self.leftover.vllm_port)  # see adopt()
         self._show_alerts()
         self.ctx.problems.show_problem(Problem(
             "A vLLM server is still running from an earlier llmdesk",
