@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QSize, Qt, Signal
+from PySide6.QtCore import QByteArray, QEvent, QSize, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QMessageBox,
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from llmdesk.core.base.units import format_gib
 from llmdesk.core.machine.gpus import GpuScan
+from llmdesk.ui import design
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.pages.bench import BenchmarkPage
 from llmdesk.ui.pages.chat import ChatPage
@@ -20,6 +22,14 @@ from llmdesk.ui.pages.settings import SettingsPage
 from llmdesk.ui.pages.start import StartPage
 
 DEFAULT_SIZE = QSize(1120, 720)
+PAGE_ICONS = {"machine": "mdi6.expansion-card", "models": "mdi6.cube-outline", "server": "mdi6.server",
+              "dashboard": "mdi6.chart-line", "chat": "mdi6.chat-outline", "benchmark": "mdi6.speedometer",
+              "deploy": "mdi6.rocket-launch-outline", "settings": "mdi6.cog-outline", "start": "mdi6.flag-checkered"}
+# the server's state on its sidebar row: icon, design tone
+SERVER_STATE_ICONS = {"stopped": ("mdi6.server-off", "muted"), "starting": ("mdi6.progress-clock", "running"),
+                      "ready": ("mdi6.server", "ok"), "stopping": ("mdi6.progress-close", "running"),
+                      "crashed": ("mdi6.alert-circle-outline", "error"), "pausing": ("mdi6.pause-circle-outline", "info"),
+                      "paused": ("mdi6.pause-circle-outline", "info"), "resuming": ("mdi6.progress-clock", "running")}
 # The smallest window every page is laid out for (tests/ui/test_walkthrough.py checks nothing is cut there).
 MINIMUM_SIZE = QSize(960, 600)
 
@@ -51,11 +61,7 @@ class MainWindow(QMainWindow):
         self.sidebar.setObjectName("sidebar")
         self.sidebar.setFixedWidth(190)
         self.sidebar.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # no focus frame around the current page
-        self.sidebar.setStyleSheet(
-            "#sidebar { border: none; font-size: 11pt; background: palette(base); }"
-            " #sidebar::item { padding: 9px 14px; border-radius: 6px; margin: 1px 8px; color: palette(text); }"
-            " #sidebar::item:selected { background: palette(highlight); color: palette(highlighted-text); }"
-            " #sidebar::item:hover:!selected { background: palette(alternate-base); }")
+        self.sidebar.setIconSize(QSize(20, 20))  # its look: design.app_stylesheet's #sidebar
         self.stack = QStackedWidget()
         self.page_keys: list[str] = []
 
@@ -110,6 +116,8 @@ class MainWindow(QMainWindow):
         ctx.serve_requested.connect(lambda _model: self.show_page("server"))
         ctx.server.subscribe(on_status=self._show_server)
 
+        self.server_state = "stopped"
+        self._paint_icons()
         self._restore_state()
 
     def show_page(self, key: str) -> None:
@@ -167,11 +175,10 @@ class MainWindow(QMainWindow):
         self.server_page.start()
 
     def _sidebar_column(self) -> QWidget:
-        brand = QLabel("llmdesk")
-        brand.setStyleSheet("font-size: 15pt; font-weight: 700; padding: 14px 18px 10px 18px;")
+        brand = design.role(QLabel("llmdesk"), "brand")
         column = QWidget()
         column.setObjectName("sidebarColumn")
-        column.setStyleSheet("#sidebarColumn { background: palette(base); }")
+        column.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # else a QWidget ignores its background
         layout = QVBoxLayout(column)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -185,12 +192,39 @@ class MainWindow(QMainWindow):
         if state == "ready" and status.sleep and status.sleep.get("state") != "awake":
             state = status.sleep["state"]  # paused, pausing, resuming: the GPU is not serving
         self.server_status.setText(f"Server: {state}{where}")
+        self.server_state = state
+        self._paint_server_item()
+
+    def _paint_server_item(self) -> None:
+        """The Server row says the server's state at all times: its icon in the state's colour and a word."""
+        icon_name, tone = SERVER_STATE_ICONS.get(self.server_state, SERVER_STATE_ICONS["stopped"])
+        item = self.sidebar.item(self.page_keys.index("server"))
+        item.setIcon(design.icon(icon_name, self, tone))
+        item.setText("Server" if self.server_state == "stopped" else f"Server · {self.server_state}")
+        item.setToolTip(f"Server: {self.server_state} (Ctrl+{self.page_keys.index('server') + 1})")
+
+    def _paint_icons(self) -> None:
+        for row, key in enumerate(self.page_keys):
+            if key != "server":
+                self.sidebar.item(row).setIcon(design.icon(PAGE_ICONS[key], self))
+        self._paint_server_item()
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and self.page_keys:
+            self._paint_icons()  # drawn in the old theme's colours otherwise
 
     def _add_page(self, key: str, title: str, widget: QWidget) -> None:
         self.page_keys.append(key)
         self.stack.addWidget(widget)
         item = QListWidgetItem(title)
         item.setSizeHint(QSize(170, 38))
+        number = len(self.page_keys)
+        if number <= 9:  # Ctrl+1 … Ctrl+9, in the sidebar's order
+            item.setToolTip(f"{title} (Ctrl+{number})")
+            shortcut = QShortcut(QKeySequence(f"Ctrl+{number}"), self)
+            shortcut.activated.connect(lambda key=key: not self.sidebar.isRowHidden(self.page_keys.index(key))
+                                       and self.show_page(key))
         self.sidebar.addItem(item)
 
     def _page_changed(self, row: int) -> None:

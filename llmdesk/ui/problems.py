@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLay
 
 from llmdesk.core.base.app_log import log_file
 from llmdesk.core.base.errors import Problem, problem_from_exception
+from llmdesk.ui import design
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,8 @@ class ProblemBanner(QFrame):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("problemBanner")
-        self.setStyleSheet(
-            "#problemBanner { background: rgba(220, 38, 38, 0.12); border: 1px solid rgba(220, 38, 38, 0.55);"
-            " border-radius: 6px; }")
-        self.title = QLabel()
-        self.title.setStyleSheet("font-weight: 600;")
+        design.banner(self, "error")
+        self.title = design.role(QLabel(), "strong")
         self.title.setWordWrap(True)
         self.explanation = QLabel()
         self.explanation.setWordWrap(True)

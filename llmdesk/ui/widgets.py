@@ -5,24 +5,13 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QFont, QPalette
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QFileDialog, QFrame, QHeaderView, QLabel, QLineEdit, QPushButton, QScrollArea,
                                QTableWidget, QVBoxLayout, QWidget)
-from llmdesk.ui.theme import is_dark
+from llmdesk.ui import design
 
-# glyph, colour on the light theme, colour on the dark theme (each 4.5:1 or more on its background)
-STATUS_GLYPHS = {"ok": ("✔", "#166534", "#4ade80"), "warn": ("!", "#b45309", "#fbbf24"),
-                 "fail": ("✘", "#b91c1c", "#f87171")}
-
-
-def set_font(widget: QWidget, points: float, bold: bool = False) -> None:
-    """Size and weight through the font: a style sheet would pin the label to the palette of the
-    theme it was polished in, and its text would stay dark after a switch to the dark theme."""
-    font = QFont(widget.font())
-    font.setPointSizeF(points)
-    font.setWeight(QFont.Weight.DemiBold if bold else QFont.Weight.Normal)
-    widget.setFont(font)
+# glyph and the design tone it is shown in (the theme's status colours keep 4.5:1 on its background)
+STATUS_GLYPHS = {"ok": ("✔", "ok"), "warn": ("!", "warn"), "fail": ("✘", "error")}
 
 
 @contextlib.contextmanager
@@ -46,49 +35,34 @@ def page_header(title: str, subtitle: str) -> QWidget:
     box = QWidget()
     layout = QVBoxLayout(box)
     layout.setContentsMargins(0, 0, 0, 8)
-    heading = QLabel(title)
+    heading = design.role(QLabel(title), "title")
     heading.setObjectName("pageTitle")
-    heading.setStyleSheet("font-size: 20pt; font-weight: 600;")
-    sub = QLabel(subtitle)
+    sub = design.role(QLabel(subtitle), "muted")
     sub.setWordWrap(True)
     sub.setObjectName("pageSubtitle")
-    sub.setForegroundRole(QPalette.ColorRole.PlaceholderText)  # dimmed, in light and dark alike
     layout.addWidget(heading)
     layout.addWidget(sub)
     return box
 
 
 def section_title(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setStyleSheet("font-size: 12pt; font-weight: 600; margin-top: 10px;")
-    return label
+    return design.role(QLabel(text), "section")
 
 
 class StatusGlyph(QLabel):
-    """✔ ! ✘ in a colour that keeps 4.5:1 contrast in the theme it is shown in, also after a switch."""
+    """✔ ! ✘ in the theme's status colour (the application's sheet follows a theme switch)."""
 
     def __init__(self, status: str, parent: QWidget | None = None):
         super().__init__(parent)
-        self.status = status
         self.setFixedWidth(22)
-        self._paint_status()
-
-    def changeEvent(self, event) -> None:
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange:
-            self._paint_status()
+        design.role(self, "glyph")
+        self.set_status(status)
 
     def set_status(self, status: str) -> None:
         self.status = status
-        self._paint_status()
-
-    def _paint_status(self) -> None:
-        glyph, light_color, dark_color = STATUS_GLYPHS.get(self.status, ("?", "#4b5563", "#9ca3af"))
+        glyph, tone = STATUS_GLYPHS.get(status, ("?", "muted"))
         self.setText(glyph)
-        color = dark_color if is_dark(self.palette()) else light_color
-        sheet = f"color: {color}; font-weight: 700; font-size: 13pt;"
-        if self.styleSheet() != sheet:
-            self.setStyleSheet(sheet)
+        design.tone(self, tone)
 
 
 def status_glyph(status: str) -> QLabel:
@@ -169,6 +143,6 @@ def problem_box() -> QLabel:
     label.setObjectName("problemBox")
     label.setWordWrap(True)
     label.setTextFormat(Qt.TextFormat.RichText)
-    label.setStyleSheet("background: rgba(220,38,38,0.12); border-radius: 4px; padding: 6px;")
+    design.banner(label, "error")
     label.hide()
     return label

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpin
 from llmdesk.core.base.errors import ProblemError
 from llmdesk.core.bench.cost import (ApiPrice, CostInputs, PriceTable, blended_price, break_even, comparable_prices,
                                      cost_of_run, mix_input_share)
+from llmdesk.ui import design
 from llmdesk.ui.widgets import batch_fill
 
 PRICE_COLUMNS = ("Provider", "Model", "$ in / 1M", "$ out / 1M", "$ / 1M at this mix", "Break-even a month", "As of")
@@ -227,7 +228,7 @@ class CostPanel(QWidget):
         r, lv = self.result, self.level
         power = (f"{r.hourly_electricity:,.3f} power ({lv['mean_watts']:,.0f} W measured)" if r.electricity_included
                  else "power not measured")
-        lines = [f"<span style='font-size: 15pt; font-weight: 600;'>${r.per_million_output:,.3f}</span> per million "
+        lines = [f"{design.html_figure(f'${r.per_million_output:,.3f}')} per million "
                  f"output tokens"]
         if r.per_million_total_at_mix is not None:
             lines.append(f"${r.per_million_total_at_mix:,.3f} per million tokens at this run's mix "

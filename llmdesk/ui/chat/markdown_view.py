@@ -35,6 +35,7 @@ from PySide6.QtGui import (QColor, QCursor, QDesktopServices, QFont, QFontDataba
                            QTextFrame, QTextLength, QTextTable)
 from PySide6.QtWidgets import QApplication, QFrame, QTextBrowser, QToolTip, QWidget
 
+from llmdesk.ui import design
 from llmdesk.ui.token_format import token_format, token_style
 
 _MD = QTextDocument.MarkdownFeature
@@ -722,7 +723,7 @@ class MarkdownView(QTextBrowser):
         dark = self.dark()
         paper = self.paper()
         if dark and paper.lightness() < 20:  # lighter() of near-black stays near-black
-            paper = QColor(24, 26, 29)
+            paper = QColor(design.DARK.surface)
         code_bg = paper.lighter(125) if dark else paper.darker(104)
         border = paper.lighter(165) if dark else paper.darker(115)
         inline_bg = paper.lighter(140) if dark else paper.darker(108)

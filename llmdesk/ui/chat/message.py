@@ -9,11 +9,10 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolBut
 
 from llmdesk.core.chat.session import stats_text
 from llmdesk.core.chat.tools import ToolCall
+from llmdesk.ui import design
 from llmdesk.ui.chat.markdown_view import MarkdownView
 from llmdesk.ui.chat.tool_cards import ToolCallCard, VerdictBadge
-from llmdesk.ui.theme import is_dark
 
-UNANSWERED_COLORS = {False: "#92400e", True: "#fbbf24"}  # amber, 4.5:1 or more on the light / dark message
 STATE_NOTES = {
     "stopped": "Stopped",
     "interrupted": "Cut off: the connection or the server failed mid-reply",
@@ -59,7 +58,7 @@ class MessageWidget(QFrame):
             " #assistantMessage { background: transparent; }")
 
         self.who = QLabel(who or {"user": "You", "tool": "Tool result"}.get(role, "Assistant"))
-        self.who.setStyleSheet("font-weight: 600;")
+        design.role(self.who, "strong")
         self.note = QLabel()
         self.note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         header = QHBoxLayout()
@@ -193,7 +192,7 @@ class MessageWidget(QFrame):
         """A question no reply came for: marked, so the mark stays after the notice is dismissed."""
         self.unanswered = reason
         if reason:
-            self.mark.setStyleSheet(f"color: {UNANSWERED_COLORS[is_dark(self.palette())]};")
+            design.tone(self.mark, "warn")
             self.mark.setText(f"Not answered: {reason}")
         self.mark.setVisible(bool(reason))
 

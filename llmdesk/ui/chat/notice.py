@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from llmdesk.core.base.errors import Problem
+from llmdesk.ui import design
 from llmdesk.ui.problems import log_shown, plain_text
 
 
@@ -16,11 +17,8 @@ class ChatNotice(QFrame):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("chatNotice")
-        self.setStyleSheet(
-            "#chatNotice { background: rgba(217, 119, 6, 0.12); border: 1px solid rgba(217, 119, 6, 0.55);"
-            " border-radius: 6px; }")
-        self.title = QLabel()
-        self.title.setStyleSheet("font-weight: 600;")
+        design.banner(self, "warn")
+        self.title = design.role(QLabel(), "strong")
         self.title.setWordWrap(True)
         self.text = QLabel()
         self.text.setWordWrap(True)

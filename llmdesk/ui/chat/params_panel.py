@@ -15,6 +15,7 @@ from llmdesk.core.base.errors import ProblemError
 from llmdesk.core.chat.client import ChatParams
 from llmdesk.core.chat.session import (PARAM_FIELDS, PRESETS, format_param, params_from_dict, params_to_dict,
                                        parse_param, parse_stop)
+from llmdesk.ui import design
 from llmdesk.ui.widgets import section_title
 
 CUSTOM = "Custom"
@@ -61,7 +62,7 @@ class ParamsPanel(QWidget):
         self.save_for_model.clicked.connect(self.save_for_model_requested)
         self.error = QLabel()
         self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #dc2626;")
+        design.tone(self.error, "error")
         self.error.hide()
 
         layout = QVBoxLayout(self)
@@ -145,7 +146,7 @@ class ParamsPanel(QWidget):
             self.changed.emit()
 
     def _mark(self, name: str, *, ok: bool) -> None:
-        self.fields[name].setStyleSheet("" if ok else "border: 1px solid #dc2626;")
+        design.invalid(self.fields[name], not ok)
 
     def _show_error(self, text: str) -> None:
         self.error.setText(text)

@@ -10,11 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
 from llmdesk.core.chat.tools import ToolCall
-from llmdesk.ui.theme import is_dark
-
-WARN_COLORS = {False: "#92400e", True: "#fbbf24"}  # amber, readable on the light / dark window
-BADGE_COLORS = {True: ("rgba(22,163,74,0.15)", "#15803d", "#4ade80"), False: ("rgba(220,38,38,0.12)", "#b91c1c",
-                                                                               "#f87171")}
+from llmdesk.ui import design
 
 
 def pretty_arguments(arguments: str) -> str:
@@ -34,12 +30,12 @@ class ToolCallCard(QFrame):
         self.setStyleSheet("#toolCallCard { border: 1px solid palette(mid); border-radius: 8px; }")
         self.title = QLabel()
         self.title.setTextFormat(Qt.TextFormat.PlainText)
-        self.title.setStyleSheet("font-weight: 600;")
+        design.role(self.title, "strong")
         self.arguments = QLabel()
         self.arguments.setTextFormat(Qt.TextFormat.PlainText)
         self.arguments.setWordWrap(True)
         self.arguments.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.arguments.setStyleSheet("font-family: monospace;")
+        design.mono(self.arguments)
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.note.setTextFormat(Qt.TextFormat.PlainText)
@@ -79,7 +75,7 @@ class ToolCallCard(QFrame):
 
     def set_problem(self, why: str | None) -> None:
         """What does not fit the tool (unknown tool, arguments not JSON or off the schema): shown, not blocking."""
-        self.note.setStyleSheet(f"color: {WARN_COLORS[is_dark(self.palette())]};")
+        design.tone(self.note, "warn")
         self.note.setText(f"Note: {why}" if why else "")
         self.note.setVisible(bool(why))
 
@@ -119,7 +115,5 @@ class VerdictBadge(QLabel):
         self.ok = verdict["ok"]
         detail = verdict.get("detail") or ""
         self.setText(("✓ " if self.ok else "✗ ") + str(verdict.get("title", "")) + (f": {detail}" if detail else ""))
-        background, light, dark = BADGE_COLORS[self.ok]
-        self.setStyleSheet(f"background: {background}; color: {dark if is_dark(self.palette()) else light}; "
-                           "border-radius: 4px; padding: 3px 6px;")
+        design.soft_badge(self, "ok" if self.ok else "error")
         self.show()

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, Q
 from llmdesk.core.base.errors import ProblemError
 from llmdesk.core.chat import structured as shapes
 from llmdesk.core.chat.tools import TOOL_CHOICES, check_tool_choice, parse_tools, tool_names
+from llmdesk.ui import design
 from llmdesk.ui.widgets import section_title
 
 CHECK_MS = 250  # typing pauses this long before the JSON is checked
@@ -24,7 +25,6 @@ EXAMPLE_TOOLS = [{"type": "function", "function": {
 SHAPES = (("No constraint", None), ("JSON schema", "json_schema"), ("Regular expression", "regex"),
           ("Choice", "choice"))
 TOOLS_KEY, CHOICE_KEY, STRUCTURED_KEY = "tools", "tool_choice", "structured"  # kept with a conversation
-ERROR_STYLE = "color: #dc2626;"
 
 
 class ToolsPanel(QWidget):
@@ -221,5 +221,5 @@ class ToolsPanel(QWidget):
     @staticmethod
     def _say(label: QLabel, text: str, *, error: bool = False) -> None:
         label.setText(text)
-        label.setStyleSheet(ERROR_STYLE if error else "color: palette(placeholder-text);")
+        design.tone(label, "error" if error else "muted")
         label.setVisible(bool(text))

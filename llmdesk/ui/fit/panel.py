@@ -15,17 +15,17 @@ from llmdesk.core.base.units import format_gib
 from llmdesk.core.fit.format_measurements import measured_line
 from llmdesk.core.fit.memory_model import (VERDICT_FITS, VERDICT_NEEDS_TP, VERDICT_NO, VERDICT_SHORTER,
                                            VERDICT_UNSUPPORTED, FitReport)
+from llmdesk.ui import design
 from llmdesk.ui.problems import log_shown
 
-VERDICT_STYLE = {  # label, colour
-    VERDICT_FITS: ("Fits", "#16a34a"),
-    VERDICT_SHORTER: ("Fits, shorter context", "#d97706"),
-    VERDICT_NEEDS_TP: ("Needs more GPUs", "#d97706"),
-    VERDICT_NO: ("Does not fit", "#dc2626"),
-    VERDICT_UNSUPPORTED: ("Not supported here", "#dc2626"),
+VERDICT_STYLE = {  # label, design tone: the same status colours wherever a verdict is shown
+    VERDICT_FITS: ("Fits", "ok"),
+    VERDICT_SHORTER: ("Fits, shorter context", "warn"),
+    VERDICT_NEEDS_TP: ("Needs more GPUs", "warn"),
+    VERDICT_NO: ("Does not fit", "error"),
+    VERDICT_UNSUPPORTED: ("Not supported here", "error"),
 }
-SEGMENT_COLOURS = {"weights": "#6366f1", "activation_peak": "#f59e0b", "non_torch": "#a855f7", "lora": "#ec4899",
-                   "cuda_graphs": "#64748b", "kv_cache": "#10b981", "left": None}
+SEGMENT_COLOURS = design.SEGMENT_COLORS
 SEGMENT_LABELS = {"weights": "Weights", "activation_peak": "Activation peak", "non_torch": "Non-torch",
                   "lora": "LoRA adapters",
                   "cuda_graphs": "CUDA graphs", "kv_cache": "KV cache", "left": "Not given to vLLM"}
@@ -89,10 +89,10 @@ class FitPanel(QFrame):
         self.figures = QGridLayout()
         self.notes = QLabel()
         self.notes.setWordWrap(True)
-        self.notes.setStyleSheet("color: #b45309;")
+        design.tone(self.notes, "warn")
         self.launch = QLabel()
         self.launch.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.launch.setStyleSheet("font-family: monospace;")
+        design.mono(self.launch)
         self.launch.setWordWrap(True)
         self.copy = QPushButton("Copy")
         self.copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.launch.text()))
@@ -124,18 +124,19 @@ class FitPanel(QFrame):
         log_shown("a fit panel", problem.title, problem.explanation)
         self.show_message(f"<b>{problem.title}</b><br>{problem.explanation}"
                           + (f"<br>{problem.fix}" if problem.fix else ""))
-        self._set_badge("Cannot tell", "#6b7280")
+        self._set_badge("Cannot tell", "neutral")
 
     def show_report(self, report: FitReport, ranking_note: str = "") -> None:
         """ranking_note: why the variant list ranked this one where it is (measured speed), if it says."""
         self.report = report
-        label, colour = VERDICT_STYLE.get(report.verdict, (report.verdict, "#6b7280"))
-        self._set_badge(label, colour)
+        label, tone = VERDICT_STYLE.get(report.verdict, (report.verdict, "neutral"))
+        self._set_badge(label, tone)
         self.summary.setText(report.summary)
         segments = memory_segments(report)
         self.bar.set_segments(segments)
         self.legend.setText("   ".join(
-            f"<span style='color:{SEGMENT_COLOURS[key] or '#888'}'>■</span> {SEGMENT_LABELS[key]} {format_gib(size)}"
+            f"<span style='color:{SEGMENT_COLOURS[key] or design.html_color('muted', self)}'>■</span> "
+            f"{SEGMENT_LABELS[key]} {format_gib(size)}"
             for key, size in segments if size > 0))
         per_gpu = " per GPU" if report.tensor_parallel_size > 1 else ""
         self._set_figures([
@@ -157,12 +158,11 @@ class FitPanel(QFrame):
         self.launch.setVisible(can_launch)
         self.copy.setVisible(can_launch)
 
-    def _set_badge(self, text: str, colour: str | None) -> None:
+    def _set_badge(self, text: str, tone: str | None) -> None:
         self.badge.setText(text)
         self.badge.setVisible(bool(text))
-        if colour:
-            self.badge.setStyleSheet(f"background: {colour}; color: white; border-radius: 4px; "
-                                     "padding: 3px 8px; font-weight: 600;")
+        if tone:
+            design.badge(self.badge, tone)
 
     def _set_figures(self, rows: list[tuple[str, str]]) -> None:
         while self.figures.count():

@@ -12,6 +12,7 @@ from llmdesk.core.base.errors import ProblemError
 from llmdesk.core.base.units import format_gib
 from llmdesk.core.hub.details import ModelDetail, model_detail
 from llmdesk.core.hub.variants import Variant, evaluate_variants, find_variant_ids, rank_variants, refit_variants
+from llmdesk.ui import design
 from llmdesk.ui.fit.panel import VERDICT_STYLE, FitPanel
 from llmdesk.ui.hub.search_view import short_count
 from llmdesk.ui.hub.tables import RowsModel, rows_table
@@ -32,7 +33,7 @@ class VariantsModel(RowsModel):
     def cell(self, v: Variant, column: int, role):
         report = v.report
         if role == Qt.ItemDataRole.ForegroundRole and column == 3 and report is not None:
-            return QColor(VERDICT_STYLE.get(report.verdict, ("", "#6b7280"))[1])
+            return QColor(design.colors().tone(VERDICT_STYLE.get(report.verdict, ("", "muted"))[1]))
         if role == Qt.ItemDataRole.ToolTipRole:
             said = report.summary if report else (v.problem.title if v.problem else None)
             return "\n".join(x for x in (said, v.rank_note) if x) or None
@@ -70,7 +71,7 @@ class ModelView(QWidget):
         self._generation = 0
 
         self.title = QLabel("Choose a model from the results.")
-        self.title.setStyleSheet("font-size: 14pt; font-weight: 600;")
+        design.role(self.title, "heading")
         self.title.setWordWrap(True)
         self.facts = QLabel()
         self.facts.setWordWrap(True)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout
 
 from llmdesk.core.base.errors import ProblemError
 from llmdesk.core.hub.search import ModelSummary, SearchQuery, search_models
+from llmdesk.ui import design
 from llmdesk.ui.hub.tables import RowsModel, rows_table
 from llmdesk.ui.problems import log_shown
 from llmdesk.ui.tasks import TaskRunner
@@ -97,7 +98,7 @@ class SearchView(QWidget):
         self.open_only = QCheckBox("No gate")
         self.banner = QLabel()
         self.banner.setWordWrap(True)
-        self.banner.setStyleSheet("background: rgba(217,119,6,0.15); border-radius: 4px; padding: 6px;")
+        design.banner(self.banner, "warn")
         self.banner.hide()
         self.results = ResultsModel()
         self.table = rows_table(self.results, elide=Qt.TextElideMode.ElideLeft)  # a name's end tells variants apart

@@ -19,7 +19,7 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from llmdesk.core.base.units import GIB
-from llmdesk.ui.widgets import set_font
+from llmdesk.ui import design
 from llmdesk.ui.plotting import apply_palette, picture_plot
 from llmdesk.ui.theme import CHART_COLORS as COLORS
 
@@ -107,7 +107,7 @@ class Chart(QWidget):
         self.y_max = spec.y_max
         self.title = QLabel()
         self.title.setTextFormat(Qt.TextFormat.RichText)
-        set_font(self.title, 9)
+        design.role(self.title, "caption")
         self.title.setMinimumWidth(1)
         self.title.setWordWrap(True)  # a narrow chart puts its legend on a second line
         self.axis = AgoAxis()

@@ -9,7 +9,7 @@ from PySide6.QtGui import QPainter, QPalette, QPen
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout
 
 from llmdesk.core.base.units import GIB
-from llmdesk.ui.widgets import set_font
+from llmdesk.ui import design
 
 NONE = "—"
 
@@ -22,14 +22,10 @@ class Tile(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 6)
         layout.setSpacing(0)
-        self.title = QLabel(title)
-        self.title.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        set_font(self.title, 8)
-        self.value = QLabel(NONE)
-        set_font(self.value, 15, bold=True)
-        self.detail = QLabel("")
-        self.detail.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        set_font(self.detail, 8)
+        self.title = design.role(QLabel(title), "caption")
+        self.value = design.role(QLabel(NONE), "figure")
+        self.value.setFont(design.tabular_font(self.value))  # live figures of one width: they do not jitter
+        self.detail = design.role(QLabel(""), "caption")
         for label in (self.title, self.value, self.detail):
             label.setMinimumWidth(1)  # a long text never widens the whole row: it wraps
             layout.addWidget(label)

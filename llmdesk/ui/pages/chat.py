@@ -24,6 +24,7 @@ from llmdesk.core.chat.session import Turn, oldest_droppable, params_from_dict, 
 from llmdesk.core.chat.tools import ToolCall, calls_from_openai, check_arguments
 from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, default_base_url, normalise_base_url
 from llmdesk.core.server.supervisor import ServerState, ServerStatus
+from llmdesk.ui import design
 from llmdesk.ui.chat.conversations_panel import ConversationsPanel
 from llmdesk.ui.chat.message import MessageWidget
 from llmdesk.ui.chat.notice import ChatNotice
@@ -156,7 +157,7 @@ class ChatPage(QWidget):
         self.empty = QLabel()
         self.empty.setWordWrap(True)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty.setStyleSheet("color: palette(placeholder-text); font-size: 12pt; padding: 40px;")
+        design.role(self.empty, "empty")
         self.thread_layout.addWidget(self.empty)
         self.thread_layout.addStretch()
         self.scroll: QScrollArea = scroll_area(self.thread)
@@ -185,7 +186,7 @@ class ChatPage(QWidget):
         self.send_button.clicked.connect(self._send_or_stop)
         self.status = QLabel()
         self.status.setWordWrap(True)
-        self.status.setStyleSheet("color: palette(placeholder-text);")
+        design.role(self.status, "muted")
         send_column = QVBoxLayout()
         send_column.addWidget(self.send_button)
         send_column.addStretch()

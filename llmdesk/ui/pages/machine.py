@@ -11,6 +11,7 @@ from llmdesk.core.base.units import format_gib
 from llmdesk.core.doctor.checks import DoctorReport
 from llmdesk.core.machine.gpu_catalogue import CATALOGUE
 from llmdesk.core.machine.gpus import GpuInfo, GpuScan
+from llmdesk.ui import design
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.machine.plan_choice import PlanGpuChoice
 from llmdesk.ui.widgets import fill_with_scrolling, page_header, section_title, status_glyph
@@ -29,7 +30,7 @@ class GpuCard(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         grid = QGridLayout(self)
         title = QLabel(f"{'Planning for' if planned else f'GPU {gpu.index}'}: {gpu.name}")
-        title.setStyleSheet("font-weight: 600; font-size: 11pt;")
+        design.role(title, "subsection")
         grid.addWidget(title, 0, 0, 1, 2)
         grid.addWidget(QLabel("Memory"), 1, 0)
         if planned:  # not in this machine: nothing is "used"; what matters is what CUDA will see

@@ -35,13 +35,13 @@ from llmdesk.ui.metrics import tiles as fmt
 from llmdesk.ui.metrics.recorder import MetricsRecorder, Target, is_local_url
 from llmdesk.ui.metrics.tiles import NONE, Tile
 from llmdesk.ui.problems import log_shown, rich_text
-from llmdesk.ui.widgets import fill_with_scrolling, page_header, set_font
+from llmdesk.ui import design
+from llmdesk.ui.widgets import fill_with_scrolling, page_header
 
 INTERVALS_S = (0.25, 0.5, 1.0, 2.0, 5.0)
 RANGES = ((60, "1 min"), (300, "5 min"), (900, "15 min"))
 REDRAW_MIN_S = 1.0
 CHARTS_MODULE = "llmdesk.ui.metrics.charts"
-OK_COLOR, WARN_COLOR = "#16a34a", "#d97706"
 
 
 class _ScanSampler:
@@ -208,8 +208,7 @@ class DashboardPage(QWidget):
         self.range_group = QButtonGroup(self)
         self.range_buttons: dict[int, QToolButton] = {}
         row = QHBoxLayout()
-        title = QLabel("History")
-        set_font(title, 12, bold=True)
+        title = design.role(QLabel("History"), "subsection")
         row.addWidget(title)
         row.addSpacing(8)
         for seconds, text in RANGES:
@@ -408,7 +407,7 @@ class DashboardPage(QWidget):
             text = "Paused. What was recorded is kept; <b>Resume</b> goes on."
         elif problem is not None:
             log_shown("the Dashboard", problem.title, problem.explanation)
-            glyph, color = "●", (None if stopped else WARN_COLOR)
+            glyph, color = "●", (None if stopped else design.html_color("warn", self))
             text = f"<b>{rich_text(problem.title)}</b> — {rich_text(problem.explanation)}"
             if problem.fix and not stopped:
                 text += f" {rich_text(problem.fix)}"
@@ -421,7 +420,7 @@ class DashboardPage(QWidget):
         else:
             latest = rec.window.latest
             models = ", ".join(latest.models) if latest and latest.models else "no model named"
-            glyph, color = "●", OK_COLOR
+            glyph, color = "●", design.html_color("ok", self)
             text = f"Reading {_escape(rec.window_url or '')} · {_escape(models)} · every {every}"
         style = f" style='color: {color};'" if color else ""
         self.status.setText(f"<span{style}>{glyph}</span>&nbsp; {text}")

@@ -23,6 +23,7 @@ from llmdesk.core.server.snippets import snippets
 from llmdesk.core.server.startup_timeline import progress_text
 from llmdesk.core.server.records import ServerRecord
 from llmdesk.core.server.supervisor import ServerState, ServerStatus, find_leftover, stop_leftover
+from llmdesk.ui import design
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.fit.panel import FitPanel
 from llmdesk.ui.server.startup_choice import StartupChoice
@@ -40,15 +41,13 @@ LOG_LINES_SHOWN = 5000
 class LogHighlighter(QSyntaxHighlighter):
     def __init__(self, document):
         super().__init__(document)
-        self.formats = {}
-        for word, colour in (("ERROR", "#dc2626"), ("Traceback", "#dc2626"), ("WARNING", "#d97706")):
-            fmt = QTextCharFormat()
-            fmt.setForeground(QColor(colour))
-            self.formats[word] = fmt
+        self.tones = {"ERROR": "error", "Traceback": "error", "WARNING": "warn"}
 
     def highlightBlock(self, text: str) -> None:
-        for word, fmt in self.formats.items():
+        for word, tone in self.tones.items():
             if word in text:
+                fmt = QTextCharFormat()
+                fmt.setForeground(QColor(design.colors().tone(tone)))  # the theme shown when the line came
                 self.setFormat(0, len(text), fmt)
                 return
 
@@ -161,7 +160,7 @@ class ServerPage(QWidget):
         self.leftover: ServerRecord | None = None
         self.leftover_note = QLabel()
         self.leftover_note.setWordWrap(True)
-        self.leftover_note.setStyleSheet("background: rgba(217,119,6,0.15); border-radius: 4px; padding: 6px;")
+        design.banner(self.leftover_note, "warn")
         self.stop_leftover_button = QPushButton("Stop it")
         self.stop_leftover_button.clicked.connect(self._stop_leftover)
         self.adopt_button = QPushButton("Keep using it")
@@ -248,7 +247,7 @@ class ServerPage(QWidget):
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(LOG_LINES_SHOWN)
         self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        self.log.setStyleSheet("font-family: monospace; font-size: 9pt;")
+        design.mono(self.log, small=True)
         self._highlighter = LogHighlighter(self.log.document())
         self.find = QLineEdit()
         self.find.setPlaceholderText("find in the log")
@@ -274,7 +273,7 @@ class ServerPage(QWidget):
         for name in ("curl", "Python", "JavaScript", "Tools"):
             view = QPlainTextEdit()
             view.setReadOnly(True)
-            view.setStyleSheet("font-family: monospace;")
+            design.mono(view)
             self.snippet_views[name] = view
             self.snippet_tabs.addTab(view, name)
         copy_snippet = QPushButton("Copy")

@@ -19,6 +19,7 @@ from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 from llmdesk.core.server.supervisor import ServerState, ServerStatus
 from llmdesk.core.server.tool_check import check_tool, read_endpoint
 from llmdesk.core.server.tool_endpoints import TOOLS, Endpoint, printable, tool_settings
+from llmdesk.ui import design
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.problems import log_shown, plain_text
 
@@ -70,7 +71,7 @@ class EndpointPanel(QWidget):
         self.settings_view = QPlainTextEdit()
         self.settings_view.setReadOnly(True)
         self.settings_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        self.settings_view.setStyleSheet("font-family: monospace;")
+        design.mono(self.settings_view)
         self.notes = QLabel()
         self.notes.setWordWrap(True)
         self.notes.setTextFormat(Qt.TextFormat.PlainText)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QVBoxLayout, QWidg
 from llmdesk.core.hub.chat_template import chat_facts
 from llmdesk.core.server.tool_parsers import (AUTO, NONE, REASONING_PARSERS, TEMPLATE_UNKNOWN, TOOL_CALL_PARSERS,
                                               ParserMatch, match_parsers)
+from llmdesk.ui import design
 
 
 def _template_file(extra_args: list[str]) -> str | None:
@@ -48,7 +49,7 @@ class ParserChoice(QWidget):
                                   "(shown folded in the chat). Auto: its family's.")
         self.note = QLabel()
         self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: palette(placeholder-text);")
+        design.role(self.note, "muted")
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Tool calls", self.tool)

@@ -1,0 +1,230 @@
+"""llmdesk's design language: the one place that knows colours, type sizes, spacing and corners.
+
+Widgets say what they ARE — a page title, a caption, an error banner, an "ok" badge, figures in
+monospace — with the helpers below (``role``, ``tone``, ``banner``, ``badge``, ``mono``, ``card``), which
+set a dynamic property. How each looks comes from ``app_stylesheet``, set once on the application by
+``theme.apply_theme`` together with the palette from the same tokens, so that a theme switch changes every
+page at once and nothing keeps the colours of the theme it was made in. Colours needed in drawing code
+(charts, rich text, the log's highlighting) come from ``colors()``, the current theme's tokens.
+
+tests/unit/test_design_tokens.py fails on a colour literal or a font size anywhere else in llmdesk/ui.
+docs/design.md has the tokens and the rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QPalette
+from PySide6.QtWidgets import QApplication, QWidget
+
+# spacing scale (pixels): gaps inside a group, between groups, page margins
+SPACE_XS, SPACE_S, SPACE_M, SPACE_L, SPACE_XL = 4, 8, 12, 16, 24
+RADIUS = 6  # corners of cards, banners, buttons of the sidebar
+RADIUS_SMALL = 4  # badges
+# type scale (points): one size per role
+TYPE_TITLE, TYPE_SECTION, TYPE_SUBSECTION, TYPE_BODY, TYPE_CAPTION, TYPE_FIGURE = 20, 12, 11, 10, 9, 15
+TYPE_BRAND, TYPE_SIDEBAR, TYPE_GLYPH, TYPE_EMPTY = 15, 11, 13, 12
+
+TONES = ("ok", "warn", "error", "info", "running", "muted")
+
+
+@dataclass(frozen=True)
+class Colors:
+    window: str  # the page background
+    surface: str  # fields, tables, the sidebar
+    raised: str  # cards and panels on the page
+    border: str
+    text: str
+    muted: str  # secondary text: 4.5:1 or more on window, surface and raised (WCAG AA)
+    accent: str  # selection and the current page: a fill under on_accent text
+    on_accent: str
+    link: str
+    ok: str  # status colours as text: each 4.5:1 or more on window and surface
+    warn: str
+    error: str
+    info: str
+    running: str
+    # status colours as fills (badges, the memory bar): white text on them reads at 4.5:1 or more
+    ok_fill: str
+    warn_fill: str
+    error_fill: str
+    neutral_fill: str
+    charts: tuple[str, ...]  # curves: mid-luminance, readable on both themes
+
+    def tone(self, name: str) -> str:
+        return {"ok": self.ok, "warn": self.warn, "error": self.error, "info": self.info, "running": self.running,
+                "muted": self.muted}.get(name, self.text)
+
+    def tint(self, name: str, alpha: float) -> str:
+        """A status colour as a see-through background: banners, badges, highlighted rows."""
+        c = QColor(self.tone(name))
+        return f"rgba({c.red()}, {c.green()}, {c.blue()}, {alpha})"
+
+
+_CHARTS = ("#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#a855f7", "#06b6d4", "#ec4899", "#84cc16")
+
+LIGHT = Colors(window="#f4f5f7", surface="#ffffff", raised="#ffffff", border="#d5d9df", text="#1f2328",
+               muted="#5b616b", accent="#2563eb", on_accent="#ffffff", link="#1d4ed8", ok="#15803d", warn="#b45309",
+               error="#b91c1c", info="#1d4ed8", running="#6d28d9", ok_fill="#15803d", warn_fill="#b45309",
+               error_fill="#b91c1c", neutral_fill="#4b5563", charts=_CHARTS)
+DARK = Colors(window="#282b30", surface="#1e2024", raised="#2f3338", border="#444950", text="#e6e8eb",
+              muted="#a0a5ac", accent="#2563eb", on_accent="#ffffff", link="#60a5fa", ok="#4ade80", warn="#fbbf24",
+              error="#f87171", info="#60a5fa", running="#c4b5fd", ok_fill="#15803d", warn_fill="#b45309",
+              error_fill="#b91c1c", neutral_fill="#4b5563", charts=_CHARTS)
+# the parts of the memory bar, one colour each in both themes
+SEGMENT_COLORS = {"weights": "#6366f1", "activation_peak": "#f59e0b", "non_torch": "#a855f7", "lora": "#ec4899",
+                  "cuda_graphs": "#64748b", "kv_cache": "#10b981", "left": None}
+
+
+def colors(widget: QWidget | None = None) -> Colors:
+    """The tokens of the theme a widget (or the application) is painted in now."""
+    palette = widget.palette() if widget is not None else QApplication.palette()
+    return DARK if palette.color(QPalette.ColorRole.Window).lightness() < 128 else LIGHT
+
+
+def palette_for(c: Colors, base: QPalette | None = None) -> QPalette:
+    p = QPalette(base) if base is not None else QPalette()
+    q = QColor
+    for role, value in (
+        (QPalette.ColorRole.Window, c.window), (QPalette.ColorRole.WindowText, c.text),
+        (QPalette.ColorRole.Base, c.surface), (QPalette.ColorRole.AlternateBase, c.window),
+        (QPalette.ColorRole.ToolTipBase, c.surface), (QPalette.ColorRole.ToolTipText, c.text),
+        (QPalette.ColorRole.PlaceholderText, c.muted), (QPalette.ColorRole.Text, c.text),
+        (QPalette.ColorRole.Button, c.raised if c is DARK else "#eceef1"), (QPalette.ColorRole.ButtonText, c.text),
+        (QPalette.ColorRole.BrightText, c.error), (QPalette.ColorRole.Link, c.link),
+        (QPalette.ColorRole.Highlight, c.accent), (QPalette.ColorRole.HighlightedText, c.on_accent),
+        (QPalette.ColorRole.Mid, c.border), (QPalette.ColorRole.Dark, "#16181b" if c is DARK else "#a0a5ac"),
+        (QPalette.ColorRole.Light, "#464a50" if c is DARK else "#ffffff"),
+    ):
+        p.setColor(role, q(value))
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
+        p.setColor(QPalette.ColorGroup.Disabled, role, q(c.muted))
+    return p
+
+
+def app_stylesheet(c: Colors) -> str:
+    """Every look in one sheet, selected by the properties the helpers below set."""
+    tones = "".join(f'QLabel[tone="{t}"] {{ color: {c.tone(t)}; }}\n' for t in TONES)
+    banners = "".join(
+        f'[banner="{t}"] {{ background: {c.tint(t, 0.12)}; border: 1px solid {c.tint(t, 0.55)}; '
+        f'border-radius: {RADIUS}px; padding: {SPACE_S - 2}px; color: {c.text}; }}\n'
+        for t in ("error", "warn", "info", "ok"))
+    badges = "".join(
+        f'QLabel[badge="{t}"] {{ background: {fill}; color: #ffffff; border-radius: {RADIUS_SMALL}px; '
+        f'padding: 3px 8px; font-weight: 600; }}\n'
+        for t, fill in (("ok", c.ok_fill), ("warn", c.warn_fill), ("error", c.error_fill), ("neutral", c.neutral_fill)))
+    soft_badges = "".join(
+        f'QLabel[softBadge="{t}"] {{ background: {c.tint(t, 0.15)}; color: {c.tone(t)}; '
+        f'border-radius: {RADIUS_SMALL}px; padding: 1px 6px; }}\n' for t in ("ok", "error", "warn"))
+    return f"""
+QLabel[role="title"] {{ font-size: {TYPE_TITLE}pt; font-weight: 600; }}
+QLabel[role="section"] {{ font-size: {TYPE_SECTION}pt; font-weight: 600; margin-top: 10px; }}
+QLabel[role="subsection"] {{ font-size: {TYPE_SUBSECTION}pt; font-weight: 600; }}
+QLabel[role="heading"] {{ font-size: {TYPE_SECTION + 2}pt; font-weight: 600; }}
+QLabel[role="strong"] {{ font-weight: 600; }}
+QLabel[role="caption"] {{ color: {c.muted}; font-size: {TYPE_CAPTION}pt; }}
+QLabel[role="muted"] {{ color: {c.muted}; }}
+QLabel[role="empty"] {{ color: {c.muted}; font-size: {TYPE_EMPTY}pt; padding: 40px; }}
+QLabel[role="brand"] {{ font-size: {TYPE_BRAND}pt; font-weight: 700; padding: 14px 18px 10px 18px; }}
+QLabel[role="glyph"] {{ font-weight: 700; font-size: {TYPE_GLYPH}pt; }}
+QLabel[role="figure"] {{ font-weight: 600; font-size: {TYPE_FIGURE}pt; }}
+{tones}{banners}{badges}{soft_badges}
+[mono="true"] {{ font-family: monospace; }}
+[mono="small"] {{ font-family: monospace; font-size: {TYPE_CAPTION}pt; }}
+QLineEdit[invalid="true"], QPlainTextEdit[invalid="true"] {{ border: 1px solid {c.error}; }}
+QFrame[role="card"] {{ background: {c.raised}; border: 1px solid {c.border}; border-radius: {RADIUS + 2}px; }}
+#sidebarColumn {{ background: {c.surface}; }}
+#sidebar {{ border: none; font-size: {TYPE_SIDEBAR}pt; background: {c.surface}; }}
+#sidebar::item {{ padding: 9px 12px; border-radius: {RADIUS}px; margin: 1px 8px; color: {c.text}; }}
+#sidebar::item:selected {{ background: {c.accent}; color: {c.on_accent}; }}
+#sidebar::item:hover:!selected {{ background: {c.window}; }}
+"""
+
+
+def _repolish(widget: QWidget) -> None:
+    style = widget.style()
+    style.unpolish(widget)
+    style.polish(widget)
+    widget.update()
+
+
+def _set(widget: QWidget, name: str, value) -> QWidget:
+    if widget.property(name) != value:
+        widget.setProperty(name, value)
+        _repolish(widget)
+    return widget
+
+
+def role(widget: QWidget, name: str | None) -> QWidget:
+    """title, section, subsection, heading, strong, caption, muted, empty, brand, glyph, figure."""
+    return _set(widget, "role", name)
+
+
+def tone(widget: QWidget, name: str | None) -> QWidget:
+    """Text in a status colour: ok, warn, error, info, running, muted (None: the text colour)."""
+    return _set(widget, "tone", name)
+
+
+def banner(widget: QWidget, name: str | None) -> QWidget:
+    """A tinted box with a border: error, warn, info, ok."""
+    return _set(widget, "banner", name)
+
+
+def badge(widget: QWidget, name: str | None) -> QWidget:
+    """White text on a status fill: ok, warn, error, neutral."""
+    return _set(widget, "badge", name)
+
+
+def soft_badge(widget: QWidget, name: str | None) -> QWidget:
+    """Status-coloured text on a tint of it: ok, warn, error."""
+    return _set(widget, "softBadge", name)
+
+
+def mono(widget: QWidget, small: bool = False) -> QWidget:
+    """Figures, code and logs in the monospace face."""
+    return _set(widget, "mono", "small" if small else "true")
+
+
+def invalid(widget: QWidget, bad: bool) -> QWidget:
+    """A field whose text does not parse: a border in the error colour."""
+    return _set(widget, "invalid", bool(bad))
+
+
+def card(widget: QWidget) -> QWidget:
+    """A raised panel with the page's border and corners (a QFrame)."""
+    return _set(widget, "role", "card")
+
+
+def tabular_font(widget: QWidget) -> QFont:
+    """The widget's font with digits of one width, for live figures that must not jitter."""
+    font = QFont(widget.font())
+    font.setFeature(QFont.Tag("tnum"), 1)
+    font.setFamilies([font.family(), QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont).family()])
+    return font
+
+
+def html_figure(text: str) -> str:
+    """A figure set large in rich text (``text`` is not escaped: give it numbers)."""
+    return f"<span style='font-size: {TYPE_FIGURE}pt; font-weight: 600;'>{text}</span>"
+
+
+def icon(name: str, widget: QWidget | None = None, tone: str | None = None):
+    """An icon of Material Design Icons (``mdi6.…``) in the theme's text colour, or in a status tone; white
+    where it sits on the accent (a selected sidebar row). Made again after a theme switch (it is drawn
+    in the colours given here)."""
+    import os
+
+    os.environ.setdefault("QT_API", "pyside6")  # qtawesome's binding layer picks our Qt, not another one installed
+    import qtawesome
+
+    c = colors(widget)
+    color = c.tone(tone) if tone else c.text
+    return qtawesome.icon(name, color=color, color_active=color, color_selected=c.on_accent,
+                          color_disabled=c.muted)
+
+
+def html_color(name: str, widget: QWidget | None = None) -> str:
+    """A token's colour for rich text (``<span style='color: …'>``), in the theme shown now."""
+    c = colors(widget)
+    return getattr(c, name) if hasattr(c, name) and not callable(getattr(c, name)) else c.tone(name)
