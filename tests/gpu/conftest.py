@@ -53,6 +53,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=why))
     for item in ours:
         item.add_marker(pytest.mark.gpu)
+        # A real vLLM start on a fresh host takes 70-110 s before anything is tested (the suite's 120 s
+        # default cut the LoRA and the sleep-mode tests there on 2026-12-07).
+        item.add_marker(pytest.mark.timeout(1200))
 
 
 def env_of(env_file: Path) -> dict[str, str]:
@@ -108,3 +111,16 @@ def model_dir(name: str) -> Path:
     if not (path / "config.json").exists():
         pytest.skip(f"model {name} is not generated on this host ({path})")
     return path
+
+
+@pytest.fixture(autouse=True)
+def keep_server_logs(request, out_dir):
+    """vLLM's own log of every server a test started (llmdesk's log folder of the test's home) goes to
+    $OUT/logs/, pass or fail: an HTTP 500 says why only there."""
+    yield
+    from llmdesk.core.base import paths
+
+    logs = out_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    for log in sorted(paths.log_dir().glob("server-*.log")):
+        shutil.copy(log, logs / f"{request.node.name[:60]}-{log.name}")

@@ -14,7 +14,7 @@ from llmdesk.core.server.startup_timeline import (COLD, WARM, StartupHistory, St
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "tests" / "data" / "vllm-runs"
-SAMPLES = ROOT.parent / "shared" / "samples"
+SAMPLES = ROOT / "tests" / "data" / "vllm-samples"  # copies of the shared samples
 STAMP = re.compile(r"(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d) ")
 
 
