@@ -47,9 +47,10 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     start.add_argument("--sleep-mode", action="store_true",
                        help="allow `llmdesk server pause`: vLLM frees the GPU without stopping (its development "
                             "routes stay behind llmdesk's gate)")
-    start.add_argument("--sleep-level", type=whole(1, 2), default=1, metavar="1|2",
-                       help="1: a paused model keeps its weights in CPU memory; 2: drops them and reads them again "
-                            "on resume (default 1)")
+    start.add_argument("--sleep-level", type=whole(1, 2), default=2, metavar="1|2",
+                       help="2: a paused model drops its weights and reads them again on resume (default; on an "
+                            "H100 an 8B paused in 0.06 s, resumed in 2.2 s); 1: keeps them in CPU memory (resume "
+                            "0.6 s, but pausing copies them: 7 s)")
     start.add_argument("--idle-pause", type=number(10, 7 * 86_400), metavar="S",
                        help="pause by itself after S seconds without requests (implies --sleep-mode)")
     start.add_argument("--no-wake-on-request", dest="wake_on_request", action="store_false",
@@ -129,7 +130,7 @@ def build_config(args: argparse.Namespace):
         trust_remote_code=args.trust_remote_code, extra_args=tuple(args.extra_args),
         cudagraph_max_size=getattr(args, "cudagraph_max_size", None), fork_engine=getattr(args, "fork_engine", False),
         sleep_mode=bool(getattr(args, "sleep_mode", False) or getattr(args, "idle_pause", None)),
-        sleep_level=getattr(args, "sleep_level", 1), idle_pause_s=getattr(args, "idle_pause", None),
+        sleep_level=getattr(args, "sleep_level", 2), idle_pause_s=getattr(args, "idle_pause", None),
         wake_on_request=getattr(args, "wake_on_request", True), **parser_fields(args))
     problems = config.validate()
     if problems:

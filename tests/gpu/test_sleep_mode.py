@@ -62,7 +62,7 @@ async def scenario(model: str, out: dict, python: str = sys.executable) -> None:
 
     baseline = await asyncio.to_thread(gpu_used)
     config = LaunchConfig(model=model, served_model_name=NAME, port=free_port(), gpu_memory_utilization=0.85,
-                          max_model_len=4096, sleep_mode=True)
+                          max_model_len=4096, sleep_mode=True, sleep_level=1)  # level 2 comes later
     sup = Supervisor(python)
     t0 = time.monotonic()
     status = await sup.start(config, timeout_s=900)

@@ -27,8 +27,8 @@ class StartupChoice(QWidget):
         self.sleep.setToolTip("vLLM's sleep mode. Its development routes are kept behind llmdesk's gate: clients "
                               "never reach them.")
         self.level = QComboBox()
+        self.level.addItem("drop the weights (read again on Resume)", 2)  # the default: the faster pause
         self.level.addItem("keep the weights in CPU memory", 1)
-        self.level.addItem("drop the weights (read again on Resume)", 2)
         self.idle = QSpinBox()
         self.idle.setRange(0, 24 * 60)
         self.idle.setSuffix(" min idle")
