@@ -61,7 +61,8 @@ class MainWindow(QMainWindow):
         self.sidebar.setObjectName("sidebar")
         self.sidebar.setFixedWidth(190)
         self.sidebar.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # no focus frame around the current page
-        self.sidebar.setIconSize(QSize(20, 20))  # its look: design.app_stylesheet's #sidebar
+        self.sidebar.setIconSize(QSize(20, 20))
+        design.sidebar(self.sidebar)
         self.stack = QStackedWidget()
         self.page_keys: list[str] = []
 
@@ -178,7 +179,7 @@ class MainWindow(QMainWindow):
         brand = design.role(QLabel("llmdesk"), "brand")
         column = QWidget()
         column.setObjectName("sidebarColumn")
-        column.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # else a QWidget ignores its background
+        design.surface(column)
         layout = QVBoxLayout(column)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)

@@ -32,15 +32,14 @@ def apply_theme(app: QApplication, theme: str) -> Qt.ColorScheme:
     scheme = resolve_scheme(theme, app.styleHints().colorScheme())
     tokens = design.DARK if scheme == Qt.ColorScheme.Dark else design.LIGHT
     app.setPalette(design.palette_for(tokens, app.style().standardPalette()))
-    # One sheet for the whole application, from the same tokens: every page changes at once.
-    app.setStyleSheet(design.app_stylesheet(tokens))
     # A widget's own style sheet resolves palette(...) when it is set, so a live switch would keep the old
-    # colours: set any such sheet again against the new palette.
+    # colours: set any such sheet again against the new palette, and every design role from the new tokens.
     for widget in app.allWidgets():
         sheet = widget.styleSheet()
         if sheet:
             widget.setStyleSheet("")
             widget.setStyleSheet(sheet)
+    design.restyle(app)
     return scheme
 
 

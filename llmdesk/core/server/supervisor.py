@@ -40,7 +40,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmdesk.core.base import paths
 from llmdesk.core.base.errors import Problem, ProblemError
@@ -51,9 +51,11 @@ from llmdesk.core.server.endpoint import base_url, bearer_headers
 from llmdesk.core.server.processes import (group_listens_on, group_members, pid_alive, signal_group, signal_pid)
 from llmdesk.core.server.records import PortClaimed, ServerRecord
 from llmdesk.core.server.launch import LaunchConfig, build_vllm_command, child_environment
-from llmdesk.core.server.sleep_gate import GateThread
 from llmdesk.core.server.startup_timeline import (StartupEstimate, StartupHistory, StartupTimeline, TimelineRecorder,
                                                   cache_on_disk)
+
+if TYPE_CHECKING:  # the gate is imported where sleep mode is used: the window starts without it
+    from llmdesk.core.server.sleep_gate import GateThread
 
 log = logging.getLogger(__name__)
 

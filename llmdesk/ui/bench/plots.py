@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from llmdesk.ui.plotting import apply_palette, picture_plot
 from llmdesk.ui.theme import CHART_COLORS
-from llmdesk.ui.widgets import set_font
+from llmdesk.ui import design
 
 PLOT_HEIGHT = 210
 
@@ -60,7 +60,7 @@ class _Plot(QWidget):
         self.title.setTextFormat(Qt.TextFormat.RichText)
         self.title.setWordWrap(True)
         self.title.setMinimumWidth(1)
-        set_font(self.title, 9)
+        design.role(self.title, "small")
         # Two lines, always: a legend that wraps must not resize the plot, or all three plots are
         # laid out and painted again (17 paints and a 50 ms stall at the first level).
         self.title.setFixedHeight(2 * self.title.fontMetrics().lineSpacing() + 2)

@@ -107,7 +107,7 @@ class Chart(QWidget):
         self.y_max = spec.y_max
         self.title = QLabel()
         self.title.setTextFormat(Qt.TextFormat.RichText)
-        design.role(self.title, "caption")
+        design.role(self.title, "small")
         self.title.setMinimumWidth(1)
         self.title.setWordWrap(True)  # a narrow chart puts its legend on a second line
         self.axis = AgoAxis()
