@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtGui import QColor, QFont, QFontDatabase, QPalette
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QPainter, QPalette
+from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QWidget
 
 # spacing scale (pixels): gaps inside a group, between groups, page margins
 SPACE_XS, SPACE_S, SPACE_M, SPACE_L, SPACE_XL = 4, 8, 12, 16, 24
@@ -183,8 +184,6 @@ def _set(widget: QWidget, name: str, value) -> QWidget:
 
 def surface(widget: QWidget) -> QWidget:
     """A plain container painted in the surface colour (the sidebar's column)."""
-    from PySide6.QtCore import Qt
-
     widget.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # else a plain QWidget ignores it
     return _set(widget, "surface", True)
 
@@ -241,6 +240,42 @@ def tabular_font(widget: QWidget) -> QFont:
     font.setFeature(QFont.Tag("tnum"), 1)
     font.setFamilies([font.family(), QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont).family()])
     return font
+
+
+TONE_ROLE = 0x0100 + 77  # Qt.ItemDataRole.UserRole + 77: a table cell's design tone, for BadgeDelegate
+
+
+class BadgeDelegate(QStyledItemDelegate):
+    """A table column whose cells are badges: white text on the status fill of the tone the model gives
+    for TONE_ROLE (ok, warn, error, neutral); plain text where it gives none."""
+
+    def paint(self, painter: QPainter, option, index) -> None:
+        tone = index.data(TONE_ROLE)
+        if not tone:
+            super().paint(painter, option, index)
+            return
+        c = colors(option.widget)
+        fill = {"ok": c.ok_fill, "warn": c.warn_fill, "error": c.error_fill}.get(tone, c.neutral_fill)
+        self.initStyleOption(option, index)
+        style = option.widget.style() if option.widget else QApplication.style()
+        style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, option.widget)
+        text = str(index.data() or "")
+        metrics = option.fontMetrics
+        width = min(option.rect.width() - 2 * SPACE_XS, metrics.horizontalAdvance(text) + 2 * SPACE_S)
+        box = QRectF(option.rect.x() + SPACE_XS, option.rect.y() + 2, max(0, width), option.rect.height() - 4)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(fill))
+        painter.drawRoundedRect(box, RADIUS_SMALL, RADIUS_SMALL)
+        painter.setPen(QColor(c.on_accent))
+        painter.drawText(box, int(Qt.AlignmentFlag.AlignCenter),
+                         metrics.elidedText(text, Qt.TextElideMode.ElideRight, int(box.width()) - 2 * SPACE_XS))
+        painter.restore()
+
+    def sizeHint(self, option, index):
+        size = super().sizeHint(option, index)
+        return QSize(size.width() + 2 * SPACE_S + 2 * SPACE_XS, size.height())
 
 
 def html_figure(text: str) -> str:

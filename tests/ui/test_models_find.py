@@ -51,6 +51,11 @@ def test_type_pick_a_variant_download_and_cancel(make_window, qtbot, hub):
     assert view.panel.report is pick.report  # the pick is selected and shown
     names = [v.repo_id for v in view.variants.rows]
     assert "Qwen/Qwen2.5-7B-Instruct-AWQ" in names and names.index(pick.repo_id) == 0
+    # the verdict column is a badge in the status colours (design.BadgeDelegate, #25)
+    from llmdesk.ui import design
+    assert isinstance(view.table.itemDelegateForColumn(3), design.BadgeDelegate)
+    assert view.variants.index(0, 3).data(design.TONE_ROLE) == "ok"
+    assert view.variants.index(0, 0).data(design.TONE_ROLE) is None
 
     # a variant that cannot be read (gated, unreadable) stays a row with its reason, not a crash
     assert any(v.problem is not None for v in view.variants.rows)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from PySide6.QtCore import QModelIndex, Qt, Signal
-from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget)
 
 from llmdesk.core.base.errors import ProblemError
@@ -32,8 +31,8 @@ class VariantsModel(RowsModel):
 
     def cell(self, v: Variant, column: int, role):
         report = v.report
-        if role == Qt.ItemDataRole.ForegroundRole and column == 3 and report is not None:
-            return QColor(design.colors().tone(VERDICT_STYLE.get(report.verdict, ("", "muted"))[1]))
+        if role == design.TONE_ROLE and column == 3:  # the verdict as a badge in the status colours
+            return VERDICT_STYLE.get(report.verdict, ("", "neutral"))[1] if report is not None else "neutral"
         if role == Qt.ItemDataRole.ToolTipRole:
             said = report.summary if report else (v.problem.title if v.problem else None)
             return "\n".join(x for x in (said, v.rank_note) if x) or None
@@ -82,6 +81,8 @@ class ModelView(QWidget):
         self.card.setMaximumHeight(115)
         self.variants = VariantsModel()
         self.table = rows_table(self.variants, stretch=(0, 1))
+        self.verdicts = design.BadgeDelegate(self.table)  # kept: the view does not own its delegates
+        self.table.setItemDelegateForColumn(3, self.verdicts)
         self.table.setMinimumHeight(90)  # three variants at least, the pick among them
         self.variants_status = QLabel()
         self.panel = FitPanel()
