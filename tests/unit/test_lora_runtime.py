@@ -152,5 +152,10 @@ def test_busy_adapters_reach_the_metrics(tmp_path, adapters):
                 busy = await scraper.scrape()
                 assert busy.lora_adapters == (("sql",), ("sql",)) and busy.lora_slots == 2
                 await request
+                # the server's books close a moment after the reply's last byte (vLLM's too): wait for it
+                for _ in range(40):
+                    if (await scraper.scrape()).lora_adapters == ((), ()):
+                        break
+                    await asyncio.sleep(0.05)
                 assert (await scraper.scrape()).lora_adapters == ((), ())
         run(go())
