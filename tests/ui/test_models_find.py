@@ -92,7 +92,11 @@ def test_offline_search_says_so_and_the_library_still_works(make_window, qtbot, 
     assert "keep working" in page.search.banner.text()
     assert window.ctx.banner.isHidden()
     page.tabs.setCurrentWidget(page.library)
-    qtbot.waitUntil(lambda: "No models yet" in page.library.status.text(), timeout=10000)
+    qtbot.waitUntil(lambda: "No models on this computer yet" in page.library.status.text(), timeout=10000)
+    # the empty list leads somewhere: Find a model opens the Find tab with the search focused (#25)
+    assert page.library.find.isVisible()
+    qtbot.mouseClick(page.library.find, Qt.MouseButton.LeftButton)
+    assert page.tabs.currentIndex() == 0
 
 
 def test_library_deletes_after_a_second_click(make_window, qtbot, hub):
@@ -101,6 +105,7 @@ def test_library_deletes_after_a_second_click(make_window, qtbot, hub):
     window, page = models_page(make_window, qtbot)
     page.tabs.setCurrentWidget(page.library)
     qtbot.waitUntil(lambda: page.library.models.rowCount() == 1, timeout=10000)
+    assert not page.library.find.isVisible()  # a model there: no empty-state button
     page.library.table.selectRow(0)
     qtbot.mouseClick(page.library.delete, Qt.MouseButton.LeftButton)
     assert page.library.delete.text() == "Delete it"
@@ -118,6 +123,7 @@ def test_serve_hands_the_model_to_the_server_page(make_window, qtbot, hub):
     window, page = models_page(make_window, qtbot)
     page.tabs.setCurrentWidget(page.library)
     qtbot.waitUntil(lambda: page.library.models.rowCount() == 1, timeout=10000)
+    assert not page.library.find.isVisible()  # a model there: no empty-state button
     page.library.table.selectRow(0)
     qtbot.mouseClick(page.library.serve, Qt.MouseButton.LeftButton)
     assert window.current_page == "server"

@@ -40,6 +40,7 @@ class LibraryModel(RowsModel):
 
 class LibraryView(QWidget):
     serve_requested = Signal(object)  # LocalModel
+    find_requested = Signal()  # the empty list's way on: the Find tab
 
     folder_added = Signal(str)
     folder_removed = Signal(str)  # an entry of the added folders: out of the list, files kept
@@ -58,6 +59,9 @@ class LibraryView(QWidget):
         self.models = LibraryModel()
         self.table = rows_table(self.models)
         self.status = QLabel()
+        self.find = QPushButton("Find a model")  # shown while the list is empty: where models come from
+        self.find.clicked.connect(self.find_requested)
+        self.find.hide()
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.clicked.connect(self.refresh)
         self.serve = QPushButton("Serve")
@@ -81,6 +85,7 @@ class LibraryView(QWidget):
         # Remove from list comes and goes with the selection: at the left, apart, it moves nothing.
         buttons = QHBoxLayout()
         buttons.addWidget(self.remove)
+        buttons.addWidget(self.find)
         buttons.addStretch(1)
         for button in (self.add_folder, self.refresh_button, self.serve, self.delete):
             buttons.addWidget(button)
@@ -105,7 +110,9 @@ class LibraryView(QWidget):
         self.models.show(rows)
         total = sum(m.size_on_disk for m in rows)
         self.status.setText(f"{len(rows)} model{'s' if len(rows) != 1 else ''}, {format_gib(total)} on disk"
-                            if rows else "No models yet: download one on the Find tab.")
+                            if rows else "No models on this computer yet: find one that fits and download it, or add "
+                                         "a folder that holds models.")
+        self.find.setVisible(not rows)
         self._selection_changed()
 
     def _choose_folder(self) -> None:

@@ -80,6 +80,7 @@ class ModelsPage(QWidget):
         self.downloads = DownloadsView(ctx.downloads)
         self.library = LibraryView(ctx.tasks, scan=ctx.scan_library, added_folders=lambda: ctx.settings.model_folders)
         self.library.serve_requested.connect(ctx.serve_requested)
+        self.library.find_requested.connect(self._find)
         self.library.folder_added.connect(self._add_folder)
         self.library.folder_removed.connect(self._remove_folder)
         find = QSplitter(Qt.Orientation.Horizontal)
@@ -140,6 +141,10 @@ class ModelsPage(QWidget):
     async def _save_and_rescan(self, new) -> None:
         await self.ctx.save_settings(new)
         self.library.refresh()
+
+    def _find(self) -> None:
+        self.tabs.setCurrentIndex(0)
+        self.search.query.setFocus()
 
     def _tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.library:
