@@ -117,6 +117,10 @@ class MainWindow(QMainWindow):
         ctx.serve_requested.connect(lambda _model: self.show_page("server"))
         ctx.server.subscribe(on_status=self._show_server)
 
+        # Escape: stop the reply being written on the Chat page, else put the problem banner away
+        escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
+        escape.setContext(Qt.ShortcutContext.WindowShortcut)
+        escape.activated.connect(self._escape)
         self.server_state = "stopped"
         self._paint_icons()
         self._restore_state()
@@ -157,6 +161,12 @@ class MainWindow(QMainWindow):
             "Closing stops the reply; the part received so far is saved with the chat. Close anyway?",
             QMessageBox.StandardButton.Close | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
         return answer == QMessageBox.StandardButton.Close
+
+    def _escape(self) -> None:
+        if self.current_page == "chat" and self.chat_page.streaming:
+            self.ctx.tasks.run(self.chat_page.stop(), "stopping the reply")
+        elif self.ctx.banner.isVisible():
+            self.ctx.banner.dismissed.emit()
 
     def _guide_finished(self) -> None:
         self.sidebar.setRowHidden(self.page_keys.index("start"), True)

@@ -228,3 +228,29 @@ def test_hf_token_is_saved_masked_and_removed(make_window, qtbot, monkeypatch):
     qtbot.mouseClick(page.remove_token, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "No token" in page.token_status.text())
     assert not secrets.hf_token_file().exists()
+
+
+def test_keyboard_pages_escape_and_the_servers_state_on_the_sidebar(make_window, qtbot):
+    """#25: Ctrl+1…9 open the pages in the sidebar's order; Escape puts the problem banner away; the
+    Server row carries the server's state."""
+    from PySide6.QtTest import QTest
+
+    window = make_window()
+    window.show()
+    qtbot.waitExposed(window)
+    for number, key in ((2, "models"), (5, "chat"), (3, "server"), (1, "machine")):
+        QTest.keyClick(window, Qt.Key(Qt.Key.Key_0 + number), Qt.KeyboardModifier.ControlModifier)
+        assert window.current_page == key
+    assert window.sidebar.item(1).toolTip() == "Models (Ctrl+2)"
+    window.ctx.problems.show_problem(Problem("Port 8000 is taken", "Another program uses it.", None))
+    assert window.ctx.banner.isVisible()
+    QTest.keyClick(window, Qt.Key.Key_Escape)
+    assert window.ctx.banner.isHidden()
+    server_row = window.sidebar.item(PAGES.index("server"))
+    assert server_row.text() == "Server" and not server_row.icon().isNull()
+    from llmdesk.core.server.supervisor import ServerState, ServerStatus
+    window._show_server(ServerStatus(ServerState.READY, url="http://127.0.0.1:8000/v1",
+                                     sleep={"state": "paused"}))
+    assert server_row.text() == "Server · paused" and window.server_status.text().startswith("Server: paused")
+    window._show_server(ServerStatus(ServerState.CRASHED))
+    assert server_row.text() == "Server · crashed"
