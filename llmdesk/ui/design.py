@@ -4,8 +4,8 @@ Widgets say what they ARE — a page title, a caption, an error banner, an "ok" 
 monospace — with the helpers below (``role``, ``tone``, ``banner``, ``badge``, ``mono``, ``card``), which
 set a dynamic property. How each looks comes from ``rules``, given to each such widget, and
 ``theme.apply_theme`` styles every such widget again with the palette from the same tokens, so that a theme
-switch changes every page at once and nothing keeps the colours of the theme it was made in. Colours needed in drawing code
-(charts, rich text, the log's highlighting) come from ``colors()``, the current theme's tokens.
+switch changes every page at once and nothing keeps the colours of the theme it was made in. Colours needed
+in drawing code (charts, rich text, the log's highlighting) come from ``colors()``, the current theme's tokens.
 
 tests/unit/test_design_tokens.py fails on a colour literal or a font size anywhere else in llmdesk/ui.
 docs/design.md has the tokens and the rules.
@@ -13,6 +13,7 @@ docs/design.md has the tokens and the rules.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from PySide6.QtCore import QRectF, QSize, Qt
@@ -104,6 +105,7 @@ def palette_for(c: Colors, base: QPalette | None = None) -> QPalette:
     return p
 
 
+@functools.lru_cache(maxsize=4)  # one table per theme: style_widget asks for it once per widget
 def rules(c: Colors) -> dict[tuple[str, str], str]:
     """Every look, by the (property, value) a helper below sets: the style sheet rules for it."""
     out: dict[tuple[str, str], str] = {}

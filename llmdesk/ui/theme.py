@@ -1,5 +1,5 @@
-"""Light and dark: the palette and the application's style sheet, both from design.py's tokens; "system"
-follows the desktop's colour scheme as it changes."""
+"""Light and dark: the palette from design.py's tokens, and every widget's design rules again on a switch;
+"system" follows the desktop's colour scheme as it changes."""
 
 from __future__ import annotations
 
@@ -41,10 +41,6 @@ def apply_theme(app: QApplication, theme: str) -> Qt.ColorScheme:
             widget.setStyleSheet(sheet)
     design.restyle(app)
     return scheme
-
-
-def light_palette(app: QApplication) -> QPalette:
-    return design.palette_for(design.LIGHT, app.style().standardPalette())
 
 
 def dark_palette() -> QPalette:

@@ -104,9 +104,11 @@ class TimelineRecorder:
     def phase(self) -> Phase:
         return self._phase
 
-    def line(self, text: str, at: float) -> None:
+    def line(self, text: str, at: float) -> bool:
+        """Take one line read at ``at``; True when it began a new phase (``phase`` is that phase)."""
         phase = phase_of(text)
-        if phase is not None and phase is not Phase.READY and phase is not self._phase:
+        began = phase is not None and phase is not Phase.READY and phase is not self._phase
+        if began:
             self._spans.append((self._phase, max(0.0, at - self._since)))
             self._phase, self._since = phase, at
         if "took" in text or "time:" in text or "finished in" in text:
@@ -119,6 +121,7 @@ class TimelineRecorder:
             self._cache = COLD
         elif (m := _CACHE_DIR.search(text)) and self._cache_dir is None:
             self._cache_dir = m.group(1)
+        return began
 
     def finish(self, at: float) -> StartupTimeline:
         """The timeline up to ``at``, the phase under way counted up to then."""

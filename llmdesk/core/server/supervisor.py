@@ -7,7 +7,7 @@ the event loop's thread). The GUI drives it through qasync, ``llmdesk serve`` th
 * vLLM is started with ``asyncio.create_subprocess_exec(..., start_new_session=True)``, so the API
   server leads its own process group and its engine-core child (and TP workers) are in it
   (vllm.md §4.1). Every output line goes to a ring buffer, a log file under
-  ``paths.log_dir()`` and ``diagnose.phase_of``.
+  ``paths.log_dir()`` and the start-up timeline (``startup_timeline.TimelineRecorder``: phases, figures).
 * Ready means GET /health is 200 AND /v1/models lists the served name.
 * Stop (vllm.md §4.4–4.5): one SIGINT to the server, ``grace_s`` for its own shutdown, SIGTERM to
   the group, ``term_grace_s``, SIGKILL to the group; then no process of the group may be left.
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmdesk.core.base import paths
 from llmdesk.core.base.errors import Problem, ProblemError
-from llmdesk.core.server.diagnose import (Diagnosis, Phase, diagnose, free_loopback_port, listen_problem, phase_of,
+from llmdesk.core.server.diagnose import (Diagnosis, Phase, diagnose, free_loopback_port, listen_problem,
                                           port_is_free)
 from llmdesk.core.server import records
 from llmdesk.core.server.endpoint import base_url, bearer_headers
@@ -256,7 +256,8 @@ class Supervisor:
         self._gate: GateThread | None = None  # with sleep mode: the proxy in front of vLLM, on its own thread
         self._vllm_port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._used_before_pause: int | None = None
+        self._used_before_pause: asyncio.Future[int | None] | None = None  # NVML's figure as a pause began
+        self._measuring: asyncio.Task | None = None  # the GPU memory a pause freed, read after it
 
     # observable state
     def subscribe(self, on_status: StatusCallback | None = None,
@@ -465,12 +466,9 @@ class Supervisor:
             except (OSError, ValueError):
                 pass
         if self.status.state is ServerState.STARTING:
-            self._timeline.line(line, time.time())
-        phase = phase_of(line)
-        if (phase is not None and phase is not Phase.READY and self.status.state is ServerState.STARTING
-                and phase != self.status.phase):
             now = time.time()
-            self._set(phase=phase, phase_since=now, timeline=self._timeline.finish(now))
+            if self._timeline.line(line, now):  # the recorder follows the phases: one reading of each line
+                self._set(phase=self._timeline.phase, phase_since=now, timeline=self._timeline.finish(now))
         for callback in list(self._line_subs):
             try:
                 callback(line)
@@ -527,7 +525,6 @@ class Supervisor:
         except ProblemError as exc:
             return exc.problem
         self._gate = gate
-        self.status = dataclasses.replace(self.status, sleep=gate.snapshot())
         return None
 
     async def _stop_gate(self) -> None:
@@ -548,21 +545,23 @@ class Supervisor:
             return
         previous = (self.status.sleep or {}).get("gpu_freed_bytes")
         info["gpu_freed_bytes"] = previous
+        # NVML is read in a thread: a call can take a while and this runs on the GUI's loop
         if state == "pausing":
-            self._used_before_pause = self.gpu_used_bytes_now()
+            self._used_before_pause = asyncio.ensure_future(asyncio.to_thread(self._gpu_used_now))
         elif state == "paused" and self._used_before_pause is not None:
-            asyncio.ensure_future(self._measure_freed(self._used_before_pause))
+            self._measuring = asyncio.ensure_future(self._measure_freed(self._used_before_pause))
         self._set(sleep=info)
 
-    def gpu_used_bytes_now(self) -> int | None:
+    def _gpu_used_now(self) -> int | None:
         try:
             return self.gpu_used_bytes()
         except Exception:  # NVML may be gone; a figure is not worth a failure
             return None
 
-    async def _measure_freed(self, before: int) -> None:
-        after = await asyncio.to_thread(self.gpu_used_bytes_now)
-        if after is not None and self.status.sleep is not None:
+    async def _measure_freed(self, before_reading: asyncio.Future[int | None]) -> None:
+        before = await before_reading
+        after = await asyncio.to_thread(self._gpu_used_now)
+        if before is not None and after is not None and self.status.sleep is not None:
             self._set(sleep={**self.status.sleep, "gpu_freed_bytes": max(0, before - after)})
 
     def _require_gate(self):
