@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from llmdesk.core.bench.stats import LevelMetrics, RequestResult, level_metrics
 from llmdesk.core.bench.workload import Request
-from llmdesk.core.server.endpoint import bearer_headers, normalise_base_url
+from llmdesk.core.server.endpoint import bearer_headers, normalise_base_url, vllm_error_message
 
 Progress = Callable[[int, int], None]  # (finished requests, requests sent so far)
 
@@ -158,7 +158,7 @@ async def _one(client, target: Target, request: Request) -> RequestResult:
         async with client.post(target.url, json=_body(target, request)) as response:
             if response.status != 200:
                 text = (await response.read()).decode("utf-8", "replace")
-                return RequestResult(ok=False, error=f"HTTP {response.status}: {_message(text)}")
+                return RequestResult(ok=False, error=f"HTTP {response.status}: {vllm_error_message(text)[:200]}")
             async for raw in response.content:  # one server-sent line at a time
                 if not raw.startswith(b"data:"):
                     continue
@@ -172,7 +172,7 @@ async def _one(client, target: Target, request: Request) -> RequestResult:
                         continue
                     if isinstance(event.get("error"), dict):  # vLLM reports a failure mid-stream as an event
                         return RequestResult(ok=False, error="the server failed mid-reply: "
-                                             + _message(data.decode("utf-8", "replace")))
+                                             + vllm_error_message(data.decode("utf-8", "replace"))[:200])
                     token = bool(event.get("choices"))  # a token chunk spelt with spaces (another server)
                     if not token and isinstance(event.get("usage"), dict):
                         usage = event["usage"]
@@ -206,17 +206,3 @@ def _transport_error(exc: BaseException) -> str:
 
 def _count(value) -> int:
     return value if isinstance(value, int) and 0 <= value < 10**9 else 0
-
-
-def _message(text: str) -> str:
-    """The error's message from vLLM's envelope (or the flat form older releases used), else the text."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return text.strip()[:200]
-    if isinstance(data, dict):
-        inner = data.get("error") if isinstance(data.get("error"), dict) else data
-        message = inner.get("message") or inner.get("detail")
-        if isinstance(message, str):
-            return message[:200]
-    return text.strip()[:200]
