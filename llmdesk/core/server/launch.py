@@ -301,15 +301,18 @@ class LaunchConfig:
         return notes
 
 
-def is_loopback(host: str) -> bool:
-    """True for addresses only this computer can reach: localhost, 127.0.0.0/8, ::1."""
-    host = host.strip().lower()
+def is_loopback(host: str | None) -> bool:
+    """True for addresses only this computer can reach: localhost, 127.0.0.0/8, ::1, their IPv4-mapped form
+    (::ffff:127.0.0.1) and a zone id (::1%lo) — a host to listen on, or a peer's address (the sleep gate)."""
+    host = (host or "").strip().lower()
     if host in ("localhost", "localhost.", "ip6-localhost"):
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        ip = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
     except ValueError:
         return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return bool(ip.is_loopback or (mapped is not None and mapped.is_loopback))
 
 
 def build_vllm_command(config: LaunchConfig, python: str, *, vllm_port: int | None = None) -> list[str]:

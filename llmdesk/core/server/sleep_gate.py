@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import errno
-import ipaddress
 import json
 import logging
 import secrets
@@ -50,6 +49,7 @@ from urllib.parse import unquote
 
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
 from llmdesk.core.server.endpoint import bearer_headers, vllm_error_message
+from llmdesk.core.server.launch import is_loopback  # a peer on this computer: the control routes
 
 if TYPE_CHECKING:
     import aiohttp
@@ -148,17 +148,6 @@ def is_model_work(method: str, route: str) -> bool:
     if method.upper() != "POST" or route in NOT_MODEL_WORK:
         return False
     return (route + "/").startswith(MODEL_PREFIXES) or route in MODEL_ROOT_ROUTES
-
-
-def is_loopback(address: str | None) -> bool:
-    if not address:
-        return False
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return bool(ip.is_loopback or (mapped is not None and mapped.is_loopback))
 
 
 def error_body(message: str, etype: str, code: int) -> dict[str, Any]:
