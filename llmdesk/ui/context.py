@@ -44,6 +44,9 @@ class MachineState(QObject):
         return self.scan
 
 
+RECENT_MODELS = 8  # the Server page's model field offers these
+
+
 class AppContext(QObject):
     settings_changed = Signal(object)  # Settings
     serve_requested = Signal(object)  # LocalModel: the Server page takes it from here
@@ -121,6 +124,17 @@ class AppContext(QObject):
         self.settings_changed.emit(self.settings)
         if planning_changed:
             self.fit_gpus_changed.emit()
+
+    def remember_model(self, model: str) -> None:
+        """A model just started: first in the recent list (the Server page's "last model"), kept between runs."""
+        recent = [model] + [m for m in self.state.recent_models if m != model]
+        if recent != self.state.recent_models:
+            self.state.recent_models = recent[:RECENT_MODELS]
+            self.tasks.run(self.save_state(), "saving the recent models")
+
+    @property
+    def last_model(self) -> str:
+        return self.state.recent_models[0] if self.state.recent_models else ""
 
     async def save_state(self) -> None:
         await asyncio.to_thread(settings_store.save_state, self.state)

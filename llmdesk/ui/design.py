@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QPainter, QPalette
-from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QWidget
+from PySide6.QtWidgets import QAbstractButton, QApplication, QStyle, QStyledItemDelegate, QWidget
 
 # spacing scale (pixels): gaps inside a group, between groups, page margins
 SPACE_XS, SPACE_S, SPACE_M, SPACE_L, SPACE_XL = 4, 8, 12, 16, 24
@@ -137,6 +137,19 @@ def rules(c: Colors) -> dict[tuple[str, str], str]:
     out[("mono", "true")] = '*[mono="true"] { font-family: monospace; }'
     out[("mono", "small")] = f'*[mono="small"] {{ font-family: monospace; font-size: {TYPE_CAPTION}pt; }}'
     out[("invalid", "true")] = f'*[invalid="true"] {{ border: 1px solid {c.error}; }}'
+    hover, pressed = QColor(c.accent).darker(112).name(), QColor(c.accent).darker(125).name()
+    # the page's main action: on the accent, where the eye goes first (not bold: a style sheet's font reaches
+    # the button's size hint a turn of the loop late, and its layout kept cutting the text). A style sheet replaces Fusion's drawing
+    # of the button, its focus frame included, so the focus ring is drawn here (in the text colour: it must
+    # stand out from the accent fill in both themes)
+    out[("primary", "true")] = (
+        f'QPushButton[primary="true"] {{ background: {c.accent}; color: {c.on_accent}; '
+        f'border: 1px solid {c.accent}; border-radius: {RADIUS_SMALL}px; padding: 4px 10px; min-height: 18px; }}\n'
+        f'QPushButton[primary="true"]:hover {{ background: {hover}; }}\n'
+        f'QPushButton[primary="true"]:pressed {{ background: {pressed}; }}\n'
+        f'QPushButton[primary="true"]:focus {{ border: 2px solid {c.text}; padding: 3px 9px; }}\n'
+        f'QPushButton[primary="true"]:disabled {{ background: {c.border}; border-color: {c.border}; '
+        f'color: {c.muted}; }}')
     out[("role", "card")] = (f'QFrame[role="card"] {{ background: {c.raised}; border: 1px solid {c.border}; '
                              f'border-radius: {RADIUS + 2}px; }}')
     out[("surface", "true")] = f'*[surface="true"] {{ background: {c.surface}; }}'
@@ -149,7 +162,8 @@ def rules(c: Colors) -> dict[tuple[str, str], str]:
     return out
 
 
-PROPERTIES = ("role", "tone", "banner", "badge", "softBadge", "mono", "invalid", "surface", "sidebar")
+PROPERTIES = ("role", "tone", "banner", "badge", "softBadge", "mono", "invalid", "surface", "sidebar", "primary",
+              "actionIcon")
 
 
 def style_widget(widget: QWidget) -> None:
@@ -167,7 +181,16 @@ def style_widget(widget: QWidget) -> None:
                 parts.append(rule)
     sheet = "\n".join(parts)
     if widget.styleSheet() != sheet:
+        had_sheet = bool(widget.styleSheet())
         widget.setStyleSheet(sheet)
+        if had_sheet and not sheet:
+            # Qt keeps the colours the old sheet put into the widget's palette (a stepped-down primary button
+            # stayed blue with white text): inherit the application's again
+            widget.setPalette(QPalette())
+    name = widget.property("actionIcon")
+    if name and isinstance(widget, QAbstractButton):  # drawn in the colours of the theme it was made in
+        # the application's palette: a widget's own follows a theme switch only later
+        widget.setIcon(icon(name, on_accent=bool(widget.property("primary"))))
 
 
 def restyle(app: QApplication) -> None:
@@ -231,6 +254,20 @@ def invalid(widget: QWidget, bad: bool) -> QWidget:
     return _set(widget, "invalid", bool(bad))
 
 
+def action(button: QAbstractButton, icon_name: str, primary: bool = False) -> QAbstractButton:
+    """A button with an icon (``mdi6.…``) that follows the theme; primary: the page's main action, on the
+    accent (one per page or panel)."""
+    _set(button, "primary", bool(primary))
+    _set(button, "actionIcon", icon_name)
+    return button
+
+
+def set_primary(button: QAbstractButton, primary: bool) -> None:
+    """Make a button the main action, or step it down while another one is (an empty state's)."""
+    if bool(button.property("primary")) != primary:
+        _set(button, "primary", primary)
+        style_widget(button)  # its icon: white on the accent, else the text colour
+
 def card(widget: QWidget) -> QWidget:
     """A raised panel with the page's border and corners (a QFrame)."""
     return _set(widget, "role", "card")
@@ -285,12 +322,12 @@ def html_figure(text: str) -> str:
     return f"<span style='font-size: {TYPE_FIGURE}pt; font-weight: 600;'>{text}</span>"
 
 
-def icon(name: str, widget: QWidget | None = None, tone: str | None = None):
+def icon(name: str, widget: QWidget | None = None, tone: str | None = None, on_accent: bool = False):
     """An icon of Material Design Icons (``mdi6.…``) in the theme's text colour, or in a status tone; white
-    where it sits on the accent (a selected sidebar row). Made again after a theme switch (it is drawn
-    in the colours given here)."""
+    where it sits on the accent (a selected sidebar row, a primary button). Made again after a theme switch
+    (it is drawn in the colours given here)."""
     c = colors(widget)
-    color = c.tone(tone) if tone else c.text
+    color = c.on_accent if on_accent else c.tone(tone) if tone else c.text
     return _icon_font().icon(name, color=color, color_active=color, color_selected=c.on_accent,
                              color_disabled=c.muted)
 

@@ -76,15 +76,18 @@ class MainWindow(QMainWindow):
         self.chat_page = ChatPage(ctx)
         self.chat_page.start_server_requested.connect(self._start_server_for_chat)
         self.chat_page.open_server_page_requested.connect(lambda: self.show_page("server"))
+        self.chat_page.start_model_requested.connect(self.start_a_model)
         self.dashboard_page = DashboardPage(ctx)
-        self.dashboard_page.open_server_page_requested.connect(lambda: self.show_page("server"))
+        self.dashboard_page.open_server_page_requested.connect(self.start_a_model)
         self._add_page("dashboard", "Dashboard", self.dashboard_page)
         self._add_page("chat", "Chat", self.chat_page)
         self.bench_page = BenchmarkPage(ctx)
         self.bench_page.open_server_page_requested.connect(lambda: self.show_page("server"))
+        self.bench_page.start_model_requested.connect(self.start_a_model)
         self._add_page("benchmark", "Benchmark", self.bench_page)
         self.deploy_page = DeployPage(ctx, self.server_page.launch_config)
         self.deploy_page.open_page_requested.connect(self.show_page)
+        self.deploy_page.choose_model_requested.connect(self.start_a_model)
         self._add_page("deploy", "Deploy", self.deploy_page)
         self._add_page("settings", "Settings", self.settings_page)
         self.start_page = StartPage(ctx)
@@ -110,6 +113,8 @@ class MainWindow(QMainWindow):
 
         self.gpu_status = QLabel(gpu_status_text(None))
         self.server_status = QLabel("Server: stopped")
+        for label in (self.gpu_status, self.server_status):
+            label.setFont(design.tabular_font(label))  # free memory changes: digits of one width
         self.statusBar().addWidget(self.gpu_status, 1)
         self.statusBar().addPermanentWidget(self.server_status)
         ctx.machine.changed.connect(self._show_scan)
@@ -180,6 +185,15 @@ class MainWindow(QMainWindow):
     def _quick_benchmark(self) -> None:
         self.show_page("benchmark")
         self.bench_page.start_quick()
+
+    def start_a_model(self) -> None:
+        """An empty state's "Start a model": the Server page with the model started last filled in (its Start
+        is the user's: the settings are in view); none yet: the Models page, where one is found."""
+        if self.server_page.fill_last_model() or self.ctx.server.running:
+            self.show_page("server")
+        else:
+            self.models_page.tabs.setCurrentWidget(self.models_page.library)  # downloaded ones have Serve
+            self.show_page("models")
 
     def _start_server_for_chat(self) -> None:
         self.show_page("server")

@@ -72,10 +72,10 @@ class ProblemBanner(QFrame):
         self.fix = QLabel()
         self.fix.setWordWrap(True)
         self.more = QLabel()
-        self.open_log = QPushButton("Open log")
+        self.open_log = design.action(QPushButton("Open log"), "mdi6.text-box-outline")
         self.open_log.clicked.connect(
             lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_file().parent))))
-        self.dismiss = QPushButton("Dismiss")
+        self.dismiss = design.action(QPushButton("Dismiss"), "mdi6.close")
         self.dismiss.clicked.connect(self.dismissed)
 
         text = QVBoxLayout()

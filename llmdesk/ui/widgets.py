@@ -1,12 +1,13 @@
-"""Small shared widgets: page headers, section titles, status glyphs, a folder chooser, a problem box."""
+"""Small shared widgets: page headers, section titles, status glyphs, a folder chooser, a problem box, an
+empty state."""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QFileDialog, QFrame, QHeaderView, QLabel, QLineEdit, QPushButton, QScrollArea,
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QScrollArea,
                                QTableWidget, QVBoxLayout, QWidget)
 from llmdesk.ui import design
 
@@ -128,7 +129,7 @@ def choose_save_file(parent: QWidget, title: str, name: str, name_filter: str, o
 
 def browse_button(target: QLineEdit, title: str = "Choose a model folder") -> QPushButton:
     """A "Browse…" button that puts a chosen folder into `target`."""
-    button = QPushButton("Browse…")
+    button = design.action(QPushButton("Browse…"), "mdi6.folder-open-outline")
 
     def choose() -> None:
         button.dialog = choose_folder(target, title, target.setText, target.text().strip())  # tests find it here
@@ -146,3 +147,66 @@ def problem_box() -> QLabel:
     design.banner(label, "error")
     label.hide()
     return label
+
+
+class EmptyState(QFrame):
+    """What a page shows before it has anything to show: what will be here, and the one action that gets
+    there (a card: an icon, a title, a line of explanation, a primary button)."""
+
+    def __init__(self, icon_name: str, parent: QWidget | None = None, steps_aside: tuple = ()):
+        """steps_aside: the page's primary buttons, plain while this state's action is the main one."""
+        super().__init__(parent)
+        self.steps_aside = steps_aside
+        self.setObjectName("emptyState")
+        design.card(self)
+        self.icon_name = icon_name
+        self.glyph = QLabel()
+        self.glyph.setFixedSize(40, 40)
+        self.title = design.role(QLabel(), "subsection")
+        self.title.setWordWrap(True)
+        self.text = design.role(QLabel(), "muted")
+        self.text.setWordWrap(True)
+        self.text.setTextFormat(Qt.TextFormat.PlainText)
+        self.action = design.action(QPushButton(), "mdi6.play", primary=True)
+        self.action.hide()
+        words = QVBoxLayout()  # the action under the words: it fits a narrow column (Chat's at 960 px)
+        words.setSpacing(design.SPACE_XS)
+        words.addWidget(self.title)
+        words.addWidget(self.text)
+        words.addSpacing(design.SPACE_XS)
+        words.addWidget(self.action, 0, Qt.AlignmentFlag.AlignLeft)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(design.SPACE_L, design.SPACE_M, design.SPACE_L, design.SPACE_M)
+        row.setSpacing(design.SPACE_M)
+        row.addWidget(self.glyph, 0, Qt.AlignmentFlag.AlignTop)
+        row.addLayout(words, 1)
+        self._paint_glyph()
+
+    def say(self, title: str, text: str, action: str = "", icon_name: str = "") -> None:
+        """Show it with these words; `action` names the button (none: no button)."""
+        if icon_name and icon_name != self.icon_name:
+            self.icon_name = icon_name
+            self._paint_glyph()
+        self.title.setText(title)
+        self.text.setText(text)
+        self.action.setText(action)
+        self.action.setVisible(bool(action))
+        self.setVisible(True)
+
+    def setVisible(self, visible: bool) -> None:
+        super().setVisible(visible)
+        leading = visible and bool(self.action.text())
+        for button in self.steps_aside:
+            design.set_primary(button, not leading)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.glyph.setVisible(event.size().width() >= 300)  # a narrow column keeps the words and the action
+
+    def _paint_glyph(self) -> None:
+        self.glyph.setPixmap(design.icon(self.icon_name, self, tone="muted").pixmap(36, 36))
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._paint_glyph()  # drawn in the old theme's colours otherwise

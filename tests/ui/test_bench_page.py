@@ -45,6 +45,11 @@ def bench_page(make_window, qtbot, url: str = "", loads: str = "1, 2", per_level
 
 def test_without_a_server_start_says_so_and_offers_the_server_page(make_window, qtbot):
     window, page = bench_page(make_window, qtbot)
+    assert page.empty.isVisible() and page.empty.title.text() == "No model is running"
+    assert page.empty.action.text() == "Start a model"
+    page.url.setText("http://127.0.0.1:9/v1")  # another server: nothing to start
+    assert not page.empty.isVisible()
+    page.url.setText("")
     assert "No run yet" in page.summary.text() and page.levels.rowCount() == 0
     assert page.runs.table.rowCount() == 0 and not page.runs.delete.isEnabled()
     assert "Run a benchmark" in page.cost.summary.text()

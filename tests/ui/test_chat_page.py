@@ -288,3 +288,21 @@ def test_copy_puts_the_reply_on_the_clipboard(make_window, qtbot, server):
     send(qtbot, page, "Hi")
     qtbot.mouseClick(page.messages[1].copy_button, Qt.MouseButton.LeftButton)
     assert QApplication.clipboard().text() == page.messages[1].content()
+
+
+def test_a_new_chat_without_a_server_leads_to_starting_one(make_window, qtbot, server):
+    window, page = chat_page(make_window)
+    assert page.empty.isVisible() and page.empty.title.text() == "No model is running"
+    assert page.empty.action.isVisible() and page.empty.action.text() == "Start a model"
+    qtbot.mouseClick(page.empty.action, Qt.MouseButton.LeftButton)  # nothing started yet: find one first
+    assert window.current_page == "models"
+    window.ctx.state.recent_models = ["/models/started-before"]
+    window.show_page("chat")
+    qtbot.mouseClick(page.empty.action, Qt.MouseButton.LeftButton)
+    assert window.current_page == "server" and window.server_page.model.text() == "/models/started-before"
+    window.show_page("chat")
+    page.url.setText(server)  # another server typed: nothing to start, how to ask
+    page.url.editingFinished.emit()
+    assert page.empty.title.text() == "Ask the model something" and not page.empty.action.isVisible()
+    send(qtbot, page, "Hello there")
+    assert not page.empty.isVisible()

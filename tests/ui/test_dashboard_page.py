@@ -217,11 +217,12 @@ def test_a_remote_url_says_the_gpus_are_this_computers(make_window, qtbot):
 
 def test_the_apps_server_not_running_offers_the_server_page_then_is_followed(make_window, qtbot, tmp_path):
     window, page = dashboard(make_window, "")
+    window.ctx.state.recent_models = ["/models/demo"]  # started in an earlier run of the app
     qtbot.waitUntil(page.open_server_button.isVisible, timeout=5000)
-    assert "This app's server is not running" in page.status.text()
-    assert "Trying again" not in page.status.text()
+    assert "This app's server is not running" in page.empty_state.title.text() and not page.status.isVisible()
+    assert "Trying again" not in page.status.text() and page.open_server_button.text() == "Start a model"
     qtbot.mouseClick(page.open_server_button, Qt.MouseButton.LeftButton)
-    assert window.current_page == "server"
+    assert window.current_page == "server" and window.server_page.model.text() == "/models/demo"
     # Started from the Server page, it is the one the dashboard reads.
     python = make_fake_runtime(tmp_path / "runtime", delay_scale=0.005)
     window.ctx.settings = dataclasses.replace(window.ctx.settings, runtime_python=str(python))

@@ -33,8 +33,21 @@ def names(page) -> list[str]:
 
 def test_without_a_model_the_page_says_where_to_pick_one(make_window, qtbot):
     window, page = deploy(make_window, qtbot, model="")
-    assert page.problem.isVisible() and "No model chosen" in page.problem.text()
+    assert not page.problem.isVisible() and page.empty.isVisible() and "No model chosen" in page.empty.title.text()
+    assert "docker run" in page.empty.text.text() and page.empty.action.text() == "Choose a model"
     assert page.files.count() == 0 and not page.save_button.isEnabled()
+    # no model started before: the Models page's downloaded models, each with Serve
+    qtbot.mouseClick(page.empty.action, Qt.MouseButton.LeftButton)
+    assert window.current_page == "models" and window.models_page.tabs.currentWidget() is window.models_page.library
+    # one started before: the Server page with it filled in, and the export follows it
+    window.ctx.state.recent_models = ["/srv/models/earlier"]
+    window.show_page("deploy")
+    qtbot.mouseClick(page.empty.action, Qt.MouseButton.LeftButton)
+    assert window.current_page == "server" and window.server_page.model.text() == "/srv/models/earlier"
+    window.show_page("deploy")
+    page.refresh()
+    wait(page, qtbot)
+    assert not page.empty.isVisible() and page.files.count() > 0
 
 
 def test_docker_is_shown_validated_with_the_checklist(make_window, qtbot):

@@ -5,7 +5,7 @@ import time
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QApplication, QLabel
 
 from llmdesk.core.base import settings as settings_store
 from llmdesk.core.base.app_log import log_file, setup_logging
@@ -40,6 +40,52 @@ def test_every_page_is_built(make_window):
     assert window.stack.widget(PAGES.index("deploy")) is window.deploy_page
     assert window.stack.widget(PAGES.index("dashboard")) is window.dashboard_page
     assert window.stack.widget(PAGES.index("benchmark")) is window.bench_page
+
+
+def test_every_page_has_one_anatomy(make_window, qtbot):
+    """#25: each page opens with its title and purpose at the same place, and has at most one main action
+    (a primary button) in view at a time."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QPushButton
+
+    window = make_window()
+    window.resize(1024, 640)
+    places = {}
+    for key in PAGES:
+        window.show_page(key)
+        for _ in range(3):  # the layout passes a person would wait for
+            QApplication.sendPostedEvents()
+            QApplication.processEvents()
+        page = window.stack.currentWidget()
+        title = page.findChild(QLabel, "pageTitle")
+        assert title is not None and title.isVisible(), key
+        assert page.findChild(QLabel, "pageSubtitle").text(), key
+        places[key] = title.mapTo(window, QPoint(0, 0))
+        primaries = [b for b in page.findChildren(QPushButton) if b.property("primary") and b.isVisible()]
+        assert len(primaries) <= 1, (key, [b.text() for b in primaries])
+    assert len(set(places.values())) == 1, str({key: (p.x(), p.y()) for key, p in places.items()})
+
+
+def test_action_icons_follow_a_theme_switch(make_window, qapp):
+    from llmdesk.ui import design, theme
+
+    def darkest(button) -> int:  # the icon's strongest ink: dark in the light theme, light in the dark one
+        image = button.icon().pixmap(16, 16).toImage()
+        inks = [image.pixelColor(x, y) for x in range(16) for y in range(16)]
+        return min(c.lightness() for c in inks if c.alpha() > 200)
+
+    window = make_window()
+    start, stop = window.server_page.start_button, window.server_page.stop_button
+    assert start.property("primary") and start.property("actionIcon") == "mdi6.play"
+    assert not stop.property("primary") and stop.property("actionIcon") == "mdi6.stop"
+    stop.setEnabled(True)
+    light_ink = darkest(stop)
+    theme.apply_theme(qapp, "dark")
+    try:
+        assert darkest(stop) > light_ink + 100  # drawn again in the new theme's text colour
+        assert design.DARK.accent in start.styleSheet()
+    finally:
+        theme.apply_theme(qapp, "light")
 
 
 def test_status_bar_without_gpu_and_with_two(make_window):

@@ -45,6 +45,12 @@ def test_start_ready_endpoint_then_stop_leaves_nothing(make_window, qtbot, tmp_p
     qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.STOPPED, timeout=30000)
     assert group_members(pgid) == []
     assert page.state.text() == "Stopped." and page.start_button.isEnabled()
+    # #25: the model started is the one the next window comes back with, and the field offers it
+    qtbot.waitUntil(lambda: window.ctx.tasks.pending == 0, timeout=5000)
+    assert window.ctx.state.recent_models == ["/models/demo"]
+    window.close()
+    again = make_window().server_page
+    assert again.model.text() == "/models/demo" and again.recent.stringList() == ["/models/demo"]
 
 
 def test_pause_and_resume_on_the_server_page(make_window, qtbot, tmp_path):

@@ -114,7 +114,7 @@ class CostPanel(QWidget):
         self.prices_note = QLabel()
         self.prices_note.setWordWrap(True)
         self.prices_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        self.add_price = QPushButton("Add a price…")
+        self.add_price = design.action(QPushButton("Add a price…"), "mdi6.plus")
         self.add_price.setToolTip("Add an API price of your own (kept with your settings)")
         self.add_price.clicked.connect(self._ask_price)
         note_row = QHBoxLayout()

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPus
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from llmdesk.core.bench.sweep import BenchRun
+from llmdesk.ui import design
 from llmdesk.ui.widgets import batch_fill
 
 COLUMNS = ("Compare", "Run", "When", "Model", "Levels", "Knee", "Status")
@@ -34,9 +35,9 @@ class RunsPanel(QWidget):
         self.table.setMinimumHeight(140)
         self.table.itemSelectionChanged.connect(self._selected)
         self.table.itemChanged.connect(self._ticked)
-        self.export_json = QPushButton("Export JSON…")
-        self.export_csv = QPushButton("Export CSV…")
-        self.delete = QPushButton("Delete")
+        self.export_json = design.action(QPushButton("Export JSON…"), "mdi6.export")
+        self.export_csv = design.action(QPushButton("Export CSV…"), "mdi6.export")
+        self.delete = design.action(QPushButton("Delete"), "mdi6.delete-outline")
         self.export_json.clicked.connect(lambda: self._with_selected(lambda run: self.export_requested.emit(run, "json")))
         self.export_csv.clicked.connect(lambda: self._with_selected(lambda run: self.export_requested.emit(run, "csv")))
         self.delete.clicked.connect(lambda: self._with_selected(self.delete_requested.emit))

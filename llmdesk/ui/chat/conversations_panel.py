@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QLis
 from llmdesk.core.base.errors import BadInput, Problem
 from llmdesk.core.chat.conversations import (ConversationStore, ConversationSummary, parse_import_text,
                                              to_markdown)
+from llmdesk.ui import design
 from llmdesk.ui.tasks import TaskRunner
 
 CONFIRM_MS = 5000
@@ -45,7 +46,7 @@ class ConversationsPanel(QWidget):
         super().__init__(parent)
         self.store, self.tasks = store, tasks
         self.current_id: int | None = None
-        self.new_chat = QPushButton("New chat")
+        self.new_chat = design.action(QPushButton("New chat"), "mdi6.plus")
         self.new_chat.clicked.connect(self.new_requested)
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search chats")

@@ -57,7 +57,7 @@ class ParamsPanel(QWidget):
         self.stop.textChanged.connect(lambda: self._edited("stop"))
         form.addRow("Stop", self.stop)
 
-        self.save_for_model = QPushButton("Save as this model's default")
+        self.save_for_model = design.action(QPushButton("Save as this model's default"), "mdi6.content-save-outline")
         self.save_for_model.setToolTip("New chats with this model start with these parameters")
         self.save_for_model.clicked.connect(self.save_for_model_requested)
         self.error = QLabel()

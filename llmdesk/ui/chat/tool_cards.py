@@ -43,7 +43,7 @@ class ToolCallCard(QFrame):
         self.result = QPlainTextEdit()
         self.result.setPlaceholderText("The tool's result (text or JSON), sent back to the model")
         self.result.setFixedHeight(58)
-        self.send = QPushButton("Send result")
+        self.send = design.action(QPushButton("Send result"), "mdi6.send")
         self.send.clicked.connect(self._submit)
         self.answer = QLabel()
         self.answer.setWordWrap(True)

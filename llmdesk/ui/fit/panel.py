@@ -94,7 +94,7 @@ class FitPanel(QFrame):
         self.launch.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         design.mono(self.launch)
         self.launch.setWordWrap(True)
-        self.copy = QPushButton("Copy")
+        self.copy = design.action(QPushButton("Copy"), "mdi6.content-copy")
         self.copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.launch.text()))
 
         head = QHBoxLayout()

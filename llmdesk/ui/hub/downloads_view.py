@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushB
 
 from llmdesk.core.base.units import GIB
 from llmdesk.core.hub.downloads import CANCELLED, DONE, FAILED, Download, DownloadProgress, DownloadQueue
+from llmdesk.ui import design
 from llmdesk.ui.widgets import fill_with_scrolling
 
 REDRAW_MS = 100
@@ -50,11 +51,12 @@ class DownloadRow(QFrame):
         self.bar.setRange(0, 1000)
         self.detail = QLabel()
         self.detail.setWordWrap(True)
-        self.cancel = QPushButton("Cancel")
+        self.detail.setFont(design.tabular_font(self.detail))  # bytes, speed and time left tick: no jitter
+        self.cancel = design.action(QPushButton("Cancel"), "mdi6.close")
         self.cancel.clicked.connect(lambda: self.queue.cancel(self.job))
-        self.resume = QPushButton("Resume")
+        self.resume = design.action(QPushButton("Resume"), "mdi6.play")
         self.resume.clicked.connect(lambda: self.queue.add(self.job))
-        self.remove = QPushButton("Remove")
+        self.remove = design.action(QPushButton("Remove"), "mdi6.playlist-remove")
         self.remove.clicked.connect(lambda: self.queue.remove(self.job))
         buttons = QHBoxLayout()
         buttons.addWidget(self.detail, 1)

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QW
 
 from llmdesk.core.base.units import format_gib
 from llmdesk.core.hub.library import LocalModel, added_folder_of, delete_model, scan_library
+from llmdesk.ui import design
 from llmdesk.ui.hub.tables import RowsModel, rows_table
 from llmdesk.ui.tasks import TaskRunner
 from llmdesk.ui.widgets import choose_folder
@@ -53,7 +54,7 @@ class LibraryView(QWidget):
         self.tasks = tasks
         self.scan = scan
         self.added_folders = added_folders
-        self.add_folder = QPushButton("Add folder…")
+        self.add_folder = design.action(QPushButton("Add folder…"), "mdi6.folder-plus-outline")
         self.add_folder.setToolTip("A folder holding models (each with its config.json), e.g. ~/models")
         self.add_folder.clicked.connect(self._choose_folder)
         self.models = LibraryModel()
@@ -62,15 +63,15 @@ class LibraryView(QWidget):
         self.find = QPushButton("Find a model")  # shown while the list is empty: where models come from
         self.find.clicked.connect(self.find_requested)
         self.find.hide()
-        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button = design.action(QPushButton("Refresh"), "mdi6.refresh")
         self.refresh_button.clicked.connect(self.refresh)
-        self.serve = QPushButton("Serve")
+        self.serve = design.action(QPushButton("Serve"), "mdi6.play", primary=True)
         self.serve.clicked.connect(self._serve)
-        self.remove = QPushButton("Remove from list")
+        self.remove = design.action(QPushButton("Remove from list"), "mdi6.playlist-remove")
         self.remove.setToolTip("Stop listing this folder; its files stay on disk")
         self.remove.clicked.connect(self._remove_clicked)
         self.remove.hide()
-        self.delete = QPushButton(DELETE_TEXT)
+        self.delete = design.action(QPushButton(DELETE_TEXT), "mdi6.delete-outline")
         self.delete.clicked.connect(self._delete_clicked)
         # One width for both texts: the button must not grow under the cursor and push the others.
         self.delete.setMinimumWidth(max(self.delete.fontMetrics().horizontalAdvance(text) for text in

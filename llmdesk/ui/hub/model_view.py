@@ -86,7 +86,7 @@ class ModelView(QWidget):
         self.table.setMinimumHeight(90)  # three variants at least, the pick among them
         self.variants_status = QLabel()
         self.panel = FitPanel()
-        self.download = QPushButton("Download")
+        self.download = design.action(QPushButton("Download"), "mdi6.download", primary=True)
         self.download.setEnabled(False)
         self.download.clicked.connect(self._download)
 

@@ -30,6 +30,7 @@ from llmdesk.core.bench.sweep import BenchConfig, BenchRun, server_max_num_seqs
 from llmdesk.core.bench.workload import Workload
 from llmdesk.core.server.endpoint import normalise_base_url
 from llmdesk.core.server.supervisor import ServerState
+from llmdesk.ui import design
 from llmdesk.ui.bench.cost_panel import CostPanel
 from llmdesk.ui.bench.levels_table import LevelsTable
 from llmdesk.ui.bench.runner import BenchRunner
@@ -38,7 +39,7 @@ from llmdesk.ui.context import AppContext
 from llmdesk.ui.gc_guard import freeze_long_lived
 from llmdesk.ui.problems import show_in_box
 from llmdesk.ui.steps import STEP_MS, Stepper
-from llmdesk.ui.widgets import choose_save_file, problem_box, scrolling_page, section_title
+from llmdesk.ui.widgets import EmptyState, choose_save_file, problem_box, scrolling_page, section_title
 
 PLOTS_MODULE = "llmdesk.ui.bench.plots"
 PROGRESS_MS = 100
@@ -80,6 +81,7 @@ def _spin(low: int, high: int, value: int, special: str | None = None, suffix: s
 
 class BenchmarkPage(QWidget):
     open_server_page_requested = Signal()
+    start_model_requested = Signal()  # the empty state's Start a model
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None):
         super().__init__(parent)
@@ -110,6 +112,10 @@ class BenchmarkPage(QWidget):
         problem_row.addWidget(self.problem, 1)
         problem_row.addWidget(self.open_server_button, 0, Qt.AlignmentFlag.AlignTop)
         column.addLayout(problem_row)
+        self.empty = EmptyState("mdi6.speedometer", steps_aside=(self.start_button,))  # no server to load: what a run shows, and Start a model
+        self.empty.action.clicked.connect(self.start_model_requested)
+        self.empty.hide()
+        column.addWidget(self.empty)
 
         column.addWidget(section_title("Results"))
         self.summary = QLabel("No run yet. Start one above, or pick a saved run below: the levels, the knee and "
@@ -150,7 +156,21 @@ class BenchmarkPage(QWidget):
         self._preset_chosen()
         self._set_busy(False)
         self._runs_loaded = False
+        ctx.server.subscribe(on_status=lambda _status: self._show_empty_state())
+        self.url.textChanged.connect(self._show_empty_state)
+        self._show_empty_state()
 
+    def _show_empty_state(self) -> None:
+        state = self.ctx.server.status.state
+        if self.url.text().strip() or state == ServerState.READY or self.running:
+            self.empty.hide()
+        elif state == ServerState.STARTING:
+            self.empty.say("The model is starting", "A benchmark can start as soon as the Server page says ready.",
+                           "Open the Server page", "mdi6.speedometer")
+        else:
+            self.empty.say("No model is running", "A benchmark loads a running server level by level and shows "
+                           "where it saturates, what each user gets and what a million tokens cost. Start a model, or "
+                           "type the address of another server above; saved runs stay below.", "Start a model")
     # -- layout --
 
     def _server_row(self) -> QHBoxLayout:
@@ -225,10 +245,10 @@ class BenchmarkPage(QWidget):
         return grid
 
     def _action_row(self) -> QHBoxLayout:
-        self.start_button = QPushButton("Start")
+        self.start_button = design.action(QPushButton("Start"), "mdi6.play", primary=True)
         self.start_button.setDefault(True)
         self.start_button.clicked.connect(self.start_run)
-        self.stop_button = QPushButton("Stop")
+        self.stop_button = design.action(QPushButton("Stop"), "mdi6.stop")
         self.stop_button.setToolTip("Abort the level under way; the finished levels are kept and saved")
         self.stop_button.clicked.connect(self.stop_run)
         self.progress = QProgressBar()
@@ -237,6 +257,7 @@ class BenchmarkPage(QWidget):
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setMinimumWidth(1)
+        self.status.setFont(design.tabular_font(self.status))  # the level's counts tick: no jitter
         row = QHBoxLayout()
         row.addWidget(self.start_button)
         row.addWidget(self.stop_button)

@@ -15,7 +15,7 @@ import logging
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
-                               QPushButton, QScrollArea, QSplitter, QToolButton, QVBoxLayout, QWidget)
+                               QPushButton, QScrollArea, QSplitter, QStyle, QToolButton, QVBoxLayout, QWidget)
 
 from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.chat.client import ChatClient, ContextTooLong, ModelNotFound, StreamInterrupted
@@ -31,7 +31,7 @@ from llmdesk.ui.chat.notice import ChatNotice
 from llmdesk.ui.chat.params_panel import ParamsPanel
 from llmdesk.ui.chat.tools_panel import ToolsPanel
 from llmdesk.ui.context import AppContext
-from llmdesk.ui.widgets import scroll_area, section_title
+from llmdesk.ui.widgets import EmptyState, page_header, scroll_area, section_title
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class _SendOnEnter(QObject):
 class ChatPage(QWidget):
     start_server_requested = Signal()
     open_server_page_requested = Signal()
+    start_model_requested = Signal()  # the empty state's Start a model
 
     def __init__(self, ctx: AppContext, store: ConversationStore | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -117,9 +118,12 @@ class ChatPage(QWidget):
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([200, 600, 260])
         splitter.setChildrenCollapsible(False)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(splitter)
+        layout = QVBoxLayout(self)  # the title where every page has it; three columns need the width at the right
+        margin = self.style().pixelMetric(QStyle.PixelMetric.PM_LayoutLeftMargin)  # a child widget's, as elsewhere
+        layout.setContentsMargins(margin, margin, 0, 0)
+        layout.addWidget(page_header("Chat", "Talk to the model; parameters, tools and structured output are on "
+                                             "the right."))
+        layout.addWidget(splitter, 1)
 
         ctx.server.subscribe(on_status=self._server_changed)
         self._show_empty_state()
@@ -132,6 +136,7 @@ class ChatPage(QWidget):
         self.url.setToolTip("Any OpenAI-compatible server: its root (http://host:8000) or its /v1 base. "
                             "Empty: the server this app runs.")
         self.url.editingFinished.connect(self.refresh_models)
+        self.url.editingFinished.connect(self._show_empty_state)
         self.api_key = QLineEdit()
         self.api_key.setPlaceholderText("if the server needs one")
         self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
@@ -154,10 +159,8 @@ class ChatPage(QWidget):
         self.thread_layout = QVBoxLayout(self.thread)
         self.thread_layout.setContentsMargins(4, 4, 12, 4)
         self.thread_layout.setSpacing(8)
-        self.empty = QLabel()
-        self.empty.setWordWrap(True)
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        design.role(self.empty, "empty")
+        self.empty = EmptyState("mdi6.message-text-outline")  # what a new chat shows, and Start a model
+        self.empty.action.clicked.connect(self.start_model_requested)
         self.thread_layout.addWidget(self.empty)
         self.thread_layout.addStretch()
         self.scroll: QScrollArea = scroll_area(self.thread)
@@ -180,9 +183,16 @@ class ChatPage(QWidget):
         self.composer = QPlainTextEdit()
         self.composer.setPlaceholderText("Ask something…  (Enter sends, Shift+Enter for a new line)")
         self.composer.setFixedHeight(84)
+        self.composer.setMinimumWidth(120)  # a narrow window gives the width to the thread and the buttons
         self.composer.installEventFilter(_SendOnEnter(self.send, self.composer))
-        self.send_button = QPushButton("Send")
+        self.send_button = design.action(QPushButton("Send"), "mdi6.send", primary=True)
         self.send_button.setDefault(True)
+        # one width for Send and Stop, plain or primary: a style sheet's padding reaches the size hint a turn of
+        # the loop late, and the layout kept the old width (the text was cut when it stepped up to primary)
+        metrics = self.send_button.fontMetrics()
+        self.send_button.setFixedWidth(max(metrics.horizontalAdvance(t) for t in ("Send", "Stop"))
+                                       + self.send_button.iconSize().width() + 3 * design.SPACE_L)
+        self.empty.steps_aside = (self.send_button,)
         self.send_button.clicked.connect(self._send_or_stop)
         self.status = QLabel()
         self.status.setWordWrap(True)
@@ -287,6 +297,7 @@ class ChatPage(QWidget):
         return served
 
     def _server_changed(self, status: ServerStatus) -> None:
+        self._show_empty_state()
         if status.state == ServerState.READY and not self.url.text().strip():
             self.ctx.tasks.run(self._refresh_models(quiet=True), "asking the server for its models")
 
@@ -508,6 +519,7 @@ class ChatPage(QWidget):
 
     def _show_streaming(self, on: bool) -> None:
         self.send_button.setText("Stop" if on else "Send")
+        design.action(self.send_button, "mdi6.stop" if on else "mdi6.send", primary=True)
         if not on:
             return
         task = self._reply_task
@@ -613,9 +625,19 @@ class ChatPage(QWidget):
             widget.set_regenerable(widget is last and self._streaming is None)
 
     def _show_empty_state(self) -> None:
-        self.empty.setText("Ask the model something below. Start a server on the Server page first, "
-                           "or type the address of any OpenAI-compatible server above.")
-        self.empty.setVisible(not self.messages)
+        if self.messages:
+            self.empty.hide()
+            return
+        state = self.ctx.server.status.state
+        if self.url.text().strip() or state == ServerState.READY:
+            self.empty.say("Ask the model something", "Type below: Enter sends, Shift+Enter starts a new line, "
+                           "Escape stops a reply. Parameters, tools and a required JSON shape are on the right.")
+        elif state == ServerState.STARTING:
+            self.empty.say("The model is starting", "You can write your question now; it can be sent as soon as "
+                           "the Server page says ready.")
+        else:
+            self.empty.say("No model is running", "Replies come from the model this app serves, or from any "
+                           "OpenAI-compatible server whose address you type on the right.", "Start a model")
 
     def _copy(self, widget: MessageWidget) -> None:
         QGuiApplication.clipboard().setText(widget.content())
@@ -659,7 +681,7 @@ class ChatPage(QWidget):
         actions: list[tuple[str, object]] = []
         if isinstance(exc, ServerUnreachable) and not self.url.text().strip():
             actions.append(("Start the server", self.start_server_requested.emit))
-            actions.append(("Open the Server page", self.open_server_page_requested.emit))
+            actions.append(("Server page", self.open_server_page_requested.emit))
         elif isinstance(exc, Unauthorized):
             actions.append(("Enter the API key", self.api_key.setFocus))
         elif isinstance(exc, ContextTooLong):

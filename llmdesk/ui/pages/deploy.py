@@ -21,10 +21,11 @@ from llmdesk.core.deploy.exports import FORMATS, ExportOptions, gather_target, m
 from llmdesk.core.deploy.kubernetes import AUTOSCALERS, KubeOptions
 from llmdesk.core.machine.gpus import GpuScan
 from llmdesk.core.server.launch import LaunchConfig
+from llmdesk.ui import design
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.deploy.file_view import FileView
 from llmdesk.ui.problems import show_in_box
-from llmdesk.ui.widgets import choose_folder, page_header, problem_box, section_title, status_glyph
+from llmdesk.ui.widgets import EmptyState, choose_folder, page_header, problem_box, section_title, status_glyph
 
 GLYPHS = {PASSED: "✔", FAILED: "✘", SKIPPED: "–"}
 REFRESH_MS = 250
@@ -32,6 +33,7 @@ REFRESH_MS = 250
 
 class DeployPage(QWidget):
     open_page_requested = Signal(str)
+    choose_model_requested = Signal()  # the empty state's Choose a model
 
     def __init__(self, ctx: AppContext, config_source: Callable[[], LaunchConfig], parent: QWidget | None = None):
         super().__init__(parent)
@@ -53,7 +55,7 @@ class DeployPage(QWidget):
         self.scope.addItem("for the system", "system")
         row.addWidget(self.scope)
         row.addStretch()
-        self.refresh_button = QPushButton("Refresh from the Server page")
+        self.refresh_button = design.action(QPushButton("Refresh from the Server page"), "mdi6.refresh")
         row.addWidget(self.refresh_button)
         layout.addLayout(row)
         self.kube_row = QWidget()  # Kubernetes' own options, on their own line: the first stays short
@@ -79,6 +81,10 @@ class DeployPage(QWidget):
         self.server_button.hide()
         problem_row.addWidget(self.server_button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(problem_row)
+        self.empty = EmptyState("mdi6.rocket-launch-outline")  # no model yet: what this page makes, and the way
+        self.empty.action.clicked.connect(self.choose_model_requested)
+        self.empty.hide()
+        layout.addWidget(self.empty)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
@@ -117,8 +123,9 @@ class DeployPage(QWidget):
         self.view = FileView()
         right_column.addWidget(self.view, 1)
         buttons = QHBoxLayout()
-        self.copy_button = QPushButton("Copy this file")
-        self.save_button = QPushButton("Save all to a folder…")
+        self.copy_button = design.action(QPushButton("Copy this file"), "mdi6.content-copy")
+        self.save_button = design.action(QPushButton("Save all to a folder…"), "mdi6.content-save", primary=True)
+        self.empty.steps_aside = (self.save_button,)
         buttons.addWidget(self.copy_button)
         buttons.addWidget(self.save_button)
         buttons.addStretch()
@@ -165,10 +172,14 @@ class DeployPage(QWidget):
         self._timer.stop()
         config = self.config_source()
         if not config.model:
-            self._show_problem(Problem("No model chosen yet", "The export is made from the Server page's settings, "
-                                       "and it has no model.", "Pick a model on the Server page (or in Models)."))
+            self._hide_problem()
+            self.empty.say("No model chosen yet", "This page writes the server the Server page would start as files "
+                           "for another machine or a cluster (docker run, Compose, systemd, Kubernetes, Helm), checked "
+                           "here, offline. It follows the Server page's settings, which have no model yet.",
+                           "Choose a model")
             self._set_export(None)
             return
+        self.empty.hide()
         self._generation += 1
         self._set_busy(True)
         self.ctx.tasks.run(self._make(self._generation, config, self.format.currentData(), self.options()),

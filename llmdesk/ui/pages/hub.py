@@ -15,6 +15,7 @@ from llmdesk.core.fit.memory_model import LaunchSettings, ModelSpec, plan_fit
 from llmdesk.core.hub.model_source import load_model_spec
 from llmdesk.core.machine.gpu_catalogue import CATALOGUE
 from llmdesk.core.machine.gpus import GpuScan
+from llmdesk.ui import design
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.fit.panel import FitPanel
 from llmdesk.ui.hub.downloads_view import DownloadsView
@@ -37,7 +38,7 @@ class ModelsPage(QWidget):
         self.source = QLineEdit()
         self.source.setPlaceholderText("Qwen/Qwen2.5-7B-Instruct, a model folder, or a config.json")
         self.source.returnPressed.connect(self.check)
-        self.check_button = QPushButton("Check fit")
+        self.check_button = design.action(QPushButton("Check fit"), "mdi6.scale-balance")
         self.check_button.setDefault(True)
         self.check_button.clicked.connect(self.check)
         self.gpu = QComboBox()

@@ -118,7 +118,7 @@ class MachinePage(QWidget):
         checks_head = QHBoxLayout()
         checks_head.addWidget(section_title("Checks"))
         checks_head.addStretch()
-        self.recheck = QPushButton("Check again")
+        self.recheck = design.action(QPushButton("Check again"), "mdi6.refresh")
         self.recheck.clicked.connect(self.refresh)
         checks_head.addWidget(self.recheck)
         layout.addLayout(checks_head)

@@ -36,7 +36,7 @@ from llmdesk.ui.metrics.recorder import MetricsRecorder, Target, is_local_url
 from llmdesk.ui.metrics.tiles import NONE, Tile
 from llmdesk.ui.problems import log_shown, rich_text
 from llmdesk.ui import design
-from llmdesk.ui.widgets import fill_with_scrolling, page_header
+from llmdesk.ui.widgets import EmptyState, fill_with_scrolling, page_header
 
 INTERVALS_S = (0.25, 0.5, 1.0, 2.0, 5.0)
 RANGES = ((60, "1 min"), (300, "5 min"), (900, "15 min"))
@@ -93,13 +93,13 @@ class DashboardPage(QWidget):
         self.drawing = Stepper(self)  # the steps of the redraw under way
 
         content = QWidget()
-        column = QVBoxLayout(content)
-        column.setContentsMargins(0, 0, 6, 0)
+        column = QVBoxLayout(content)  # the style's margins, as every page
         column.setSpacing(8)
         column.addWidget(page_header("Dashboard", "Live figures from the server's /metrics and the GPUs: "
                                                   "throughput, queue, KV cache, latency."))
         column.addLayout(self._controls(interval))
         column.addLayout(self._status_row())
+        column.addWidget(self.empty_state)
         column.addLayout(self._tiles())
         self.lora_line = QLabel()  # vllm:lora_requests_info: which adapters have requests now
         self.lora_line.setWordWrap(True)
@@ -145,11 +145,11 @@ class DashboardPage(QWidget):
         self.interval.setCurrentIndex(choices.index(interval))
         self.interval.setToolTip("How often the server's /metrics and the GPUs are read")
         self.interval.currentIndexChanged.connect(self._interval_changed)
-        self.pause_button = QPushButton("Pause")
+        self.pause_button = design.action(QPushButton("Pause"), "mdi6.pause")
         self.pause_button.setCheckable(True)
         self.pause_button.setToolTip("Stop reading and redrawing; what was recorded is kept")
         self.pause_button.toggled.connect(self._pause_toggled)
-        self.export_button = QPushButton("Export CSV…")
+        self.export_button = design.action(QPushButton("Export CSV…"), "mdi6.export")
         self.export_button.setToolTip("Save the figures recorded (up to the last 15 minutes), one row per reading")
         self.export_button.clicked.connect(lambda: self.export_csv())
         row = QHBoxLayout()
@@ -167,18 +167,20 @@ class DashboardPage(QWidget):
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.TextFormat.RichText)
+        self.status.setFont(design.tabular_font(self.status))
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.open_server_button = QPushButton("Open the Server page")
+        # no server to read: what this page will show, and Start a model
+        self.empty_state = EmptyState("mdi6.chart-line")
+        self.empty_state.hide()
+        self.open_server_button = self.empty_state.action
         self.open_server_button.clicked.connect(self.open_server_page_requested)
-        self.open_server_button.hide()
         self.note = QLabel()  # the outcome of an export
         self.note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.note.hide()
         row = QHBoxLayout()
         row.addWidget(self.status, 1)
         row.addWidget(self.note)
-        row.addWidget(self.open_server_button)
         return row
 
     def _tiles(self) -> QGridLayout:
@@ -313,6 +315,7 @@ class DashboardPage(QWidget):
 
     def _pause_toggled(self, paused: bool) -> None:
         self.pause_button.setText("Resume" if paused else "Pause")
+        design.action(self.pause_button, "mdi6.play" if paused else "mdi6.pause")
         if paused:
             self._paused_at = time.monotonic()
             self.recorder.stop()
@@ -424,7 +427,14 @@ class DashboardPage(QWidget):
             text = f"Reading {_escape(rec.window_url or '')} · {_escape(models)} · every {every}"
         style = f" style='color: {color};'" if color else ""
         self.status.setText(f"<span{style}>{glyph}</span>&nbsp; {text}")
-        self.open_server_button.setVisible(stopped and not self.paused)
+        empty = stopped and not self.paused and problem is not None
+        if empty:
+            starting = self.ctx.server.status.state == ServerState.STARTING
+            self.empty_state.say(problem.title, "Throughput, queue, KV cache and latency appear here as soon as a "
+                                 "model runs. " + problem.explanation,
+                                 "Open the Server page" if starting else "Start a model")
+        self.empty_state.setVisible(empty)
+        self.status.setVisible(not empty)
 
     def _show_tiles(self) -> None:
         snap = self.recorder.window.latest

@@ -7,9 +7,9 @@ import asyncio
 import secrets as token_bytes
 import time
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QStringListModel, Qt, QTimer
 from PySide6.QtGui import QColor, QGuiApplication, QSyntaxHighlighter, QTextCharFormat
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QCompleter, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
@@ -62,6 +62,12 @@ class ServerPage(QWidget):
         # -- the form
         self.model = QLineEdit()
         self.model.setPlaceholderText("a model folder or a Hugging Face repo id")
+        self.recent = QStringListModel(ctx.state.recent_models, self)  # the models started before, offered
+        completer = QCompleter(self.recent, self.model)
+        completer.setCompletionMode(QCompleter.CompletionMode.UnfilteredPopupCompletion)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.model.setCompleter(completer)
+        self.model.setText(ctx.last_model)  # a desktop app comes back with the model it served last
         self.browse = browse_button(self.model)
         self.served_name = QLineEdit()
         self.served_name.setPlaceholderText("as the model")
@@ -76,7 +82,7 @@ class ServerPage(QWidget):
         self.port.setValue(ctx.settings.server_port)
         self.api_key = QLineEdit()
         self.api_key.setPlaceholderText("none (required when listening beyond this computer)")
-        self.generate_key = QPushButton("Generate")
+        self.generate_key = design.action(QPushButton("Generate"), "mdi6.key-variant")
         self.generate_key.clicked.connect(lambda: self.api_key.setText("sk-llmdesk-" + token_bytes.token_urlsafe(24)))
         self.report = None
         self.utilization = QDoubleSpinBox()
@@ -138,21 +144,22 @@ class ServerPage(QWidget):
         form.addRow("Extra", self.extra)
 
         # -- start/stop and state
-        self.start_button = QPushButton("Start")
+        self.start_button = design.action(QPushButton("Start"), "mdi6.play", primary=True)
         self.start_button.setDefault(True)
         self.start_button.clicked.connect(self.start)
-        self.stop_button = QPushButton("Stop")
+        self.stop_button = design.action(QPushButton("Stop"), "mdi6.stop")
         self.stop_button.clicked.connect(self.stop)
         # Sleep mode: frees the GPU without stopping; shown only for a server started with Allow Pause
-        self.pause_button = QPushButton("Pause")
+        self.pause_button = design.action(QPushButton("Pause"), "mdi6.pause")
         self.pause_button.setToolTip("Free the GPU's memory without stopping: the model sleeps until Resume "
                                      "(or, if allowed, the next request)")
         self.pause_button.clicked.connect(self.toggle_pause)
         self.pause_button.hide()
         self.state = QLabel("Stopped.")
         self.state.setWordWrap(True)
+        self.state.setFont(design.tabular_font(self.state))  # seconds left tick each second: no jitter
         self.problem = problem_box()
-        self.apply_fix = QPushButton("Apply the fix")
+        self.apply_fix = design.action(QPushButton("Apply the fix"), "mdi6.wrench")
         self.apply_fix.clicked.connect(self._apply_fix)
         self.apply_fix.hide()  # only beside a diagnosis whose fix changes the form
         self.diagnosis: Diagnosis | None = None
@@ -175,7 +182,7 @@ class ServerPage(QWidget):
         # No vLLM yet: offer to install the tested release into llmdesk's own environment.
         self.install_note = QLabel()
         self.install_note.setWordWrap(True)
-        self.install_button = QPushButton("Install vLLM")
+        self.install_button = design.action(QPushButton("Install vLLM"), "mdi6.download")
         self.install_button.clicked.connect(self.install_runtime)
         self.install_progress = QProgressBar()
         self.install_progress.setRange(0, 1000)
@@ -218,7 +225,7 @@ class ServerPage(QWidget):
         left_layout.addWidget(self.plan_row)
         self.fit = FitPanel()
         self.fit.show_message("Type a model to see whether it fits before starting.")
-        self.use_fit = QPushButton("Use these settings")
+        self.use_fit = design.action(QPushButton("Use these settings"), "mdi6.check")
         self.use_fit.setToolTip("GPUs and context from the fit engine, for the GPUs shown")
         self.use_fit.clicked.connect(self._use_fit)
         self.use_fit.hide()
@@ -254,7 +261,7 @@ class ServerPage(QWidget):
         # never so narrow that the hint disappears (a small window with three tabs beside the form)
         self.find.setMinimumWidth(self.find.fontMetrics().horizontalAdvance("find in the log") + 24)
         self.find.returnPressed.connect(self._find_next)
-        copy_log = QPushButton("Copy log")
+        copy_log = design.action(QPushButton("Copy log"), "mdi6.content-copy")
         copy_log.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.log.toPlainText()))
         log_tools = QHBoxLayout()
         log_tools.addWidget(self.find, 1)
@@ -276,7 +283,7 @@ class ServerPage(QWidget):
             design.mono(view)
             self.snippet_views[name] = view
             self.snippet_tabs.addTab(view, name)
-        copy_snippet = QPushButton("Copy")
+        copy_snippet = design.action(QPushButton("Copy"), "mdi6.content-copy")
         copy_snippet.clicked.connect(lambda: QGuiApplication.clipboard().setText(
             self.snippet_tabs.currentWidget().toPlainText()))
         endpoint_box = QWidget()
@@ -380,6 +387,12 @@ class ServerPage(QWidget):
             await self._look_for_leftover()  # several llmdesks may have been killed
 
     # -- the form
+    def fill_last_model(self) -> bool:
+        """An empty model field takes the model started last; whether the field has a model now."""
+        if not self.model.text().strip() and self.ctx.last_model:
+            self.model.setText(self.ctx.last_model)
+        return bool(self.model.text().strip())
+
     def take_model(self, model) -> None:
         self.model.setText(str(model.path))
         self.served_name.setText(model.repo_id or model.name)
@@ -504,6 +517,8 @@ class ServerPage(QWidget):
             self._show_problem_text(problems[0].title, problems[0].explanation, problems[0].fix)
             return
         self.config = config
+        self.ctx.remember_model(config.model)
+        self.recent.setStringList(self.ctx.state.recent_models)
         self.log.clear()
         self._clear_problem()
         self.install_note.hide()
@@ -634,7 +649,9 @@ class ServerPage(QWidget):
         self.pause_button.setVisible(sleep is not None)
         if sleep is not None:
             state = sleep.get("state")
-            self.pause_button.setText("Resume" if state in ("paused", "pausing") else "Pause")
+            resume = state in ("paused", "pausing")
+            self.pause_button.setText("Resume" if resume else "Pause")
+            design.action(self.pause_button, "mdi6.play" if resume else "mdi6.pause")
             self.pause_button.setEnabled(state in ("awake", "paused"))
 
     def _show_endpoint(self, status: ServerStatus) -> None:

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
 from llmdesk.core.base import secrets
 from llmdesk.core.base import settings as settings_store
 from llmdesk.core.base.settings import Settings
+from llmdesk.ui import design
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.server.runtimes_panel import RuntimesPanel
 from llmdesk.ui.widgets import scrolling_page, section_title
@@ -33,7 +34,7 @@ class PathField(QWidget):
         super().__init__()
         self.edit = QLineEdit()
         self.edit.setPlaceholderText(placeholder)
-        browse = QPushButton("Browse…")
+        browse = design.action(QPushButton("Browse…"), "mdi6.folder-open-outline")
         browse.clicked.connect(self._browse)
         self._pick_folder = pick_folder
         row = QHBoxLayout(self)
@@ -94,9 +95,9 @@ class SettingsPage(QWidget):
         self.token = QLineEdit()
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("hf_… (for gated and private models)")
-        self.save_token = QPushButton("Save token")
+        self.save_token = design.action(QPushButton("Save token"), "mdi6.key-plus")
         self.save_token.clicked.connect(self._save_token)
-        self.remove_token = QPushButton("Remove")
+        self.remove_token = design.action(QPushButton("Remove"), "mdi6.delete-outline")
         self.remove_token.clicked.connect(self._remove_token)
         token_row = QHBoxLayout()
         token_row.addWidget(self.token, 1)
@@ -124,9 +125,9 @@ class SettingsPage(QWidget):
         box.addWidget(self.message)
         buttons = QHBoxLayout()
         buttons.addStretch()
-        self.revert = QPushButton("Revert")
+        self.revert = design.action(QPushButton("Revert"), "mdi6.undo")
         self.revert.clicked.connect(lambda: self.load(self.ctx.settings))
-        self.save = QPushButton("Save")
+        self.save = design.action(QPushButton("Save"), "mdi6.content-save", primary=True)
         self.save.setDefault(True)
         self.save.clicked.connect(self._save)
         buttons.addWidget(self.revert)

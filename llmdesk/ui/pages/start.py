@@ -27,6 +27,7 @@ from llmdesk.core.server import runtimes
 from llmdesk.core.server.launch import LaunchConfig
 from llmdesk.core.server.runtime import TESTED_VLLM, cuda_driver_problem, find_vllm_runtime
 from llmdesk.core.server.supervisor import ServerState
+from llmdesk.ui import design
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.machine.plan_choice import PlanGpuChoice
 from llmdesk.ui.problems import rich_text, show_in_box
@@ -76,11 +77,11 @@ class StartPage(QWidget):
         nav = QHBoxLayout()
         self.leave_button = QPushButton("Skip the guide")
         self.leave_button.clicked.connect(self.finish)
-        self.back_button = QPushButton("Back")
+        self.back_button = design.action(QPushButton("Back"), "mdi6.arrow-left")
         self.back_button.clicked.connect(lambda: self.go(STEPS[max(0, STEPS.index(self.step) - 1)]))
         self.skip_button = QPushButton("Skip this step")
         self.skip_button.clicked.connect(self.next)
-        self.next_button = QPushButton("Next")
+        self.next_button = design.action(QPushButton("Next"), "mdi6.arrow-right", primary=True)
         self.next_button.setDefault(True)
         self.next_button.clicked.connect(self.next)
         nav.addWidget(self.leave_button)
@@ -107,6 +108,7 @@ class StartPage(QWidget):
         self.back_button.setEnabled(index > 0)
         self.skip_button.setVisible(0 < index < len(STEPS) - 1)
         self.next_button.setText("Finish" if index == len(STEPS) - 1 else ("Start" if index == 0 else "Next"))
+        design.action(self.next_button, "mdi6.check" if index == len(STEPS) - 1 else "mdi6.arrow-right", primary=True)
         if save:
             self.ctx.state.first_run_step = key
             self.ctx.tasks.run(self.ctx.save_state(), "saving where the guide stopped")
@@ -221,7 +223,7 @@ class StartPage(QWidget):
         self.suggestions.itemSelectionChanged.connect(self._suggestion_chosen)
         box.addWidget(self.suggestions)
         row = QHBoxLayout()
-        self.download_button = QPushButton("Download")
+        self.download_button = design.action(QPushButton("Download"), "mdi6.download")
         self.download_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         self.download_button.setEnabled(False)
         self.download_button.clicked.connect(self._download)
@@ -315,7 +317,7 @@ class StartPage(QWidget):
         self.chat_note = QLabel()
         self.chat_note.setWordWrap(True)
         box.addWidget(self.chat_note)
-        self.chat_button = QPushButton("Start it and say hello")
+        self.chat_button = design.action(QPushButton("Start it and say hello"), "mdi6.play")
         self.chat_button.clicked.connect(lambda: self.ctx.tasks.run(self._first_answer(), "a first answer"))
         box.addWidget(self.chat_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.answer = QLabel()
@@ -374,7 +376,7 @@ class StartPage(QWidget):
                       "before. Finish opens the Machine page.")
         text.setWordWrap(True)
         box.addWidget(text)
-        self.bench_button = QPushButton("Run a one-minute benchmark")
+        self.bench_button = design.action(QPushButton("Run a one-minute benchmark"), "mdi6.speedometer")
         self.bench_button.setToolTip("Opens the Benchmark page and starts it there")
         self.bench_button.clicked.connect(self.quick_benchmark_requested)
         box.addWidget(self.bench_button, 0, Qt.AlignmentFlag.AlignLeft)

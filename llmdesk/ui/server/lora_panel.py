@@ -23,6 +23,7 @@ from llmdesk.core.server.lora import (DIFFERENT, LIKELY, SAME, AdapterCheck, Ada
                                       check_source, folder_config, lora_slots, model_identities, name_problem,
                                       read_adapter)
 from llmdesk.core.server.supervisor import ServerState, ServerStatus
+from llmdesk.ui import design
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.problems import show_in_box
 from llmdesk.ui.widgets import choose_folder, problem_box
@@ -80,16 +81,16 @@ class LoraPanel(QWidget):
         self.source.setToolTip("The adapter's folder (adapter_config.json and its weights), or its Hugging Face "
                                "repo id, owner/name, downloaded first")
         self.source.returnPressed.connect(self.add_from_form)
-        self.browse = QPushButton("Folder…")
+        self.browse = design.action(QPushButton("Folder…"), "mdi6.folder-open-outline")
         self.browse.clicked.connect(self._browse)
-        self.add_button = QPushButton("Add")
+        self.add_button = design.action(QPushButton("Add"), "mdi6.plus")
         self.add_button.clicked.connect(self.add_from_form)
-        self.remove_button = QPushButton("Remove")
+        self.remove_button = design.action(QPushButton("Remove"), "mdi6.close")
         self.remove_button.clicked.connect(self.remove_selected)
-        self.load_button = QPushButton("Load")
+        self.load_button = design.action(QPushButton("Load"), "mdi6.plus-circle-outline")
         self.load_button.setToolTip("Load the selected adapter into the running server")
         self.load_button.clicked.connect(self.load_selected)
-        self.unload_button = QPushButton("Unload")
+        self.unload_button = design.action(QPushButton("Unload"), "mdi6.minus-circle-outline")
         self.unload_button.setToolTip("Take the selected adapter out of the running server")
         self.unload_button.clicked.connect(self.unload_selected)
         self.allow_other_base = QCheckBox("Allow other base models")

@@ -18,6 +18,7 @@ from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.base.units import GIB
 from llmdesk.core.server import runtimes
 from llmdesk.core.server.runtime import INSTALL_CONTENTS, INSTALL_SIZE, TESTED_VLLM
+from llmdesk.ui import design
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.problems import show_in_box
 from llmdesk.ui.widgets import choose_folder, problem_box
@@ -48,18 +49,18 @@ class RuntimesPanel(QWidget):
         self.empty.setWordWrap(True)
         self.plan = QLabel()
         self.plan.setWordWrap(True)
-        self.install_button = QPushButton(f"Install vLLM {TESTED_VLLM}")
+        self.install_button = design.action(QPushButton(f"Install vLLM {TESTED_VLLM}"), "mdi6.download")
         self.install_button.clicked.connect(self.install_or_cancel)
-        self.wheels_button = QPushButton("From a wheel folder…")
+        self.wheels_button = design.action(QPushButton("From a wheel folder…"), "mdi6.folder-open-outline")
         self.wheels_button.setToolTip("For a computer without network: a folder made with "
                                       f"pip download vllm=={TESTED_VLLM} -d FOLDER on another one")
         self.wheels_button.clicked.connect(self._choose_wheels)
-        self.use_button = QPushButton("Use")
+        self.use_button = design.action(QPushButton("Use"), "mdi6.check")
         self.use_button.clicked.connect(self._use)
-        self.check_button = QPushButton("Check")
+        self.check_button = design.action(QPushButton("Check"), "mdi6.stethoscope")
         self.check_button.setToolTip("Runs import vllm in that runtime (in its own process)")
         self.check_button.clicked.connect(self._check)
-        self.remove_button = QPushButton("Remove")
+        self.remove_button = design.action(QPushButton("Remove"), "mdi6.delete-outline")
         self.remove_button.clicked.connect(self._remove)
         buttons = QHBoxLayout()
         for button in (self.install_button, self.wheels_button, self.use_button, self.check_button,
