@@ -92,8 +92,16 @@ def test_status_bar_without_gpu_and_with_two(make_window):
     window = make_window(NO_DRIVER)
     assert window.gpu_status.text() == "No NVIDIA GPU"
     assert window.server_status.text() == "Server: stopped"
-    assert "No NVIDIA driver found" in window.machine_page.gpu_message.text()
-    assert "choose the GPU you plan to use" in window.machine_page.gpu_message.text()
+    window.show_page("machine")
+    empty = window.machine_page.no_gpu  # #25: what the page will show, and the one action meanwhile
+    assert empty.isVisible() and "No NVIDIA driver found" in empty.title.text()
+    assert "the GPU you plan to use" in empty.text.text() and empty.action.text() == "Choose a GPU to plan for"
+    empty.action.click()
+    plan = window.machine_page.plan_choice
+    assert plan.view().isVisible()
+    plan.hidePopup()
+    plan.setCurrentIndex(plan.findData("l4"))
+    assert not empty.action.isVisible()  # planned: nothing left to lead to
 
     window = make_window(scan_of("h100", 2))
     assert window.gpu_status.text() == "2× NVIDIA H100 80GB HBM3 · 158.4 GiB free of 159.3 GiB"

@@ -14,7 +14,7 @@ from llmdesk.core.machine.gpus import GpuInfo, GpuScan
 from llmdesk.ui import design
 from llmdesk.ui.context import AppContext
 from llmdesk.ui.machine.plan_choice import PlanGpuChoice
-from llmdesk.ui.widgets import fill_with_scrolling, page_header, section_title, status_glyph
+from llmdesk.ui.widgets import EmptyState, fill_with_scrolling, page_header, section_title, status_glyph
 
 
 def clear_layout(layout) -> None:
@@ -103,6 +103,11 @@ class MachinePage(QWidget):
         self.gpu_message = QLabel("Looking for NVIDIA GPUs…")
         self.gpu_message.setWordWrap(True)
         layout.addWidget(self.gpu_message)
+        # no GPU here: what this page shows once there is one, and how to plan for one meanwhile
+        self.no_gpu = EmptyState("mdi6.expansion-card-variant")
+        self.no_gpu.action.clicked.connect(self._choose_planned)
+        self.no_gpu.hide()
+        layout.addWidget(self.no_gpu)
         self.gpu_cards = QVBoxLayout()
         layout.addLayout(self.gpu_cards)
 
@@ -144,6 +149,8 @@ class MachinePage(QWidget):
 
     def show_scan(self, scan: GpuScan) -> None:
         clear_layout(self.gpu_cards)
+        self.no_gpu.setVisible(not scan.gpus)
+        self.gpu_message.setVisible(bool(scan.gpus))
         if scan.gpus:
             total = sum(g.memory_total_bytes for g in scan.gpus)
             self.gpu_message.setText(
@@ -155,9 +162,12 @@ class MachinePage(QWidget):
         else:
             self.plan_choice.setItemText(0, "no GPU chosen yet")  # there are none in this machine to plan for
             problem = scan.problem
-            text = f"<b>{problem.title}</b><br>{problem.explanation}" if problem else "<b>No NVIDIA GPU found.</b>"
-            self.gpu_message.setText(
-                text + "<br>You can still find models and see what fits: choose the GPU you plan to use below.")
+            planned = bool(self.plan_choice.currentData())
+            self.no_gpu.say(problem.title if problem else "No NVIDIA GPU found",
+                            (f"{problem.explanation} " if problem else "")
+                            + "This page shows each GPU's memory, load and driver once one is found. Meanwhile you "
+                            "can find models and see what fits the GPU you plan to use.",
+                            "" if planned else "Choose a GPU to plan for")
         self._show_planned()
 
     def show_report(self, report: DoctorReport) -> None:
@@ -171,6 +181,10 @@ class MachinePage(QWidget):
         if key:
             gpu = next(g for g in CATALOGUE if g.key == key)
             self.gpu_cards.addWidget(GpuCard(gpu.as_gpu_info(), planned=True))
+
+    def _choose_planned(self) -> None:
+        self.plan_choice.setFocus()
+        self.plan_choice.showPopup()
 
     def _plan_changed(self) -> None:
         if self.ctx.machine.scan is not None:
