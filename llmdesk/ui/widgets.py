@@ -167,7 +167,7 @@ class EmptyState(QFrame):
         self.text = design.role(QLabel(), "muted")
         self.text.setWordWrap(True)
         self.text.setTextFormat(Qt.TextFormat.PlainText)
-        self.action = design.action(QPushButton(), "mdi6.play", primary=True)
+        self.action = design.action(QPushButton(), "mdi6.arrow-right", primary=True)  # each leads to a page
         self.action.hide()
         words = QVBoxLayout()  # the action under the words: it fits a narrow column (Chat's at 960 px)
         words.setSpacing(design.SPACE_XS)
