@@ -17,7 +17,7 @@ from llmdesk.ui.hub.search_view import short_count
 from llmdesk.ui.hub.tables import RowsModel, rows_table
 from llmdesk.ui.problems import log_shown
 from llmdesk.ui.tasks import TaskRunner
-from llmdesk.ui.widgets import scroll_area
+from llmdesk.ui.widgets import EmptyState, scroll_area
 
 COLUMNS = ("Variant", "Format", "Size", "Verdict", "Context", "Concurrency")
 
@@ -69,7 +69,7 @@ class ModelView(QWidget):
         self.detail: ModelDetail | None = None
         self._generation = 0
 
-        self.title = QLabel("Choose a model from the results.")
+        self.title = QLabel()
         design.role(self.title, "heading")
         self.title.setWordWrap(True)
         self.facts = QLabel()
@@ -93,7 +93,19 @@ class ModelView(QWidget):
         actions = QHBoxLayout()
         actions.addWidget(self.variants_status, 1)
         actions.addWidget(self.download)
-        layout = QVBoxLayout(self)
+        # before a model is chosen: what this side will show
+        self.empty = EmptyState("mdi6.cube-outline")
+        self.empty.say("Choose a model from the results", "Its quantized variants appear here, best fit first, each "
+                       "with what it needs and the context and requests it leaves on these GPUs — before anything is "
+                       "downloaded.")
+        self.details = QWidget()
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.empty)
+        outer.addWidget(self.details, 1)
+        outer.addStretch()
+        self.details.hide()
+        layout = QVBoxLayout(self.details)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
         layout.addWidget(self.facts)
@@ -108,6 +120,8 @@ class ModelView(QWidget):
     def show_model(self, repo_id: str) -> None:
         self._generation += 1
         self.repo_id = repo_id
+        self.empty.hide()
+        self.details.show()
         self.title.setText(repo_id)
         self.facts.setText("Reading the model card…")
         self.files.clear()
