@@ -71,7 +71,7 @@ async def run_window(window) -> None:
     window.start()
     await closed.wait()
     window.ctx.downloads.cancel_all()  # finished parts stay on disk: the next start resumes
-    await window.ctx.stop_server()  # a server this window started leaves with it (no orphan holds the GPU)
+    await window.ctx.close_server()  # a server this window started leaves with it (no orphan holds the GPU)
     await window.ctx.tasks.shutdown()
     await window.ctx.save_state()
 

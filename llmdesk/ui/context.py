@@ -94,6 +94,7 @@ class AppContext(QObject):
         if search.runtime is None:
             raise ProblemError(search.problem)
         self.server.python = search.runtime.python
+        self.server.keep_preloaded = self.settings.preload_vllm
         status = await self.server.start(config)
         if status.state == ServerState.READY:
             self.tasks.run(self.server.watch(), "watching the server")
@@ -102,6 +103,24 @@ class AppContext(QObject):
     async def stop_server(self) -> None:
         if self.server.running:
             await self.server.stop()
+
+    async def close_server(self) -> None:
+        """The app quits: its server stops, and no vLLM waits imported for a next start."""
+        self.server.keep_preloaded = False
+        await self.stop_server()
+        await self.server.close_preload()
+
+    async def preload_vllm(self, config: LaunchConfig) -> None:
+        """With Settings' "Keep vLLM imported": a vLLM imported for a start like ``config`` (off: none)."""
+        if not self.settings.preload_vllm:
+            await self.server.close_preload()
+            return
+        if self.server.running:
+            return  # the next one is imported when this server stops
+        search = await asyncio.to_thread(find_vllm_runtime, self.settings.runtime_python)
+        if search.runtime is not None:
+            self.server.python = search.runtime.python
+            await self.server.preload(config)
 
     def download(self, repo_id: str) -> Download:
         """Queue a repo (again, if it was stopped: it resumes), into the configured models folder."""

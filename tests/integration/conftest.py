@@ -28,3 +28,15 @@ def launched():
         if pgid:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
+
+
+@pytest.fixture
+def groups():
+    """pgids to SIGKILL at the end, whatever happened in the test."""
+    pgids: list[int] = []
+    yield pgids
+    for pgid in pgids:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

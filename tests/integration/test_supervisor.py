@@ -33,18 +33,6 @@ def config(port: int | None = None, **kw) -> LaunchConfig:
     return LaunchConfig(model="/models/demo", served_model_name="demo", port=port or free_port(), **kw)
 
 
-@pytest.fixture
-def groups():
-    """pgids to SIGKILL at the end, whatever happened in the test."""
-    pgids: list[int] = []
-    yield pgids
-    for pgid in pgids:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 def make_sup(tmp_path: Path, mode: str = "ok", groups: list[int] | None = None, **kw) -> Supervisor:
     python = make_fake_runtime(tmp_path / f"rt-{mode}", mode=mode, delay_scale=0.002)
     kw.setdefault("health_interval_s", 0.05)

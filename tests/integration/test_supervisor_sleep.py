@@ -14,7 +14,7 @@ from llmdesk.core.base.errors import ProblemError
 from llmdesk.core.server.processes import group_members
 from llmdesk.core.server.supervisor import ServerState
 from tests.fakes.server_records import no_records, only_record
-from tests.integration.test_supervisor import config, groups, make_sup  # noqa: F401 - fixture
+from tests.integration.test_supervisor import config, make_sup
 
 pytestmark = pytest.mark.asyncio
 
@@ -43,7 +43,7 @@ async def wait_for(predicate, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_pause_resume_and_wake_through_the_supervisor(tmp_path, groups, monkeypatch):  # noqa: F811
+async def test_pause_resume_and_wake_through_the_supervisor(tmp_path, groups, monkeypatch):
     monkeypatch.setenv("VLLM_SERVER_DEV_MODE", "0")  # the child's comes from the config alone
     used = iter([70e9, 70e9, 2e9, 2e9, 2e9] + [2e9] * 50)  # NVML: serving, then paused
     sup = make_sup(tmp_path, groups=groups, gpu_used_bytes=lambda: int(next(used)))
@@ -79,7 +79,7 @@ async def test_pause_resume_and_wake_through_the_supervisor(tmp_path, groups, mo
         await sup.pause()
 
 
-async def test_a_server_without_sleep_mode_cannot_pause(tmp_path, groups):  # noqa: F811
+async def test_a_server_without_sleep_mode_cannot_pause(tmp_path, groups):
     sup = make_sup(tmp_path, groups=groups)
     status = await sup.start(config(), timeout_s=20)
     assert status.state is ServerState.READY and status.sleep is None
@@ -89,7 +89,7 @@ async def test_a_server_without_sleep_mode_cannot_pause(tmp_path, groups):  # no
     await sup.stop()
 
 
-async def test_a_taken_port_stops_the_start_before_vllm_runs(tmp_path, groups):  # noqa: F811
+async def test_a_taken_port_stops_the_start_before_vllm_runs(tmp_path, groups):
     sup = make_sup(tmp_path, groups=groups)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -99,7 +99,7 @@ async def test_a_taken_port_stops_the_start_before_vllm_runs(tmp_path, groups): 
     assert status.state is ServerState.CRASHED and status.pid is None and no_records()
 
 
-async def test_a_leftover_that_had_a_gate_can_be_stopped_not_taken_over(tmp_path, groups):  # noqa: F811
+async def test_a_leftover_that_had_a_gate_can_be_stopped_not_taken_over(tmp_path, groups):
     from llmdesk.core.server.records import ServerRecord
 
     record = ServerRecord(port=8000, host="127.0.0.1", owner_pid=1, owner_start=None, claimed_at=0.0, pid=12345,

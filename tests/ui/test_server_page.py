@@ -207,3 +207,27 @@ def test_without_vllm_the_page_offers_to_install_it(make_window, qtbot, tmp_path
     qtbot.waitUntil(lambda: page.install_note.text().startswith("vLLM 0.26.0 is installed"), timeout=5000)
     qtbot.waitUntil(lambda: "Collecting vllm==0.26.0" in page.log.toPlainText(), timeout=2000)
     assert page.install_button.isHidden()
+
+
+def test_keep_vllm_imported_setting_preloads_the_next_start(make_window, qtbot, tmp_path, monkeypatch, arun):
+    """#23: Settings' Faster Start: a vLLM imported when the app opens takes the Start; after Stop the next one
+    is imported; quitting leaves none."""
+    monkeypatch.setenv("FAKE_VLLM_IMPORT_S", "0.5")
+    window, page = server_page(make_window, tmp_path)
+    settings = window.settings_page
+    settings.runtime_python.edit.setText(window.ctx.settings.runtime_python)  # the stand-in's, as the page's
+    settings.preload.setChecked(True)
+    qtbot.mouseClick(settings.save, Qt.MouseButton.LeftButton)  # saved: the page imports one at once
+    server = window.ctx.server
+    qtbot.waitUntil(lambda: server._preload is not None and server._preload.ready.done(), timeout=20000)
+    waiting = server._preload.proc.pid
+    qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: server.status.state == ServerState.READY, timeout=30000)
+    assert server.status.pid == waiting and "vLLM preloaded" in page.state.text()
+    qtbot.mouseClick(page.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: server.status.state == ServerState.STOPPED, timeout=30000)
+    qtbot.waitUntil(lambda: server._preload is not None and server._preload.alive, timeout=20000)
+    following = server._preload.proc
+    assert following.pid != waiting
+    arun(window.ctx.close_server())  # what quitting does
+    assert following.returncode is not None and group_members(following.pid) == []

@@ -40,6 +40,8 @@ class Settings:
     server_port: int = 8000
     gpu_memory_utilization: float = 0.92
     metrics_interval_s: float = 1.0
+    # a vLLM imported ahead of each Start (core/server/preload.py): Start sooner, an idle process's memory
+    preload_vllm: bool = False
     planning_gpu: str = ""  # a catalogue key to plan for when no GPU is present
 
     def problems(self) -> list[str]:

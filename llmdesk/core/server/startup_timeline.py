@@ -52,6 +52,7 @@ class StartupTimeline:
     compile_cache: str | None = None  # WARM, COLD, or None (no torch.compile: eager, or it failed before)
     compile_cache_dir: str | None = None
     figures: Mapping[str, float] = field(default_factory=dict)  # vLLM's own, see _FIGURES
+    preloaded: bool = False  # vLLM was imported before Start (core/server/preload.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "figures", MappingProxyType(dict(self.figures)))
@@ -64,13 +65,15 @@ class StartupTimeline:
         parts = []
         for phase, seconds in self.phases:
             note = f" (cache {self.compile_cache})" if phase is Phase.COMPILING and self.compile_cache else ""
+            if phase is Phase.STARTING and self.preloaded:
+                note = " (vLLM preloaded)"
             parts.append(f"{phase.value} {seconds:.1f} s{note}")
         return " · ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         return {"total_s": round(self.total_s, 2), "phases": [[p.value, round(s, 2)] for p, s in self.phases],
                 "compile_cache": self.compile_cache, "compile_cache_dir": self.compile_cache_dir,
-                "figures": dict(self.figures)}
+                "figures": dict(self.figures), "preloaded": self.preloaded}
 
     @classmethod
     def from_json(cls, data: object) -> StartupTimeline | None:
@@ -83,7 +86,7 @@ class StartupTimeline:
             cache = data.get("compile_cache")
             cache_dir = data.get("compile_cache_dir")
             return cls(float(data["total_s"]), phases, cache if cache in (WARM, COLD) else None,
-                       cache_dir if isinstance(cache_dir, str) else None, figures)
+                       cache_dir if isinstance(cache_dir, str) else None, figures, data.get("preloaded") is True)
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -99,6 +102,7 @@ class TimelineRecorder:
         self._figures: dict[str, float] = {}
         self._cache: str | None = None
         self._cache_dir: str | None = None
+        self.preloaded = False  # set by the supervisor when a preloaded vLLM took the start
 
     @property
     def phase(self) -> Phase:
@@ -130,7 +134,7 @@ class TimelineRecorder:
         for phase, seconds in spans:
             merged[phase] = merged.get(phase, 0.0) + seconds
         return StartupTimeline(max(0.0, at - self.started_at), tuple(merged.items()), self._cache, self._cache_dir,
-                               self._figures)
+                               self._figures, self.preloaded)
 
 
 def timeline_of_log(lines: Iterable[tuple[float, str]]) -> StartupTimeline | None:

@@ -50,7 +50,8 @@ from llmdesk.core.server import records
 from llmdesk.core.server.endpoint import base_url, bearer_headers
 from llmdesk.core.server.processes import (group_listens_on, group_members, pid_alive, signal_group, signal_pid)
 from llmdesk.core.server.records import PortClaimed, ServerRecord
-from llmdesk.core.server.launch import LaunchConfig, build_vllm_command, child_environment
+from llmdesk.core.server import preload as preloading
+from llmdesk.core.server.launch import VLLM_ENTRY_MODULE, LaunchConfig, build_vllm_command, child_environment
 from llmdesk.core.server.startup_timeline import (StartupEstimate, StartupHistory, StartupTimeline, TimelineRecorder,
                                                   cache_on_disk)
 
@@ -63,6 +64,7 @@ ETA_FILE_NAME = "start-times.json"
 HEALTH_FAILURES_FOR_CRASH = 3
 READY_POLL_S = 0.1  # /health while starting (see _wait_ready)
 _READ_LIMIT = 1 << 20  # longest log line read in one piece
+PRELOAD_WAIT_S = 120  # a Start while the preload still imports waits for it: the rest of its import is less
 
 # pgid -> the live Supervisor in THIS process that owns it (a leftover is a group nobody owns).
 _OWNED: weakref.WeakValueDictionary[int, Supervisor] = weakref.WeakValueDictionary()
@@ -258,6 +260,10 @@ class Supervisor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._used_before_pause: asyncio.Future[int | None] | None = None  # NVML's figure as a pause began
         self._measuring: asyncio.Task | None = None  # the GPU memory a pause freed, read after it
+        # keep_preloaded: after each server (and on preload()), a vLLM imported ahead for the next start
+        self.keep_preloaded = False
+        self._preload: preloading.Preload | None = None
+        self._preloading: asyncio.Task | None = None
 
     # observable state
     def subscribe(self, on_status: StatusCallback | None = None,
@@ -373,10 +379,12 @@ class Supervisor:
                                      eta_s=estimate.total_s if estimate else None, estimate=estimate, config=config,
                                      sleep=self._gate.snapshot() if self._gate else None))
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True, limit=_READ_LIMIT,
-                preexec_fn=_die_with_parent)
+            proc = await self._take_preload(argv, env)
+            if proc is None:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True, limit=_READ_LIMIT,
+                    preexec_fn=_die_with_parent)
         except OSError as exc:
             self._close_log()
             await self._stop_gate()
@@ -434,6 +442,51 @@ class Supervisor:
             {}, "")
         self._set(state=ServerState.CRASHED, diagnosis=diagnosis)
         return self.status
+
+    # a vLLM imported ahead of the start
+    async def preload(self, config: LaunchConfig | None = None) -> None:
+        """Have a vLLM imported and waiting for the next start like ``config`` (default: the last one), unless
+        one that fits is there already. Quietly does nothing without a runtime or a config."""
+        config = config or self._config
+        if not self.python or config is None or self.running:
+            return
+        from llmdesk.core.base.secrets import load_hf_token
+
+        env = child_environment(config, os.environ, hf_token=load_hf_token().token)
+        if self._preload is not None and self._preload.fits(self.python, env):
+            return
+        await preloading.discard(self._preload)
+        self._preload = None
+        try:
+            self._preload = await preloading.spawn(self.python, env, preexec_fn=_die_with_parent, limit=_READ_LIMIT)
+        except OSError:
+            log.info("could not preload vLLM from %s", self.python, exc_info=True)
+
+    async def close_preload(self) -> None:
+        """The app quits: no waiting vLLM is left behind."""
+        if self._preloading is not None:
+            self._preloading.cancel()
+        preload, self._preload = self._preload, None
+        await preloading.discard(preload)
+
+    async def _take_preload(self, argv: list[str], env: dict[str, str]) -> asyncio.subprocess.Process | None:
+        """The preloaded process, running this start's command; None: start afresh."""
+        preload, self._preload = self._preload, None
+        if preload is None:
+            return None
+        if argv[1:3] == ["-m", VLLM_ENTRY_MODULE] and preload.fits(argv[0], env) and await preloading.take(
+                preload, [VLLM_ENTRY_MODULE, *argv[3:]], env, wait_s=PRELOAD_WAIT_S):
+            self._timeline.preloaded = True
+            for line in preload.lines:  # what vLLM said while it was imported, first in this start's log
+                self._on_line(line)
+            return preload.proc
+        await preloading.discard(preload)
+        return None
+
+    def _preload_next(self) -> None:
+        """After a server: import vLLM again for the next start, in the background."""
+        if self.keep_preloaded and self._config is not None:
+            self._preloading = asyncio.ensure_future(self.preload(self._config))
 
     def _set_fresh(self, status: ServerStatus) -> None:
         self.status = status
@@ -652,6 +705,7 @@ class Supervisor:
             await self._teardown(force=False)
             released = await self._gpu_memory_released()
             self._set(state=ServerState.STOPPED, phase=None, diagnosis=None, gpu_memory_released=released)
+        self._preload_next()
         if self._watch_task is not None and self._watch_task is not asyncio.current_task():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watch_task

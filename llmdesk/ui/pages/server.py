@@ -334,7 +334,10 @@ class ServerPage(QWidget):
 
     # -- a server left behind
     def start_checks(self) -> None:
-        """Once the loop runs: look for a server an earlier llmdesk left behind."""
+        """Once the loop runs: look for a server an earlier llmdesk left behind; import vLLM ahead when the
+        settings say so."""
+        self._preload()
+        self.ctx.settings_changed.connect(lambda _settings: self._preload())
         self.ctx.tasks.run(self._look_for_leftover(), "looking for a server left running")
         self.ctx.tasks.run(self._load_key(), "reading the stored API key")
 
@@ -385,6 +388,9 @@ class ServerPage(QWidget):
                                    else "Some of its processes could not be stopped: see the log file.")
         if gone:
             await self._look_for_leftover()  # several llmdesks may have been killed
+
+    def _preload(self) -> None:
+        self.ctx.tasks.run(self.ctx.preload_vllm(self.launch_config()), "importing vLLM for the next start")
 
     # -- the form
     def fill_last_model(self) -> bool:

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import ipaddress
 
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
 from llmdesk.core.base import secrets
@@ -111,6 +111,12 @@ class SettingsPage(QWidget):
         form.addRow("Listen on", self.host)
         form.addRow("Port", self.port)
         form.addRow("Metrics every", self.metrics_interval)
+        self.preload = QCheckBox("Keep vLLM imported for the next Start")
+        self.preload.setToolTip("After a server stops (and when llmdesk opens), the vLLM runtime's Python imports "
+                                "vLLM and waits: the next Start skips that import (about 15 s on a GPU host), "
+                                "while the waiting process holds its memory. Not used when the next start needs "
+                                "other GPUs than the waiting one was made for.")
+        form.addRow("Faster Start", self.preload)
         self.theme.setMaximumWidth(260)
         self.host.setMaximumWidth(260)
         form_box = QWidget()
@@ -151,6 +157,7 @@ class SettingsPage(QWidget):
         self.port.setValue(s.server_port)
         self.gpu_util.setValue(s.gpu_memory_utilization)
         self.metrics_interval.setValue(s.metrics_interval_s)
+        self.preload.setChecked(s.preload_vllm)
         self.message.setText("")
 
     def edited(self) -> Settings:
@@ -163,6 +170,7 @@ class SettingsPage(QWidget):
             server_port=self.port.value(),
             gpu_memory_utilization=round(self.gpu_util.value(), 2),
             metrics_interval_s=self.metrics_interval.value(),
+            preload_vllm=self.preload.isChecked(),
         )
 
     def _warn_about_host(self, host: str) -> None:
