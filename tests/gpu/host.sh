@@ -27,6 +27,10 @@
 #   bash tests/gpu/host.sh arch-start      # #21: vLLM on random-weight gpt-oss-20b (MXFP4), Gemma 3 1B, DeepSeek-V2-Lite,
 #                                          # Mixtral-8x7B and Mistral-7B-v0.1 checkpoints (tests/gpu/make_arch_model.py)
 #   bash tests/gpu/host.sh arch-wait [LIMIT_S]   # then this, once per call, until it says done
+#   bash tests/gpu/host.sh tp24-start      # #24 (2+ GPUs): the Llama-3.3-70B shape in FP8 on 1 GPU (the fit says
+#                                          # it needs 2) and on 2, BF16 on 4; Qwen3-30B-A3B (48 layers) TP 2, TP 2 +
+#                                          # expert parallel; then tests/gpu's tensor-parallel stop and kill tests
+#   bash tests/gpu/host.sh tp24-wait [LIMIT_S]   # then this, once per call, until it says done
 #
 # Background work is started with setsid so that it outlives the command that started it; the host
 # keeps it only while it is held (the next command must follow within about 30 s).
@@ -46,7 +50,7 @@ kill_vllm() {
 
 stop_background() {  # an earlier *-start's job goes on after its wait gave up: it would start servers beside ours
   # (2026-12-06: the speed run's next server took 10 GiB while gpt-oss started, and vLLM refused for free memory)
-  pkill -9 -f "[f]ormat_speed.py|[s]tartup_options.py|[f]it_runs.py|[q]uant_list|[a]rch_list|[b]ench_parity.py|[s]erve_parity.py"
+  pkill -9 -f "[f]ormat_speed.py|[s]tartup_options.py|[f]it_runs.py|[q]uant_list|[a]rch_list|[t]p24_list|[b]ench_parity.py|[s]erve_parity.py"
   kill_vllm
 }
 
@@ -103,7 +107,54 @@ arch_list() {  # presets...: each made under $WORK/a-PRESET with the tiny model'
   done
 }
 
+tp24_list() {  # every GPU of the host: fit runs under tensor (and expert) parallelism, then the stop/kill tests
+  local n all free_gb layers
+  n=$(nvidia-smi -L | wc -l)
+  all=$(seq -s, 0 $((n - 1)))
+  free_gb=$(df --output=avail -BG "$WORK" | tail -1 | tr -dc 0-9)
+  layers=80  # the whole model (141 GB): whether one GPU holds it is the point of the first run
+  [ "$free_gb" -lt 200 ] && layers=16  # a smaller disk: the per-layer figures are the same (2 GPUs' host: 128 GB)
+  python3 tests/gpu/make_arch_model.py --preset llama-3.3-70b --layers $layers --tokenizer-from $M/tiny \
+    --out $WORK/l70 > $WORK/tp24-runs/make-l70.json 2>&1
+  export CUDA_DEVICE_ORDER=PCI_BUS_ID
+  CUDA_VISIBLE_DEVICES=0 python3 tests/gpu/fit_runs.py --port 8011 --out $WORK/tp24-runs \
+    "l70x${layers}-fp8-tp1=$WORK/l70,--quantization,fp8,--max-model-len,8192"
+  CUDA_VISIBLE_DEVICES=0,1 python3 tests/gpu/fit_runs.py --port 8011 --out $WORK/tp24-runs \
+    "l70x${layers}-fp8-tp2=$WORK/l70,--quantization,fp8,--max-model-len,8192,--tensor-parallel-size,2"
+  [ "$n" -ge 4 ] && CUDA_VISIBLE_DEVICES=0,1,2,3 python3 tests/gpu/fit_runs.py --port 8011 --out $WORK/tp24-runs \
+    "l70x${layers}-bf16-tp4=$WORK/l70,--max-model-len,8192,--tensor-parallel-size,4"
+  rm -rf $WORK/l70
+  python3 tests/gpu/make_moe_model.py --layers 48 --tokenizer-from $M/tiny --out $WORK/moe48 \
+    > $WORK/tp24-runs/make-moe48.json 2>&1
+  CUDA_VISIBLE_DEVICES=0,1 python3 tests/gpu/fit_runs.py --port 8011 --out $WORK/tp24-runs \
+    "moe48-tp2=$WORK/moe48,--max-model-len,8192,--tensor-parallel-size,2" \
+    "moe48-tp2-ep=$WORK/moe48,--max-model-len,8192,--tensor-parallel-size,2,--enable-expert-parallel"
+  rm -rf $WORK/moe48
+  CUDA_VISIBLE_DEVICES=$all OUT=$WORK/tp24-tests python3 -m pytest tests/gpu/test_end_to_end.py -v \
+    -p no:cacheprovider -k "tensor_parallel" > $WORK/tp24-tests.txt 2>&1
+  touch $WORK/tp24.done
+}
+
 case "${1:-}" in
+  tp24-start)  # #24: needs 2 GPUs or more (4 for the BF16 run)
+    stop_background
+    rm -rf $WORK/tp24-runs $WORK/tp24-tests $WORK/tp24.done
+    mkdir -p $WORK/tp24-runs $WORK/tp24-tests
+    export -f tp24_list
+    export M WORK
+    setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models tiny llama-3.2-1b && tp24_list" \
+      > $WORK/tp24.log 2>&1 < /dev/null &
+    sleep 5
+    ;;
+  tp24-wait)  # [LIMIT_S]: tars what is there each time, done or not
+    t0=$SECONDS
+    while [ ! -f $WORK/tp24.done ] && [ $((SECONDS - t0)) -lt "${2:-560}" ]; do sleep 2; done
+    [ -f $WORK/tp24.done ] || echo "tp24 not finished after ${2:-560} s"
+    tail -8 $WORK/tp24.log
+    tail -15 $WORK/tp24-tests.txt 2>/dev/null
+    ls -la $WORK/tp24-runs
+    tar -czf "$OUT/tp24.tgz" -C $WORK tp24-runs tp24-tests $(cd $WORK && ls tp24-tests.txt 2>/dev/null)
+    ;;
   arch-start)  # #21: real vLLM on the five architectures' random-weight checkpoints, one after another on GPU 0
     stop_background
     rm -rf $WORK/arch-runs $WORK/arch.done

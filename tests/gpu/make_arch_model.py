@@ -11,6 +11,8 @@ Presets (the real config.json of each is kept in the repository; see tests/data/
   mixtral-8x7b     mistralai/Mixtral-8x7B-v0.1: 8 experts as block_sparse_moe.experts.E.w1/w2/w3
   gpt-oss-20b      openai/gpt-oss-20b: the MXFP4 checkpoint as published (experts' *_blocks and *_scales
                    as uint8, *_bias bf16; attention with biases and sinks), its quantization_config kept
+  llama-3.3-70b    meta-llama/Llama-3.3-70B-Instruct: LlamaForCausalLM, 80 layers, 64 heads / 8 KV heads (#24:
+                   tensor parallelism; the full model is 141,107,412,992 bytes, as its published index says)
 
 config.json is the real one with num_hidden_layers (and per-layer lists such as layer_types) cut to
 --layers; every tensor has the published name, dtype and shape (tests/data/arch/<preset>.json records
@@ -41,11 +43,13 @@ CONFIGS = {
     "deepseek-v2-lite": ROOT / "tests/data/configs/deepseek-ai__DeepSeek-V2-Lite.json",
     "mixtral-8x7b": ROOT / "tests/data/arch/configs/mistralai__Mixtral-8x7B-v0.1.json",
     "gpt-oss-20b": ROOT / "tests/data/configs/openai__gpt-oss-20b.json",
+    "llama-3.3-70b": ROOT / "tests/data/configs/meta-llama__Llama-3.3-70B-Instruct.json",
 }
 PRESETS = tuple(CONFIGS)
 # Layers written by default: all of Gemma 3 1B; enough of the others for every layer kind (DeepSeek's dense
 # first layer and MoE layers; gpt-oss's sliding and full layers) at a few GB each.
-DEFAULT_LAYERS = {"gemma3-1b": 26, "mistral-7b-v0.1": 8, "deepseek-v2-lite": 4, "mixtral-8x7b": 2, "gpt-oss-20b": 4}
+DEFAULT_LAYERS = {"gemma3-1b": 26, "mistral-7b-v0.1": 8, "deepseek-v2-lite": 4, "mixtral-8x7b": 2, "gpt-oss-20b": 4,
+                  "llama-3.3-70b": 80}
 DTYPE_BYTES = {"BF16": 2, "U8": 1}
 MAX_SHARD_BYTES = 5 * 10**9  # the Hub's "5GB" shards
 MXFP4_BLOCK = 32  # values per E8M0 scale; two E2M1 values a byte, so 16 bytes a block
@@ -173,7 +177,8 @@ def gpt_oss_layer(p: str, c: dict, i: int) -> list[Tensor]:
 
 
 LAYER = {"gemma3-1b": gemma3_layer, "mistral-7b-v0.1": mistral_layer, "deepseek-v2-lite": deepseek_v2_layer,
-         "mixtral-8x7b": mixtral_layer, "gpt-oss-20b": gpt_oss_layer}
+         "mixtral-8x7b": mixtral_layer, "gpt-oss-20b": gpt_oss_layer,
+         "llama-3.3-70b": mistral_layer}  # Llama's layer has Mistral's tensors
 
 
 def plan(preset: str, config: dict) -> list[Tensor]:

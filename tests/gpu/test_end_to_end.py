@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -282,3 +283,36 @@ def test_tensor_parallel_serves_matches_fit_and_stops_every_worker(gpu_env, repo
     assert result["logged_kv_tokens"], "vLLM logged no KV cache size"
     assert result["predicted_tp"] == 2
     assert abs(result["predicted_kv_tokens"] / result["logged_kv_tokens"] - 1) <= 0.05, result
+
+
+def test_killed_llmdesk_with_tensor_parallel_leaves_no_worker_on_any_gpu(gpu_env, report, out_dir):
+    """#24: SIGKILL to `llmdesk serve --tensor-parallel-size 2`: the API server dies with its parent, and its
+    engine and both GPU workers after it; no compute process is left on either GPU, their memory comes back."""
+    gpus = scan_gpus().gpus
+    if len(gpus) < 2:
+        pytest.skip(f"needs 2 GPUs, this host has {len(gpus)}")
+    model = str(model_dir("llama-3.2-1b"))
+    baseline = [g.memory_used_bytes for g in gpus[:2]]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmdesk", "serve", model, "--served-model-name", "l1b-tp2", "--port",
+         str(free_port()), "--tensor-parallel-size", "2", "--runtime", sys.executable],
+        stdout=subprocess.PIPE, stderr=open(out_dir / "tp2-killed.stderr", "w"), text=True, start_new_session=True,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES=f"{gpus[0].index},{gpus[1].index}"))
+    _wait_line(proc, "http", 900)
+    (record,) = records.live_records()
+    serving = len(group_members(record.pid))
+    proc.kill()
+    proc.wait(10)
+    t_kill = time.monotonic()
+    while (group_members(record.pid) or _compute_apps()) and time.monotonic() - t_kill < 180:
+        time.sleep(0.5)
+    gone_s = time.monotonic() - t_kill
+    time.sleep(2)
+    after = [g.memory_used_bytes for g in scan_gpus().gpus[:2]]
+    result = {"processes_while_serving": serving, "processes_left": group_members(record.pid),
+              "compute_apps_left": _compute_apps(), "gone_s": round(gone_s, 1),
+              "gpu_used_gib": {"before": [b / GIB for b in baseline], "after_kill": [a / GIB for a in after]}}
+    report.add("tensor_parallel_2_killed", **result)
+    assert not result["processes_left"] and not result["compute_apps_left"], result
+    assert all(a <= b + 0.5 * GIB for a, b in zip(after, baseline)), result
+    assert find_leftover() is None and records.live_records() == []

@@ -27,7 +27,8 @@ from llmdesk.core.hub.model_source import estimate_weights, spec_from_directory 
 ARCH = ROOT / "tests" / "data" / "arch"
 # Few layers, but every layer kind: Gemma's sixth layer is its first global one, DeepSeek's second its first MoE
 # layer, gpt-oss alternates sliding and full.
-LAYERS = {"gemma3-1b": 6, "mistral-7b-v0.1": 2, "deepseek-v2-lite": 2, "mixtral-8x7b": 2, "gpt-oss-20b": 2}
+LAYERS = {"gemma3-1b": 6, "mistral-7b-v0.1": 2, "deepseek-v2-lite": 2, "mixtral-8x7b": 2, "gpt-oss-20b": 2,
+          "llama-3.3-70b": 2}
 DTYPE_BYTES = {"BF16": 2, "U8": 1}
 FORMAT = {"gpt-oss-20b": "mxfp4"}  # the others are plain bf16
 FIT_KIND = {"sliding_attention": SLIDING, "full_attention": FULL, "dense": FULL, "moe": FULL}
@@ -239,3 +240,16 @@ def test_the_geometry_of_the_full_models():
     assert (oss.sliding_layers, oss.full_layers, oss.sliding_window) == (12, 12, 128)
     assert g["mixtral-8x7b"].moe.num_experts == 8 and g["mixtral-8x7b"].sliding_window is None
     assert g["deepseek-v2-lite"].moe.first_dense_layers == 1
+
+
+def test_the_70b_shape_for_tensor_parallelism_is_the_published_size():
+    """#24: Llama-3.3-70B as make_arch_model.py writes it: the full plan sums to the published index's
+    total_size (141,107,412,992 bytes), and a cut of it keeps the per-layer bytes."""
+    config = maker.real_config("llama-3.3-70b")
+    full = sum(maker.nbytes(t) for t in maker.plan("llama-3.3-70b", config))
+    assert full == 141_107_412_992
+    cut = sum(maker.nbytes(t) for t in maker.plan("llama-3.3-70b", maker.cut_config(config, 16)))
+    per_layer = (full - cut) / 64
+    assert per_layer == 2 * (3 * 8192 * 28672 + 2 * 8192 * 8192 + 2 * 1024 * 8192 + 2 * 8192)
+    geometry = geometry_from_config(maker.cut_config(config, 16))
+    assert geometry.num_layers == 16 and geometry.num_kv_heads == 8 and geometry.num_attention_heads == 64
