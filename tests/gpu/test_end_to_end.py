@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -301,6 +302,9 @@ def test_killed_llmdesk_with_tensor_parallel_leaves_no_worker_on_any_gpu(gpu_env
     _wait_line(proc, "http", 900)
     (record,) = records.live_records()
     serving = len(group_members(record.pid))
+    # what the workers keep in /dev/shm (vLLM's shared-memory broadcast): the Kubernetes export's emptyDir
+    # for /dev/shm is sized from this
+    shm_used_gib = shutil.disk_usage("/dev/shm").used / GIB
     proc.kill()
     proc.wait(10)
     t_kill = time.monotonic()
@@ -309,7 +313,8 @@ def test_killed_llmdesk_with_tensor_parallel_leaves_no_worker_on_any_gpu(gpu_env
     gone_s = time.monotonic() - t_kill
     time.sleep(2)
     after = [g.memory_used_bytes for g in scan_gpus().gpus[:2]]
-    result = {"processes_while_serving": serving, "processes_left": group_members(record.pid),
+    result = {"processes_while_serving": serving, "shm_used_while_serving_gib": round(shm_used_gib, 3),
+              "processes_left": group_members(record.pid),
               "compute_apps_left": _compute_apps(), "gone_s": round(gone_s, 1),
               "gpu_used_gib": {"before": [b / GIB for b in baseline], "after_kill": [a / GIB for a in after]}}
     report.add("tensor_parallel_2_killed", **result)
