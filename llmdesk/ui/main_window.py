@@ -82,7 +82,6 @@ class MainWindow(QMainWindow):
         self._add_page("dashboard", "Dashboard", self.dashboard_page)
         self._add_page("chat", "Chat", self.chat_page)
         self.bench_page = BenchmarkPage(ctx)
-        self.bench_page.open_server_page_requested.connect(lambda: self.show_page("server"))
         self.bench_page.start_model_requested.connect(self.start_a_model)
         self._add_page("benchmark", "Benchmark", self.bench_page)
         self.deploy_page = DeployPage(ctx, self.server_page.launch_config)

@@ -53,11 +53,12 @@ def test_without_a_server_start_says_so_and_offers_the_server_page(make_window, 
     assert "No run yet" in page.summary.text() and page.levels.rowCount() == 0
     assert page.runs.table.rowCount() == 0 and not page.runs.delete.isEnabled()
     assert "Run a benchmark" in page.cost.summary.text()
-    page.start_button.click()
-    assert page.problem.isVisible() and "server is not running" in page.problem.text()
-    assert page.open_server_button.isVisible()
-    page.open_server_button.click()
-    assert window.current_page == "server"
+    page.start_button.click()  # the empty state says it already: no second message, its action gets the focus
+    assert not page.problem.isVisible() and page.empty.isVisible()
+    assert page.empty.action.hasFocus() or not window.isActiveWindow()
+    window.ctx.state.recent_models = ["/models/earlier"]
+    page.empty.action.click()
+    assert window.current_page == "server" and window.server_page.model.text() == "/models/earlier"
 
 
 @pytest.mark.parametrize("loads, words", [("1, x", "Not a number"), ("", "No concurrencies"), ("0", "not above 0")])
@@ -217,7 +218,7 @@ def test_the_guides_one_minute_benchmark_opens_here_with_its_settings(make_windo
     assert window.current_page == "benchmark"
     assert page.loads.text() == "1, 4, 16" and page.seconds.value() == 15 and page.preset.currentData() == "chat"
     assert page.slo_ttft.value() == 200 and page.slo_tpot.value() == 50
-    assert "server is not running" in page.problem.text()  # no server started in this test
+    assert page.empty.isVisible() and page.empty.title.text() == "No model is running"  # none started here
 
 
 def test_a_run_works_under_the_apps_qt_event_loop_policy(make_window, qtbot, standin):

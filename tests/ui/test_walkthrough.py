@@ -110,7 +110,7 @@ def problem_states(window, qtbot, label: str) -> list[str]:
     window.show_page("benchmark")
     bench = window.bench_page
     bench.start_button.click()
-    qtbot.waitUntil(bench.problem.isVisible, timeout=5000)
+    qtbot.waitUntil(lambda: bench.empty.isVisible() and not bench.problem.isVisible(), timeout=5000)
     found += look(window, bench, "70-benchmark-no-server", label)
     # The Deploy page from the Server page's settings: a file, a bundle, and settings that cannot work.
     window.show_page("deploy")

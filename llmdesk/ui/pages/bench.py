@@ -80,7 +80,6 @@ def _spin(low: int, high: int, value: int, special: str | None = None, suffix: s
 
 
 class BenchmarkPage(QWidget):
-    open_server_page_requested = Signal()
     start_model_requested = Signal()  # the empty state's Start a model
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None):
@@ -105,14 +104,9 @@ class BenchmarkPage(QWidget):
         column.addLayout(self._workload_grid())
         column.addLayout(self._action_row())
         self.problem = problem_box()
-        self.open_server_button = QPushButton("Open the Server page")
-        self.open_server_button.clicked.connect(self.open_server_page_requested)
-        self.open_server_button.hide()
-        problem_row = QHBoxLayout()
-        problem_row.addWidget(self.problem, 1)
-        problem_row.addWidget(self.open_server_button, 0, Qt.AlignmentFlag.AlignTop)
-        column.addLayout(problem_row)
-        self.empty = EmptyState("mdi6.speedometer", steps_aside=(self.start_button,))  # no server to load: what a run shows, and Start a model
+        column.addWidget(self.problem)
+        # no server to load: what a run shows, and Start a model (also what Start without a server points to)
+        self.empty = EmptyState("mdi6.speedometer", steps_aside=(self.start_button,))
         self.empty.action.clicked.connect(self.start_model_requested)
         self.empty.hide()
         column.addWidget(self.empty)
@@ -355,7 +349,11 @@ class BenchmarkPage(QWidget):
         try:
             config = self.config()
         except ProblemError as exc:
-            self._show_problem(exc.problem, offer_server_page=isinstance(exc, _NoServer))
+            if isinstance(exc, _NoServer):  # the empty state says so already, with the way out: no second message
+                self._show_empty_state()
+                self.empty.action.setFocus()
+            else:
+                self._show_problem(exc.problem)
             return
         self.live_levels = []
         self.shown = None
@@ -586,13 +584,11 @@ class BenchmarkPage(QWidget):
 
     # -- messages --
 
-    def _show_problem(self, problem: Problem, offer_server_page: bool = False) -> None:
+    def _show_problem(self, problem: Problem) -> None:
         show_in_box(self.problem, problem, "the Benchmark page")
-        self.open_server_button.setVisible(offer_server_page)
 
     def _clear_problem(self) -> None:
         self.problem.hide()
-        self.open_server_button.hide()
 
     def _note(self, text: str) -> None:
         self.note.setText(text)
