@@ -82,7 +82,7 @@ async def one_start(model: str, option: str, log_dir: Path, *, bench: bool, pyth
                                                          "extra_args")}}
     if option == "fresh":
         entry["page_cache_dropped"] = drop_page_cache()
-    estimate = await asyncio.to_thread(start_estimate, config)
+    estimate = await asyncio.to_thread(start_estimate, config, None, option in PRELOADED)
     entry["expected"] = {"total_s": estimate.total_s, "compile_cache": estimate.compile_cache,
                          "basis": estimate.basis} if estimate else None
     sup = Supervisor(python)

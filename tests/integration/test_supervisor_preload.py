@@ -13,6 +13,7 @@ import pytest
 
 from llmdesk.core.server import preload as preloading
 from llmdesk.core.server.diagnose import Phase
+from llmdesk.core.server import supervisor as sup_mod
 from llmdesk.core.server.processes import group_members
 from llmdesk.core.server.supervisor import ServerState
 from tests.integration.test_supervisor import config, make_sup
@@ -58,6 +59,9 @@ async def test_a_preloaded_vllm_takes_the_start_and_the_next_one_is_imported_aft
     assert "vLLM preloaded" in sup.status.timeline.summary()
     warm = sup.status.timeline.seconds(Phase.STARTING)
     assert warm < IMPORT_S / 2, (cold, warm)  # the import was done before Start
+    # each kind of start has its own history: the estimate of a preloaded start has no import in it
+    assert sup_mod.start_history(cfg).last.preloaded is False
+    assert sup_mod.start_history(cfg, preloaded=True).last.preloaded is True
     async with httpx.AsyncClient() as client:  # it serves as a server started afresh does
         reply = await client.get(sup.status.url + "/models")
     assert reply.status_code == 200 and reply.json()["data"][0]["id"] == "demo"

@@ -137,12 +137,15 @@ _NOT_IN_START_KEY = ("api_key", "host", "port", "served_model_name", "allowed_or
                      "wake_on_request")
 
 
-def _config_key(config: LaunchConfig) -> str:
+def _config_key(config: LaunchConfig, preloaded: bool = False) -> str:
+    """Starts of one configuration share a history; a start a preloaded vLLM took has its own (no import)."""
     data = dataclasses.asdict(config)
     for name in _NOT_IN_START_KEY:
         data.pop(name, None)
     if data.get("revision") is None:  # a field added later: keep the keys of start times recorded before it
         data.pop("revision", None)
+    if preloaded:
+        data["preloaded"] = True
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -156,10 +159,10 @@ def _load_json(path: Path) -> dict[str, Any] | None:
 
 
 
-def start_history(config: LaunchConfig) -> StartupHistory:
+def start_history(config: LaunchConfig, preloaded: bool = False) -> StartupHistory:
     """The successful starts of this configuration on this computer (empty: never started here)."""
     data = _load_json(paths.state_dir() / ETA_FILE_NAME) or {}
-    return StartupHistory.from_json(data.get(_config_key(config)))
+    return StartupHistory.from_json(data.get(_config_key(config, preloaded)))
 
 
 def last_start_seconds(config: LaunchConfig) -> float | None:
@@ -167,10 +170,12 @@ def last_start_seconds(config: LaunchConfig) -> float | None:
     return start_history(config).last_total_s
 
 
-def start_estimate(config: LaunchConfig, env: Mapping[str, str] | None = None) -> StartupEstimate | None:
+def start_estimate(config: LaunchConfig, env: Mapping[str, str] | None = None,
+                   preloaded: bool = False) -> StartupEstimate | None:
     """The phases the next start of ``config`` should go through, with seconds, knowing whether the
-    compile cache its last start used is still on disk (a look at one folder: call it off the loop)."""
-    history = start_history(config)
+    compile cache its last start used is still on disk (a look at one folder: call it off the loop);
+    ``preloaded``: a preloaded vLLM will take it (its own history: no import)."""
+    history = start_history(config, preloaded)
     env = child_environment(config, os.environ if env is None else env)
     cache_dir = history.last.compile_cache_dir if history.last else None
     return history.estimate(cache_on_disk(cache_dir, env), compiles=config.compiles)
@@ -179,7 +184,7 @@ def start_estimate(config: LaunchConfig, env: Mapping[str, str] | None = None) -
 def _remember_start(config: LaunchConfig, timeline: StartupTimeline) -> None:
     path = paths.state_dir() / ETA_FILE_NAME
     data = _load_json(path) or {}
-    key = _config_key(config)
+    key = _config_key(config, timeline.preloaded)
     history = StartupHistory.from_json(data.pop(key, None))
     history.add(timeline)
     data[key] = history.to_json()  # re-inserted last: the newest entries are kept
@@ -373,7 +378,8 @@ class Supervisor:
         log_dir = paths.log_dir()
         self.log_path = log_dir / f"server-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{os.getpid()}.log"
         self._log_file = paths.open_private(self.log_path, "a")  # closed in _finish
-        estimate = await asyncio.to_thread(start_estimate, config)
+        preloaded = self._preload is not None and self._preload.fits(argv[0], env)
+        estimate = await asyncio.to_thread(start_estimate, config, None, preloaded)
         self._timeline = TimelineRecorder(now)
         self._set_fresh(ServerStatus(ServerState.STARTING, phase=Phase.STARTING, phase_since=now, started_at=now,
                                      eta_s=estimate.total_s if estimate else None, estimate=estimate, config=config,
