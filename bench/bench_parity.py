@@ -53,13 +53,13 @@ KEYS = {"output_throughput": ("output_throughput", None), "median_ttft_ms": ("tt
         "total_input_tokens": ("total_input_tokens", None), "total_output_tokens": ("total_output_tokens", None)}
 
 
-def start_server(model: str, name: str, log: Path):
+def start_server(model: str, name: str, log: Path, tensor_parallel_size: int = 1, quantization: str | None = None):
     import os
     import subprocess
 
     port = free_port()
     config = LaunchConfig(model=model, served_model_name=name, port=port, gpu_memory_utilization=0.85,
-                          max_model_len=4096)
+                          max_model_len=4096, tensor_parallel_size=tensor_parallel_size, quantization=quantization)
     argv = build_vllm_command(config, python=sys.executable)
     env = child_environment(config, os.environ)
     poller = HealthPoller(port)
@@ -177,6 +177,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every run's prompt count")
     ap.add_argument("--budget-s", type=float, default=1500, help="skip rounds that would not finish within this")
+    ap.add_argument("--tensor-parallel-size", type=int, default=1, help="#24: the server on this many GPUs")
+    ap.add_argument("--quantization", default=None, help="e.g. fp8 (on the fly)")
     a = ap.parse_args()
     prompts = {c: max(c, round(PROMPTS.get(c, 4 * c) * a.scale)) for c in a.concurrency}
     began = time.monotonic()
@@ -188,14 +190,16 @@ def main() -> int:
     scan = scan_gpus()
     result: dict = {"model": a.model, "input_len": INPUT, "output_len": OUTPUT, "prompts": prompts,
                     "gpu": scan.gpus[0].name if scan.gpus else None, "driver": scan.driver_version,
+                    "tensor_parallel_size": a.tensor_parallel_size, "quantization": a.quantization,
                     "date": time.strftime("%Y-%m-%d"), "runs": {}, "order": []}
 
     def save() -> None:
         result["summary"] = summarise(result["runs"], a.concurrency)
         (out / "bench-parity.json").write_text(json.dumps(result, indent=1))
 
-    server, port, t0, poller = start_server(a.model, a.name, out / "server.log")
-    meter = EnergyMeter([0])
+    server, port, t0, poller = start_server(a.model, a.name, out / "server.log", a.tensor_parallel_size,
+                                            a.quantization)
+    meter = EnergyMeter(list(range(a.tensor_parallel_size)))  # every card of the server
     try:
         vllm_bench = VllmBench(a.model, a.name, out)
         result["server_ready_s"] = round(poller.wait(server) - t0, 1)

@@ -29,7 +29,8 @@
 #   bash tests/gpu/host.sh arch-wait [LIMIT_S]   # then this, once per call, until it says done
 #   bash tests/gpu/host.sh tp24-start      # #24 (2+ GPUs): the Llama-3.3-70B shape in FP8 on 1 GPU (the fit says
 #                                          # it needs 2) and on 2, BF16 on 4; Qwen3-30B-A3B (48 layers) TP 2, TP 2 +
-#                                          # expert parallel; then tests/gpu's tensor-parallel stop and kill tests
+#                                          # expert parallel; the benchmark sweep 1-128 on the 70B's TP-2 server
+#                                          # beside vllm bench serve; then tests/gpu's tensor-parallel stop and kill
 #   bash tests/gpu/host.sh tp24-wait [LIMIT_S]   # then this, once per call, until it says done
 #
 # Background work is started with setsid so that it outlives the command that started it; the host
@@ -123,6 +124,10 @@ tp24_list() {  # every GPU of the host: fit runs under tensor (and expert) paral
     "l70x${layers}-fp8-tp2=$WORK/l70,--quantization,fp8,--max-model-len,8192,--tensor-parallel-size,2"
   [ "$n" -ge 4 ] && CUDA_VISIBLE_DEVICES=0,1,2,3 python3 tests/gpu/fit_runs.py --port 8011 --out $WORK/tp24-runs \
     "l70x${layers}-bf16-tp4=$WORK/l70,--max-model-len,8192,--tensor-parallel-size,4"
+  # the Benchmark's sweep on the tensor-parallel server against `vllm bench serve`, side by side (goal ±3%)
+  CUDA_VISIBLE_DEVICES=0,1 python3 bench/bench_parity.py --model $WORK/l70 --name l70 --out $WORK/tp24-runs/bench-tp2 \
+    --tensor-parallel-size 2 --quantization fp8 --concurrency 1 2 4 8 16 32 64 128 --rounds 2 --budget-s 1500 \
+    > $WORK/tp24-runs/bench-tp2.txt 2>&1
   rm -rf $WORK/l70
   python3 tests/gpu/make_moe_model.py --layers 48 --tokenizer-from $M/tiny --out $WORK/moe48 \
     > $WORK/tp24-runs/make-moe48.json 2>&1
