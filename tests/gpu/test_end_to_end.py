@@ -254,12 +254,28 @@ def test_tensor_parallel_serves_matches_fit_and_stops_every_worker(gpu_env, repo
         pgid = sup._pgid
         workers = group_members(pgid)
         busy = [g.memory_used_bytes for g in scan_gpus().gpus[:2]]
+        # the Dashboard's GPU charts are fed by scan_gpus(): under load, real NVML must show both cards busy
+        peak_util = [0, 0]
+        sampling = True
+
+        def sample() -> None:
+            while sampling:
+                for i, g in enumerate(scan_gpus().gpus[:2]):
+                    peak_util[i] = max(peak_util[i], g.utilization_percent or 0)
+                time.sleep(0.1)
+
+        sampler = asyncio.create_task(asyncio.to_thread(sample))
         try:
             async with ChatClient(status.url) as client:
                 reply = [d.content async for d in client.stream(
                     "l1b-tp2", [{"role": "user", "content": "Hello!"}], ChatParams(max_tokens=32))]
                 assert "".join(reply) and client.last_stats.completion_tokens == 32
+                for _ in range(4):  # long enough for NVML's utilisation window (about a second)
+                    [d async for d in client.stream("l1b-tp2", [{"role": "user", "content": "Go on."}],
+                                                    ChatParams(max_tokens=512))]
         finally:
+            sampling = False
+            await sampler
             stopped = await sup.stop()
         await asyncio.sleep(2)
         left = group_members(pgid)
@@ -273,7 +289,8 @@ def test_tensor_parallel_serves_matches_fit_and_stops_every_worker(gpu_env, repo
                                  "after_stop": [b / GIB for b in after]},
                 "logged_kv_tokens": logged.kv_cache_tokens, "logged_kv_gib": logged.kv_cache_gib,
                 "predicted_kv_tokens": fit.kv_cache_tokens, "predicted_kv_gib": fit.kv_cache_bytes / GIB,
-                "predicted_verdict": fit.verdict, "predicted_tp": fit.tensor_parallel_size}
+                "predicted_verdict": fit.verdict, "predicted_tp": fit.tensor_parallel_size,
+                "peak_utilisation_percent_per_card": peak_util}
 
     result = asyncio.run(run())
     report.add("tensor_parallel_2", **result)
@@ -283,6 +300,7 @@ def test_tensor_parallel_serves_matches_fit_and_stops_every_worker(gpu_env, repo
     assert all(s > b + 1 for s, b in zip(result["gpu_used_gib"]["serving"], result["gpu_used_gib"]["before"]))
     assert result["logged_kv_tokens"], "vLLM logged no KV cache size"
     assert result["predicted_tp"] == 2
+    assert all(u > 0 for u in result["peak_utilisation_percent_per_card"]), result  # every card, from real NVML
     assert abs(result["predicted_kv_tokens"] / result["logged_kv_tokens"] - 1) <= 0.05, result
 
 
