@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.chat.tools import ToolCall, ToolCallAccumulator
-from llmdesk.core.server.endpoint import (ServerUnreachable, Unauthorized, bearer_headers, normalise_base_url,
+from llmdesk.core.server.endpoint import (ServerUnreachable, Unauthorized, normalise_base_url, server_http_client,
                                           vllm_error_message)
 
 if TYPE_CHECKING:
@@ -154,14 +154,9 @@ class _Progress:
 
 class ChatClient:
     def __init__(self, base_url: str, api_key: str | None = None, *, timeout_s: float = 600):
-        import httpx  # here, not at the top: the window imports this module at start (~0.1 s)
-
         self.base_url = normalise_base_url(base_url)
         self.api_key = api_key or None
-        headers = bearer_headers(self.api_key)
-        self._http = httpx.AsyncClient(
-            headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
-            trust_env=False)
+        self._http = server_http_client(self.api_key, timeout_s=timeout_s, connect_s=10.0)
         self.last_stats: ReplyStats | None = None
         self.last_tool_calls: list[ToolCall] = []  # the calls of the last reply (finish reason "tool_calls")
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import httpx
 
 from llmdesk.core.base.errors import Problem, ProblemError
-from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, bearer_headers, root_url
+from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, root_url, server_http_client
 
 from llmdesk.core.metrics.scrape import NotVllmMetrics, Scrape, UnreadableMetrics, WANTED, parse_metrics
 
@@ -30,9 +30,7 @@ class MetricsScraper:
         self.api_key = api_key or None
         self.only = None if only is None else frozenset(only)
         # vLLM leaves /metrics open, but a proxy in front of it may not.
-        headers = bearer_headers(self.api_key)
-        self._http = httpx.AsyncClient(headers=headers, trust_env=False,
-                                       timeout=httpx.Timeout(timeout_s, connect=min(2.0, timeout_s)))
+        self._http = server_http_client(self.api_key, timeout_s=timeout_s, connect_s=2.0)
         self.last_duration_s: float | None = None
 
     async def __aenter__(self) -> MetricsScraper:

@@ -80,6 +80,17 @@ def bearer_headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
+def server_http_client(api_key: str | None = None, *, timeout_s: float, connect_s: float = 5.0):
+    """An httpx.AsyncClient for talking to a vLLM server: the key as a bearer header, the connect timeout
+    capped, and nothing from the environment (trust_env=False: a proxy setting must not catch requests to
+    this computer's server, and ~/.netrc is not read for each request). httpx is imported here, on first
+    use: the window imports the modules that call this at start, and httpx costs ~0.1 s."""
+    import httpx
+
+    return httpx.AsyncClient(headers=bearer_headers(api_key), trust_env=False,
+                             timeout=httpx.Timeout(timeout_s, connect=min(connect_s, timeout_s)))
+
+
 def vllm_error_message(text: str) -> str:
     """vLLM's error envelope {"error": {"message": …}} (or FastAPI's {"detail": …}) -> the message."""
     try:

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     import httpx
 
 from llmdesk.core.base.errors import BadInput, Problem, ProblemError
-from llmdesk.core.server.endpoint import (ServerUnreachable, Unauthorized, bearer_headers, normalise_base_url, root_url,
-                                          vllm_error_message)
+from llmdesk.core.server.endpoint import (ServerUnreachable, Unauthorized, normalise_base_url, root_url,
+                                          server_http_client, vllm_error_message)
 from llmdesk.core.server.lora import name_problem, rank_for
 
 
@@ -77,15 +77,11 @@ class LoraClient:
     ``async with``. Every expected failure is a ProblemError."""
 
     def __init__(self, base_url: str, api_key: str | None = None, *, timeout_s: float = 120.0):
-        import httpx  # here: the window imports this module at start, and httpx costs ~0.1 s
-
         self.base_url = normalise_base_url(base_url)
         self.root_url = root_url(self.base_url)
         self.api_key = api_key or None
-        headers = bearer_headers(self.api_key)
         # Loading reads the adapter from disk (or the Hub) on the server: give it time.
-        self._http = httpx.AsyncClient(headers=headers, trust_env=False,
-                                       timeout=httpx.Timeout(timeout_s, connect=min(5.0, timeout_s)))
+        self._http = server_http_client(self.api_key, timeout_s=timeout_s)
 
     async def __aenter__(self) -> LoraClient:
         return self

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from llmdesk.core.base.errors import Problem, ProblemError
-from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, bearer_headers, root_url
+from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, bearer_headers, root_url, server_http_client
 from llmdesk.core.server.tool_endpoints import (KEY_ENV, PLACEHOLDER_KEY, TOOLS, Endpoint, models_from_listing,
                                                 printable)
 
@@ -254,10 +254,7 @@ class _client:
     async def __aenter__(self) -> httpx.AsyncClient:
         if self.given is not None:
             return self.given
-        import httpx
-
-        self.made = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s, connect=min(5.0, self.timeout_s)),
-                                      trust_env=False)
+        self.made = server_http_client(timeout_s=self.timeout_s)
         return self.made
 
     async def __aexit__(self, *exc) -> None:
