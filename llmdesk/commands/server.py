@@ -53,15 +53,9 @@ def gated_server(port: int | None):
 
 
 def describe(state: dict) -> str:
-    words = {"awake": "awake", "pausing": "pausing", "paused": "paused (GPU memory freed)", "resuming": "resuming"}
-    text = f"{words.get(state.get('state'), state.get('state'))}"
-    if state.get("in_flight"):
-        text += f", {state['in_flight']} request(s) in flight"
-    if state.get("last_pause_s") is not None and state.get("state") == "paused":
-        text += f"; paused in {state['last_pause_s']:.1f} s"
-    if state.get("last_resume_s") is not None and state.get("state") == "awake":
-        text += f"; last resume took {state['last_resume_s']:.1f} s"
-    return text
+    from llmdesk.core.server.sleep_words import sleep_text
+
+    return sleep_text(state, resume="run llmdesk server resume")
 
 
 def run(args: argparse.Namespace) -> int:

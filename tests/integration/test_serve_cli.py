@@ -89,13 +89,14 @@ def test_server_pause_and_resume_from_another_terminal(tmp_path, launched):
     launched.append(proc)
     assert read_line(proc.stdout, 20).strip() == f"http://127.0.0.1:{port}/v1"
     status = run_cli("server", "status")
-    assert status.returncode == 0 and status.stdout.strip() == f"port {port}: awake", status.stderr
+    assert status.returncode == 0 and status.stdout.strip() == f"port {port}: Awake", status.stderr
     paused = run_cli("server", "pause", "--port", str(port))
-    assert paused.returncode == 0 and paused.stdout.startswith(f"port {port}: paused (GPU memory freed)")
+    assert paused.returncode == 0 and paused.stdout.startswith(f"port {port}: Paused from the command line in ")
+    assert "or run llmdesk server resume." in paused.stdout  # the words of the Server page, with the CLI's way
     as_json = run_cli("server", "status", "--json")
     assert '"state": "paused"' in as_json.stdout
     resumed = run_cli("server", "resume")
-    assert resumed.returncode == 0 and resumed.stdout.startswith(f"port {port}: awake; last resume took")
+    assert resumed.returncode == 0 and resumed.stdout.startswith(f"port {port}: Awake; last resume took")
     assert run_cli("server", "status", "--port", str(port + 1)).returncode == 1  # nothing there
     proc.send_signal(signal.SIGINT)
     assert proc.wait(15) == 0

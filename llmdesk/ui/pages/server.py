@@ -18,6 +18,7 @@ from llmdesk.core.base.errors import Problem
 from llmdesk.core.fit.memory_model import LaunchSettings, plan_fit
 from llmdesk.core.hub.model_source import load_model_spec
 from llmdesk.core.server.diagnose import Diagnosis
+from llmdesk.core.server.sleep_words import sleep_text
 from llmdesk.core.server.launch import PRESETS, LaunchConfig, config_from_fit, is_loopback
 from llmdesk.core.server.snippets import snippets
 from llmdesk.core.server.startup_timeline import progress_text
@@ -696,24 +697,3 @@ class ServerPage(QWidget):
         """The strip above the form takes room only while it has something to say."""
         parts = (self.problem, self.leftover_note, self.install_note, self.install_progress)
         self.alerts.setVisible(any(not part.isHidden() for part in parts))
-
-
-def sleep_text(sleep: dict) -> str:
-    """The state line of a paused (or pausing, resuming) server, in words."""
-    state = sleep.get("state")
-    why = {"idle": " after its idle time", "request": " for a request", "control": " from the command line"}.get(
-        sleep.get("reason") or "", "")
-    if state == "pausing":
-        flight = sleep.get("in_flight") or 0
-        return f"Pausing{why}: " + (f"waiting for {flight} request(s) in flight to finish…" if flight
-                                    else "freeing the GPU…")
-    if state == "resuming":
-        return f"Resuming{why}: loading the model back onto the GPU…"
-    freed = sleep.get("gpu_freed_bytes")
-    took = (sleep.get("last_pause") or {}).get("seconds")
-    text = f"Paused{why}" + (f" in {took:.1f} s" if took is not None else "")
-    if freed:
-        text += f": {freed / 1024**3:.1f} GiB of GPU memory freed"
-    wakes = sleep.get("wake_on_request")
-    return text + (". The next request wakes it; or press Resume." if wakes
-                   else ". Requests are refused (503) until you press Resume.")
