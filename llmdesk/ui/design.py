@@ -139,9 +139,9 @@ def rules(c: Colors) -> dict[tuple[str, str], str]:
     out[("invalid", "true")] = f'*[invalid="true"] {{ border: 1px solid {c.error}; }}'
     hover, pressed = QColor(c.accent).darker(112).name(), QColor(c.accent).darker(125).name()
     # the page's main action: on the accent, where the eye goes first (not bold: a style sheet's font reaches
-    # the button's size hint a turn of the loop late, and its layout kept cutting the text). A style sheet replaces Fusion's drawing
-    # of the button, its focus frame included, so the focus ring is drawn here (in the text colour: it must
-    # stand out from the accent fill in both themes)
+    # the button's size hint a turn of the loop late, and its layout kept cutting the text). A style sheet
+    # replaces Fusion's drawing of the button, its focus frame included, so the focus ring is drawn here (in
+    # the text colour: it must stand out from the accent fill in both themes)
     out[("primary", "true")] = (
         f'QPushButton[primary="true"] {{ background: {c.accent}; color: {c.on_accent}; '
         f'border: 1px solid {c.accent}; border-radius: {RADIUS_SMALL}px; padding: 4px 10px; min-height: 18px; }}\n'
@@ -265,8 +265,8 @@ def action(button: QAbstractButton, icon_name: str, primary: bool = False) -> QA
 def set_primary(button: QAbstractButton, primary: bool) -> None:
     """Make a button the main action, or step it down while another one is (an empty state's)."""
     if bool(button.property("primary")) != primary:
-        _set(button, "primary", primary)
-        style_widget(button)  # its icon: white on the accent, else the text colour
+        _set(button, "primary", primary)  # restyled there, its icon too: white on the accent, else the text colour
+
 
 def card(widget: QWidget) -> QWidget:
     """A raised panel with the page's border and corners (a QFrame)."""

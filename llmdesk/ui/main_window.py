@@ -78,7 +78,7 @@ class MainWindow(QMainWindow):
         self.chat_page.open_server_page_requested.connect(lambda: self.show_page("server"))
         self.chat_page.start_model_requested.connect(self.start_a_model)
         self.dashboard_page = DashboardPage(ctx)
-        self.dashboard_page.open_server_page_requested.connect(self.start_a_model)
+        self.dashboard_page.start_model_requested.connect(self.start_a_model)
         self._add_page("dashboard", "Dashboard", self.dashboard_page)
         self._add_page("chat", "Chat", self.chat_page)
         self.bench_page = BenchmarkPage(ctx)

@@ -111,3 +111,18 @@ async def test_a_preload_killed_while_waiting_is_replaced_by_a_fresh_start(tmp_p
     await timed_start(sup, cfg)
     assert not sup.status.timeline.preloaded
     await sup.stop()
+
+
+async def test_a_start_cancelled_while_the_preload_imports_leaves_no_process(tmp_path, groups, monkeypatch):
+    monkeypatch.setenv("FAKE_VLLM_IMPORT_S", "30")  # still importing when Start comes, and when it is cancelled
+    sup = make_sup(tmp_path, groups=groups)
+    cfg = config()
+    await sup.preload(cfg)
+    waiting = sup._preload.proc
+    start = asyncio.create_task(sup.start(cfg, timeout_s=60))
+    await asyncio.sleep(1.0)  # waiting for the import to finish
+    start.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await start
+    assert waiting.returncode is not None and group_members(waiting.pid) == []
+    assert sup._preload is None

@@ -480,8 +480,13 @@ class Supervisor:
         preload, self._preload = self._preload, None
         if preload is None:
             return None
-        if argv[1:3] == ["-m", VLLM_ENTRY_MODULE] and preload.fits(argv[0], env) and await preloading.take(
-                preload, [VLLM_ENTRY_MODULE, *argv[3:]], env, wait_s=PRELOAD_WAIT_S):
+        try:
+            taken = argv[1:3] == ["-m", VLLM_ENTRY_MODULE] and preload.fits(argv[0], env) and await preloading.take(
+                preload, [VLLM_ENTRY_MODULE, *argv[3:]], env, wait_s=PRELOAD_WAIT_S)
+        except BaseException:  # cancelled while it still imported: it is nobody's now, so it goes
+            await preloading.discard(preload)
+            raise
+        if taken:
             self._timeline.preloaded = True
             for line in preload.lines:  # what vLLM said while it was imported, first in this start's log
                 self._on_line(line)

@@ -160,7 +160,7 @@ class BenchmarkPage(QWidget):
             self.empty.hide()
         elif state == ServerState.STARTING:
             self.empty.say("The model is starting", "A benchmark can start as soon as the Server page says ready.",
-                           "Open the Server page", "mdi6.speedometer")
+                           "Open the Server page")
         else:
             self.empty.say("No model is running", "A benchmark loads a running server level by level and shows "
                            "where it saturates, what each user gets and what a million tokens cost. Start a model, or "

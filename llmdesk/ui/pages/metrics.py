@@ -73,7 +73,7 @@ def _interval_text(seconds: float) -> str:
 
 
 class DashboardPage(QWidget):
-    open_server_page_requested = Signal()
+    start_model_requested = Signal()  # the empty state's Start a model (Open the Server page while one starts)
 
     def __init__(self, ctx: AppContext, sampler=None, parent: QWidget | None = None, *,
                  redraw_min_s: float = REDRAW_MIN_S):
@@ -174,7 +174,7 @@ class DashboardPage(QWidget):
         self.empty_state = EmptyState("mdi6.chart-line")
         self.empty_state.hide()
         self.open_server_button = self.empty_state.action
-        self.open_server_button.clicked.connect(self.open_server_page_requested)
+        self.open_server_button.clicked.connect(self.start_model_requested)
         self.note = QLabel()  # the outcome of an export
         self.note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.note.hide()
