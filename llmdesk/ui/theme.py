@@ -32,8 +32,10 @@ def apply_theme(app: QApplication, theme: str) -> Qt.ColorScheme:
     scheme = resolve_scheme(theme, app.styleHints().colorScheme())
     tokens = design.DARK if scheme == Qt.ColorScheme.Dark else design.LIGHT
     app.setPalette(design.palette_for(tokens, app.style().standardPalette()))
-    # A widget's own style sheet resolves palette(...) when it is set, so a live switch would keep the old
-    # colours: set any such sheet again against the new palette, and every design role from the new tokens.
+    # A widget's own style sheet resolves palette(...) and the palette's text colour when it is set, so a live
+    # switch would keep the old colours: set every such sheet again against the new palette (the design roles'
+    # too — a title's sheet sets only its size, and skipping it left it 1.13:1 in the walkthrough), then every
+    # design role from the new tokens.
     for widget in app.allWidgets():
         sheet = widget.styleSheet()
         if sheet:
