@@ -6,8 +6,10 @@
 
 (tests/unit/test_format_measurements.py runs exactly this and compares with the bundled file.)
 
---speed: bench/format_speed.py's folder (format-speed.json and each server's log): output tokens/s at
-1 and 64 requests and the kernels vLLM picked. --runs: fit-run records (NAME.json + NAME.log from
+--speed: bench/format_speed.py's folder or JSON (format-speed.json and each server's log): output tokens/s at
+1 and 64 requests and the kernels vLLM picked. Given again, a later run of the same card model adds the formats
+the earlier ones lack, each with its run's date and the BF16 speed of that run (which it must have measured):
+the fit compares such formats through BF16 (format_measurements.speed_ratio). --runs: fit-run records (NAME.json + NAME.log from
 tests/gpu/fit_runs.py) of the same card: the kernels of the formats without a speed run. Each format is
 named the way the fit names it (detect_format on the checkpoint's config), so the fit finds its row.
 The card's compute capability comes from the records. An existing entry for another capability is kept.
@@ -42,18 +44,30 @@ def speed_format_id(name: str) -> str:
 
 
 def from_speed(folder: Path) -> tuple[dict, dict]:
-    """(card facts, format id -> {kernels, tokens_per_s}) of one format_speed.py run (its folder or its JSON)."""
+    """(card facts, format id -> {kernels, tokens_per_s, bf16_tokens_per_s}) of one format_speed.py run (its folder
+    or its JSON)."""
     run = json.loads((folder if folder.is_file() else folder / "format-speed.json").read_text())
+    speeds = {name: {"1": round(entry["c1"]["output_throughput"], 1), "64": round(entry["c64"]["output_throughput"], 1)}
+              for name, entry in run["formats"].items() if "c1" in entry and "c64" in entry}  # else it did not run
     formats = {}
     for name, entry in run["formats"].items():
-        if "c1" not in entry or "c64" not in entry:  # a format that did not run: no speed row
-            continue
-        formats[speed_format_id(name)] = {
-            "kernels": [k for k, _ in entry.get("kernels", [])],
-            "tokens_per_s": {"1": round(entry["c1"]["output_throughput"], 1),
-                             "64": round(entry["c64"]["output_throughput"], 1)},
-            "measured_as": name}
+        if name in speeds:
+            formats[speed_format_id(name)] = {"kernels": [k for k, _ in entry.get("kernels", [])],
+                                              "tokens_per_s": speeds[name], "measured_as": name,
+                                              **({"bf16_tokens_per_s": speeds["bf16"]} if "bf16" in speeds else {})}
     return {"card": run["gpu"], "date": run["date"]}, formats
+
+
+def with_later_run(card: dict, formats: dict, later: Path) -> None:
+    """Adds the formats of a later run of the same card model that `formats` lacks, dated, bridged by its BF16."""
+    later_card, later_formats = from_speed(later)
+    if later_card["card"] != card["card"]:
+        raise SystemExit(f"{later}: measured on {later_card['card']}, not {card['card']}: runs of one card model only")
+    for key, entry in later_formats.items():
+        if key not in formats:
+            if "bf16_tokens_per_s" not in entry:
+                raise SystemExit(f"{later}: no BF16 in that run to compare {entry['measured_as']} through")
+            formats[key] = {**entry, "date": later_card["date"]}
 
 
 def from_runs(folder: Path, card: str) -> tuple[str | None, dict]:
@@ -74,7 +88,8 @@ def from_runs(folder: Path, card: str) -> tuple[str | None, dict]:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--speed", required=True, type=Path)
+    ap.add_argument("--speed", required=True, type=Path, action="append",
+                    help="a format_speed.py run; again for a later run of the same card model (formats it adds)")
     ap.add_argument("--runs", type=Path, help="fit-run records of the same card (kernels of more formats)")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--capability", help="the card's compute capability, e.g. 9.0, when no record names it")
@@ -82,7 +97,9 @@ def main() -> int:
                     help="the kernels of a make_quant_checkpoint.py format from a start-up log without a record "
                          "(a run cut off after loading), e.g. fp8-block=docs/gpu-runs/….log")
     a = ap.parse_args()
-    card, formats = from_speed(a.speed)
+    card, formats = from_speed(a.speed[0])
+    for later in a.speed[1:]:
+        with_later_run(card, formats, later)
     capability = a.capability
     if a.runs:
         found, kernels_only = from_runs(a.runs, card["card"])
@@ -105,7 +122,7 @@ def main() -> int:
     for key, entry in sorted(formats.items()):
         speed = entry.get("tokens_per_s", {})
         print(f"{key:<18} {', '.join(entry['kernels']) or '(no kernel line)':<60} "
-              f"c1 {speed.get('1', '—')}  c64 {speed.get('64', '—')}")
+              f"c1 {speed.get('1', '—')}  c64 {speed.get('64', '—')}  {entry.get('date', card['date'])}")
     return 0
 
 

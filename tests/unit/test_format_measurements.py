@@ -20,9 +20,8 @@ def test_the_bundled_table_is_the_one_the_recorded_runs_give(tmp_path, monkeypat
     out = tmp_path / "table.json"
     monkeypatch.setattr(sys, "argv", [
         "format_table.py", "--speed", str(ROOT / "docs/gpu-runs/2026-12-06-h100-format-speed.json"),
-        "--runs", str(ROOT / "tests/data/vllm-runs"),
-        "--kernel-log", f"fp8-block={ROOT / 'docs/gpu-runs/2026-12-06-h100-l8b8l-fp8-block-cut-off.log'}",
-        "--out", str(out)])
+        "--speed", str(ROOT / "docs/gpu-runs/2026-12-07-h100-format-speed.json"),
+        "--runs", str(ROOT / "tests/data/vllm-runs"), "--out", str(out)])
     assert format_table.main() == 0
     assert json.loads(out.read_text()) == json.loads(BUNDLED.read_text())
     assert "DeepGemmFp8BlockScaledMMKernel" in capsys.readouterr().out
@@ -32,8 +31,12 @@ def test_what_the_h100_run_measured():
     hopper = bundled_table()["capabilities"]["9.0"]
     assert (hopper["card"], hopper["date"], hopper["shape"]) == ("NVIDIA H100 80GB HBM3", "2026-12-06", "Llama-3.1-8B")
     speeds = {key: entry["tokens_per_s"] for key, entry in hopper["formats"].items() if "tokens_per_s" in entry}
-    assert set(speeds) == {"bf16:16", "ct-fp8:8", "awq:4"}
+    assert set(speeds) == {"bf16:16", "ct-fp8:8", "awq:4", "gptq:4", "ct-w8a8-int8:8"}  # all five of #21
     assert speeds["bf16:16"]["1"] < speeds["ct-fp8:8"]["1"] and speeds["awq:4"]["64"] < speeds["ct-fp8:8"]["64"]
+    # GPTQ 4-bit and INT8 W8A8 came from a second run (2026-12-07), with that run's BF16 as their bridge
+    later = {key: entry for key, entry in hopper["formats"].items() if entry.get("date") == "2026-12-07"}
+    assert set(later) == {"gptq:4", "ct-w8a8-int8:8"}
+    assert all(entry["bf16_tokens_per_s"]["1"] != speeds["bf16:16"]["1"] for entry in later.values())
     assert all(k.endswith("Kernel") for e in hopper["formats"].values() for k in e["kernels"])
     bf16 = measurement(detect_format({"torch_dtype": "bfloat16"}), (9, 0))
     assert bf16 is not None and bf16.tokens_per_s[1] == speeds["bf16:16"]["1"]

@@ -92,10 +92,28 @@ def test_when_each_format_wins_at_one_load_the_order_stays_and_the_first_says_wh
     assert all(v.rank_note for v in ranked)
 
 
-def test_figures_of_another_card_or_run_are_never_compared(monkeypatch):
+def test_figures_of_another_card_or_of_another_run_without_its_bf16_are_never_compared(monkeypatch):
     a = FormatMeasurement("bf16:16", "H100", "2026-12-06", "s", (), {1: 100.0})
     b = FormatMeasurement("ct-fp8:8", "H100", "2026-12-07", "s", (), {1: 200.0})
+    other_card = FormatMeasurement("ct-fp8:8", "H200", "2026-12-06", "s", (), {1: 200.0})
     assert speed_ratio(a, b, 1) is None and speed_ratio(a, a, 1) == 1.0 and speed_ratio(a, a, 64) is None
+    assert speed_ratio(a, other_card, 1) is None
+
+
+def test_formats_of_two_runs_are_compared_through_the_bf16_each_run_measured(monkeypatch):
+    # run 1: BF16 100, FP8 170; run 2 (a faster host): BF16 120, GPTQ 180 -> GPTQ is 1.5x BF16, FP8 1.7x
+    fp8 = FormatMeasurement("ct-fp8:8", "H100", "2026-12-06", "s", (), {1: 170.0}, {1: 100.0})
+    gptq = FormatMeasurement("gptq:4", "H100", "2026-12-07", "s", (), {1: 180.0}, {1: 120.0})
+    assert speed_ratio(gptq, fp8, 1) == pytest.approx(1.5 / 1.7)  # not 180 / 170
+    assert speed_ratio(gptq, fp8, 64) is None
+    two_runs = table({"bf16:16": (100, 3000), "ct-fp8:8": (170, 4200)})
+    two_runs["capabilities"]["9.0"]["formats"]["gptq:4"] = {
+        "kernels": [], "tokens_per_s": {"1": 180, "64": 3600}, "date": "2026-12-07",
+        "bf16_tokens_per_s": {"1": 120, "64": 3000}}
+    use(monkeypatch, two_runs)
+    m = measurement(detect_format({"quantization_config": gptq_config(4), "torch_dtype": "float16"}), (9, 0))
+    assert m.date == "2026-12-07" and m.bf16_tokens_per_s == {1: 120.0, 64: 3000.0}
+    assert "measured 2026-12-07" in measured_line(m)
 
 
 def test_measurements_apply_to_their_compute_capability_only(monkeypatch):

@@ -4,15 +4,18 @@ picked and the output tokens/s of the Llama-3.1-8B shape at 1 and 64 concurrent 
 The table is format_measurements.json beside this module, written by bench/format_table.py from the
 GPU host's runs (bench/format_speed.py for speed, tests/gpu/host.sh quant-start for the kernels of
 the formats without a speed run). One entry per compute capability, with the card and the date.
-Speeds are compared only within one entry: every format of an entry was measured on one card in
-one run, so a ratio between two of them is fair; figures of different entries are never mixed.
+Speeds are compared only within one entry (one card model). Formats measured in one run are compared
+directly. A format from a later run of the same card model carries that run's date and the BF16 speed
+measured in the same run, and is compared through it (its speed relative to BF16 against the other's):
+absolute figures moved by 12% between two H100 hosts' BF16 runs, ratios within a run are what holds.
+Figures of different entries are never mixed.
 Pure: no Qt, no GPU.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Mapping
@@ -35,6 +38,7 @@ class FormatMeasurement:
     shape: str  # the model shape measured, "Llama-3.1-8B"
     kernels: tuple[str, ...]  # vLLM's kernel class names for the linear layers, in log order
     tokens_per_s: Mapping[int, float]  # concurrency -> output tokens/s; empty: kernels only
+    bf16_tokens_per_s: Mapping[int, float] = field(default_factory=dict)  # BF16 in the same run: the bridge
 
     @property
     def kernel_names(self) -> str:
@@ -56,17 +60,27 @@ def measurement(fmt: QuantFormat, capability: tuple[int, int] | None,
     found = entry.get("formats", {}).get(format_id(fmt))
     if not found:
         return None
-    return FormatMeasurement(format_id(fmt), entry["card"], entry["date"], entry["shape"],
-                             tuple(found.get("kernels", ())),
-                             {int(c): float(v) for c, v in (found.get("tokens_per_s") or {}).items()})
+    return FormatMeasurement(format_id(fmt), entry["card"], found.get("date", entry["date"]), entry["shape"],
+                             tuple(found.get("kernels", ())), _speeds(found.get("tokens_per_s")),
+                             _speeds(found.get("bf16_tokens_per_s")))
+
+
+def _speeds(figures: Mapping | None) -> dict[int, float]:
+    return {int(c): float(v) for c, v in (figures or {}).items()}
 
 
 def speed_ratio(a: FormatMeasurement, b: FormatMeasurement, concurrency: int) -> float | None:
-    """a's output tokens/s over b's at one concurrency: only when both come from one card's run."""
-    if (a.card, a.date) != (b.card, b.date):
+    """a's output tokens/s over b's at one concurrency: direct when both come from one run; from two runs of the
+    same card model, each one's speed relative to the BF16 of its own run; otherwise None."""
+    if a.card != b.card:
         return None
     x, y = a.tokens_per_s.get(concurrency), b.tokens_per_s.get(concurrency)
-    return x / y if x and y else None
+    if not (x and y):
+        return None
+    if a.date == b.date:
+        return x / y
+    x_bf16, y_bf16 = a.bf16_tokens_per_s.get(concurrency), b.bf16_tokens_per_s.get(concurrency)
+    return (x / x_bf16) / (y / y_bf16) if x_bf16 and y_bf16 else None
 
 
 def measured_line(m: FormatMeasurement | None) -> str:

@@ -48,11 +48,24 @@ MOE_EXPERT_PEAK_FACTOR = 1.23
 # The MoE architectures on vLLM's new runner peaked at about half that: DeepSeek-V2-Lite, 1.09 GiB logged against
 # 2.11 (one record, #21; a second new-runner shape, Qwen2-MoE, would check it).
 NEW_RUNNER_MOE_PEAK_SHARE = 0.49
+# gpt-oss's MXFP4 experts run on vLLM's own Triton kernels on Hopper (OAITritonMxfp4ExpertsMonolithic), which peaked
+# at 1.42× the fused-MoE formula: 2.87 GiB logged (one record, 4 of 24 layers, #21). The peak is one layer's: an
+# older vLLM logged the same 7.38 GiB for gpt-oss-20b (24 layers) and gpt-oss-120b (36 layers, 128 experts).
+MXFP4_TRITON_MOE_PEAK_SHARE = 1.42
 NON_TORCH_TP1 = 0.22 * GIB  # CUDA context and library workspaces: 0.22–0.23 GiB on every H100/H200 run
 NON_TORCH_TP = 0.6 * GIB  # + NCCL buffers with tensor parallelism (llm-d's v0.11 table: 0.54–0.55)
 # CUDA graphs at 512 capture sizes, seen: 0.15 GiB (4 layers) … 0.98 GiB (32 layers).
 CUDA_GRAPH_BASE = 0.1 * GIB
 CUDA_GRAPH_PER_LAYER = 0.0275 * GIB
+# The older runner takes its own estimate of the graphs from the KV cache, and that estimate did not grow with the
+# layers: 0.35 GiB for 51 capture sizes with 2 (Mixtral) and 8 (Qwen3-MoE) layers, 0.41 GiB for 83 sizes (gpt-oss,
+# 4 layers). Solved from those two points.
+OLDER_RUNNER_GRAPH_BASE = 0.254 * GIB
+OLDER_RUNNER_GRAPH_PER_SIZE = 0.001875 * GIB
+DEFAULT_MAX_CAPTURE_SIZE = 512
+# vLLM raises gpt-oss's largest capture size to 1024 (GptOssForCausalLMConfig: "Overriding max cuda graph capture size
+# to 1024 for performance"): 83 sizes instead of 51.
+MAX_CAPTURE_SIZE_BY_ARCHITECTURE = {"GptOssForCausalLM": 1024}
 # Margin kept between the best estimate and a "fits" verdict, so that a verdict of "fits" is never
 # given where vLLM refuses to start (the estimate is within a few percent, not exact).
 SAFETY_FRACTION = 0.015  # the recorded runs land within 0.25 GiB; untested shapes get more room
@@ -271,6 +284,8 @@ def activation_peak(geometry: ModelGeometry, tp: int, max_num_seqs: int, batched
             MOE_PEAK_FACTOR * geometry.hidden_size + MOE_EXPERT_PEAK_FACTOR * moe.expert_intermediate_size / tp)
         if geometry.architecture in NEW_RUNNER_MOE_ARCHITECTURES:
             mlp *= NEW_RUNNER_MOE_PEAK_SHARE
+        elif geometry.architecture in MXFP4_TRITON_MOE_ARCHITECTURES:
+            mlp *= MXFP4_TRITON_MOE_PEAK_SHARE
     else:
         mlp = MLP_PEAK_FACTOR * batched_tokens * geometry.intermediate_size * 2 / tp
     logits = max_num_seqs * geometry.vocab_size * LOGITS_BYTES
@@ -294,14 +309,29 @@ def graphs_taken_from_kv(geometry: ModelGeometry) -> bool:
     return geometry.moe is not None and geometry.architecture not in NEW_RUNNER_MOE_ARCHITECTURES
 
 
+MXFP4_TRITON_MOE_ARCHITECTURES = frozenset({"GptOssForCausalLM"})
+
+
+def capture_sizes(geometry: ModelGeometry, max_num_seqs: int) -> list[int]:
+    """The batch sizes vLLM 0.26 captures CUDA graphs for: 1, 2, 4, then steps of 8 to 256 and of 16 above, up to
+    twice max_num_seqs and at most 512 (1024 for gpt-oss)."""
+    largest = min(2 * max_num_seqs, MAX_CAPTURE_SIZE_BY_ARCHITECTURE.get(geometry.architecture,
+                                                                         DEFAULT_MAX_CAPTURE_SIZE))
+    sizes = [1, 2, 4, *range(8, 256, 8), *range(256, largest + 1, 16)]
+    return [size for size in sizes if size <= largest]
+
+
 def cuda_graph_allowance(geometry: ModelGeometry, max_num_seqs: int, enforce_eager: bool) -> Allowance:
     if enforce_eager:
         return Allowance(0, "no CUDA graphs (--enforce-eager)")
-    captures = min(2 * max_num_seqs, 512)
-    size = (CUDA_GRAPH_BASE + CUDA_GRAPH_PER_LAYER * geometry.num_layers) * captures / 512
-    where = "taken from the KV cache" if graphs_taken_from_kv(geometry) else \
-        "captured after the KV cache, on top of the requested share"
-    return Allowance(int(size), f"CUDA graphs for {captures} batch sizes, {where}")
+    sizes = capture_sizes(geometry, max_num_seqs)
+    if graphs_taken_from_kv(geometry):
+        size = OLDER_RUNNER_GRAPH_BASE + OLDER_RUNNER_GRAPH_PER_SIZE * len(sizes)
+        where = "vLLM's estimate, taken from the KV cache"
+    else:
+        size = (CUDA_GRAPH_BASE + CUDA_GRAPH_PER_LAYER * geometry.num_layers) * sizes[-1] / DEFAULT_MAX_CAPTURE_SIZE
+        where = "captured after the KV cache, on top of the requested share"
+    return Allowance(int(size), f"CUDA graphs for {len(sizes)} batch sizes up to {sizes[-1]}, {where}")
 
 
 # --- the verdict --------------------------------------------------------------------------------
