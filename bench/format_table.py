@@ -82,7 +82,8 @@ def from_runs(folder: Path, card: str) -> tuple[str | None, dict]:
         kernels = [c.kernel for c in kernel_choices(log.read_text(errors="replace"))] if log.exists() else []
         fmt = detect_format(record["config"])
         if kernels and fmt.vllm_quantization and not (record.get("args") and "--quantization" in record["args"]):
-            formats.setdefault(format_id(fmt), {"kernels": kernels, "measured_as": record["name"]})
+            formats.setdefault(format_id(fmt), {"kernels": kernels, "measured_as": record["name"],
+                                                **({"date": record["date"]} if record.get("date") else {})})
     return capability, formats
 
 
@@ -105,6 +106,8 @@ def main() -> int:
         found, kernels_only = from_runs(a.runs, card["card"])
         capability = capability or found
         for key, entry in kernels_only.items():
+            if entry.get("date") == card["date"]:  # the entry's own date: only where it differs
+                entry.pop("date")
             formats.setdefault(key, entry)
     for item in a.kernel_log:
         name, _, log = item.partition("=")

@@ -34,10 +34,12 @@ def test_what_the_h100_run_measured():
     assert set(speeds) == {"bf16:16", "ct-fp8:8", "awq:4", "gptq:4", "ct-w8a8-int8:8"}  # all five of #21
     assert speeds["bf16:16"]["1"] < speeds["ct-fp8:8"]["1"] and speeds["awq:4"]["64"] < speeds["ct-fp8:8"]["64"]
     # GPTQ 4-bit and INT8 W8A8 came from a second run (2026-12-07), with that run's BF16 as their bridge
-    later = {key: entry for key, entry in hopper["formats"].items() if entry.get("date") == "2026-12-07"}
+    later = {key: entry for key, entry in hopper["formats"].items() if "bf16_tokens_per_s" in entry and entry.get("date")}
     assert set(later) == {"gptq:4", "ct-w8a8-int8:8"}
     assert all(entry["bf16_tokens_per_s"]["1"] != speeds["bf16:16"]["1"] for entry in later.values())
-    assert all(k.endswith("Kernel") for e in hopper["formats"].values() for k in e["kernels"])
+    assert all(k.endswith("Kernel") or "Experts" in k for e in hopper["formats"].values() for k in e["kernels"])
+    assert hopper["formats"]["mxfp4:4"] == {"kernels": ["OAITritonMxfp4ExpertsMonolithic"],
+                                            "measured_as": "arch-gpt-oss-20b", "date": "2026-12-07"}
     bf16 = measurement(detect_format({"torch_dtype": "bfloat16"}), (9, 0))
     assert bf16 is not None and bf16.tokens_per_s[1] == speeds["bf16:16"]["1"]
     assert measurement(detect_format({"torch_dtype": "bfloat16"}), (8, 9)) is None  # Ada: nothing measured

@@ -11,7 +11,8 @@ cache whether adapters are loaded or not. Per wrapped layer and slot:
   B [vocab, rank] (both whole on every GPU).
 
 Dense attention models (Llama, Qwen2.5, Mistral, Gemma) are modelled; MoE experts and MLA projections
-take their own LoRA buffers that are not, and the fit says so. Not calibrated on a GPU yet (#21).
+take their own LoRA buffers that are not, and the fit says so. Checked on an H100 with two settings (the Llama-3.1-8B
+shape, 1 × rank 16 and 4 × rank 64): KV tokens within +0.4%, loaded weights within 0.1% (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ import re
 from dataclasses import dataclass
 
 _CHOICE = re.compile(r"\b(?:Using|Selected) ([A-Z]\w*(?:Kernel|Experts|Method)\w*) for ([\w ./-]+?)\s*$", re.M)
+# MoE experts are named without "for": "[mxfp4.py:1719] Using OAITritonMxfp4ExpertsMonolithic" (gpt-oss on Hopper)
+_EXPERTS = re.compile(r"\bUsing ([A-Z]\w*Experts\w*)\s*$", re.M)
+MOE_EXPERTS = "MoE experts"
 
 
 @dataclass(frozen=True)
@@ -22,15 +25,16 @@ class KernelChoice:
 
 def kernel_choices(log_text: str) -> tuple[KernelChoice, ...]:
     """Each distinct choice in the order vLLM logged it."""
-    seen: dict[tuple[str, str], None] = {}
-    for kernel, used_for in _CHOICE.findall(log_text):
-        seen.setdefault((kernel, used_for.strip()), None)
+    found = [(m.start(), m.group(1), m.group(2).strip()) for m in _CHOICE.finditer(log_text)]
+    found += [(m.start(), m.group(1), MOE_EXPERTS) for m in _EXPERTS.finditer(log_text)]
+    seen = dict.fromkeys((kernel, used_for) for _, kernel, used_for in sorted(found))
     return tuple(KernelChoice(k, u) for k, u in seen)
 
 
 def short_name(kernel: str) -> str:
-    """'MacheteLinearKernel' -> 'Machete', 'CutlassFP8ScaledMMLinearKernel' -> 'CutlassFP8ScaledMM'."""
-    for suffix in ("LinearKernel", "Kernel", "Experts"):
+    """'MacheteLinearKernel' -> 'Machete', 'CutlassFP8ScaledMMLinearKernel' -> 'CutlassFP8ScaledMM',
+    'OAITritonMxfp4ExpertsMonolithic' -> 'OAITritonMxfp4'."""
+    for suffix in ("LinearKernel", "Kernel", "ExpertsMonolithic", "Experts"):
         if kernel.endswith(suffix) and len(kernel) > len(suffix):
             return kernel[: -len(suffix)]
     return kernel
