@@ -419,7 +419,10 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
-    Preset("fast start", "Skips torch.compile and CUDA graphs: starts in about half the time, generates more slowly.",
+    # The saving is what vLLM's compile, graph capture and kernel warm-up took in the measured starts (docs/benchmarks.md,
+    # #23): most of a start is importing vLLM, which no flag removes (Settings → Faster Start does).
+    Preset("fast start", "Skips torch.compile and CUDA graphs: saves at most their part of a start (an 8B model on an H100: "
+                         "about 10 of 51 s with warm caches, 25 of 73 s cold) and generates more slowly.",
            {"enforce_eager": True}),
     Preset("max throughput", "More requests per step and a bigger token budget, prefix caching and CUDA graphs on: "
                              "the most tokens per second under load.",
