@@ -231,3 +231,14 @@ def test_keep_vllm_imported_setting_preloads_the_next_start(make_window, qtbot, 
     assert following.pid != waiting
     arun(window.ctx.close_server())  # what quitting does
     assert following.returncode is not None and group_members(following.pid) == []
+
+
+def test_the_presets_say_what_they_trade(make_window, tmp_path):
+    _, page = server_page(make_window, tmp_path)
+    texts = [page.preset.itemText(i) for i in range(page.preset.count())]
+    tips = [page.preset.itemData(i, Qt.ItemDataRole.ToolTipRole) for i in range(page.preset.count())]
+    assert texts[:2] == ["Full speed (vLLM's defaults)", "Fast start"]
+    assert "longest start" in tips[0] and "generates more slowly" in tips[1] and "51 s" in tips[1]
+    assert page.launch_config().enforce_eager is False  # full speed: what vLLM does unasked
+    page.preset.setCurrentIndex(1)
+    assert page.launch_config().enforce_eager is True

@@ -73,7 +73,9 @@ class ServerPage(QWidget):
         self.served_name = QLineEdit()
         self.served_name.setPlaceholderText("as the model")
         self.preset = QComboBox()
-        self.preset.addItem("Defaults", "")
+        self.preset.addItem("Full speed (vLLM's defaults)", "")
+        self.preset.setItemData(0, "torch.compile and CUDA graphs on: the fastest generation, the longest start.",
+                                Qt.ItemDataRole.ToolTipRole)
         for name, preset in PRESETS.items():
             self.preset.addItem(name.capitalize(), name)
             self.preset.setItemData(self.preset.count() - 1, preset.description, Qt.ItemDataRole.ToolTipRole)
