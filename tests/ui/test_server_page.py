@@ -242,3 +242,20 @@ def test_the_presets_say_what_they_trade(make_window, tmp_path):
     assert page.launch_config().enforce_eager is False  # full speed: what vLLM does unasked
     page.preset.setCurrentIndex(1)
     assert page.launch_config().enforce_eager is True
+
+
+def test_at_the_smallest_window_the_log_pane_is_beside_the_form_not_under_it(make_window, qtbot, tmp_path):
+    from PySide6.QtWidgets import QSplitter
+
+    from llmdesk.ui.main_window import MINIMUM_SIZE
+
+    window, page = server_page(make_window, tmp_path)
+    window.resize(MINIMUM_SIZE)
+    qtbot.wait(50)
+    split = page.findChild(QSplitter)
+    form, tabs = split.widget(0), split.widget(1)
+    assert not form.geometry().intersects(tabs.geometry())  # the form covered the Log tab at 960x600
+    bar = page.right_tabs.tabBar()
+    assert all(bar.rect().contains(bar.tabRect(i)) for i in range(bar.count()))  # every tab in view, elided
+    assert [page.right_tabs.tabToolTip(i) for i in range(3)] == ["Log", "Endpoint", "Connect tools"]
+    assert page.copy_log.toolTip() == "Copy the whole log" and not page.copy_log.text()

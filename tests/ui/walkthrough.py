@@ -3,7 +3,7 @@
 Each check looks at what is painted or laid out, not at what the code meant: a horizontal scroll
 bar, a widget cut off by the window or squeezed below its own minimum, an empty problem bar, text
 whose colour is too close to its background (WCAG AA, 4.5:1, measured on the rendered window),
-Markdown marks shown as plain text, and buttons that do nothing.
+Markdown marks shown as plain text, buttons that do nothing, a shown tab out of view, and splitter panes drawn over each other.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from PySide6.QtCore import QPoint, QRect, SIGNAL
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (QAbstractButton, QAbstractScrollArea, QAbstractSpinBox, QApplication, QCheckBox,
                                QComboBox,
-                               QLabel, QLineEdit, QPushButton, QRadioButton, QScrollArea, QTabBar, QWidget)
+                               QLabel, QLineEdit, QPushButton, QRadioButton, QScrollArea, QSplitter, QTabBar,
+                               QWidget)
 
 from llmdesk.ui.wheel_guard import scroll_area_of
 
@@ -220,6 +221,33 @@ def low_contrast(window: QWidget, page: QWidget, picture: np.ndarray) -> list[Fi
     return found
 
 
+def tabs_out_of_view(page: QWidget) -> list[Finding]:
+    """A tab bar too narrow for its labels scrolls them: the tab being shown can then sit out of view, its
+    name nowhere on screen (the Server page's Log tab at 960x600 did)."""
+    found = []
+    for bar in page.findChildren(QTabBar):
+        if not bar.isVisible() or bar.currentIndex() < 0:
+            continue
+        seen = bar.visibleRegion().boundingRect()  # a bar wider than its pane is clipped by it, not scrolled
+        if not seen.contains(bar.tabRect(bar.currentIndex()).center()):
+            found.append(Finding("current tab out of view", describe(bar),
+                                 f"{bar.tabText(bar.currentIndex())!r} is out of view"))
+    return found
+
+
+def overlapping_panes(page: QWidget) -> list[Finding]:
+    """Splitter panes drawn over each other: a pane held wider than its share covers the next one (the Server
+    page's form covered the log pane's left side at 960x600, the Log tab with it)."""
+    found = []
+    for split in page.findChildren(QSplitter):
+        panes = [split.widget(i) for i in range(split.count()) if split.widget(i).isVisible()]
+        for a, b in zip(panes, panes[1:]):
+            if a.geometry().intersects(b.geometry()):
+                found.append(Finding("panes overlap", describe(b), f"covered by {describe(a)}: "
+                                     f"{a.geometry().intersected(b.geometry()).width()} px"))
+    return found
+
+
 def inspect(window: QWidget, page: QWidget, shot: Path | None = None) -> list[Finding]:
     """Every check on `page` as it is shown in `window`; saves the window's picture to `shot`."""
     for _ in range(3):  # let pending layout passes run, as they would before a person looks
@@ -231,4 +259,5 @@ def inspect(window: QWidget, page: QWidget, shot: Path | None = None) -> list[Fi
         image.save(str(shot))
     picture = image_array(image)
     return (horizontal_scroll_bars(page) + clipped(window, page) + empty_problem_bars(page)
-            + markdown_in_plain_text(page) + unconnected_buttons(page) + low_contrast(window, page, picture))
+            + markdown_in_plain_text(page) + unconnected_buttons(page) + tabs_out_of_view(page) + overlapping_panes(page)
+            + low_contrast(window, page, picture))

@@ -264,7 +264,10 @@ class ServerPage(QWidget):
         # never so narrow that the hint disappears (a small window with three tabs beside the form)
         self.find.setMinimumWidth(self.find.fontMetrics().horizontalAdvance("find in the log") + 24)
         self.find.returnPressed.connect(self._find_next)
-        copy_log = design.action(QPushButton("Copy log"), "mdi6.content-copy")
+        # the icon alone: beside the find box it must fit the log pane of the smallest window (158 px)
+        copy_log = self.copy_log = design.action(QPushButton(), "mdi6.content-copy")
+        copy_log.setToolTip("Copy the whole log")
+        copy_log.setAccessibleName("Copy log")
         copy_log.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.log.toPlainText()))
         log_tools = QHBoxLayout()
         log_tools.addWidget(self.find, 1)
@@ -304,6 +307,13 @@ class ServerPage(QWidget):
         connect = scroll_area(self.endpoint_panel)
         connect.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # its rows wrap; never sideways
         right.addTab(connect, "Connect tools")
+        # At the smallest window the form keeps its width and this pane gets what is left (158 px at 960x600): a
+        # QTabWidget asks for its labels' whole width, and where the two did not fit the form covered this pane's
+        # left side and the Log tab under it. It now settles for less and elides its labels.
+        right.setMinimumWidth(150)
+        right.setElideMode(Qt.TextElideMode.ElideRight)
+        for index in range(right.count()):
+            right.setTabToolTip(index, right.tabText(index))  # the whole name of an elided label
         self.right_tabs = right
         left_scroll = scroll_area(left, keep_width=True)
         split = QSplitter(Qt.Orientation.Horizontal)
