@@ -177,3 +177,16 @@ def test_a_shorter_context_says_what_was_asked_for_or_what_the_model_allows():
     assert f"at most {asked.max_model_len:,} tokens" in asked.summary
     default = plan_fit(spec(LLAMA8B), gpus("l4"))
     assert default.summary.endswith("(the model allows 131,072).")
+
+
+def test_cuda_graph_capture_sizes_as_vllm_0_26_counts_them():
+    from llmdesk.core.fit.memory_model import capture_sizes
+
+    dense = geometry_from_config({"architectures": ["LlamaForCausalLM"], "hidden_size": 4096, "num_hidden_layers": 32,
+                                  "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+                                  "intermediate_size": 14336, "max_position_embeddings": 131072})
+    gpt_oss = dataclasses.replace(dense, architecture="GptOssForCausalLM")
+    assert len(capture_sizes(dense, 1024, 8192)) == 51  # "PIECEWISE=51 (largest=512)" in the H100 logs
+    assert len(capture_sizes(gpt_oss, 1024, 8192)) == 83  # gpt-oss: "PIECEWISE=83 (largest=1024)"
+    assert capture_sizes(gpt_oss, 64, 8192)[-1] == 1024  # vLLM's override ignores max_num_seqs
+    assert capture_sizes(dense, 64, 8192)[-1] == 128 and capture_sizes(gpt_oss, 1024, 300)[-1] == 288  # batched cap

@@ -312,19 +312,22 @@ def graphs_taken_from_kv(geometry: ModelGeometry) -> bool:
 MXFP4_TRITON_MOE_ARCHITECTURES = frozenset({"GptOssForCausalLM"})
 
 
-def capture_sizes(geometry: ModelGeometry, max_num_seqs: int) -> list[int]:
-    """The batch sizes vLLM 0.26 captures CUDA graphs for: 1, 2, 4, then steps of 8 to 256 and of 16 above, up to
-    twice max_num_seqs and at most 512 (1024 for gpt-oss)."""
-    largest = min(2 * max_num_seqs, MAX_CAPTURE_SIZE_BY_ARCHITECTURE.get(geometry.architecture,
-                                                                         DEFAULT_MAX_CAPTURE_SIZE))
+def capture_sizes(geometry: ModelGeometry, max_num_seqs: int, batched_tokens: int) -> list[int]:
+    """The batch sizes vLLM 0.26 captures CUDA graphs for (VllmConfig._set_cudagraph_sizes): 1, 2, 4, then steps
+    of 8 to 256 and of 16 above, up to twice max_num_seqs and at most 512 — or the architecture's own largest
+    (gpt-oss: 1024, whatever max_num_seqs) — and never beyond the batched tokens."""
+    largest = MAX_CAPTURE_SIZE_BY_ARCHITECTURE.get(geometry.architecture) or min(2 * max_num_seqs,
+                                                                                 DEFAULT_MAX_CAPTURE_SIZE)
+    largest = max(1, min(largest, batched_tokens))
     sizes = [1, 2, 4, *range(8, 256, 8), *range(256, largest + 1, 16)]
     return [size for size in sizes if size <= largest]
 
 
-def cuda_graph_allowance(geometry: ModelGeometry, max_num_seqs: int, enforce_eager: bool) -> Allowance:
+def cuda_graph_allowance(geometry: ModelGeometry, max_num_seqs: int, batched_tokens: int,
+                         enforce_eager: bool) -> Allowance:
     if enforce_eager:
         return Allowance(0, "no CUDA graphs (--enforce-eager)")
-    sizes = capture_sizes(geometry, max_num_seqs)
+    sizes = capture_sizes(geometry, max_num_seqs, batched_tokens)
     if graphs_taken_from_kv(geometry):
         size = OLDER_RUNNER_GRAPH_BASE + OLDER_RUNNER_GRAPH_PER_SIZE * len(sizes)
         where = "vLLM's estimate, taken from the KV cache"
@@ -404,7 +407,7 @@ def plan_fit(model: ModelSpec, gpus: Sequence[GpuInfo], settings: LaunchSettings
                 allowances["lora"] = Allowance(lora, f"{settings.max_loras} adapter slot"
                                                f"{'s' if settings.max_loras > 1 else ''} of rank {settings.max_lora_rank}, "
                                                "reserved at start whether adapters are loaded or not")
-        allowances["cuda_graphs"] = cuda_graph_allowance(geometry, seqs, settings.enforce_eager)
+        allowances["cuda_graphs"] = cuda_graph_allowance(geometry, seqs, batched, settings.enforce_eager)
         taken = [a for key, a in allowances.items() if key != "cuda_graphs" or graphs_taken_from_kv(geometry)]
         budget = requested - weights - sum(a.bytes for a in taken)
         safe = budget - max(SAFETY_MIN, int(SAFETY_FRACTION * requested))
