@@ -102,38 +102,66 @@ async def raw_stream(url: str, body: dict) -> list[dict]:
 
 
 async def probe(url: str) -> dict:
+    """Every step on its own: one that fails (vLLM's HTTP 500 to a named tool choice, 2026-12-07) is
+    recorded as {"failed": ...} and the others still run, so one GPU run tells all."""
     out: dict = {}
     question = [{"role": "user", "content": "What is the weather in Paris?"}]
-    async with ChatClient(url) as client:
-        named = await stream(client, question, tools=TOOLS, tool_choice=NAMED)
-        named["check"] = [check_arguments(TOOLS, c) for c in named.pop("_calls")]
-        out["named"] = named
-        required = await stream(client, question, tools=TOOLS, tool_choice="required")
-        required["check"] = [check_arguments(TOOLS, c) for c in required.pop("_calls")]
-        out["required"] = required
-        async with httpx.AsyncClient(timeout=300) as http:
-            whole = (await http.post(url.rstrip("/") + "/v1/chat/completions", json={
-                "model": "tiny", "messages": question, "tools": TOOLS, "tool_choice": NAMED,
-                "temperature": 0.0, "max_tokens": 200})).json()
-        out["named_whole"] = whole["choices"][0]
-        out["named_raw_chunks"] = (await raw_stream(url, {"messages": question, "tools": TOOLS,
-                                                           "tool_choice": NAMED}))[:40]
 
-        # the round trip: the call and its result go back, vLLM renders them with the template and answers
-        call = named["calls"][0]
-        history = [*question, {"role": "assistant", "content": None, "tool_calls": [call]},
-                   tool_message(call["id"], {"temp_c": 18, "sky": "clear"})]
-        back = await stream(client, history, tools=TOOLS)
-        back.pop("_calls")
-        out["after_result"] = back
-        out["after_result_sent"] = history[1:]
+    async def step(name: str, make) -> None:
+        try:
+            out[name] = await make()
+        except Exception as exc:  # kept for the report; the test's assertions name the step
+            problem = getattr(exc, "problem", None)
+            out[name] = {"failed": f"{type(exc).__name__}: {exc}",
+                         "problem": problem.as_dict() if problem is not None else None}
+
+    async with ChatClient(url) as client:
+        async def forced(choice) -> dict:
+            reply = await stream(client, question, tools=TOOLS, tool_choice=choice)
+            reply["check"] = [check_arguments(TOOLS, c) for c in reply.pop("_calls")]
+            return reply
+
+        async def whole(choice) -> dict:
+            async with httpx.AsyncClient(timeout=300) as http:
+                resp = await http.post(url.rstrip("/") + "/v1/chat/completions", json={
+                    "model": "tiny", "messages": question, "tools": TOOLS, "tool_choice": choice,
+                    "temperature": 0.0, "max_tokens": 200})
+            body = resp.json()
+            if resp.status_code != 200:
+                return {"failed": f"HTTP {resp.status_code}", "body": body}
+            return body["choices"][0]
+
+        async def chunks(choice) -> list:
+            return (await raw_stream(url, {"messages": question, "tools": TOOLS, "tool_choice": choice}))[:40]
+
+        await step("named", lambda: forced(NAMED))
+        await step("required", lambda: forced("required"))
+        await step("named_whole", lambda: whole(NAMED))
+        await step("required_whole", lambda: whole("required"))
+        await step("named_raw_chunks", lambda: chunks(NAMED))
+
+        async def round_trip() -> dict:
+            # the call and its result go back, vLLM renders them with the template and answers
+            made = out.get("named", {}).get("calls") or out.get("required", {}).get("calls")
+            call = made[0]
+            history = [*question, {"role": "assistant", "content": None, "tool_calls": [call]},
+                       tool_message(call["id"], {"temp_c": 18, "sky": "clear"})]
+            back = await stream(client, history, tools=TOOLS)
+            back.pop("_calls")
+            back["sent"] = history[1:]
+            return back
+
+        await step("after_result", round_trip)
 
         for name, shape in (("json_schema", st.json_schema(SCHEMA)), ("choice", st.choice(["alpha", "beta"])),
                             ("regex", st.regex(r"[0-9]{3}-[a-z]{2}"))):
-            reply = await stream(client, [{"role": "user", "content": "Answer."}], structured=shape)
-            reply.pop("_calls")
-            reply["verdict"] = shape.check(reply["text"]).as_dict()
-            out[name] = reply
+            async def constrained(shape=shape) -> dict:
+                reply = await stream(client, [{"role": "user", "content": "Answer."}], structured=shape)
+                reply.pop("_calls")
+                reply["verdict"] = shape.check(reply["text"]).as_dict()
+                return reply
+
+            await step(name, constrained)
     return out
 
 
@@ -167,10 +195,13 @@ def test_tool_call_round_trip_and_structured_replies(gpu_env, report, out_dir, t
     result["serve_note"] = [line for line in serve_err.splitlines() if line.startswith(("note:", "warning:"))]
     (out_dir / "tools-structured.json").write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
     report.add("tools_structured", named=result["named"], required=result["required"],
-               after_result={k: result["after_result"][k] for k in ("finish", "completion_tokens")},
-               json_schema=result["json_schema"]["verdict"], choice=result["choice"]["verdict"],
-               regex=result["regex"]["verdict"], cli_exit={k: v["exit"] for k, v in result["cli"].items()},
-               serve_note=result["serve_note"])
+               named_whole=result["named_whole"], required_whole=result["required_whole"],
+               after_result={k: result["after_result"].get(k) for k in ("finish", "completion_tokens", "failed")},
+               **{name: result[name].get("verdict", result[name]) for name in ("json_schema", "choice", "regex")},
+               cli_exit={k: v["exit"] for k, v in result["cli"].items()}, serve_note=result["serve_note"])
+    failed = {name: value["failed"] for name, value in result.items()
+              if isinstance(value, dict) and "failed" in value}
+    assert not failed, failed  # each step's error; vLLM's own words are in $OUT/logs
 
     assert "note: Llama 3.1+ — tool calls: llama3_json, reasoning: none" in result["serve_note"], serve_err[-3000:]
     named = result["named"]
