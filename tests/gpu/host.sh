@@ -24,6 +24,10 @@
 #   bash tests/gpu/host.sh rest21-wait     #   FP8 blocks, LoRA 4×64, then the speed of FORMATs, e.g. bf16 gptq4 w8a8)
 #   bash tests/gpu/host.sh startup23-start [--options …]  # #23: start-up phases and speed per option
 #   bash tests/gpu/host.sh startup23-wait [LIMIT_S]       #   then this, once per call, until it says done
+#   bash tests/gpu/host.sh pending-start   # what #22 and #23 still need, one background job on GPU 0 (right
+#                                          # after `install`): tests -k "lora or tools_structured", then startup23
+#                                          # (the 8B shape is made while the tests run)
+#   bash tests/gpu/host.sh pending-wait [LIMIT_S]   # then this, once per call, until it says done
 #   bash tests/gpu/host.sh arch-start      # #21: vLLM on random-weight gpt-oss-20b (MXFP4), Gemma 3 1B, DeepSeek-V2-Lite,
 #                                          # Mixtral-8x7B and Mistral-7B-v0.1 checkpoints (tests/gpu/make_arch_model.py)
 #   bash tests/gpu/host.sh arch-wait [LIMIT_S]   # then this, once per call, until it says done
@@ -51,7 +55,7 @@ kill_vllm() {
 
 stop_background() {  # an earlier *-start's job goes on after its wait gave up: it would start servers beside ours
   # (2026-12-06: the speed run's next server took 10 GiB while gpt-oss started, and vLLM refused for free memory)
-  pkill -9 -f "[f]ormat_speed.py|[s]tartup_options.py|[f]it_runs.py|[q]uant_list|[a]rch_list|[t]p24_list|[b]ench_parity.py|[s]erve_parity.py"
+  pkill -9 -f "[p]ytest tests/gpu|[f]ormat_speed.py|[s]tartup_options.py|[f]it_runs.py|[q]uant_list|[a]rch_list|[t]p24_list|[b]ench_parity.py|[s]erve_parity.py"
   kill_vllm
 }
 
@@ -221,6 +225,29 @@ case "${1:-}" in
       arch_list gpt-oss-20b mistral-7b-v0.1; quant_list 0 8011 fp8-block lora-4-64; \
       $speed; touch $WORK/rest21.done" < /dev/null > $WORK/rest21.log 2>&1 &
     sleep 5
+    ;;
+  pending-start)  # #22's two GPU tests, then #23's start-up options, one job: no call waits idle between them
+    stop_background
+    rm -rf $WORK/gpu-out $WORK/startup-options $WORK/pending.done $WORK/startup23.done
+    bash .gpu-stage/bin/gpu-host.sh models tiny llama-3.2-1b
+    # the 8B shape (16 GB, --fast) is written while the small models' tests use the GPU
+    setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models llama-3.1-8b" < /dev/null > $WORK/l8b-models.log 2>&1 &
+    CUDA_VISIBLE_DEVICES=0 setsid bash -c "OUT=$WORK/gpu-out python3 -m pytest tests/gpu -v -p no:cacheprovider \
+      -k 'lora or tools_structured' > $WORK/pending-tests.txt 2>&1; \
+      while pgrep -f '[m]ake_tiny_llama.py' > /dev/null; do sleep 2; done; \
+      python3 bench/startup_options.py --model $M/llama-3.1-8b --work $WORK/startup --out $WORK/startup-options \
+      > $WORK/startup23.txt 2>&1; touch $WORK/startup23.done $WORK/pending.done" < /dev/null > $WORK/pending.log 2>&1 &
+    sleep 5
+    ;;
+  pending-wait)  # [LIMIT_S]: tars what is there each time, done or not
+    t0=$SECONDS
+    while [ ! -f $WORK/pending.done ] && [ $((SECONDS - t0)) -lt "${2:-560}" ]; do sleep 2; done
+    [ -f $WORK/pending.done ] || echo "pending not finished after ${2:-560} s"
+    grep -E "PASSED|FAILED|ERROR|passed|failed" $WORK/pending-tests.txt 2>/dev/null | tail -8
+    grep -v "^INFO\|^(APIServer\|^(EngineCore\|^WARNING" $WORK/startup23.txt 2>/dev/null | tail -25
+    cp $WORK/pending-tests.txt "$OUT/pytest-gpu.txt" 2>/dev/null
+    [ -d $WORK/gpu-out ] && tar -czf "$OUT/gpu-out.tgz" -C $WORK gpu-out
+    [ -d $WORK/startup-options ] && tar -czf "$OUT/startup-options.tgz" -C $WORK startup-options
     ;;
   startup23-start)  # #23: start-up phases per option, each with its throughput at c=1 and 64 (bench/startup_options.py)
     stop_background
