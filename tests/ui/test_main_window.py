@@ -66,6 +66,29 @@ def test_every_page_has_one_anatomy(make_window, qtbot):
     assert len(set(places.values())) == 1, str({key: (p.x(), p.y()) for key, p in places.items()})
 
 
+def test_headings_line_up_with_the_text_under_them(make_window):
+    """A style sheet's margin gives a label a frame, and a framed QLabel indents its text by half an "x":
+    the guide's step titles and every section title stood 5 px right of their page's text."""
+    from llmdesk.ui import design
+
+    def first_ink_x(label: QLabel) -> int:
+        image = label.grab().toImage()
+        for x in range(image.width()):
+            if any(image.pixelColor(x, y).lightness() < 110 for y in range(image.height())):
+                return x
+        return -1
+
+    window = make_window()
+    plain = QLabel("Welcome")
+    plain.resize(300, 60)
+    for name in ("title", "section", "subsection", "heading", "strong", "caption"):
+        label = design.role(QLabel("Welcome"), name)
+        label.resize(300, 60)
+        assert first_ink_x(label) == first_ink_x(plain), name
+    titled = [label for label in window.findChildren(QLabel) if label.property("role") in ("title", "section")]
+    assert titled and all(label.indent() == 0 for label in titled)
+
+
 def test_action_icons_follow_a_theme_switch(make_window, qapp):
     from llmdesk.ui import design, theme
 
