@@ -259,3 +259,43 @@ def test_at_the_smallest_window_the_log_pane_is_beside_the_form_not_under_it(mak
     assert all(bar.rect().contains(bar.tabRect(i)) for i in range(bar.count()))  # every tab in view, elided
     assert [page.right_tabs.tabToolTip(i) for i in range(3)] == ["Log", "Endpoint", "Connect tools"]
     assert page.copy_log.toolTip() == "Copy the whole log" and not page.copy_log.text()
+
+
+def test_the_log_reads_compact_and_wrapped_and_copies_and_shows_whole_lines(make_window, qtbot, tmp_path):
+    """At 1024x640 every visible log line read "(APIServer pid=15094) INFO 1…": vLLM's repeated prefix."""
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QPlainTextEdit
+
+    window, page = server_page(make_window, tmp_path)
+    whole = "(APIServer pid=845) INFO 11-27 22:32:58 [api_server.py:677] Starting vLLM server on http://0.0.0.0:8000"
+    failed = "(EngineCore_DP0 pid=12) ERROR 11-27 22:34:27 [core.py:1330] CUDA out of memory"
+    page._pending_lines.extend([whole, failed])
+    qtbot.waitUntil(lambda: "CUDA out of memory" in page.log.toPlainText(), timeout=2000)
+    assert page.log.toPlainText().splitlines() == ["22:32:58 Starting vLLM server on http://0.0.0.0:8000",
+                                                   "22:34:27 ERROR [EngineCore_DP0] CUDA out of memory"]
+    assert page.log.lineWrapMode() == QPlainTextEdit.LineWrapMode.WidgetWidth
+    qtbot.mouseClick(page.copy_log, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == f"{whole}\n{failed}"  # a bug report gets vLLM's own lines
+    page.log_pane.whole.setChecked(True)
+    assert page.log.toPlainText().splitlines() == [whole, failed]
+    assert page.log.lineWrapMode() == QPlainTextEdit.LineWrapMode.NoWrap
+    page._pending_lines.append("(APIServer pid=845) INFO 11-27 22:33:00 [launcher.py:1] Application startup complete.")
+    qtbot.waitUntil(lambda: "Application startup" in page.log.toPlainText(), timeout=2000)
+    assert page.log.toPlainText().splitlines()[-1].startswith("(APIServer pid=845) INFO")
+    page.log_pane.whole.setChecked(False)
+    assert page.log.toPlainText().splitlines()[-1] == "22:33:00 Application startup complete."
+    page.log_pane.find.setText("CUDA")
+    page.log_pane.find_next()
+    assert page.log.textCursor().selectedText() == "CUDA"
+
+
+def test_a_new_start_shows_none_of_the_last_servers_lines(make_window, qtbot, tmp_path):
+    """The last lines of a stop waited for the log's next flush, and a Start right after cleared the pane
+    before they came: the ready server's log ended with the old one's shutdown (the walkthrough's shot)."""
+    window, page = server_page(make_window, tmp_path)
+    page._pending_lines.append("(APIServer pid=1) INFO 11-27 22:33:00 [launcher.py:1] Shutting down the old one")
+    page.start()
+    qtbot.waitUntil(lambda: "Starting vLLM server" in page.log.toPlainText(), timeout=30000)
+    assert "the old one" not in page.log.toPlainText() and "the old one" not in page.log_pane.text()
+    window.ctx.tasks.run(window.ctx.stop_server(), "stopping")
+    qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.STOPPED, timeout=30000)

@@ -24,6 +24,7 @@ from typing import Any
 
 from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.server.launch import DEFAULT_GPU_MEMORY_UTILIZATION, LaunchConfig
+from llmdesk.core.server.log_lines import message_of
 
 
 class Phase(str, Enum):
@@ -181,7 +182,7 @@ def diagnose(lines: Sequence[str], exit_code: int | None, config: LaunchConfig |
                if exit_code == -9 else "")
         return Diagnosis("unknown", Problem("vLLM was killed", f"The vLLM process was ended by {signal_name}.{why}",
                                             "Look at the log, then start it again."), {}, evidence)
-    detail = f" The last error was: {_message_of(evidence)}" if evidence else ""
+    detail = f" The last error was: {message_of(evidence)}" if evidence else ""
     return Diagnosis("unknown", Problem("vLLM stopped with an error",
                                         f"vLLM exited with status {exit_code}.{detail}",
                                         "The full log is in the log view; include it in a bug report."), {}, evidence)
@@ -276,13 +277,6 @@ def free_loopback_port() -> int:
 
 
 # --- one function per cause ---------------------------------------------------------------------
-
-def _message_of(line: str) -> str:
-    """The message without the '(EngineCore pid=…) ERROR 11-27 22:34:27 [core.py:1330] ' prefix."""
-    text = re.sub(r"^\([^)]*pid=\d+\)\s*", "", line.strip())
-    text = re.sub(r"^(?:INFO|WARNING|ERROR|DEBUG|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d \[[^\]]*\]\s*", "", text)
-    return text
-
 
 def _vllm_missing(match, line, config, lines) -> Diagnosis:
     return Diagnosis("vllm_missing", Problem(
@@ -492,7 +486,7 @@ def _cuda_oom_loading(match, line, config, lines) -> Diagnosis:
 def _engine_died(match, line, config, lines) -> Diagnosis:
     cause = next((l.rstrip() for l in lines if _LAST_ERROR.search(l) and "(EngineCore" in l
                   and not _WARNING_LINE.search(l)), "")
-    detail = f" The engine reported: {_message_of(cause)}" if cause else ""
+    detail = f" The engine reported: {message_of(cause)}" if cause else ""
     return Diagnosis("engine_died", Problem(
         "The vLLM engine stopped",
         f"vLLM's engine process failed, so the server cannot answer.{detail}",

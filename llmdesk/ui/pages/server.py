@@ -8,7 +8,7 @@ import secrets as token_bytes
 import time
 
 from PySide6.QtCore import QStringListModel, Qt, QTimer
-from PySide6.QtGui import QColor, QGuiApplication, QSyntaxHighlighter, QTextCharFormat
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QCompleter, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
@@ -29,6 +29,7 @@ from llmdesk.ui.context import AppContext
 from llmdesk.ui.fit.panel import FitPanel
 from llmdesk.ui.server.startup_choice import StartupChoice
 from llmdesk.ui.server.endpoint_panel import EndpointPanel
+from llmdesk.ui.server.log_pane import LogPane
 from llmdesk.ui.server.lora_panel import LoraPanel
 from llmdesk.ui.server.parsers_choice import ParserChoice
 from llmdesk.ui.machine.plan_choice import PlanGpuChoice
@@ -36,21 +37,6 @@ from llmdesk.ui.problems import show_in_box
 from llmdesk.ui.widgets import browse_button, page_header, problem_box, scroll_area
 
 LOG_FLUSH_MS = 100  # vLLM can print hundreds of lines a second at start: append in batches
-LOG_LINES_SHOWN = 5000
-
-
-class LogHighlighter(QSyntaxHighlighter):
-    def __init__(self, document):
-        super().__init__(document)
-        self.tones = {"ERROR": "error", "Traceback": "error", "WARNING": "warn"}
-
-    def highlightBlock(self, text: str) -> None:
-        for word, tone in self.tones.items():
-            if word in text:
-                fmt = QTextCharFormat()
-                fmt.setForeground(QColor(design.colors().tone(tone)))  # the theme shown when the line came
-                self.setFormat(0, len(text), fmt)
-                return
 
 
 class ServerPage(QWidget):
@@ -253,30 +239,9 @@ class ServerPage(QWidget):
         self.generate_key.clicked.connect(self._remember_key)
 
         # -- log and endpoint
-        self.log = QPlainTextEdit()
-        self.log.setReadOnly(True)
-        self.log.setMaximumBlockCount(LOG_LINES_SHOWN)
-        self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        design.mono(self.log, small=True)
-        self._highlighter = LogHighlighter(self.log.document())
-        self.find = QLineEdit()
-        self.find.setPlaceholderText("find in the log")
-        # never so narrow that the hint disappears (a small window with three tabs beside the form)
-        self.find.setMinimumWidth(self.find.fontMetrics().horizontalAdvance("find in the log") + 24)
-        self.find.returnPressed.connect(self._find_next)
-        # the icon alone: beside the find box it must fit the log pane of the smallest window (158 px)
-        copy_log = self.copy_log = design.action(QPushButton(), "mdi6.content-copy")
-        copy_log.setToolTip("Copy the whole log")
-        copy_log.setAccessibleName("Copy log")
-        copy_log.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.log.toPlainText()))
-        log_tools = QHBoxLayout()
-        log_tools.addWidget(self.find, 1)
-        log_tools.addWidget(copy_log)
-        log_box = QWidget()
-        log_layout = QVBoxLayout(log_box)
-        log_layout.setContentsMargins(0, 0, 0, 0)
-        log_layout.addLayout(log_tools)
-        log_layout.addWidget(self.log, 1)
+        self.log_pane = LogPane()
+        self.log = self.log_pane.view
+        self.copy_log = self.log_pane.copy
 
         self.endpoint = QLabel("The endpoint appears here once the server is ready.")
         self.endpoint.setWordWrap(True)
@@ -300,7 +265,7 @@ class ServerPage(QWidget):
         endpoint_layout.addWidget(copy_snippet, 0, Qt.AlignmentFlag.AlignRight)
 
         right = QTabWidget()
-        right.addTab(log_box, "Log")
+        right.addTab(self.log_pane, "Log")
         right.addTab(endpoint_box, "Endpoint")
         self.endpoint_panel = EndpointPanel(ctx)  # each tool's settings and its Test; follows the server
         # scrolls rather than widening the page: its row of pickers and buttons is wider than a small window's pane
@@ -538,7 +503,7 @@ class ServerPage(QWidget):
         self.config = config
         self.ctx.remember_model(config.model)
         self.recent.setStringList(self.ctx.state.recent_models)
-        self.log.clear()
+        self._clear_log()
         self._clear_problem()
         self.install_note.hide()
         self.install_button.hide()
@@ -572,7 +537,7 @@ class ServerPage(QWidget):
         if self._install_task is not None and not self._install_task.done():
             self._install_task.cancel()  # the button reads "Cancel" while installing
             return
-        self.log.clear()
+        self._clear_log()
         self.right_tabs.setCurrentIndex(0)
         self.install_progress.setValue(0)
         self.install_progress.show()
@@ -622,15 +587,15 @@ class ServerPage(QWidget):
             self._show_status(self.ctx.server.status)
 
     # -- showing what happens
+    def _clear_log(self) -> None:
+        # lines not yet shown belong to what ran before (a stop's last lines): not to the new start's log
+        self._pending_lines.clear()
+        self.log_pane.clear()
+
     def _flush_log(self) -> None:
         if self._pending_lines:
             lines, self._pending_lines[:] = list(self._pending_lines), []
-            self.log.appendPlainText("\n".join(line.rstrip("\r\n") for line in lines))
-
-    def _find_next(self) -> None:
-        if not self.log.find(self.find.text()):
-            self.log.moveCursor(self.log.textCursor().MoveOperation.Start)
-            self.log.find(self.find.text())
+            self.log_pane.append(lines)
 
     def _show_status(self, status: ServerStatus) -> None:
         running = status.state in (ServerState.STARTING, ServerState.READY, ServerState.STOPPING)
