@@ -259,6 +259,9 @@ def test_at_the_smallest_window_the_log_pane_is_beside_the_form_not_under_it(mak
     assert all(bar.rect().contains(bar.tabRect(i)) for i in range(bar.count()))  # every tab in view, elided
     assert [page.right_tabs.tabToolTip(i) for i in range(3)] == ["Log", "Endpoint", "Connect tools"]
     assert page.copy_log.toolTip() == "Copy the whole log" and not page.copy_log.text()
+    find = page.log_pane.find  # its hint whole beside the log's two buttons ("find in the lo" at 960x600)
+    assert find.width() >= find.fontMetrics().horizontalAdvance(find.placeholderText()) + 16
+    assert page.log_pane.whole.geometry().right() < page.log_pane.width()
 
 
 def test_the_log_reads_compact_and_wrapped_and_copies_and_shows_whole_lines(make_window, qtbot, tmp_path):

@@ -43,9 +43,10 @@ class LogPane(QWidget):
         design.mono(self.view, small=True)
         self._highlighter = LogHighlighter(self.view.document())
         self.find = QLineEdit()
-        self.find.setPlaceholderText("find in the log")
-        # never so narrow that the hint disappears (a small window with three tabs beside the form)
-        self.find.setMinimumWidth(self.find.fontMetrics().horizontalAdvance("find in the log") + 24)
+        # one word: beside two buttons in the pane of the smallest window "find in the log" was cut
+        self.find.setPlaceholderText("find")
+        self.find.setToolTip("Find in the log (Enter: the next one)")
+        self.find.setMinimumWidth(self.find.fontMetrics().horizontalAdvance("find") + 24)
         self.find.returnPressed.connect(self.find_next)
         # icons alone: beside the find box they must fit the log pane of the smallest window (158 px)
         self.whole = design.action(QPushButton(), "mdi6.format-text-wrapping-overflow")
