@@ -38,3 +38,10 @@ def test_every_line_of_a_real_start_is_shorter_and_loses_no_message():
         short = compact(line)
         assert len(short) <= len(line) - 40 and "pid=" not in short, line
         assert short.endswith(message_of(line)), line
+
+
+def test_a_very_long_line_is_cut_and_says_how_much_is_left():
+    config = "(EngineCore pid=9) INFO 11-27 22:31:30 [core.py:93] Initializing a V1 LLM engine with config: " + "x" * 3000
+    short = compact(config)
+    assert short.startswith("22:31:30 [EngineCore] Initializing a V1 LLM engine with config: xxx")
+    assert short.endswith("… (+2,802 characters)") and len(short) < 300

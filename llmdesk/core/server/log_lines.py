@@ -3,7 +3,8 @@
 Every line vLLM 0.26 prints starts with ``(APIServer pid=845) INFO 11-27 22:32:58 [api_server.py:677] ``:
 about 60 characters that are the same on every line, so a log pane beside the launch form showed only
 them. ``compact`` keeps what a person reads — the time, the level when it is not INFO, the process when it
-is not the API server, and the message; the whole line stays in the log file and in what is copied.
+is not the API server, and the message (its first LONGEST characters); the whole line stays in the log file
+and in what is copied.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ _PROCESS = re.compile(r"^\((?P<process>[^)]*?)\s*pid=\d+\)\s?")
 _RECORD = re.compile(r"^(?P<level>INFO|WARNING|ERROR|DEBUG|CRITICAL) \d\d-\d\d (?P<time>\d\d:\d\d:\d\d)"
                      r"(?:\.\d+)? \[[^\]]*\]\s?")
 _QUIET_PROCESS = "APIServer"  # the main process: most lines; the others are named
+# vLLM's engine config is one line of ~3,000 characters: wrapped whole it filled the pane while starting
+LONGEST = 240
 
 
 def message_of(line: str) -> str:
@@ -42,5 +45,7 @@ def compact(line: str) -> str:
         text = text[record.end():]
     if process and process != _QUIET_PROCESS:
         parts.append(f"[{process}]")
+    if len(text) > LONGEST:
+        text = f"{text[:LONGEST]}… (+{len(text) - LONGEST:,} characters)"
     parts.append(text)
     return " ".join(parts)
