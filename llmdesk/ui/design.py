@@ -27,6 +27,8 @@ RADIUS_SMALL = 4  # badges
 # type scale (points): one size per role
 TYPE_TITLE, TYPE_SECTION, TYPE_SUBSECTION, TYPE_BODY, TYPE_CAPTION, TYPE_FIGURE = 20, 12, 11, 10, 9, 15
 TYPE_BRAND, TYPE_SIDEBAR, TYPE_GLYPH, TYPE_EMPTY = 15, 11, 13, 12
+# The sidebar's rows: room for "Server · resuming" beside its icon (it read "Server · starti…" at 12 + 8 px)
+SIDEBAR_WIDTH, SIDEBAR_ITEM_PADDING_X, SIDEBAR_ITEM_MARGIN_X = 200, 8, 6
 
 TONES = ("ok", "warn", "error", "info", "running", "muted")
 
@@ -155,7 +157,8 @@ def rules(c: Colors) -> dict[tuple[str, str], str]:
     out[("surface", "true")] = f'*[surface="true"] {{ background: {c.surface}; }}'
     out[("sidebar", "true")] = (
         f'QListWidget[sidebar="true"] {{ border: none; font-size: {TYPE_SIDEBAR}pt; background: {c.surface}; }}\n'
-        f'QListWidget[sidebar="true"]::item {{ padding: 9px 12px; border-radius: {RADIUS}px; margin: 1px 8px; '
+        f'QListWidget[sidebar="true"]::item {{ padding: 9px {SIDEBAR_ITEM_PADDING_X}px; border-radius: {RADIUS}px; '
+        f'margin: 1px {SIDEBAR_ITEM_MARGIN_X}px; '
         f'color: {c.text}; }}\n'
         f'QListWidget[sidebar="true"]::item:selected {{ background: {c.accent}; color: {c.on_accent}; }}\n'
         f'QListWidget[sidebar="true"]::item:hover:!selected {{ background: {c.window}; }}')

@@ -59,7 +59,7 @@ class MainWindow(QMainWindow):
 
         self.sidebar = QListWidget()
         self.sidebar.setObjectName("sidebar")
-        self.sidebar.setFixedWidth(190)
+        self.sidebar.setFixedWidth(design.SIDEBAR_WIDTH)
         self.sidebar.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # no focus frame around the current page
         self.sidebar.setIconSize(QSize(20, 20))
         design.sidebar(self.sidebar)

@@ -331,3 +331,24 @@ def test_keyboard_pages_escape_and_the_servers_state_on_the_sidebar(make_window,
     assert server_row.text() == "Server · paused" and window.server_status.text().startswith("Server: paused")
     window._show_server(ServerStatus(ServerState.CRASHED))
     assert server_row.text() == "Server · crashed"
+
+
+def test_the_server_row_says_every_state_whole(make_window):
+    """The sidebar read "Server · starti…" while a server started: each state's words fit beside the icon."""
+    from PySide6.QtGui import QFontMetrics
+
+    from llmdesk.ui import design
+    from llmdesk.ui.main_window import SERVER_STATE_ICONS
+
+    window = make_window()
+    row = window.page_keys.index("server")
+    font = window.sidebar.font()
+    font.setPointSizeF(design.TYPE_SIDEBAR)
+    metrics = QFontMetrics(font)
+    room = (window.sidebar.width() - 2 * (design.SIDEBAR_ITEM_MARGIN_X + design.SIDEBAR_ITEM_PADDING_X)
+            - window.sidebar.iconSize().width() - 14)  # the icon, the space after it, what the style adds
+    for state in SERVER_STATE_ICONS:
+        window.server_state = state
+        window._paint_server_item()
+        text = window.sidebar.item(row).text()
+        assert metrics.horizontalAdvance(text) <= room, (text, metrics.horizontalAdvance(text), room)
