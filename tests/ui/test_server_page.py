@@ -302,3 +302,30 @@ def test_a_new_start_shows_none_of_the_last_servers_lines(make_window, qtbot, tm
     assert "the old one" not in page.log.toPlainText() and "the old one" not in page.log_pane.text()
     window.ctx.tasks.run(window.ctx.stop_server(), "stopping")
     qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.STOPPED, timeout=30000)
+
+
+def test_the_log_follows_its_end_unless_scrolled_up_to_read(make_window, qtbot, tmp_path):
+    """With wrapped lines appendPlainText lost the end: once ready, the log showed its first lines (value 3 of 203)."""
+    from PySide6.QtWidgets import QAbstractSlider
+
+    window, page = server_page(make_window, tmp_path)
+    window.resize(1024, 640)
+    window.show()
+    page.start()
+    qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.READY, timeout=30000)
+    bar = page.log.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 50 and bar.value() == bar.maximum(), timeout=3000)
+    bar.triggerAction(QAbstractSlider.SliderAction.SliderPageStepSub)  # the person scrolls up to read
+    qtbot.wait(20)
+    reading = bar.value()
+    assert reading < bar.maximum() and not page.log_pane.following
+    page._pending_lines.extend(f"(APIServer pid=1) INFO 11-27 22:33:{i:02d} [x.py:1] line {i}" for i in range(30))
+    qtbot.waitUntil(lambda: "line 29" in page.log.toPlainText(), timeout=2000)
+    assert bar.value() == reading  # left where they read
+    bar.triggerAction(QAbstractSlider.SliderAction.SliderToMaximum)
+    qtbot.wait(20)
+    page._pending_lines.append("(APIServer pid=1) INFO 11-27 22:34:00 [x.py:1] the newest")
+    qtbot.waitUntil(lambda: "the newest" in page.log.toPlainText(), timeout=2000)
+    assert page.log_pane.following and bar.value() == bar.maximum()
+    window.ctx.tasks.run(window.ctx.stop_server(), "stopping")
+    qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.STOPPED, timeout=30000)

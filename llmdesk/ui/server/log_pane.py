@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QGuiApplication, QSyntaxHighlighter, QTextCharFormat
 from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
@@ -67,6 +68,13 @@ class LogPane(QWidget):
         layout.addLayout(tools)
         layout.addWidget(self.view, 1)
         self._set_wrap()
+        # The log follows its end unless the person scrolled up to read. appendPlainText's own "was at the
+        # bottom" test failed with wrapped lines (the range shrinks and grows as lines are laid out): the view
+        # stayed near the top, at value 3 of 203, once the server was ready.
+        self.following = True
+        bar = self.view.verticalScrollBar()
+        bar.rangeChanged.connect(self._keep_following)
+        bar.actionTriggered.connect(lambda _action: QTimer.singleShot(0, self._note_where_read))
 
     def text(self) -> str:
         """The whole lines, as vLLM wrote them."""
@@ -80,11 +88,20 @@ class LogPane(QWidget):
     def clear(self) -> None:
         self._lines.clear()
         self.view.clear()
+        self.following = True
 
     def find_next(self) -> None:
         if not self.view.find(self.find.text()):
             self.view.moveCursor(self.view.textCursor().MoveOperation.Start)
             self.view.find(self.find.text())
+
+    def _keep_following(self, _low: int = 0, high: int = 0) -> None:
+        if self.following:
+            self.view.verticalScrollBar().setValue(self.view.verticalScrollBar().maximum())
+
+    def _note_where_read(self) -> None:
+        bar = self.view.verticalScrollBar()
+        self.following = bar.value() >= bar.maximum() - 1
 
     def _shown(self, lines) -> list[str]:
         return list(lines) if self.whole.isChecked() else [compact(line) for line in lines]
@@ -96,4 +113,4 @@ class LogPane(QWidget):
     def _show_all_again(self) -> None:
         self._set_wrap()
         self.view.setPlainText("\n".join(self._shown(self._lines)))
-        self.view.moveCursor(self.view.textCursor().MoveOperation.End)
+        self._keep_following()
