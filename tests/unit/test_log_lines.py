@@ -45,3 +45,10 @@ def test_a_very_long_line_is_cut_and_says_how_much_is_left():
     short = compact(config)
     assert short.startswith("22:31:30 [EngineCore] Initializing a V1 LLM engine with config: xxx")
     assert short.endswith("… (+2,802 characters)") and len(short) < 300
+
+
+def test_uvicorns_lines_lose_their_padding():
+    assert compact('(APIServer pid=845) INFO:     127.0.0.1:53358 - "GET /v1/models HTTP/1.1" 200 OK') == \
+        '127.0.0.1:53358 - "GET /v1/models HTTP/1.1" 200 OK'
+    assert compact("(APIServer pid=845) ERROR:    Exception in ASGI application") == \
+        "ERROR Exception in ASGI application"

@@ -15,6 +15,8 @@ import re
 _PROCESS = re.compile(r"^\((?P<process>[^)]*?)\s*pid=\d+\)\s?")
 _RECORD = re.compile(r"^(?P<level>INFO|WARNING|ERROR|DEBUG|CRITICAL) \d\d-\d\d (?P<time>\d\d:\d\d:\d\d)"
                      r"(?:\.\d+)? \[[^\]]*\]\s?")
+# uvicorn's own lines: "INFO:     127.0.0.1:53358 - "GET /v1/models HTTP/1.1" 200 OK"
+_UVICORN = re.compile(r"^(?P<level>INFO|WARNING|ERROR|CRITICAL|DEBUG):\s+")
 _QUIET_PROCESS = "APIServer"  # the main process: most lines; the others are named
 # vLLM's engine config is one line of ~3,000 characters: wrapped whole it filled the pane while starting
 LONGEST = 240
@@ -36,10 +38,11 @@ def compact(line: str) -> str:
     if found:
         process = found.group("process")
         text = text[found.end():]
-    record = _RECORD.match(text)
+    record = _RECORD.match(text) or _UVICORN.match(text)
     parts = []
     if record:
-        parts.append(record.group("time"))
+        if "time" in record.groupdict():
+            parts.append(record.group("time"))
         if record.group("level") != "INFO":
             parts.append(record.group("level"))
         text = text[record.end():]
