@@ -212,3 +212,28 @@ def test_a_result_the_server_did_not_answer_can_be_tried_again(make_window, qtbo
     assert page.notice.showing.startswith("No server at") and "Try again" in page.notice.actions
     assert page.messages[2].mark.isVisibleTo(page) and "Not answered" in page.messages[2].mark.text()
     assert [m.role for m in page.store.get(page.conversation_id).messages] == ["user", "assistant", "tool"]
+
+
+def test_at_the_smallest_window_the_thread_has_the_room(make_window, qtbot, tools_server):
+    """At 960x600 the side columns kept 200 + 260 px and the thread had 247: a tool call's result box was
+    70 px wide and the thread scrolled sideways. Once the person drags a divider, their widths stay."""
+    from llmdesk.ui.main_window import MINIMUM_SIZE
+
+    window, page = chat_page(make_window, tools_server)
+    window.resize(MINIMUM_SIZE)
+    window.show()
+    with_example_tools(qtbot, page)
+    send(qtbot, page, "What is the weather in Paris? Use get_weather.")
+    qtbot.wait(100)
+    chats, thread, side = page.columns.sizes()
+    assert thread >= 300 and thread > chats and thread > side - 10, page.columns.sizes()
+    assert not page.scroll.horizontalScrollBar().isVisible()
+    window.resize(1440, 900)
+    qtbot.wait(50)
+    assert page.columns.sizes()[0] >= 180  # a large window gives the chat list its room back
+    page.columns.moveSplitter(150, 1)  # the person's own widths
+    page.columns.splitterMoved.emit(150, 1)
+    kept = page.columns.sizes()[0]
+    window.resize(1280, 800)
+    qtbot.wait(50)
+    assert page.columns.sizes()[0] == kept

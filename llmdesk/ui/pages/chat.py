@@ -111,13 +111,15 @@ class ChatPage(QWidget):
         side_column.addWidget(self.tools_panel)
         params_scroll = scroll_area(side, keep_width=True)
 
-        splitter = QSplitter()
+        splitter = self.columns = QSplitter()
         splitter.addWidget(self.conversations)
         splitter.addWidget(middle)
         splitter.addWidget(params_scroll)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([200, 600, 260])
         splitter.setChildrenCollapsible(False)
+        self._columns_moved = False  # once the person drags a divider, their widths are kept
+        splitter.splitterMoved.connect(lambda *_: setattr(self, "_columns_moved", True))
         layout = QVBoxLayout(self)  # the title where every page has it; three columns need the width at the right
         margin = self.style().pixelMetric(QStyle.PixelMetric.PM_LayoutLeftMargin)  # a child widget's, as elsewhere
         layout.setContentsMargins(margin, margin, 0, 0)
@@ -231,6 +233,22 @@ class ChatPage(QWidget):
             self.ctx.problems.show_problem(notice if isinstance(notice, Problem) else
                                            Problem("Saved chats could not be read", str(notice), None))
         await self.conversations._refresh()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if not self._columns_moved:
+            self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """The thread gets the room: at the smallest window the side columns kept 200 + 260 px and the
+        conversation had 247 (its stats a column of words, a tool call's result box 70 px wide)."""
+        total = sum(self.columns.sizes())
+        if total <= 0:
+            return
+        side = self.columns.widget(2).minimumWidth()
+        chats = max(self.conversations.minimumWidth(), min(220, round(0.16 * total)))
+        params = max(side, min(300, round(0.22 * total)))
+        self.columns.setSizes([chats, max(0, total - chats - params), params])
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
