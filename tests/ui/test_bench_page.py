@@ -237,3 +237,29 @@ def test_a_run_works_under_the_apps_qt_event_loop_policy(make_window, qtbot, sta
     finally:
         asyncio.set_event_loop_policy(before)
     assert page.status.text().startswith("Finished (1 level, saved)"), page.status.text()
+
+
+def test_a_run_at_the_smallest_window_reads_whole(make_window, qtbot, standin):
+    """At 960x600, a run in progress: the summary still said "No run yet", the Load choice read "Concurrenc",
+    and with one level the per-user chart's x axis ran from 201.9 to 202.7, its ticks printed over each other."""
+    from PySide6.QtWidgets import QScrollArea
+
+    from llmdesk.ui.main_window import MINIMUM_SIZE
+
+    window, page = bench_page(make_window, qtbot, standin[1], loads="1, 2, 4", per_level=4)
+    window.resize(MINIMUM_SIZE)
+    window.show()
+    qtbot.wait(50)
+    for combo in (page.mode, page.endpoint):
+        longest = max(combo.fontMetrics().horizontalAdvance(combo.itemText(i)) for i in range(combo.count()))
+        assert combo.width() >= min(longest, combo.fontMetrics().horizontalAdvance("Concurrency")) + 30
+    outer = page.findChild(QScrollArea)
+    assert outer is None or not outer.horizontalScrollBar().isVisible()  # the form fits the page
+    page.start_button.click()
+    assert page.summary.text().startswith("Running:")
+    qtbot.waitUntil(lambda: len(page.live_levels) >= 1, timeout=30000)
+    page.draw_now()
+    x_low, x_high = page.plots.tradeoff.plot.getPlotItem().viewRange()[0]
+    assert x_low == 0 and x_high > page.live_levels[0]["output_throughput"]
+    qtbot.waitUntil(lambda: not page.running, timeout=60000)
+    assert not page.summary.text().startswith("Running:")

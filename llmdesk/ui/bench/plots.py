@@ -93,9 +93,12 @@ class _Plot(QWidget):
         marks = [(math.log10(x), f"{x:g}") for x in sorted(set(loads)) if x > 0]
         self.plot.getPlotItem().getAxis("bottom").setTicks([marks, []] if marks else None)
 
-    def fit_from_zero(self, top: float) -> None:
-        """y from 0: an axis from 398 to 401 makes a flat line look like a cliff."""
+    def fit_from_zero(self, top: float, right: float | None = None) -> None:
+        """y from 0: an axis from 398 to 401 makes a flat line look like a cliff. ``right``: x from 0 too
+        (with one level, x ran from 201.9 to 202.7 and its ticks were printed over each other)."""
         self.plot.getPlotItem().setYRange(0, top * 1.1 if top > 0 else 1, padding=0)
+        if right is not None:
+            self.plot.getPlotItem().setXRange(0, right * 1.08 if right > 0 else 1, padding=0)
 
     def set_empty(self, empty: bool) -> None:
         """No level yet: a word in the middle. The axes stay (hiding them made the first level's drawing
@@ -203,7 +206,10 @@ class BenchPlots(QWidget):
                     label.setPos(total, per_user)
                     self.tradeoff.plot.addItem(label)
         per_user = [p for _, _, levels in runs for lv in levels if (p := per_user_tokens_per_s(lv)) is not None]
-        self.tradeoff.fit_from_zero(max(per_user, default=0))
+        totals = [lv["output_throughput"] for _, _, levels in runs for lv in levels
+                  if per_user_tokens_per_s(lv) is not None]
+        # the loads' labels stand above their points: room for a line of text at the top
+        self.tradeoff.fit_from_zero(max(per_user, default=0) * 1.1, max(totals, default=0))
         self.tradeoff.set_legend(legend[:4])
         self.drawn = curves
         yield

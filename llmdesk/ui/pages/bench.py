@@ -230,9 +230,13 @@ class BenchmarkPage(QWidget):
             if label:
                 grid.addWidget(QLabel(label), r, 2 * c, Qt.AlignmentFlag.AlignRight)
             widget.setMinimumWidth(60)
-            if widget is self.preset:  # its longest name may be cut in a small window; the others never are
+            if widget is self.preset:  # its longest name may be cut in a small window
                 widget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
                 widget.setMinimumContentsLength(11)
+            elif isinstance(widget, QComboBox):  # the others' choice whole: "Concurrenc" at 960x600
+                fm = widget.fontMetrics()
+                widest = max(fm.horizontalAdvance(widget.itemText(i)) for i in range(widget.count()))
+                widget.setMinimumWidth(min(widest, fm.horizontalAdvance("Concurrency")) + 36)  # + arrow, frame
             grid.addWidget(widget, r, 2 * c + 1, 1, span)
         for c in range(4):
             grid.setColumnStretch(2 * c + 1, 1)
@@ -357,6 +361,9 @@ class BenchmarkPage(QWidget):
             return
         self.live_levels = []
         self.shown = None
+        # the last run's summary (or "No run yet") stayed above the new run's plots until it ended
+        self.summary.setText("Running: each level appears below as it finishes; the knee, the limits and the "
+                             "cost are read when the run ends.")
         self.runner = BenchRunner(config, self._event)
         self._set_busy(True)
         self.status.setText("Reading the server's tokenizer…")
