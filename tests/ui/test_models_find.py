@@ -183,3 +183,32 @@ def test_on_an_h100_the_measured_speed_ranks_fp8_first_and_says_why(make_window,
             window.resize(width, height)
             qtbot.wait(200)
             window.grab().save(str(Path(os.environ["LLMDESK_SHOTS_DIR"]) / f"02-models-h100-variants-{width}.png"))
+
+
+def test_at_the_smallest_window_the_names_and_the_variants_have_the_room(make_window, qtbot, hub):
+    """At 960x600 the results' Model column was 20 px ("…t") beside Likes, Updated and Licence; the variants
+    table had three rows under a model card's two lines and twelve file names, its Variant column "…"."""
+    from llmdesk.ui.main_window import MINIMUM_SIZE
+
+    window, page = models_page(make_window, qtbot)
+    window.resize(MINIMUM_SIZE)
+    window.show()
+    qtbot.keyClicks(page.search.query, "qwen2.5-7b")
+    qtbot.waitUntil(lambda: page.search.results.rowCount() > 0, timeout=10000)
+    ids = [m.repo_id for m in page.search.results.rows]
+    page.search.table.selectRow(ids.index("Qwen/Qwen2.5-7B-Instruct"))
+    view = page.model_view
+    qtbot.waitUntil(lambda: view.variants.rowCount() > 3, timeout=20000)
+    qtbot.wait(50)
+    results = page.search.table
+    assert results.columnWidth(0) >= 170 and results.isColumnHidden(5)  # Licence: the detail says it
+    assert not view.card.isVisible() and view.table.height() >= 90
+    assert view.table.isColumnHidden(4) and view.table.isColumnHidden(5)  # the fit panel says both
+    assert view.table.columnWidth(0) >= 60
+    named = view.files.text().split(": ", 1)[1].split(", ")
+    assert len([n for n in named if n != "…"]) <= 4 and view.files.toolTip().count("\n") >= 4
+    window.resize(1440, 900)
+    qtbot.wait(50)
+    assert not any(results.isColumnHidden(c) for c in range(6))
+    assert not any(view.table.isColumnHidden(c) for c in range(6))
+    assert view.card.isVisible()

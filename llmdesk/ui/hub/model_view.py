@@ -14,12 +14,14 @@ from llmdesk.core.hub.variants import Variant, evaluate_variants, find_variant_i
 from llmdesk.ui import design
 from llmdesk.ui.fit.panel import VERDICT_STYLE, FitPanel
 from llmdesk.ui.hub.search_view import short_count
-from llmdesk.ui.hub.tables import RowsModel, rows_table
+from llmdesk.ui.hub.tables import NarrowColumns, RowsModel, rows_table
 from llmdesk.ui.problems import log_shown
 from llmdesk.ui.tasks import TaskRunner
 from llmdesk.ui.widgets import EmptyState, scroll_area
 
 COLUMNS = ("Variant", "Format", "Size", "Verdict", "Context", "Concurrency")
+FILES_NAMED = 4
+CARD_MIN_VIEW_HEIGHT = 520  # px of this view; at 960x600 it has ~390
 
 
 class VariantsModel(RowsModel):
@@ -83,8 +85,11 @@ class ModelView(QWidget):
         self.table = rows_table(self.variants, stretch=(0, 1))
         self.verdicts = design.BadgeDelegate(self.table)  # kept: the view does not own its delegates
         self.table.setItemDelegateForColumn(3, self.verdicts)
+        # narrow: the variant's name before its context and concurrency (the fit panel below says both)
+        self.narrow = NarrowColumns(self.table, optional=(4, 5), name_min=90)
         self.table.setMinimumHeight(90)  # three variants at least, the pick among them
         self.variants_status = QLabel()
+        self.variants_status.setWordWrap(True)  # "recommended: Qwen/Qwen2" was cut beside Download
         self.panel = FitPanel()
         self.download = design.action(QPushButton("Download"), "mdi6.download", primary=True)
         self.download.setEnabled(False)
@@ -116,6 +121,11 @@ class ModelView(QWidget):
         layout.addLayout(actions)
         layout.addWidget(scroll_area(self.panel), 1)  # a short window scrolls the fit's details, never squeezes them
         self.table.selectionModel().currentRowChanged.connect(self._variant_chosen)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        # a short window gives the variants the room: the card's few lines (a README's title) are the Hub's
+        self.card.setVisible(self.height() >= CARD_MIN_VIEW_HEIGHT)
 
     def show_model(self, repo_id: str) -> None:
         self._generation += 1
@@ -168,9 +178,10 @@ class ModelView(QWidget):
                  f"{short_count(s.downloads)} downloads, {short_count(s.likes)} likes"]
         self.facts.setText(" · ".join(f for f in facts if f))
         total = sum(size for _, size in detail.files)
+        # four names at most: twelve took four lines of a narrow pane, above the variants (all in the tooltip)
         self.files.setText(f"{len(detail.files)} files, {format_gib(total)}: "
-                           + ", ".join(name for name, _ in detail.files[:12])
-                           + (", …" if len(detail.files) > 12 else ""))
+                           + ", ".join(name for name, _ in detail.files[:FILES_NAMED])
+                           + (", …" if len(detail.files) > FILES_NAMED else ""))
         self.files.setToolTip("\n".join(f"{name}  {format_gib(size, 2)}" for name, size in detail.files))
         self.card.setMarkdown(detail.card_markdown or "*No model card.*")
 

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout
 from llmdesk.core.base.errors import ProblemError
 from llmdesk.core.hub.search import ModelSummary, SearchQuery, search_models
 from llmdesk.ui import design
-from llmdesk.ui.hub.tables import RowsModel, rows_table
+from llmdesk.ui.hub.tables import NarrowColumns, RowsModel, rows_table
 from llmdesk.ui.problems import log_shown
 from llmdesk.ui.tasks import TaskRunner
 
@@ -102,6 +102,7 @@ class SearchView(QWidget):
         self.banner.hide()
         self.results = ResultsModel()
         self.table = rows_table(self.results, elide=Qt.TextElideMode.ElideLeft)  # a name's end tells variants apart
+        self.narrow = NarrowColumns(self.table, optional=(3, 4, 5))  # Likes, Updated, Licence: the detail has them
         self.status = QLabel("Type to search.")
 
         row = QHBoxLayout()
