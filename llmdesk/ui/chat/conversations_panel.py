@@ -90,6 +90,11 @@ class ConversationsPanel(QWidget):
         layout.addLayout(buttons)
         self._filling = False
 
+    def least_comfortable_width(self) -> int:
+        """As narrow as it gets with its buttons' words whole (the walkthrough counts a squeezed button)."""
+        spacing = self.layout().spacing() if self.layout().spacing() >= 0 else 6
+        return self.import_button.sizeHint().width() + self.delete_button.sizeHint().width() + spacing
+
     # -- listing --
 
     def refresh(self) -> None:

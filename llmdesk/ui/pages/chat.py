@@ -241,12 +241,13 @@ class ChatPage(QWidget):
 
     def _fit_columns(self) -> None:
         """The thread gets the room: at the smallest window the side columns kept 200 + 260 px and the
-        conversation had 247 (its stats a column of words, a tool call's result box 70 px wide)."""
+        conversation had 247 (its stats a column of words, a tool call's result box 70 px wide); the chat list
+        keeps what its buttons need."""
         total = sum(self.columns.sizes())
         if total <= 0:
             return
         side = self.columns.widget(2).minimumWidth()
-        chats = max(self.conversations.minimumWidth(), min(220, round(0.16 * total)))
+        chats = max(self.conversations.least_comfortable_width(), min(220, round(0.16 * total)))
         params = max(side, min(300, round(0.22 * total)))
         self.columns.setSizes([chats, max(0, total - chats - params), params])
 
