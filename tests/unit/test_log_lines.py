@@ -4,7 +4,7 @@ from pathlib import Path
 
 from llmdesk.core.server.log_lines import compact, message_of
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "vllm-samples"  # real vLLM 0.26.0 output
 
 
 def test_a_line_keeps_its_time_and_message_and_drops_what_repeats():
