@@ -36,8 +36,7 @@ from llmdesk.ui.machine.plan_choice import PlanGpuChoice
 from llmdesk.ui.problems import show_in_box
 from llmdesk.ui.widgets import browse_button, page_header, problem_box, scroll_area
 
-READING_PANE_WIDTH = 440  # Endpoint and Connect tools, read in a small window
-FORM_WHILE_READING = 200  # what the form keeps meanwhile (it scrolls sideways)
+READING_PANE_WIDTH = 440  # narrower than this, Endpoint and Connect tools take the whole width
 LOG_FLUSH_MS = 100  # vLLM can print hundreds of lines a second at start: append in batches
 
 
@@ -289,7 +288,6 @@ class ServerPage(QWidget):
         split.setSizes([560, 470])
         split.setMinimumWidth(320)
         self.split, self.form_scroll = split, left_scroll
-        self._form_min_width = left_scroll.minimumWidth()
         self._sizes_before_reading: list[int] | None = None
         right.currentChanged.connect(self._room_for_tab)
 
@@ -595,20 +593,13 @@ class ServerPage(QWidget):
     # -- showing what happens
     def _room_for_tab(self, index: int) -> None:
         """Endpoint and Connect tools are read, not typed beside the form: in a small window (a 158 px pane at
-        960x600, a URL a word a line) they take the room they need, the form scrolling sideways, and give
-        it back when the Log is shown again."""
-        sizes = self.split.sizes()
-        total = sum(sizes)
-        if index != 0 and sizes[1] < READING_PANE_WIDTH and total > 0:
-            if self._sizes_before_reading is None:
-                self._sizes_before_reading = sizes
-            self.form_scroll.setMinimumWidth(FORM_WHILE_READING)
-            self.form_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-            pane = min(READING_PANE_WIDTH, total - FORM_WHILE_READING)
-            self.split.setSizes([total - pane, pane])
+        960x600, a URL a word a line) they take the whole width while shown — the form steps aside (Start,
+        Stop and the state line stay above) — and the Log brings it back."""
+        if index != 0 and self.split.sizes()[1] < READING_PANE_WIDTH and self.form_scroll.isVisible():
+            self._sizes_before_reading = self.split.sizes()
+            self.form_scroll.hide()
         elif index == 0 and self._sizes_before_reading is not None:
-            self.form_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-            self.form_scroll.setMinimumWidth(self._form_min_width)
+            self.form_scroll.show()
             self.split.setSizes(self._sizes_before_reading)
             self._sizes_before_reading = None
 
