@@ -83,6 +83,16 @@ def test_type_pick_a_variant_download_and_cancel(make_window, qtbot, hub):
     model = page.library.models.rows[0]
     assert model.name == "Qwen/Qwen2.5-7B-Instruct" and model.complete
 
+    # where the download ends, its next step: Serve opens the Server page with the model filled in, as the
+    # library's own Serve does
+    page.tabs.setCurrentWidget(page.downloads)
+    qtbot.waitUntil(row.serve.isVisible, timeout=2000)
+    assert not row.cancel.isVisible()
+    qtbot.mouseClick(row.serve, Qt.MouseButton.LeftButton)
+    assert window.current_page == "server"
+    assert window.server_page.model.text() == str(model.path)
+    assert window.server_page.served_name.text() == "Qwen/Qwen2.5-7B-Instruct"
+
 
 def test_offline_search_says_so_and_the_library_still_works(make_window, qtbot, hub):
     hub.offline = True

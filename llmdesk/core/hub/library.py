@@ -70,6 +70,13 @@ def scan_library(extra_folders: Iterable[str | os.PathLike] = (),
     return sorted(found, key=lambda m: (m.name.lower(), m.revision or "", str(m.path)))
 
 
+def downloaded_model(repo_id: str, snapshot_dir: Path, size: int) -> LocalModel:
+    """A download that just finished, as the library would list it (what the Server page is given)."""
+    return LocalModel(name=repo_id, path=snapshot_dir, size_on_disk=size, last_used=None, last_modified=None,
+                      source=SOURCE_HF_CACHE, complete=True, repo_id=repo_id, revision=snapshot_dir.name,
+                      cache_dir=snapshot_dir.parents[2] if len(snapshot_dir.parents) > 2 else None)
+
+
 def scan_for_settings(settings, extra_folders: Iterable[str | os.PathLike] = ()) -> list[LocalModel]:
     """The models the user's settings point at: the HF cache, the downloads folder (models_dir) and
     the folders added in the app, plus `extra_folders`. Blocking."""

@@ -6,12 +6,13 @@ redrawn at most 10 times a second.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
                                QWidget)
 
 from llmdesk.core.base.units import GIB
 from llmdesk.core.hub.downloads import CANCELLED, DONE, FAILED, Download, DownloadProgress, DownloadQueue
+from llmdesk.core.hub.library import LocalModel, downloaded_model
 from llmdesk.ui import design
 from llmdesk.ui.widgets import fill_with_scrolling
 
@@ -42,6 +43,8 @@ def _duration(seconds: float) -> str:
 
 
 class DownloadRow(QFrame):
+    serve_requested = Signal(object)  # LocalModel: a finished download, to the Server page
+
     def __init__(self, job: Download, queue: DownloadQueue):
         super().__init__()
         self.job, self.queue = job, queue
@@ -58,9 +61,13 @@ class DownloadRow(QFrame):
         self.resume.clicked.connect(lambda: self.queue.add(self.job))
         self.remove = design.action(QPushButton("Remove"), "mdi6.playlist-remove")
         self.remove.clicked.connect(lambda: self.queue.remove(self.job))
+        # the next step where the download ends: the Server page with this model filled in
+        self.serve = design.action(QPushButton("Serve"), "mdi6.play")
+        self.serve.setToolTip("Open the Server page with this model filled in")
+        self.serve.clicked.connect(self._serve)
         buttons = QHBoxLayout()
         buttons.addWidget(self.detail, 1)
-        for button in (self.cancel, self.resume, self.remove):
+        for button in (self.cancel, self.resume, self.serve, self.remove):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.name)
@@ -76,9 +83,19 @@ class DownloadRow(QFrame):
         self.cancel.setVisible(running)
         self.resume.setVisible(p.state in (CANCELLED, FAILED))
         self.remove.setVisible(not running)
+        self.serve.setVisible(p.state == DONE and self.job.snapshot_path is not None)
+
+    def _serve(self) -> None:
+        if self.job.snapshot_path is not None:
+            self.serve_requested.emit(self.served_model())
+
+    def served_model(self) -> LocalModel:
+        return downloaded_model(self.job.repo_id, self.job.snapshot_path, self.job.progress.bytes_total)
 
 
 class DownloadsView(QWidget):
+    serve_requested = Signal(object)  # LocalModel
+
     def __init__(self, queue: DownloadQueue, parent: QWidget | None = None):
         super().__init__(parent)
         self.queue = queue
@@ -103,6 +120,7 @@ class DownloadsView(QWidget):
     def _on_queue(self, event: str, job: Download) -> None:
         if event == "added":
             row = DownloadRow(job, self.queue)
+            row.serve_requested.connect(self.serve_requested)
             self.rows[id(job)] = row
             self.list.addWidget(row)
         elif event == "removed" and (row := self.rows.pop(id(job), None)) is not None:

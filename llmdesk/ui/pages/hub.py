@@ -81,6 +81,7 @@ class ModelsPage(QWidget):
         self.downloads = DownloadsView(ctx.downloads)
         self.library = LibraryView(ctx.tasks, scan=ctx.scan_library, added_folders=lambda: ctx.settings.model_folders)
         self.library.serve_requested.connect(ctx.serve_requested)
+        self.downloads.serve_requested.connect(ctx.serve_requested)
         self.library.find_requested.connect(self._find)
         self.library.folder_added.connect(self._add_folder)
         self.library.folder_removed.connect(self._remove_folder)
