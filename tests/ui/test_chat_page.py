@@ -301,8 +301,8 @@ def test_a_new_chat_without_a_server_leads_to_starting_one(make_window, qtbot, s
     qtbot.mouseClick(page.empty.action, Qt.MouseButton.LeftButton)
     assert window.current_page == "server" and window.server_page.model.text() == "/models/started-before"
     window.show_page("chat")
-    page.url.setText(server)  # another server typed: nothing to start, how to ask
-    page.url.editingFinished.emit()
+    page.url.setText(server)  # another server typed: nothing to start, how to ask — at once, not on leaving
     assert page.empty.title.text() == "Ask the model something" and not page.empty.action.isVisible()
+    page.url.editingFinished.emit()
     send(qtbot, page, "Hello there")
     assert not page.empty.isVisible()

@@ -138,7 +138,7 @@ class ChatPage(QWidget):
         self.url.setToolTip("Any OpenAI-compatible server: its root (http://host:8000) or its /v1 base. "
                             "Empty: the server this app runs.")
         self.url.editingFinished.connect(self.refresh_models)
-        self.url.editingFinished.connect(self._show_empty_state)
+        self.url.textChanged.connect(self._show_empty_state)  # as it is typed (or filled in), not on leaving it
         self.api_key = QLineEdit()
         self.api_key.setPlaceholderText("if the server needs one")
         self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
