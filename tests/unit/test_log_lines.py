@@ -52,3 +52,10 @@ def test_uvicorns_lines_lose_their_padding():
         '127.0.0.1:53358 - "GET /v1/models HTTP/1.1" 200 OK'
     assert compact("(APIServer pid=845) ERROR:    Exception in ASGI application") == \
         "ERROR Exception in ASGI application"
+
+
+def test_a_progress_bar_redrawn_in_place_shows_its_last_state():
+    line = ("(EngineCore pid=7) Loading safetensors checkpoint shards:   0% Completed | 0/4\r"
+            "Loading safetensors checkpoint shards:  50% Completed | 2/4\r"
+            "Loading safetensors checkpoint shards: 100% Completed | 4/4\r\n")
+    assert compact(line) == "[EngineCore] Loading safetensors checkpoint shards: 100% Completed | 4/4"
