@@ -59,3 +59,8 @@ def test_a_progress_bar_redrawn_in_place_shows_its_last_state():
             "Loading safetensors checkpoint shards:  50% Completed | 2/4\r"
             "Loading safetensors checkpoint shards: 100% Completed | 4/4\r\n")
     assert compact(line) == "[EngineCore] Loading safetensors checkpoint shards: 100% Completed | 4/4"
+
+
+def test_terminal_colours_are_dropped():
+    line = "(APIServer pid=5) \x1b[32mINFO\x1b[0m 11-27 22:32:58 [api_server.py:677] Starting vLLM server"
+    assert compact(line) == "22:32:58 Starting vLLM server"

@@ -17,6 +17,7 @@ _RECORD = re.compile(r"^(?P<level>INFO|WARNING|ERROR|DEBUG|CRITICAL) \d\d-\d\d (
                      r"(?:\.\d+)? \[[^\]]*\]\s?")
 # uvicorn's own lines: "INFO:     127.0.0.1:53358 - "GET /v1/models HTTP/1.1" 200 OK"
 _UVICORN = re.compile(r"^(?P<level>INFO|WARNING|ERROR|CRITICAL|DEBUG):\s+")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colours, where a runtime forces them (VLLM_LOGGING_COLOR=1)
 _QUIET_PROCESS = "APIServer"  # the main process: most lines; the others are named
 # vLLM's engine config is one line of ~3,000 characters: wrapped whole it filled the pane while starting
 LONGEST = 240
@@ -32,7 +33,7 @@ def compact(line: str) -> str:
     """``08:00:00 Starting vLLM server…``, ``22:34:27 ERROR [EngineCore_DP0] CUDA out of memory…``: the line
     as a person reads it. A line that is not vLLM's logger's (a traceback, a warning of Python's) comes
     unchanged but for the process tag."""
-    text = line.rstrip("\r\n")
+    text = _ANSI.sub("", line.rstrip("\r\n"))
     if "\r" in text:  # a progress bar redrawn in place (tqdm through a pipe): what a terminal would show
         prefix = found.group(0) if (found := _PROCESS.match(text)) else ""
         text = prefix + next((part for part in reversed(text[len(prefix):].split("\r")) if part.strip()), "")
