@@ -215,3 +215,51 @@ def test_the_server_page_starting_ready_and_paused(make_window, qtbot, arun, tmp
             found += look(window, server, "34-server-paused", label)
         arun(ctx.stop_server())
     assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("start, switched", [("light", None), ("dark", "light")], ids=["light", "dark-to-light"])
+def test_busy_pages_at_the_smallest_window(make_window, qtbot, arun, tmp_path, start, switched):
+    """The pages at work, where the last defects were found (960x600, the stand-in vLLM serving): the Server
+    page ready, a reply in the Chat, a finished benchmark, the Dashboard reading the server."""
+    from llmdesk.core.server.supervisor import ServerState
+    from tests.fakes.vllm_standin.runtime import make_fake_runtime
+
+    window = open_window(make_window, qtbot, arun, (MINIMUM_SIZE.width(), MINIMUM_SIZE.height()), start, switched)
+    label = f"{MINIMUM_SIZE.width()}x{MINIMUM_SIZE.height()}-{theme_name(start, switched)}"
+    ctx = window.ctx
+    python = make_fake_runtime(tmp_path / "rt", mode="ok", delay_scale=0.002)
+    ctx.settings = dataclasses.replace(ctx.settings, runtime_python=str(python))
+    window.show_page("server")
+    server = window.server_page
+    server.model.setText("/models/demo")
+    server.served_name.setText("demo")
+    server.port.setValue(free_port())
+    server.start()
+    qtbot.waitUntil(lambda: ctx.server.status.state == ServerState.READY, timeout=30000)
+    qtbot.waitUntil(lambda: server.state.text().startswith("Ready at"), timeout=3000)
+    found = look(window, server, "90-server-ready", label)
+    try:
+        window.show_page("chat")
+        chat = window.chat_page
+        chat.composer.setPlainText("What can you do?")
+        chat.send()
+        qtbot.waitUntil(lambda: len(chat.messages) == 2 and not chat.streaming, timeout=20000)
+        found += look(window, chat, "91-chat-reply", label)
+        window.show_page("benchmark")
+        bench = window.bench_page
+        qtbot.waitUntil(lambda: bench.plots is not None, timeout=15000)
+        bench.loads.setText("1, 2, 4")
+        bench.per_level.setValue(4)
+        bench.input_len.setValue(32)
+        bench.output_len.setValue(8)
+        bench.start_button.click()
+        qtbot.waitUntil(lambda: not bench.running, timeout=60000)
+        bench.draw_now()
+        found += look(window, bench, "92-benchmark-done", label)
+        window.show_page("dashboard")
+        dashboard = window.dashboard_page
+        qtbot.waitUntil(lambda: dashboard.recorder.ticks >= 2 and dashboard.charts is not None, timeout=15000)
+        found += look(window, dashboard, "93-dashboard-live", label)
+    finally:
+        arun(ctx.stop_server())
+    assert not found, "\n".join(found)
