@@ -20,14 +20,19 @@ from tests.fakes.standin_server import DEMO_MODEL, free_port
 
 def server_page(make_window, tmp_path, mode="ok"):
     window = make_window()
-    python = make_fake_runtime(tmp_path / f"runtime-{mode}", mode=mode, delay_scale=0.005)
+    return window, standin_form(window, tmp_path / f"runtime-{mode}", mode=mode, delay_scale=0.005)
+
+
+def standin_form(window, folder, *, mode: str = "ok", delay_scale: float = 0.005):
+    """The Server page filled in to start the stand-in vLLM made in `folder`, as a person would."""
+    python = make_fake_runtime(folder, mode=mode, delay_scale=delay_scale)
     window.ctx.settings = dataclasses.replace(window.ctx.settings, runtime_python=str(python))
     window.show_page("server")
     page = window.server_page
     page.model.setText("/models/demo")
     page.served_name.setText("demo")
     page.port.setValue(free_port())
-    return window, page
+    return page
 
 
 def test_start_ready_endpoint_then_stop_leaves_nothing(make_window, qtbot, tmp_path):

@@ -172,27 +172,28 @@ def test_a_live_theme_switch_looks_like_a_restart(make_window, qtbot, arun, star
     assert differs.mean() < 0.002, f"{differs.mean():.2%} of the pixels differ after a live switch"
 
 
+def start_the_standin(window, folder, delay_scale: float, *, pause_allowed: bool = False):
+    """Start the stand-in vLLM from the Server page, as a person would; returns the page."""
+    from tests.ui.test_server_page import standin_form
+
+    server = standin_form(window, folder, delay_scale=delay_scale)
+    server.startup.sleep.setChecked(pause_allowed)
+    server.start()
+    return server
+
+
 @pytest.mark.parametrize("start, switched", [("light", None), ("dark", "light")], ids=["light", "dark-to-light"])
 def test_the_server_page_starting_ready_and_paused(make_window, qtbot, arun, tmp_path, start, switched):
     """#23's busy states with the stand-in vLLM: a second start with its phases and seconds left, ready with
     where the seconds went, paused, at 1024x640 and after a live theme switch."""
     from llmdesk.core.server.supervisor import ServerState
-    from tests.fakes.vllm_standin.runtime import make_fake_runtime
 
     window = open_window(make_window, qtbot, arun, (1024, 640), start, switched)
     label = f"1024x640-{theme_name(start, switched)}"
     ctx = window.ctx
     found = []
     for round_, scale in enumerate((0.002, 0.05)):  # the first start teaches the estimate the second shows
-        python = make_fake_runtime(tmp_path / f"rt{round_}", mode="ok", delay_scale=scale)
-        ctx.settings = dataclasses.replace(ctx.settings, runtime_python=str(python))
-        window.show_page("server")
-        server = window.server_page
-        server.model.setText("/models/demo")
-        server.served_name.setText("demo")
-        server.port.setValue(free_port())
-        server.startup.sleep.setChecked(True)
-        server.start()
+        server = start_the_standin(window, tmp_path / f"rt{round_}", scale, pause_allowed=True)
         if round_ == 1:
             qtbot.waitUntil(lambda: "▸ loading weights" in server.state.text() or "▸ compiling" in server.state.text(),
                             timeout=20000)
@@ -222,19 +223,11 @@ def test_busy_pages_at_the_smallest_window(make_window, qtbot, arun, tmp_path, s
     """The pages at work, where the last defects were found (960x600, the stand-in vLLM serving): the Server
     page ready, a reply in the Chat, a finished benchmark, the Dashboard reading the server."""
     from llmdesk.core.server.supervisor import ServerState
-    from tests.fakes.vllm_standin.runtime import make_fake_runtime
 
     window = open_window(make_window, qtbot, arun, (MINIMUM_SIZE.width(), MINIMUM_SIZE.height()), start, switched)
     label = f"{MINIMUM_SIZE.width()}x{MINIMUM_SIZE.height()}-{theme_name(start, switched)}"
     ctx = window.ctx
-    python = make_fake_runtime(tmp_path / "rt", mode="ok", delay_scale=0.002)
-    ctx.settings = dataclasses.replace(ctx.settings, runtime_python=str(python))
-    window.show_page("server")
-    server = window.server_page
-    server.model.setText("/models/demo")
-    server.served_name.setText("demo")
-    server.port.setValue(free_port())
-    server.start()
+    server = start_the_standin(window, tmp_path / "rt", 0.002)
     qtbot.waitUntil(lambda: ctx.server.status.state == ServerState.READY, timeout=30000)
     qtbot.waitUntil(lambda: server.state.text().startswith("Ready at"), timeout=3000)
     found = look(window, server, "90-server-ready", label)
