@@ -32,6 +32,18 @@ def server(tmp_path_factory):
         kill_group(proc)
 
 
+@pytest.fixture(scope="module")
+def long_replies(tmp_path_factory):
+    """Replies of 2,000 tokens (5 s): a reply the client leaves is still running when it leaves. With the
+    24-token default, a loaded CI machine finalised the stream after the reply had ended (no abort)."""
+    proc, root = start_standin(tmp_path_factory.mktemp("rt-long"), "ok", "--api-key", KEY,
+                               env={"FAKE_VLLM_REPLY_TOKENS": "2000"})
+    try:
+        yield root
+    finally:
+        kill_group(proc)
+
+
 @pytest.fixture
 def crashing_server(tmp_path):
     proc, root = start_standin(tmp_path / "rt-crash", "crash_mid_stream", env={"FAKE_VLLM_CRASH_AFTER_TOKENS": "5"})
@@ -116,9 +128,9 @@ async def test_max_tokens_is_sent(server):
 
 
 @pytest.mark.asyncio
-async def test_cancelling_the_consumer_aborts_the_request(server):
-    before = aborts(server)
-    async with ChatClient(server, KEY) as client:
+async def test_cancelling_the_consumer_aborts_the_request(long_replies):
+    before = aborts(long_replies)
+    async with ChatClient(long_replies, KEY) as client:
         got = []
 
         async def consume():
@@ -133,28 +145,28 @@ async def test_cancelling_the_consumer_aborts_the_request(server):
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert await wait_aborts_above(server, before) == before + 1
+        assert await wait_aborts_above(long_replies, before) == before + 1
         assert client.last_stats is not None and client.last_stats.ttft_s is not None
 
 
 @pytest.mark.asyncio
-async def test_breaking_out_of_the_loop_aborts_the_request(server):
-    before = aborts(server)
-    async with ChatClient(server, KEY) as client:
+async def test_breaking_out_of_the_loop_aborts_the_request(long_replies):
+    before = aborts(long_replies)
+    async with ChatClient(long_replies, KEY) as client:
         async with contextlib.aclosing(client.stream("demo", [{"role": "user", "content": "x"}])) as deltas:
             async for _ in deltas:
                 break
-        assert await wait_aborts_above(server, before) == before + 1
+        assert await wait_aborts_above(long_replies, before) == before + 1
 
 
 @pytest.mark.asyncio
-async def test_breaking_without_aclosing_still_aborts(server):
+async def test_breaking_without_aclosing_still_aborts(long_replies):
     """The event loop's async-generator finaliser closes the stream a moment later."""
-    before = aborts(server)
-    async with ChatClient(server, KEY) as client:
+    before = aborts(long_replies)
+    async with ChatClient(long_replies, KEY) as client:
         async for _ in client.stream("demo", [{"role": "user", "content": "x"}]):
             break
-        assert await wait_aborts_above(server, before) == before + 1
+        assert await wait_aborts_above(long_replies, before) == before + 1
 
 
 @pytest.mark.asyncio
