@@ -52,6 +52,7 @@ NEW_RUNNER_MOE_PEAK_SHARE = 0.49
 # at 1.42× the fused-MoE formula: 2.87 GiB logged (one record, 4 of 24 layers, #21). The peak is one layer's: an
 # older vLLM logged the same 7.38 GiB for gpt-oss-20b (24 layers) and gpt-oss-120b (36 layers, 128 experts).
 MXFP4_TRITON_MOE_PEAK_SHARE = 1.42
+MXFP4_TRITON_MOE_ARCHITECTURES = frozenset({"GptOssForCausalLM"})
 NON_TORCH_TP1 = 0.22 * GIB  # CUDA context and library workspaces: 0.22–0.23 GiB on every H100/H200 run
 NON_TORCH_TP = 0.6 * GIB  # + NCCL buffers with tensor parallelism (llm-d's v0.11 table: 0.54–0.55)
 # CUDA graphs at 512 capture sizes, seen: 0.15 GiB (4 layers) … 0.98 GiB (32 layers).
@@ -307,9 +308,6 @@ def graphs_taken_from_kv(geometry: ModelGeometry) -> bool:
     the graphs' memory and takes it from the KV cache (seen: "CUDA graph memory profiling is enabled" only there;
     DeepSeek-V2-Lite and Mixtral records of #21)."""
     return geometry.moe is not None and geometry.architecture not in NEW_RUNNER_MOE_ARCHITECTURES
-
-
-MXFP4_TRITON_MOE_ARCHITECTURES = frozenset({"GptOssForCausalLM"})
 
 
 def capture_sizes(geometry: ModelGeometry, max_num_seqs: int, batched_tokens: int) -> list[int]:

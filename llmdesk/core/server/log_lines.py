@@ -34,14 +34,12 @@ def compact(line: str) -> str:
     as a person reads it. A line that is not vLLM's logger's (a traceback, a warning of Python's) comes
     unchanged but for the process tag."""
     text = _ANSI.sub("", line.rstrip("\r\n"))
-    if "\r" in text:  # a progress bar redrawn in place (tqdm through a pipe): what a terminal would show
-        prefix = found.group(0) if (found := _PROCESS.match(text)) else ""
-        text = prefix + next((part for part in reversed(text[len(prefix):].split("\r")) if part.strip()), "")
     process = ""
-    found = _PROCESS.match(text)
-    if found:
+    if found := _PROCESS.match(text):
         process = found.group("process")
         text = text[found.end():]
+    if "\r" in text:  # a progress bar redrawn in place (tqdm through a pipe): what a terminal would show
+        text = next((part for part in reversed(text.split("\r")) if part.strip()), "")
     record = _RECORD.match(text) or _UVICORN.match(text)
     parts = []
     if record:

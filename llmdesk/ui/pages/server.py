@@ -595,7 +595,7 @@ class ServerPage(QWidget):
         """Endpoint and Connect tools are read, not typed beside the form: in a small window (a 158 px pane at
         960x600, a URL a word a line) they take the whole width while shown — the form steps aside (Start,
         Stop and the state line stay above) — and the Log brings it back."""
-        if index != 0 and self.split.sizes()[1] < READING_PANE_WIDTH and self.form_scroll.isVisible():
+        if index != 0 and self._sizes_before_reading is None and self.split.sizes()[1] < READING_PANE_WIDTH:
             self._sizes_before_reading = self.split.sizes()
             self.form_scroll.hide()
         elif index == 0 and self._sizes_before_reading is not None:

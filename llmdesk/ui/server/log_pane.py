@@ -95,7 +95,7 @@ class LogPane(QWidget):
             self.view.moveCursor(self.view.textCursor().MoveOperation.Start)
             self.view.find(self.find.text())
 
-    def _keep_following(self, _low: int = 0, high: int = 0) -> None:
+    def _keep_following(self, *_range: int) -> None:
         if self.following:
             self.view.verticalScrollBar().setValue(self.view.verticalScrollBar().maximum())
 
