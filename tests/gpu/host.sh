@@ -24,7 +24,7 @@
 #   bash tests/gpu/host.sh rest21-wait     #   FP8 blocks, LoRA 4×64, then the speed of FORMATs, e.g. bf16 gptq4 w8a8)
 #   bash tests/gpu/host.sh startup23-start [--options …]  # #23: start-up phases and speed per option
 #   bash tests/gpu/host.sh startup23-wait [LIMIT_S]       #   then this, once per call, until it says done
-#   bash tests/gpu/host.sh pending-start   # what #22 and #23 still need, one background job on GPU 0 (right
+#   bash tests/gpu/host.sh pending-start [BUDGET_S]  # what #22 and #23 still need, one background job on GPU 0 (right
 #                                          # after `install`): tests -k "lora or tools_structured", then startup23
 #                                          # (the 8B shape is made while the tests run)
 #   bash tests/gpu/host.sh pending-wait [LIMIT_S]   # then this, once per call, until it says done
@@ -236,7 +236,8 @@ case "${1:-}" in
       -k 'lora or tools_structured' > $WORK/pending-tests.txt 2>&1; \
       while pgrep -f '[m]ake_tiny_llama.py' > /dev/null; do sleep 2; done; \
       python3 bench/startup_options.py --model $M/llama-3.1-8b --work $WORK/startup --out $WORK/startup-options \
-      > $WORK/startup23.txt 2>&1; touch $WORK/startup23.done $WORK/pending.done" < /dev/null > $WORK/pending.log 2>&1 &
+      --budget-s ${2:-1000} > $WORK/startup23.txt 2>&1; touch $WORK/startup23.done $WORK/pending.done" \
+      < /dev/null > $WORK/pending.log 2>&1 &
     sleep 5
     ;;
   pending-wait)  # [LIMIT_S]: tars what is there each time, done or not
