@@ -26,7 +26,8 @@
 #   bash tests/gpu/host.sh startup23-wait [LIMIT_S]       #   then this, once per call, until it says done
 #   bash tests/gpu/host.sh pending-start [BUDGET_S]  # what #22 and #23 still need, one background job on GPU 0 (right
 #                                          # after `install`): tests -k "lora or tools_structured", then startup23
-#                                          # (the 8B shape is made while the tests run)
+#                                          # for BUDGET_S, then tests -k sleep_mode (the 8B shape is made while
+#                                          # the first tests run)
 #   bash tests/gpu/host.sh pending-wait [LIMIT_S]   # then this, once per call, until it says done
 #   bash tests/gpu/host.sh arch-start      # #21: vLLM on random-weight gpt-oss-20b (MXFP4), Gemma 3 1B, DeepSeek-V2-Lite,
 #                                          # Mixtral-8x7B and Mistral-7B-v0.1 checkpoints (tests/gpu/make_arch_model.py)
@@ -228,7 +229,7 @@ case "${1:-}" in
     ;;
   pending-start)  # #22's two GPU tests, then #23's start-up options, one job: no call waits idle between them
     stop_background
-    rm -rf $WORK/gpu-out $WORK/startup-options $WORK/pending.done $WORK/startup23.done
+    rm -rf $WORK/gpu-out $WORK/gpu-out-sleep $WORK/startup-options $WORK/pending.done $WORK/startup23.done
     bash .gpu-stage/bin/gpu-host.sh models tiny llama-3.2-1b
     # the 8B shape (16 GB, --fast) is written while the small models' tests use the GPU
     setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models llama-3.1-8b" < /dev/null > $WORK/l8b-models.log 2>&1 &
@@ -236,8 +237,9 @@ case "${1:-}" in
       -k 'lora or tools_structured' > $WORK/pending-tests.txt 2>&1; \
       while pgrep -f '[m]ake_tiny_llama.py' > /dev/null; do sleep 2; done; \
       python3 bench/startup_options.py --model $M/llama-3.1-8b --work $WORK/startup --out $WORK/startup-options \
-      --budget-s ${2:-1000} > $WORK/startup23.txt 2>&1; touch $WORK/startup23.done $WORK/pending.done" \
-      < /dev/null > $WORK/pending.log 2>&1 &
+      --budget-s ${2:-1000} > $WORK/startup23.txt 2>&1; touch $WORK/startup23.done; \
+      OUT=$WORK/gpu-out-sleep python3 -m pytest tests/gpu -v -p no:cacheprovider -k sleep_mode \
+      > $WORK/pending-sleep.txt 2>&1; touch $WORK/pending.done" < /dev/null > $WORK/pending.log 2>&1 &
     sleep 5
     ;;
   pending-wait)  # [LIMIT_S]: tars what is there each time, done or not
@@ -246,8 +248,11 @@ case "${1:-}" in
     [ -f $WORK/pending.done ] || echo "pending not finished after ${2:-560} s"
     grep -E "PASSED|FAILED|ERROR|passed|failed" $WORK/pending-tests.txt 2>/dev/null | tail -8
     grep -v "^INFO\|^(APIServer\|^(EngineCore\|^WARNING" $WORK/startup23.txt 2>/dev/null | tail -25
+    grep -E "PASSED|FAILED|ERROR|passed|failed" $WORK/pending-sleep.txt 2>/dev/null | tail -4
     cp $WORK/pending-tests.txt "$OUT/pytest-gpu.txt" 2>/dev/null
+    cp $WORK/pending-sleep.txt "$OUT/pytest-gpu-sleep.txt" 2>/dev/null
     [ -d $WORK/gpu-out ] && tar -czf "$OUT/gpu-out.tgz" -C $WORK gpu-out
+    [ -d $WORK/gpu-out-sleep ] && tar -czf "$OUT/gpu-out-sleep.tgz" -C $WORK gpu-out-sleep
     [ -d $WORK/startup-options ] && tar -czf "$OUT/startup-options.tgz" -C $WORK startup-options
     ;;
   startup23-start)  # #23: start-up phases per option, each with its throughput at c=1 and 64 (bench/startup_options.py)

@@ -126,7 +126,11 @@ async def scenario(model: str, out: dict, python: str = sys.executable) -> None:
             # 4. wake-on-request off: refused in words
             gate.set_settings(GateSettings(level=1, wake_on_request=False, api_key=None,
                                            control_token=gate.gate.settings.control_token))
-            await sup.pause()
+            # the second level-1 pause: torch keeps the pinned CPU memory the first one allocated for the
+            # weights (its caching host allocator), so only the first pause should pay for pinning 15 GiB
+            t = time.monotonic()
+            out["pause1_again"] = await sup.pause()
+            out["pause1_again"]["wall_s"] = round(time.monotonic() - t, 2)
             refused = await client.post(root + "/v1/completions", json={"model": NAME, "prompt": "x", "max_tokens": 4})
             out["refused"] = {"status": refused.status_code, "retry_after": refused.headers.get("Retry-After"),
                               "message": refused.json()["error"]["message"]}
@@ -141,6 +145,7 @@ async def scenario(model: str, out: dict, python: str = sys.executable) -> None:
                 await asyncio.sleep(0.2)
             out["idle_pause_after_s"] = round(time.monotonic() - t, 1)
             out["idle_reason"] = (sup.status.sleep or {}).get("reason")
+            out["idle_pause"] = (sup.status.sleep or {}).get("last_pause")
             assert sup.status.sleep["state"] == "paused"
             woken = await completion(client, root, tokens=16)
             out["request_after_idle_pause"] = {k: woken[k] for k in ("status", "s", "tokens")}
@@ -161,5 +166,7 @@ def test_pause_resume_and_the_gate_on_the_8b_shape(gpu_env, report, out_dir):
     pause1 = out["pause1"]["gate"]
     out["goals"] = {"freed_90pct": out["memory"]["freed_share"] >= 0.9,
                     "pause_under_5s": pause1.get("sleep_s", pause1.get("seconds", 99)) < 5,
+                    "later_pauses_under_5s": all(p.get("sleep_s", 99) < 5 for p in
+                                                 (out.get("pause1_again") or {}, out.get("idle_pause") or {})),
                     "wake_and_answer_under_5s": out["request_while_paused_l1"]["s"] < 5}
     report.add("sleep_mode", goals=out["goals"])
