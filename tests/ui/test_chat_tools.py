@@ -28,10 +28,12 @@ def breaking_server(tmp_path):
         yield root
 
 
-def chat_page(make_window, url: str):
+def chat_page(make_window, url: str, open_settings: bool = True):
     window = make_window()
     window.show_page("chat")
     page = window.chat_page
+    if open_settings and not page.settings_toggle.isChecked():  # the window may be narrow: as a person would
+        page.settings_toggle.click()
     page.url.setText(url)
     page.params.fields["max_tokens"].setText("64")
     return window, page
@@ -219,18 +221,33 @@ def test_at_the_smallest_window_the_thread_has_the_room(make_window, qtbot, tool
     70 px wide and the thread scrolled sideways. Once the person drags a divider, their widths stay."""
     from llmdesk.ui.main_window import MINIMUM_SIZE
 
-    window, page = chat_page(make_window, tools_server)
+    window, page = chat_page(make_window, tools_server, open_settings=False)
     window.resize(MINIMUM_SIZE)
     window.show()
     with_example_tools(qtbot, page)
     send(qtbot, page, "What is the weather in Paris? Use get_weather.")
     qtbot.wait(100)
     chats, thread, side = page.columns.sizes()
-    assert thread >= 270 and thread > chats and thread > side, page.columns.sizes()
+    # Settings steps aside: beside it the thread had 270 px, the reply's stats a column of words
+    assert not page.side.isVisibleTo(page) and not page.settings_toggle.isChecked()
+    assert thread >= 450 and thread > 2 * chats, page.columns.sizes()
     assert not page.scroll.horizontalScrollBar().isVisible()
     window.resize(1440, 900)
     qtbot.wait(50)
+    assert page.side.isVisibleTo(page) and page.settings_toggle.isChecked()  # room for it again
     assert page.columns.sizes()[0] >= 180  # a large window gives the chat list its room back
+    page.settings_toggle.click()  # the person hides it: it stays hidden whatever the width
+    window.resize(1439, 899)
+    qtbot.wait(50)
+    assert not page.side.isVisibleTo(page) and page.columns.sizes()[2] == 0
+    window.resize(MINIMUM_SIZE)
+    qtbot.wait(50)
+    page.settings_toggle.click()  # and shown at the smallest window, it stays beside a narrower thread
+    qtbot.wait(50)
+    chats, thread, side = page.columns.sizes()
+    assert page.side.isVisibleTo(page) and side >= page.side.minimumWidth() and thread >= 250, page.columns.sizes()
+    window.resize(1440, 900)
+    qtbot.wait(50)
     page.columns.moveSplitter(150, 1)  # the person's own widths
     page.columns.splitterMoved.emit(150, 1)
     kept = page.columns.sizes()[0]

@@ -1,7 +1,7 @@
 """Chat: a streaming playground for the server this app runs, or any OpenAI-compatible URL.
 
 Saved conversations on the left, the conversation in the middle, the system prompt and sampling
-parameters on the right. Replies stream into a markdown view; deltas are buffered and drawn at
+parameters on the right (Settings, hidden by default where the page is narrow: the thread gets the room). Replies stream into a markdown view; deltas are buffered and drawn at
 most once per frame so a fast model never stalls the window. Every message is saved as soon as it
 is sent or its reply ends (also when stopped or cut off), so nothing typed is lost.
 """
@@ -65,6 +65,9 @@ class _SendOnEnter(QObject):
         return False
 
 
+SIDE_SHOWN_FROM = 900  # px of the three columns: below it the thread would get under ~450 px beside Settings
+
+
 class ChatPage(QWidget):
     start_server_requested = Signal()
     open_server_page_requested = Signal()
@@ -109,7 +112,7 @@ class ChatPage(QWidget):
         side_column.addWidget(self.params, 1)
         self.tools_panel = ToolsPanel()
         side_column.addWidget(self.tools_panel)
-        params_scroll = scroll_area(side, keep_width=True)
+        params_scroll = self.side = scroll_area(side, keep_width=True)
 
         splitter = self.columns = QSplitter()
         splitter.addWidget(self.conversations)
@@ -119,12 +122,13 @@ class ChatPage(QWidget):
         splitter.setSizes([200, 600, 260])
         splitter.setChildrenCollapsible(False)
         self._columns_moved = False  # once the person drags a divider, their widths are kept
+        self._side_chosen = False  # once the person shows or hides Settings, the page no longer decides
         splitter.splitterMoved.connect(lambda *_: setattr(self, "_columns_moved", True))
         layout = QVBoxLayout(self)  # the title where every page has it; three columns need the width at the right
         margin = self.style().pixelMetric(QStyle.PixelMetric.PM_LayoutLeftMargin)  # a child widget's, as elsewhere
         layout.setContentsMargins(margin, margin, 0, 0)
-        layout.addWidget(page_header("Chat", "Talk to the model; parameters, tools and structured output are on "
-                                             "the right."))
+        layout.addWidget(page_header("Chat", "Talk to the model; Settings holds the server, the parameters, tools "
+                                             "and structured output."))
         layout.addWidget(splitter, 1)
 
         ctx.server.subscribe(on_status=self._server_changed)
@@ -152,10 +156,16 @@ class ChatPage(QWidget):
         self.refresh.setText("↻")
         self.refresh.setToolTip("Ask the server which models it serves")
         self.refresh.clicked.connect(self.refresh_models)
+        self.settings_toggle = design.action(QPushButton("Settings"), "mdi6.tune-variant")
+        self.settings_toggle.setCheckable(True)
+        self.settings_toggle.setChecked(True)
+        self.settings_toggle.setToolTip("Show or hide the server, system prompt, parameters, tools and JSON shape")
+        self.settings_toggle.clicked.connect(self._side_toggled)  # clicked: the person's choice, not the page's
         target = QHBoxLayout()
         target.addWidget(QLabel("Model"))
         target.addWidget(self.model, 1)
         target.addWidget(self.refresh)
+        target.addWidget(self.settings_toggle)
 
         self.thread = QWidget()
         self.thread_layout = QVBoxLayout(self.thread)
@@ -239,17 +249,28 @@ class ChatPage(QWidget):
         if not self._columns_moved:
             self._fit_columns()
 
+    def _side_toggled(self, shown: bool) -> None:
+        self._side_chosen = True
+        self.side.setVisible(shown)
+        if not self._columns_moved:
+            self._fit_columns()
+
     def _fit_columns(self) -> None:
         """The thread gets the room: at the smallest window the side columns kept 200 + 260 px and the
-        conversation had 247 (its stats a column of words, a tool call's result box 70 px wide); the chat list
-        keeps what its buttons need."""
-        total = sum(self.columns.sizes())
+        conversation had 247 (its stats a column of words, a tool call's result box 70 px wide), so where the
+        columns have less than SIDE_SHOWN_FROM px Settings starts hidden; the chat list keeps what its buttons
+        need."""
+        total = self.columns.width()  # not the sizes' sum: a hidden Settings counts nothing there
         if total <= 0:
             return
-        side = self.columns.widget(2).minimumWidth()
+        if not self._side_chosen:
+            shown = total >= SIDE_SHOWN_FROM
+            self.side.setVisible(shown)
+            self.settings_toggle.setChecked(shown)
         chats = max(self.conversations.least_comfortable_width(), min(220, round(0.16 * total)))
-        params = max(side, min(300, round(0.22 * total)))
-        self.columns.setSizes([chats, max(0, total - chats - params), params])
+        params = max(self.side.minimumWidth(), min(300, round(0.22 * total))) if self.side.isVisibleTo(self) else 0
+        handles = self.columns.handleWidth() * (2 if params else 1)
+        self.columns.setSizes([chats, max(0, total - chats - params - handles), params])
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -650,13 +671,13 @@ class ChatPage(QWidget):
         state = self.ctx.server.status.state
         if self.url.text().strip() or state == ServerState.READY:
             self.empty.say("Ask the model something", "Type below: Enter sends, Shift+Enter starts a new line, "
-                           "Escape stops a reply. Parameters, tools and a required JSON shape are on the right.")
+                           "Escape stops a reply. Parameters, tools and a required JSON shape are under Settings.")
         elif state == ServerState.STARTING:
             self.empty.say("The model is starting", "You can write your question now; it can be sent as soon as "
                            "the Server page says ready.")
         else:
             self.empty.say("No model is running", "Replies come from the model this app serves, or from any "
-                           "OpenAI-compatible server whose address you type on the right.", "Start a model")
+                           "OpenAI-compatible server whose address you type under Settings.", "Start a model")
 
     def _copy(self, widget: MessageWidget) -> None:
         QGuiApplication.clipboard().setText(widget.content())
