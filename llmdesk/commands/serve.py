@@ -434,7 +434,7 @@ def parser_fields(args: argparse.Namespace) -> dict:
     among the vLLM arguments) on this computer, "none" leaves the flag out, a name is checked against
     vLLM 0.26's. A parser flag among the vLLM arguments already decides its kind: auto adds nothing."""
     from llmdesk.core.hub.chat_template import chat_facts
-    from llmdesk.core.server.tool_parsers import AUTO, TEMPLATE_NO_TOOLS, choose, match_parsers
+    from llmdesk.core.server.tool_parsers import ALL_PARSER_TOKENS, AUTO, TEMPLATE_NO_TOOLS, choose, match_parsers
 
     tool_value = getattr(args, "tool_call_parser", None) or AUTO
     reasoning_value = getattr(args, "reasoning_parser", None) or AUTO
@@ -449,7 +449,7 @@ def parser_fields(args: argparse.Namespace) -> dict:
         template_file = _flag_value(list(getattr(args, "extra_args", [])), "--chat-template")
         if template_file and not os.path.isfile(os.path.expanduser(template_file)):
             template_file = None  # "tool_use" or a template given inline: the model's own is not it, unknown
-        facts = chat_facts(args.source, chat_template_file=template_file)
+        facts = chat_facts(args.source, chat_template_file=template_file, look_for=ALL_PARSER_TOKENS)
         match = match_parsers(**facts.match_args())
     tool = choose("tool", tool_value, match.auto_tool_call_parser if match else None)
     reasoning = choose("reasoning", reasoning_value, match.reasoning_parser if match else None)
@@ -459,6 +459,8 @@ def parser_fields(args: argparse.Namespace) -> dict:
     if match is not None and tool and tool_value.lower() != AUTO and match.template == TEMPLATE_NO_TOOLS:
         print(f"warning: {tool} is set, but the model's chat template never uses the tool list: the model "
               "will not see the tools (pass a tool-capable --chat-template after --).", file=sys.stderr)
+    if match is not None and tool and tool_value.lower() != AUTO and match.missing_tokens(tool):
+        print(f"warning: {match.missing_tokens_note(tool)} Pick another parser, or none.", file=sys.stderr)
     return {"tool_call_parser": tool, "enable_auto_tool_choice": tool is not None, "reasoning_parser": reasoning}
 
 

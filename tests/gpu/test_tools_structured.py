@@ -3,7 +3,9 @@ Llama (shared/tools/make_tiny_llama.py).
 
 The tiny model's own chat template has no tools, so the server gets llmdesk's small tool-capable
 Llama-3 template (tests/data/chat_templates/llmdesk-llama3-json-tools.jinja) with `--chat-template`
-after `--`, and `--tool-call-parser auto` must then pick llama3_json from it (server/tool_parsers.py).
+after `--`, and `--tool-call-parser auto` must then pick llama3_json from it (server/tool_parsers.py). Its
+tokenizer gets `<|python_tag|>` (tests/gpu/add_special_token.py): vLLM's llama3_json parser looks it up for
+every chat request, and without it every request failed with HTTP 500 (H100, 2026-12-07).
 Random weights never call a tool on their own, so the calls are forced: a named function and
 tool_choice "required" make vLLM constrain the output to the tool's JSON schema (guided decoding).
 The parameters are enums, so a forced call is short whatever the weights.
@@ -34,6 +36,7 @@ from llmdesk.core.chat import structured as st
 from llmdesk.core.chat.client import ChatClient, ChatParams, ToolsNotEnabled
 from llmdesk.core.chat.tools import check_arguments, parse_tools, tool_message
 from tests.fakes.standin_server import free_port
+from tests.gpu.add_special_token import add_special_token
 from tests.gpu.conftest import ROOT, model_dir
 
 TEMPLATE = ROOT / "tests" / "data" / "chat_templates" / "llmdesk-llama3-json-tools.jinja"
@@ -93,7 +96,7 @@ async def raw_stream(url: str, body: dict) -> list[dict]:
     """vLLM's own chunks of a streamed request, for the stand-in's sake."""
     chunks = []
     async with httpx.AsyncClient(timeout=300) as http, http.stream(
-            "POST", url.rstrip("/") + "/v1/chat/completions",
+            "POST", url.rstrip("/") + "/chat/completions",
             json={"model": "tiny", "stream": True, "temperature": 0.0, "max_tokens": 200, **body}) as resp:
         async for line in resp.aiter_lines():
             if line.startswith("data: ") and line[6:] != "[DONE]":
@@ -123,7 +126,7 @@ async def probe(url: str) -> dict:
 
         async def whole(choice) -> dict:
             async with httpx.AsyncClient(timeout=300) as http:
-                resp = await http.post(url.rstrip("/") + "/v1/chat/completions", json={
+                resp = await http.post(url.rstrip("/") + "/chat/completions", json={
                     "model": "tiny", "messages": question, "tools": TOOLS, "tool_choice": choice,
                     "temperature": 0.0, "max_tokens": 200})
             body = resp.json()
@@ -166,7 +169,8 @@ async def probe(url: str) -> dict:
 
 
 def test_tool_call_round_trip_and_structured_replies(gpu_env, report, out_dir, tmp_path):
-    model = str(model_dir("tiny"))
+    # the tiny tokenizer has no <|python_tag|>, which vLLM's llama3_json parser needs for every chat request
+    model = str(add_special_token(model_dir("tiny"), tmp_path / "tiny-python-tag", "<|python_tag|>"))
     port = free_port()
     proc = serve(model, port, out_dir, "tools-serve", "--tool-call-parser", "auto", "--", "--chat-template",
                  str(TEMPLATE))

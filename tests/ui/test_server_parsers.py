@@ -102,3 +102,20 @@ def test_a_server_started_with_a_parser_answers_tool_calls_in_the_chat(make_wind
     assert card.call.name == "get_weather" and json.loads(card.call.arguments) == {"city": "Lisbon"}
     qtbot.mouseClick(page.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.STOPPED, timeout=30000)
+
+
+def test_a_tokenizer_without_the_parsers_token_is_said_on_the_form(make_window, qtbot, tmp_path):
+    """llama3_json on a tokenizer without <|python_tag|>: vLLM 0.26 failed every chat request (H100,
+    2026-12-07). Auto keeps tool calling off and says why; picked by hand, the form warns."""
+    _window, page = server_page(make_window)
+    parsers = page.parsers
+    folder = model_folder(tmp_path, "meta-llama__Llama-3.1-8B-Instruct")
+    (folder / "tokenizer.json").write_text(json.dumps({"added_tokens": [{"id": 0, "content": "<|eot_id|>"}]}))
+    page.model.setText(str(folder))
+    qtbot.waitUntil(lambda: parsers.match is not None, timeout=5000)
+    assert parsers.tool.itemText(0) == "Auto: off" and parsers.match.tool_call_parser == "llama3_json"
+    assert "<|python_tag|>" in parsers.note.text() and "HTTP 500" in parsers.note.text()
+    assert page.launch_config().tool_call_parser is None
+    parsers.set_choice(tool="llama3_json")
+    assert page.launch_config().tool_call_parser == "llama3_json"
+    assert "Pick another parser, or none." in parsers.note.text()

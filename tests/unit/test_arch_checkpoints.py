@@ -253,3 +253,35 @@ def test_the_70b_shape_for_tensor_parallelism_is_the_published_size():
     assert per_layer == 2 * (3 * 8192 * 28672 + 2 * 8192 * 8192 + 2 * 1024 * 8192 + 2 * 8192)
     geometry = geometry_from_config(maker.cut_config(config, 16))
     assert geometry.num_layers == 16 and geometry.num_kv_heads == 8 and geometry.num_attention_heads == 64
+
+
+def test_a_special_token_added_to_a_random_weight_llama(tmp_path):
+    """tests/gpu/test_tools_structured.py gives the tiny model <|python_tag|> (vLLM's llama3_json parser
+    needs it for every chat request): the next id, one more embedding row, the other tensors untouched."""
+    import struct
+
+    from llmdesk.core.hub.chat_template import chat_facts
+    from tests.gpu.add_special_token import add_special_token
+
+    src = tmp_path / "tiny"
+    src.mkdir()
+    (src / "config.json").write_text(json.dumps({"vocab_size": 3, "architectures": ["LlamaForCausalLM"]}))
+    (src / "tokenizer.json").write_text(json.dumps({"added_tokens": [{"id": 2, "content": "<|eot_id|>"}]}))
+    (src / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|eot_id|>"}))
+    header = {"model.norm.weight": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]},
+              "model.embed_tokens.weight": {"dtype": "BF16", "shape": [3, 2], "data_offsets": [2, 14]}}
+    text = json.dumps(header).encode()
+    (src / "model.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + b"\xaa\xbb" + bytes(range(1, 13)))
+    out = add_special_token(src, tmp_path / "tagged", "<|python_tag|>")
+    raw = (out / "model.safetensors").read_bytes()
+    (size,) = struct.unpack("<Q", raw[:8])
+    assert size % 8 == 0
+    grown = json.loads(raw[8:8 + size])
+    body = raw[8 + size:]
+    start, end = grown["model.embed_tokens.weight"]["data_offsets"]
+    assert grown["model.embed_tokens.weight"]["shape"] == [4, 2] and body[start:end] == bytes(range(1, 13)) + bytes(4)
+    norm = grown["model.norm.weight"]["data_offsets"]
+    assert body[norm[0]:norm[1]] == b"\xaa\xbb"
+    assert json.loads((out / "config.json").read_text())["vocab_size"] == 4
+    assert chat_facts(str(out), look_for=["<|python_tag|>"]).tokens_present == {"<|python_tag|>"}
+    assert chat_facts(str(src), look_for=["<|python_tag|>"]).tokens_present == frozenset()

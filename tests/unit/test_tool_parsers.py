@@ -337,3 +337,81 @@ def test_the_tool_template_renders_a_call_and_its_result():
     assert '"name": "get_weather"' in text and '{"name": "get_weather", "parameters": {"city": "Paris"}}' in text
     assert "<|start_header_id|>ipython<|end_header_id|>\n\n18 C<|eot_id|>" in text
     assert text.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n") and jinja2
+
+
+# --- the tokens a parser needs ------------------------------------------------------------------
+
+def tokenizer_folder(tmp_path: Path, name: str, tokenizer_tokens: list[str], added: list[str] = ()) -> Path:
+    """A Llama 3.1 folder (config, the tool template) whose tokenizer.json has ``tokenizer_tokens`` and whose
+    tokenizer_config.json lists ``added`` as added tokens."""
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+                                                    "_name_or_path": "meta-llama/Llama-3.1-8B-Instruct"}))
+    (folder / "chat_template.jinja").write_text(TOOL_TEMPLATE.read_text())
+    (folder / "tokenizer.json").write_text(json.dumps({
+        "added_tokens": [{"id": i, "content": t, "special": True} for i, t in enumerate(tokenizer_tokens)],
+        "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}}}))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": {
+        str(1000 + i): {"content": t, "special": True} for i, t in enumerate(added)}}))
+    return folder
+
+
+def test_a_tokenizer_without_the_parsers_token_keeps_tool_calling_off(tmp_path):
+    """vLLM 0.26 makes the tool parser for every chat request: llama3_json on a tokenizer without
+    <|python_tag|> answered every request (tools or not) with HTTP 500 on an H100 (2026-12-07)."""
+    lacking = tokenizer_folder(tmp_path, "llama-finetune", ["<|begin_of_text|>", "<|eot_id|>"])
+    facts = chat_facts(str(lacking), look_for=tp.ALL_PARSER_TOKENS)
+    assert facts.tokens_present == frozenset()
+    match = match_parsers(**facts.match_args())
+    assert match.tool_call_parser == "llama3_json" and match.auto_tool_call_parser is None
+    assert match.missing_tokens("llama3_json") == ("<|python_tag|>",)
+    assert any("<|python_tag|>" in n and "HTTP 500" in n and "stays off" in n for n in match.notes), match.notes
+    assert "tool calls: off" in match.summary()
+    # the token in tokenizer.json, or only among tokenizer_config.json's added tokens: on
+    for folder in (tokenizer_folder(tmp_path, "in-json", ["<|python_tag|>"]),
+                   tokenizer_folder(tmp_path, "in-config", [], added=["<|python_tag|>"])):
+        match = match_parsers(**chat_facts(str(folder), look_for=tp.ALL_PARSER_TOKENS).match_args())
+        assert match.auto_tool_call_parser == "llama3_json" and not match.missing_tokens("llama3_json")
+    # not looked for, or no tokenizer.json to look in (sentencepiece, Mistral's tekken): nothing is said
+    assert chat_facts(str(lacking)).tokens_present is None
+    (lacking / "tokenizer.json").unlink()
+    facts = chat_facts(str(lacking), look_for=tp.ALL_PARSER_TOKENS)
+    assert facts.tokens_present is None and match_parsers(**facts.match_args()).auto_tool_call_parser == "llama3_json"
+
+
+def test_non_ascii_parser_tokens_are_found_as_json_writes_them(tmp_path):
+    folder = tmp_path / "deepseek"
+    folder.mkdir()
+    calls = ["<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"]
+    (folder / "tokenizer.json").write_text(json.dumps({"added_tokens": [{"content": calls[0]}]}))  # \uff5c…
+    with (folder / "tokenizer.json").open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"content": calls[1]}, ensure_ascii=False))  # and written as it is
+    assert chat_facts(str(folder), look_for=calls).tokens_present == frozenset(calls)
+
+
+def test_serve_warns_when_a_named_parser_lacks_its_token(tmp_path, capsys):
+    import argparse
+
+    from llmdesk.commands.serve import parser_fields
+
+    folder = tokenizer_folder(tmp_path, "llama-finetune", ["<|eot_id|>"])
+    auto = parser_fields(argparse.Namespace(source=str(folder), tool_call_parser="auto", reasoning_parser="none",
+                                            extra_args=[]))
+    assert auto["tool_call_parser"] is None and not auto["enable_auto_tool_choice"]
+    assert "HTTP 500" in capsys.readouterr().err
+    named = parser_fields(argparse.Namespace(source=str(folder), tool_call_parser="llama3_json",
+                                             reasoning_parser="none", extra_args=[]))
+    assert named["tool_call_parser"] == "llama3_json"  # the person's choice stands, with a warning
+    err = capsys.readouterr().err
+    assert err.startswith("warning: vLLM's llama3_json parser needs <|python_tag|>") and "another parser" in err
+
+
+def test_the_chat_client_names_a_parser_that_does_not_fit():
+    from llmdesk.core.chat.client import ChatClient
+
+    body = json.dumps({"error": {"message": "Llama3JsonToolParser could not locate the bot token '<|python_tag|>' "
+                                            "in the tokenizer.", "type": "InternalServerError", "code": 500}})
+    problem = ChatClient("http://127.0.0.1:9/v1")._http_problem(500, body, model="tiny").problem
+    assert problem.title == "The server's tool-call parser does not fit this model"
+    assert "<|python_tag|>" in problem.explanation and "--tool-call-parser none" in problem.fix

@@ -338,6 +338,12 @@ class ChatClient:
         if status == 404:
             return ProblemError(Problem(f"Nothing at {self.base_url}", f"HTTP 404: {message}",
                                         "Check the URL: it should be the server's root or its /v1 base."))
+        if status == 500 and re.search(r"tool ?parser could not locate", message, re.I):
+            # vLLM makes the parser for every chat request once auto tool choice is on (H100, 2026-12-07)
+            return ProblemError(Problem("The server's tool-call parser does not fit this model", message,
+                                        "vLLM fails every chat request until it is started again with another "
+                                        "tool-call parser or none (Server page → Tool calls, or `llmdesk serve "
+                                        "MODEL --tool-call-parser none`)."))
         return ProblemError(Problem(f"The server refused the request (HTTP {status})", message or "(no message)",
                                     "Check the parameters; the server log may say more."))
 

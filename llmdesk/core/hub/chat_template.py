@@ -15,7 +15,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +30,17 @@ class ChatFacts:
     chat_template: str | None = None  # None: not read; "": the model has none
     template_source: str = ""  # where it came from (a path), for the notes
     tool_use_template: bool = False  # tokenizer_config.json names a "tool_use" template besides "default"
+    tokens_present: frozenset[str] | None = None  # which of the tokens looked for the tokenizer has; None: not read
 
     def match_args(self) -> dict[str, Any]:
         return {"architecture": self.architecture, "model_type": self.model_type, "name": self.name,
-                "chat_template": self.chat_template}
+                "chat_template": self.chat_template, "tokens_present": self.tokens_present}
 
 
-def chat_facts(source: str, *, chat_template_file: str | None = None) -> ChatFacts:
+def chat_facts(source: str, *, chat_template_file: str | None = None, look_for: Iterable[str] = ()) -> ChatFacts:
     """What can be known offline about ``source`` (a folder or a repo id); a template given with
-    ``--chat-template FILE`` wins over the model's. Never raises: what cannot be read stays unknown."""
+    ``--chat-template FILE`` wins over the model's; ``look_for``: tokens whose presence in the tokenizer
+    matters (a tool-call parser's). Never raises: what cannot be read stays unknown."""
     folder, name = _where(source)
     config = _json(folder / "config.json") if folder is not None else {}
     architectures = config.get("architectures") if isinstance(config.get("architectures"), list) else []
@@ -54,7 +56,29 @@ def chat_facts(source: str, *, chat_template_file: str | None = None) -> ChatFac
         template, where = _text(Path(chat_template_file).expanduser()), chat_template_file
     elif folder is not None:
         template, where, tool_use = _model_template(folder)
-    return ChatFacts(architecture, model_type, name, template, where, tool_use)
+    tokens = _tokens_present(folder, tuple(look_for)) if folder is not None and look_for else None
+    return ChatFacts(architecture, model_type, name, template, where, tool_use, tokens)
+
+
+def _tokens_present(folder: Path, tokens: tuple[str, ...]) -> frozenset[str] | None:
+    """Which of ``tokens`` the tokenizer has: tokenizer_config.json's added tokens, else anywhere in
+    tokenizer.json (its vocabulary or added tokens, as JSON strings). None without a tokenizer.json: a
+    sentencepiece or Mistral (tekken) tokenizer is not read, so nothing is said about it."""
+    tokenizer = folder / "tokenizer.json"
+    try:
+        if not tokenizer.is_file() or tokenizer.stat().st_size > TOKENIZER_READ_LIMIT:
+            return None
+        text = tokenizer.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    added = _json(folder / "tokenizer_config.json").get("added_tokens_decoder")
+    present = {str(v.get("content")) for v in added.values() if isinstance(v, dict)} if isinstance(added, dict) \
+        else set()
+    return frozenset(t for t in tokens if t in present or json.dumps(t) in text
+                     or json.dumps(t, ensure_ascii=False) in text)
+
+
+TOKENIZER_READ_LIMIT = 64 << 20  # a tokenizer.json is 2-20 MB; anything far larger is not one to read whole
 
 
 def _where(source: str) -> tuple[Path | None, str]:

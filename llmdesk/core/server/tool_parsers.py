@@ -20,6 +20,7 @@ features/reasoning_outputs.md) and docs/tools.md lists it with its sources.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass
@@ -45,6 +46,21 @@ REASONING_PARSERS: tuple[str, ...] = (
     "kimi_k2", "mimo", "minimax_m2", "minimax_m2_append_think", "minimax_m3", "mistral", "nemotron_v3",
     "olmo3", "qwen3", "seed_oss", "step3", "step3p5", "inkling",
 )
+
+# The tokens a parser looks up in the tokenizer when vLLM 0.26 makes it (each parser's __init__, which raises
+# "… could not locate …" without them). With --enable-auto-tool-choice vLLM makes the parser for every chat
+# request, tools or not, so a missing token fails them all with HTTP 500 (seen on an H100 with llama3_json and a
+# tokenizer without <|python_tag|>, 2026-12-07).
+_DEEPSEEK_CALLS = ("<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>")
+PARSER_TOKENS: dict[str, tuple[str, ...]] = {
+    "llama3_json": ("<|python_tag|>",),
+    "mistral": ("[TOOL_CALLS]",),
+    "deepseek_v3": _DEEPSEEK_CALLS,
+    "deepseek_v31": _DEEPSEEK_CALLS,
+    "jamba": ("<tool_calls>", "</tool_calls>"),
+    "lfm2": ("<|tool_call_start|>", "<|tool_call_end|>"),
+}
+ALL_PARSER_TOKENS: tuple[str, ...] = tuple(dict.fromkeys(t for ts in PARSER_TOKENS.values() for t in ts))
 
 AUTO, NONE = "auto", "none"  # the two words `llmdesk serve` and the Server page take besides a name
 
@@ -84,10 +100,27 @@ class ParserMatch:
     reasoning_parser: str | None
     template: str
     notes: tuple[str, ...] = ()
+    tokens_present: frozenset[str] | None = None  # of ALL_PARSER_TOKENS, in the tokenizer; None: not read
 
     @property
     def auto_tool_call_parser(self) -> str | None:
+        if self.tool_call_parser is None or self.missing_tokens(self.tool_call_parser):
+            return None
         return self.tool_call_parser if self.template in (TEMPLATE_TOOLS, TEMPLATE_UNKNOWN) else None
+
+    def missing_tokens(self, parser: str) -> tuple[str, ...]:
+        """The tokens ``parser`` needs that the model's tokenizer lacks (none when it was not read)."""
+        if self.tokens_present is None:
+            return ()
+        return tuple(t for t in PARSER_TOKENS.get(parser, ()) if t not in self.tokens_present)
+
+    def missing_tokens_note(self, parser: str) -> str | None:
+        missing = self.missing_tokens(parser)
+        if not missing:
+            return None
+        return (f"vLLM's {parser} parser needs {' and '.join(missing)} in the tokenizer, and this model's has "
+                f"{'none of them' if len(missing) > 1 else 'none'}: with it on, vLLM fails every chat request "
+                "(HTTP 500), tools or not.")
 
     @property
     def tools_supported(self) -> bool:
@@ -111,19 +144,24 @@ class _Family:
 
 
 def match_parsers(*, architecture: str = "", model_type: str = "", name: str = "",
-                  chat_template: str | None = None) -> ParserMatch:
+                  chat_template: str | None = None, tokens_present: frozenset[str] | None = None) -> ParserMatch:
     """The parsers for a model, from config.json's ``architectures[0]`` and ``model_type``, its name
-    (repo id or folder) and its chat template (None: not read; "": it has none)."""
+    (repo id or folder), its chat template (None: not read; "": it has none) and which of
+    ALL_PARSER_TOKENS its tokenizer has (None: not read)."""
     template = template_tools(chat_template)
     family = _family(architecture, model_type.lower(), name.lower(), chat_template or "")
     notes: list[str] = []
     if family is None:
         notes.append("No vLLM 0.26 tool-call parser is known for this model family: tool calling stays off "
                      "unless you pick a parser whose format the model writes.")
-        return ParserMatch(None, None, None, template, tuple(notes))
+        return ParserMatch(None, None, None, template, tuple(notes), tokens_present)
     if family.note:
         notes.append(family.note)
-    if family.tool is not None:
+    found = ParserMatch(family.name, family.tool, family.reasoning, template, (), tokens_present)
+    if family.tool is not None and found.missing_tokens(family.tool):
+        notes.append(f"{found.missing_tokens_note(family.tool)} Tool calling stays off; a fine-tune may need "
+                     "another parser (pick the one whose format it writes) or none.")
+    elif family.tool is not None:
         if template == TEMPLATE_NO_TOOLS:
             notes.append(f"The model's chat template never uses the tool list, so the model would not see the "
                          f"tools: tool calling stays off. Give a tool-capable template with --chat-template "
@@ -134,7 +172,7 @@ def match_parsers(*, architecture: str = "", model_type: str = "", name: str = "
         elif template == TEMPLATE_UNKNOWN:
             notes.append("The chat template was not read (the model is not on this computer yet): "
                          f"{family.tool} is chosen by the model's family.")
-    return ParserMatch(family.name, family.tool, family.reasoning, template, tuple(notes))
+    return dataclasses.replace(found, notes=tuple(notes))
 
 
 def _family(architecture: str, model_type: str, name: str, template: str) -> _Family | None:

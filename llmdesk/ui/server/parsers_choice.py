@@ -10,7 +10,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from llmdesk.core.hub.chat_template import chat_facts
-from llmdesk.core.server.tool_parsers import (AUTO, NONE, REASONING_PARSERS, TEMPLATE_UNKNOWN, TOOL_CALL_PARSERS,
+from llmdesk.core.server.tool_parsers import (ALL_PARSER_TOKENS, AUTO, NONE, REASONING_PARSERS, TEMPLATE_UNKNOWN,
+                                              TOOL_CALL_PARSERS,
                                               ParserMatch, match_parsers)
 from llmdesk.ui import design
 
@@ -74,7 +75,8 @@ class ParserChoice(QWidget):
         self.tasks.run(self._match(*asked), "reading the model's chat template")
 
     async def _match(self, source: str, template_file: str | None) -> None:
-        facts = await asyncio.to_thread(chat_facts, source, chat_template_file=template_file)
+        facts = await asyncio.to_thread(chat_facts, source, chat_template_file=template_file,
+                                        look_for=ALL_PARSER_TOKENS)
         if self._asked == (source, template_file):  # not typed over meanwhile
             self.show_match(match_parsers(**facts.match_args()))
 
@@ -119,6 +121,8 @@ class ParserChoice(QWidget):
                     and m.template != TEMPLATE_UNKNOWN:
                 lines.append(f"{tool} is set by hand, but the model's template never uses the tool list: pass a "
                              "tool-capable --chat-template in Extra.")
+            if tool and self.tool.currentData() not in (AUTO, NONE) and m.missing_tokens(tool):
+                lines.append(f"{m.missing_tokens_note(tool)} Pick another parser, or none.")
         self.note.setText("\n".join(line for line in lines if line.strip()))
         self.note.setVisible(bool(self.note.text()))
         self.changed.emit()
