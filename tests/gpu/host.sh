@@ -25,9 +25,9 @@
 #   bash tests/gpu/host.sh startup23-start [--options …]  # #23: start-up phases and speed per option
 #   bash tests/gpu/host.sh startup23-wait [LIMIT_S]       #   then this, once per call, until it says done
 #   bash tests/gpu/host.sh pending-start [BUDGET_S]  # what #22 and #23 still need, one background job on GPU 0 (right
-#                                          # after `install`): tests -k "lora or tools_structured", then startup23
-#                                          # for BUDGET_S, then tests -k sleep_mode (the 8B shape is made while
-#                                          # the first tests run)
+#                                          # after `install`; carry .gpu-extra, see below): tests -k tools_structured,
+#                                          # then the default and fork+preload by turns for BUDGET_S, then tests -k
+#                                          # sleep_mode (the 8B shape is made while the first test runs)
 #   bash tests/gpu/host.sh pending-wait [LIMIT_S]   # then this, once per call, until it says done
 #   bash tests/gpu/host.sh arch-start      # #21: vLLM on random-weight gpt-oss-20b (MXFP4), Gemma 3 1B, DeepSeek-V2-Lite,
 #                                          # Mixtral-8x7B and Mistral-7B-v0.1 checkpoints (tests/gpu/make_arch_model.py)
@@ -37,6 +37,13 @@
 #                                          # expert parallel; the benchmark sweep 1-128 on the 70B's TP-2 server
 #                                          # beside vllm bench serve; then tests/gpu's tensor-parallel stop and kill
 #   bash tests/gpu/host.sh tp24-wait [LIMIT_S]   # then this, once per call, until it says done
+#
+# Stage with `PART_MIB=40 ../shared/tools/gpu-stage`: the checkout itself is ~18 MB (screenshots) and a transfer
+# carries 64 MiB in all, so 60 MiB parts are refused (2026-12-07: six parts of 40 MiB went, 0.4 s each).
+#
+# The GPU host lacks some of llmdesk's pure-Python dependencies (platformdirs, keyring and theirs, pytest-asyncio):
+# `pip install --target .gpu-extra --no-deps platformdirs keyring jaraco.classes jaraco.functools jaraco.context
+# more-itertools pytest-asyncio` here, and carry .gpu-extra (2.6 MB) with .gpu-stage/bin and .gpu-stage/sha256.
 #
 # Background work is started with setsid so that it outlives the command that started it; the host
 # keeps it only while it is held (the next command must follow within about 30 s).
@@ -233,10 +240,13 @@ case "${1:-}" in
     bash .gpu-stage/bin/gpu-host.sh models tiny llama-3.2-1b
     # the 8B shape (16 GB, --fast) is written while the small models' tests use the GPU
     setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models llama-3.1-8b" < /dev/null > $WORK/l8b-models.log 2>&1 &
+    # what is left after 2026-12-07: the tool round trip (the tiny model now gets <|python_tag|>), the default and
+    # Faster Start + forked engine by turns (c=64 was -2.3% in one measurement), the second level-1 pause's time
     CUDA_VISIBLE_DEVICES=0 setsid bash -c "OUT=$WORK/gpu-out python3 -m pytest tests/gpu -v -p no:cacheprovider \
-      -k 'lora or tools_structured' > $WORK/pending-tests.txt 2>&1; \
+      -k 'tools_structured' > $WORK/pending-tests.txt 2>&1; \
       while pgrep -f '[m]ake_tiny_llama.py' > /dev/null; do sleep 2; done; \
       python3 bench/startup_options.py --model $M/llama-3.1-8b --work $WORK/startup --out $WORK/startup-options \
+      --options fresh default fork+preload default fork+preload default fork+preload \
       --budget-s ${2:-1000} > $WORK/startup23.txt 2>&1; touch $WORK/startup23.done; \
       OUT=$WORK/gpu-out-sleep python3 -m pytest tests/gpu -v -p no:cacheprovider -k sleep_mode \
       > $WORK/pending-sleep.txt 2>&1; touch $WORK/pending.done" < /dev/null > $WORK/pending.log 2>&1 &

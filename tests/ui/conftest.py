@@ -32,6 +32,18 @@ def fake_doctor(settings, *, gpu_scan=None, runtime_search=None):
                                       None if status == "ok" else "Install the driver."),))
 
 
+@pytest.fixture(autouse=True)
+def faster_start_only_where_tested(request, isolated_dirs):
+    """Faster Start (a vLLM imported ahead of each Start) is on by default: a window whose server is the
+    stand-in would then import one after every stop, and the test's end would wait for it. Tests of it, and of
+    the settings file itself, say @pytest.mark.default_settings, or set it as a person does, on the Settings page."""
+    if request.node.get_closest_marker("default_settings"):
+        return
+    from llmdesk.core.base.settings import Settings, save_settings
+
+    save_settings(Settings(preload_vllm=False))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def collect_garbage_on_the_gui_thread(qapp):
     """As the app does (llmdesk/ui/gc_guard.py): worker threads must never collect Qt objects."""

@@ -3,6 +3,7 @@ import json
 import sys
 import time
 
+import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QLabel
@@ -159,6 +160,7 @@ def test_planning_gpu_is_shown_and_saved(make_window, qtbot, arun):
     assert window.gpu_status.text().startswith("No NVIDIA GPU · planning for NVIDIA H200")
 
 
+@pytest.mark.default_settings
 def test_geometry_and_last_page_are_remembered(make_window, qtbot, arun):
     window = make_window()
     size = (window.minimumWidth(), window.minimumHeight() + 17)  # the offscreen screen is 800 wide: no wider
@@ -223,6 +225,7 @@ def test_exception_in_a_slot_reaches_the_banner(make_window, qtbot):
     assert window.ctx.banner.explanation.text() == "bad slot"
 
 
+@pytest.mark.default_settings
 def test_corrupt_settings_are_moved_aside_with_a_notice(make_window):
     path = settings_store.settings_path()
     path.parent.mkdir(parents=True)

@@ -40,8 +40,9 @@ class Settings:
     server_port: int = 8000
     gpu_memory_utilization: float = 0.92
     metrics_interval_s: float = 1.0
-    # a vLLM imported ahead of each Start (core/server/preload.py): Start sooner, an idle process's memory
-    preload_vllm: bool = False
+    # a vLLM imported ahead of each Start (core/server/preload.py): with the forked engine an 8B model's warm start
+    # took 18.2 s instead of 58.6 on an H100 (docs/benchmarks.md, #23); the waiting process holds ~1 GB of CPU memory
+    preload_vllm: bool = True
     planning_gpu: str = ""  # a catalogue key to plan for when no GPU is present
 
     def problems(self) -> list[str]:

@@ -22,7 +22,10 @@ class StartupChoice(QWidget):
         self.graphs.setMaximumWidth(180)
         self.fork = QCheckBox("Fork the engine (vLLM imported once)")
         self.fork.setToolTip("vLLM's engine process is forked from its API server, which has imported vLLM "
-                             "already, instead of started afresh.")
+                             "already, instead of started afresh (vLLM's own library default; its command line "
+                             "spawns). With Settings' Faster Start an 8B model on an H100 was ready in 18 s "
+                             "instead of 59.")
+        self.fork.setChecked(True)  # on by default (#23); vLLM falls back to spawning where CUDA is already up
         self.sleep = QCheckBox("Allow Pause (frees the GPU without stopping)")
         self.sleep.setToolTip("vLLM's sleep mode. Its development routes are kept behind llmdesk's gate: clients "
                               "never reach them.")
