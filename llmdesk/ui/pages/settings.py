@@ -113,8 +113,9 @@ class SettingsPage(QWidget):
         form.addRow("Metrics every", self.metrics_interval)
         self.preload = QCheckBox("Keep vLLM imported for the next Start")
         self.preload.setToolTip("After a server stops (and when llmdesk opens), the vLLM runtime's Python imports "
-                                "vLLM and waits: the next Start skips that import (about 15 s on a GPU host), "
-                                "while the waiting process holds its memory. Not used when the next start needs "
+                                "vLLM and waits: the next Start skips that import. With the forked engine (Server "
+                                "page) an 8B model on an H100 was ready in 18 s instead of 59. The waiting process "
+                                "holds about 1 GB of memory (no GPU memory). Not used when the next start needs "
                                 "other GPUs than the waiting one was made for.")
         form.addRow("Faster Start", self.preload)
         self.theme.setMaximumWidth(260)
