@@ -225,6 +225,36 @@ async def test_crash_mid_stream_keeps_the_partial_text(crashing_server):
     assert isinstance(exc.value, ProblemError) and "cut off" in exc.value.problem.title
 
 
+@pytest.mark.asyncio
+async def test_a_stream_cut_by_a_server_that_still_answers_says_so():
+    """vLLM 0.26 closed streamed replies mid-way and went on serving when its tool parser failed (H100,
+    2026-12-07): "check that the server is still running" sent the person the wrong way."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        if head.startswith("GET /health"):
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        else:
+            chunk = b'data: {"choices": [{"index": 0, "delta": {"content": "Hel"}}]}\n\n'
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                         + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")  # then closed without the last chunk
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with ChatClient(f"http://127.0.0.1:{port}/v1") as client:
+            with pytest.raises(StreamInterrupted) as exc:
+                async for _ in client.stream("demo", [{"role": "user", "content": "hi"}]):
+                    pass
+    finally:
+        server.close()
+        await server.wait_closed()
+    problem = exc.value.problem
+    assert exc.value.partial == "Hel" and "still answers" in problem.explanation
+    assert "Log" in problem.fix and "still running" not in problem.fix
+
+
 # --- CLI --------------------------------------------------------------------------------------
 
 def cli(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess:

@@ -66,6 +66,12 @@ class ToolsNotEnabled(ProblemError):
     --tool-call-parser), so it refuses a request with tools."""
 
 
+HEALTH_AFTER_CUT_S = 2.0
+# H100, 2026-12-07: vLLM 0.26 closed streamed replies mid-way, still serving, when its tool parser failed
+ERROR_OF_ITS_OWN_FIX = ("The server's log (Server page → Log) says which error; a tool-call parser that does not fit "
+                        "the model fails every reply. Then regenerate.")
+
+
 class StreamInterrupted(ProblemError):
     """The connection or the engine died mid-reply; ``partial`` / ``partial_reasoning`` keep what came."""
 
@@ -244,8 +250,11 @@ class ChatClient:
             if prog.first is None and prog.chunks == 0 and not isinstance(
                     exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.ReadTimeout):
                 raise self._transport_problem(exc) from None
-            raise self._interrupted(prog, f"The connection to {self.base_url} was lost mid-reply "
-                                          f"({type(exc).__name__}: {exc}).") from None
+            why = f"The connection to {self.base_url} was lost mid-reply ({type(exc).__name__}: {exc})."
+            if await self._still_answers():  # vLLM closes a stream this way when the reply fails inside it
+                raise self._interrupted(prog, why + " The server still answers, so it ended this reply on an error "
+                                                    "of its own.", fix=ERROR_OF_ITS_OWN_FIX) from None
+            raise self._interrupted(prog, why) from None
         finally:
             self.last_stats = prog.finish_stats()
             self.last_tool_calls = prog.calls.calls
@@ -283,13 +292,20 @@ class ChatClient:
             prog.reasoning.append(reasoning)
         return Delta(content, reasoning, tuple(prog.calls.calls) if called else ())
 
-    def _interrupted(self, prog: _Progress, why: str) -> StreamInterrupted:
+    def _interrupted(self, prog: _Progress, why: str, fix: str = "Check that the server is still running (its "
+                     "log says why it stopped), then regenerate.") -> StreamInterrupted:
         partial = "".join(prog.content)
         kept = f" The {len(partial):,} characters received so far are kept." if partial else ""
-        return StreamInterrupted(Problem("The reply was cut off", why + kept,
-                                         "Check that the server is still running (its log says why "
-                                         "it stopped), then regenerate."),
-                                 partial, "".join(prog.reasoning))
+        return StreamInterrupted(Problem("The reply was cut off", why + kept, fix), partial, "".join(prog.reasoning))
+
+    async def _still_answers(self) -> bool:
+        """Whether the server's /health answers 200 within a moment (after a stream was cut)."""
+        root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
+        try:
+            resp = await self._http.get(f"{root}/health", timeout=HEALTH_AFTER_CUT_S)
+        except Exception:  # noqa: BLE001 - gone, or not a vLLM: the plain message stands
+            return False
+        return resp.status_code == 200
 
     def _transport_problem(self, exc: httpx.HTTPError) -> ProblemError:
         import httpx
