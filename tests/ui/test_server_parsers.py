@@ -119,3 +119,4 @@ def test_a_tokenizer_without_the_parsers_token_is_said_on_the_form(make_window, 
     parsers.set_choice(tool="llama3_json")
     assert page.launch_config().tool_call_parser == "llama3_json"
     assert "Pick another parser, or none." in parsers.note.text()
+    assert "never uses the tool list" not in parsers.note.text()  # its template does use it

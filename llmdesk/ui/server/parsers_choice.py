@@ -10,9 +10,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from llmdesk.core.hub.chat_template import chat_facts
-from llmdesk.core.server.tool_parsers import (ALL_PARSER_TOKENS, AUTO, NONE, REASONING_PARSERS, TEMPLATE_UNKNOWN,
-                                              TOOL_CALL_PARSERS,
-                                              ParserMatch, match_parsers)
+from llmdesk.core.server.tool_parsers import (ALL_PARSER_TOKENS, AUTO, NONE, REASONING_PARSERS, TEMPLATE_MISSING,
+                                              TEMPLATE_NO_TOOLS, TOOL_CALL_PARSERS, ParserMatch, match_parsers)
 from llmdesk.ui import design
 
 
@@ -117,8 +116,8 @@ class ParserChoice(QWidget):
                           "tool calling stays off." if self.tool.currentData() == AUTO else ""))
             lines += list(m.notes)
             tool = self.launch_fields()["tool_call_parser"]
-            if tool and self.tool.currentData() not in (AUTO, NONE) and not m.tools_supported \
-                    and m.template != TEMPLATE_UNKNOWN:
+            if tool and self.tool.currentData() not in (AUTO, NONE) and m.template in (TEMPLATE_NO_TOOLS,
+                                                                                     TEMPLATE_MISSING):
                 lines.append(f"{tool} is set by hand, but the model's template never uses the tool list: pass a "
                              "tool-capable --chat-template in Extra.")
             if tool and self.tool.currentData() not in (AUTO, NONE) and m.missing_tokens(tool):
