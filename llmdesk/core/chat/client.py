@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.chat.tools import ToolCall, ToolCallAccumulator
-from llmdesk.core.server.endpoint import (ServerUnreachable, Unauthorized, normalise_base_url, server_http_client,
-                                          vllm_error_message)
+from llmdesk.core.server.endpoint import (ServerUnreachable, Unauthorized, normalise_base_url, root_url,
+                                          server_http_client, vllm_error_message)
 
 if TYPE_CHECKING:
     from llmdesk.core.chat.structured import Structured
@@ -300,9 +300,8 @@ class ChatClient:
 
     async def _still_answers(self) -> bool:
         """Whether the server's /health answers 200 within a moment (after a stream was cut)."""
-        root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
         try:
-            resp = await self._http.get(f"{root}/health", timeout=HEALTH_AFTER_CUT_S)
+            resp = await self._http.get(f"{root_url(self.base_url)}/health", timeout=HEALTH_AFTER_CUT_S)
         except Exception:  # noqa: BLE001 - gone, or not a vLLM: the plain message stands
             return False
         return resp.status_code == 200

@@ -1,9 +1,10 @@
 """Chat: a streaming playground for the server this app runs, or any OpenAI-compatible URL.
 
 Saved conversations on the left, the conversation in the middle, the system prompt and sampling
-parameters on the right (Settings, hidden by default where the page is narrow: the thread gets the room). Replies stream into a markdown view; deltas are buffered and drawn at
-most once per frame so a fast model never stalls the window. Every message is saved as soon as it
-is sent or its reply ends (also when stopped or cut off), so nothing typed is lost.
+parameters on the right (Settings, hidden by default where the page is narrow: the thread gets the
+room). Replies stream into a markdown view; deltas are buffered and drawn at most once per frame so
+a fast model never stalls the window. Every message is saved as soon as it is sent or its reply ends
+(also when stopped or cut off), so nothing typed is lost.
 """
 
 from __future__ import annotations
