@@ -1,4 +1,5 @@
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -252,6 +253,18 @@ def test_settings_page_saves_and_rejects_bad_values(make_window, qtbot):
     qtbot.mouseClick(page.save, Qt.MouseButton.LeftButton)
     assert page.message.text() == "Not saved: the server address cannot be empty."
     assert settings_store.load_settings()[0].server_host == "0.0.0.0"
+
+
+def test_settings_saved_elsewhere_show_on_the_page_but_an_edit_in_progress_stays(make_window, qtbot, arun):
+    window = make_window()
+    page = window.settings_page
+    page.port.setValue(8123)  # being edited, not saved
+    saved = dataclasses.replace(window.ctx.settings, theme="dark", server_port=9000)
+    arun(window.ctx.save_settings(saved))
+    assert page.theme.currentData() == "dark"  # untouched here: follows what was saved
+    assert page.port.value() == 8123  # the person's edit is theirs until Save or Revert
+    qtbot.mouseClick(page.revert, Qt.MouseButton.LeftButton)
+    assert page.port.value() == 9000
 
 
 def test_dark_theme_applies_at_once(make_window, qtbot, qapp):

@@ -144,35 +144,44 @@ class SettingsPage(QWidget):
 
         self.host.textChanged.connect(self._warn_about_host)
         self.load(ctx.settings)
+        ctx.settings_changed.connect(self._follow)
 
     def start(self) -> None:
         """Background work, once the event loop runs (never from the constructor)."""
         self.ctx.tasks.run(self._show_token(), "reading the stored Hugging Face token")
         self.runtimes.start()
 
+    def _fields(self) -> dict[str, tuple]:
+        """Settings field -> (read the form, write the form): load, edited and following saves share one table."""
+        return {
+            "theme": (self.theme.currentData,
+                      lambda v: self.theme.setCurrentIndex(max(0, self.theme.findData(v)))),
+            "runtime_python": (lambda: self.runtime_python.edit.text().strip(), self.runtime_python.edit.setText),
+            "models_dir": (lambda: self.models_dir.edit.text().strip(), self.models_dir.edit.setText),
+            "server_host": (lambda: self.host.text().strip(), self.host.setText),
+            "server_port": (self.port.value, self.port.setValue),
+            "gpu_memory_utilization": (lambda: round(self.gpu_util.value(), 2), self.gpu_util.setValue),
+            "metrics_interval_s": (self.metrics_interval.value, self.metrics_interval.setValue),
+            "preload_vllm": (self.preload.isChecked, self.preload.setChecked),
+        }
+
     def load(self, s: Settings) -> None:
-        self.theme.setCurrentIndex(max(0, self.theme.findData(s.theme)))
-        self.runtime_python.edit.setText(s.runtime_python)
-        self.models_dir.edit.setText(s.models_dir)
-        self.host.setText(s.server_host)
-        self.port.setValue(s.server_port)
-        self.gpu_util.setValue(s.gpu_memory_utilization)
-        self.metrics_interval.setValue(s.metrics_interval_s)
-        self.preload.setChecked(s.preload_vllm)
+        for name, (_, write) in self._fields().items():
+            write(getattr(s, name))
+        self._loaded = s
         self.message.setText("")
 
+    def _follow(self, saved: Settings) -> None:
+        """Settings saved elsewhere (another page, the theme menu) show here, except a field the person is
+        editing: that edit is theirs until they save or revert."""
+        for name, (read, write) in self._fields().items():
+            if read() == getattr(self._loaded, name):
+                write(getattr(saved, name))
+        self._loaded = saved
+
     def edited(self) -> Settings:
-        return dataclasses.replace(
-            self.ctx.settings,
-            theme=self.theme.currentData(),
-            runtime_python=self.runtime_python.edit.text().strip(),
-            models_dir=self.models_dir.edit.text().strip(),
-            server_host=self.host.text().strip(),
-            server_port=self.port.value(),
-            gpu_memory_utilization=round(self.gpu_util.value(), 2),
-            metrics_interval_s=self.metrics_interval.value(),
-            preload_vllm=self.preload.isChecked(),
-        )
+        return dataclasses.replace(self.ctx.settings,
+                                   **{name: read() for name, (read, _) in self._fields().items()})
 
     def _warn_about_host(self, host: str) -> None:
         if host.strip() and not is_loopback(host.strip()):
