@@ -92,9 +92,13 @@ class _Extras:
         self.tools, self.tool_choice, self.results, self.results_name = tools, tool_choice, results, results_name
         self.structured = structured
 
-    def request(self) -> dict:
-        """What ChatClient.stream takes besides the messages (only what is asked for)."""
-        asked = {"tools": self.tools, "tool_choice": self.tool_choice, "structured": self.structured}
+    def request(self, after_results: bool = False) -> dict:
+        """What ChatClient.stream takes besides the messages (only what is asked for); a forced tool choice
+        applies to the first request only (core/chat/tools.choice_after_results)."""
+        from llmdesk.core.chat.tools import choice_after_results
+
+        choice = choice_after_results(self.tool_choice) if after_results else self.tool_choice
+        asked = {"tools": self.tools, "tool_choice": choice, "structured": self.structured}
         return {k: v for k, v in asked.items() if v is not None}
 
     def settings(self) -> dict:
@@ -230,7 +234,7 @@ async def _turn(client, model: str, history: list[dict], text: str, params, no_s
             saver.turn(text, answer, thoughts, client.last_stats, state, steps)
 
     for round_ in range(MAX_TOOL_ROUNDS + 1):
-        answer, thoughts = await _reply(client, model, messages, params, no_stats, extras, save)
+        answer, thoughts = await _reply(client, model, messages, params, no_stats, extras, save, round_ > 0)
         calls = client.last_tool_calls
         if not calls:
             break
@@ -262,7 +266,7 @@ def _sent(steps: list[dict]) -> list[dict]:
 
 
 async def _reply(client, model: str, messages: list[dict], params, no_stats: bool, extras: _Extras,
-                 save) -> tuple[str, str]:
+                 save, after_results: bool = False) -> tuple[str, str]:
     """One request: content to stdout, reasoning to stderr; (answer, reasoning). A reply cut off or
     stopped is saved through ``save(state, answer, reasoning)`` before the failure goes on."""
     import contextlib
@@ -273,7 +277,7 @@ async def _reply(client, model: str, messages: list[dict], params, no_stats: boo
     thoughts: list[str] = []
     in_reasoning = False
     try:
-        async with contextlib.aclosing(client.stream(model, messages, params, **extras.request())) as deltas:
+        async with contextlib.aclosing(client.stream(model, messages, params, **extras.request(after_results))) as deltas:
             async for delta in deltas:
                 if delta.reasoning:
                     if not in_reasoning:

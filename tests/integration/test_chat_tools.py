@@ -190,6 +190,15 @@ def test_cli_tool_results_from_stdin(tools_server, files):
     assert res.returncode == 1 and "has no result for 'get_time'" in res.stderr
 
 
+def test_cli_a_forced_tool_choice_forces_the_first_call_only(tools_server, files):
+    """Forced again after the result, vLLM could only call again, 8 rounds and exit 1 (H100, 2026-12-07)."""
+    for choice in ("get_weather", "required"):
+        res = cli("--url", tools_server, "--tools", str(files["tools"]), "--tool-results", str(files["results"]),
+                  "--tool-choice", choice, "Hello")
+        assert res.returncode == 0, res.stderr
+        assert res.stdout == 'Result: {"temp_c": 18}\n' and res.stderr.count("[tool call]") == 1, res.stderr
+
+
 def test_cli_saves_the_calls_and_results(tools_server, files, tmp_path):
     env = {**__import__("os").environ, "LLMDESK_HOME": str(tmp_path / "home")}
     res = cli("--url", tools_server, "--save", "--tools", str(files["tools"]), "--tool-results", str(files["results"]),

@@ -83,6 +83,21 @@ def test_a_tool_call_is_a_card_whose_result_goes_back(make_window, qtbot, tools_
     assert page.tools_panel.use_tools.isChecked() and "get_weather" in page.tools_panel.tools_edit.toPlainText()
 
 
+def test_a_forced_tool_choice_forces_the_first_call_only(make_window, qtbot, tools_server):
+    """vLLM forces a call for "required" or a named function whatever came before: forced again with the
+    result, the model could only call again (H100, 2026-12-07). The reply to the result may answer."""
+    _window, page = chat_page(make_window, tools_server)
+    with_example_tools(qtbot, page)
+    page.tools_panel.tool_choice.setCurrentText("get_weather")
+    send(qtbot, page, "Hello")
+    [card] = page.messages[1].cards.values()
+    card.result.setPlainText('{"temp_c": 18}')
+    qtbot.mouseClick(card.send, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not page.streaming and len(page.messages) == 4, timeout=15000)
+    assert page.messages[3].content() == 'Result: {"temp_c": 18}' and not page.messages[3].cards
+    assert page.tools_panel.tool_choice.currentText() == "get_weather"  # the person's choice stays for the next
+
+
 def test_an_unanswered_call_waits_for_its_result_after_reopening(make_window, qtbot, tools_server):
     _window, page = chat_page(make_window, tools_server)
     with_example_tools(qtbot, page)

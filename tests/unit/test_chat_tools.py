@@ -14,7 +14,7 @@ from llmdesk.core.chat import structured as st
 from llmdesk.core.chat.conversations import ConversationStore, to_markdown
 from llmdesk.core.chat.session import Turn, request_messages
 from llmdesk.core.chat.tools import (ToolCall, ToolCallAccumulator, assistant_message, calls_from_openai,
-                                     check_arguments, check_tool_choice, parse_tools, tool_message)
+                                     check_arguments, check_tool_choice, choice_after_results, parse_tools, tool_message)
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "The weather now",
@@ -280,3 +280,9 @@ def test_unreadable_stored_calls_read_as_none(tmp_path):
         conn.execute("UPDATE messages SET tool_calls = '{broken'")
     with ConversationStore(path) as store:
         assert store.get(cid).messages[0].tool_calls is None
+
+
+def test_a_forced_choice_is_not_forced_again_with_the_results():
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    assert [choice_after_results(c) for c in ("required", named, "auto", "none", None)] == [
+        "auto", "auto", "auto", "none", None]

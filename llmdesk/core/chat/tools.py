@@ -194,6 +194,13 @@ def check_tool_choice(choice: str | None, tools: Sequence[Mapping[str, Any]]) ->
                            f"({', '.join(tool_names(tools)) or 'none given'}).", "Use one of those."))
 
 
+def choice_after_results(choice: str | dict | None) -> str | dict | None:
+    """The tool_choice for a request that carries tool results back. "required" or a named function is
+    guided decoding in vLLM: it forces a call whatever came before, so forcing again would loop until the
+    round limit (seen on an H100, 2026-12-07). The forced call is made; now the model may answer (auto)."""
+    return "auto" if choice == "required" or isinstance(choice, dict) else choice
+
+
 def check_arguments(tools: Sequence[Mapping[str, Any]], call: ToolCall) -> str | None:
     """Why a call does not fit its tool (unknown tool, arguments not JSON or not matching the schema), or None."""
     from jsonschema import validators

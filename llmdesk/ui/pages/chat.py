@@ -22,7 +22,7 @@ from llmdesk.core.base.errors import Problem, ProblemError
 from llmdesk.core.chat.client import ChatClient, ContextTooLong, ModelNotFound, StreamInterrupted
 from llmdesk.core.chat.conversations import Conversation, ConversationStore
 from llmdesk.core.chat.session import Turn, oldest_droppable, params_from_dict, params_to_dict, request_messages
-from llmdesk.core.chat.tools import ToolCall, calls_from_openai, check_arguments
+from llmdesk.core.chat.tools import ToolCall, calls_from_openai, check_arguments, choice_after_results
 from llmdesk.core.server.endpoint import ServerUnreachable, Unauthorized, default_base_url, normalise_base_url
 from llmdesk.core.server.supervisor import ServerState, ServerStatus
 from llmdesk.ui import design
@@ -477,6 +477,8 @@ class ChatPage(QWidget):
         if extras is None:
             self.status.setText(f"Not sent: {self.tools_panel.problem()}")
             return
+        if self.messages and self.messages[-1].role == "tool":  # the forced call is made; the model may answer
+            extras["tool_choice"] = choice_after_results(extras["tool_choice"])
         self.notice.clear()
         if self.messages and self.messages[-1].role in ("user", "tool"):
             self.messages[-1].set_unanswered(None)  # asked again

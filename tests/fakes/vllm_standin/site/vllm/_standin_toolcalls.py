@@ -17,8 +17,9 @@ What vLLM does, from its source (``vllm/renderers/online_renderer.py``,
 - Structured outputs: ``response_format`` {type: json_schema, json_schema: {name, schema}} or
   {type: json_object}, or ``structured_outputs`` {json | regex | choice} (one kind only).
 
-When the stand-in calls a tool: the last message is the user's, and tool_choice is "required" or a
-named function, or the user's text names a tool (every tool it names, in order: parallel calls).
+When the stand-in calls a tool: tool_choice is "required" or a named function (whatever the last
+message, tool results too, as vLLM's guided decoding does), or the last message is the user's and
+its text names a tool (every tool it names, in order: parallel calls).
 Arguments are an instance of the tool's parameters schema; strings take the last capitalised word
 of the user's text that does not start a sentence ("… in Paris? Use get_weather." -> "Paris"); the
 schema's enum, const, minimum and minLength are honoured, maxLength and the rest are not. After tool results it answers "Result: …" with them.
@@ -102,7 +103,10 @@ def plan(body: dict, args) -> Plan | None:
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
     last = messages[-1] if messages else {}
     user_text = _text(last.get("content")) if last.get("role") == "user" else ""
-    if tools and choice not in (None, "none") and last.get("role") == "user":
+    # a forced choice ("required", a named function) is guided decoding in vLLM: it calls again whatever came
+    # before, tool results included (a client that keeps forcing loops: seen on an H100, 2026-12-07)
+    forced = choice == "required" or named is not None
+    if tools and choice not in (None, "none") and (last.get("role") == "user" or forced):
         wanted = _tools_asked(tools, user_text, choice)
         if wanted:
             calls = [{"id": "chatcmpl-tool-" + secrets.token_hex(16), "name": t["function"]["name"],
