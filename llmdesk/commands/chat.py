@@ -247,7 +247,7 @@ async def _turn(client, model: str, history: list[dict], text: str, params, no_s
         steps.append({**called, "reasoning": thoughts})
         for call in calls:
             print(f"[tool call] {call.shown()}", file=sys.stderr, flush=True)
-            if (why := check_arguments(extras.tools or [], call)) is not None:
+            if (why := check_arguments(extras.tools or [], call, _finish(client))) is not None:
                 print(f"  note: {why}", file=sys.stderr)
             result = tool_message(call.id, await _tool_result(call, extras))
             messages.append(result)
@@ -342,18 +342,27 @@ def _json(value) -> str:
 
 def _check_structured(structured, answer: str, stats) -> None:
     from llmdesk.core.base.errors import ProblemError
+    from llmdesk.core.chat.structured import filled_with_spaces
 
-    verdict = structured.check(answer)
+    cut = stats is not None and stats.finish_reason == "length"
+    verdict = structured.check(answer, "length" if cut else None)
     if verdict.ok:
         print(f"[structured output: {verdict.title[0].lower()}{verdict.title[1:]}]", file=sys.stderr)
         return
-    title = "The reply is not JSON" if verdict.title == "Not JSON" else \
-        f"The reply {verdict.title[0].lower()}{verdict.title[1:]}"
-    cut = stats is not None and stats.finish_reason == "length"
-    raise ProblemError(Problem(title, verdict.detail + ("." if not verdict.detail.endswith(".") else ""),
-                               "It stopped at max tokens: raise --max-tokens." if cut else
-                               "Check that the server constrains replies (vLLM does by default), and the "
-                               "schema, pattern or choices."))
+    title = {"Not JSON": "The reply is not JSON", "Cut off at max tokens": "The reply was cut off at max tokens",
+             "Cut off: the model wrote spaces": "The model wrote spaces until max tokens"}.get(
+        verdict.title, f"The reply {verdict.title[0].lower()}{verdict.title[1:]}")
+    if cut and structured.kind == "json_schema" and filled_with_spaces(answer):
+        fix = "More tokens would only bring more spaces: compact JSON stops them."
+    elif cut:
+        fix = "It stopped at max tokens: raise --max-tokens."
+    else:
+        fix = "Check that the server constrains replies (vLLM does by default), and the schema, pattern or choices."
+    raise ProblemError(Problem(title, verdict.detail + ("." if not verdict.detail.endswith(".") else ""), fix))
+
+
+def _finish(client) -> str | None:
+    return client.last_stats.finish_reason if client.last_stats is not None else None
 
 
 def _print_stats(stats, no_stats: bool) -> None:

@@ -88,6 +88,16 @@ def test_arguments_are_checked_against_the_tools_schema():
     assert "'city' is a required property" in why and "$.days: 'two' is not of type 'integer'" in why
 
 
+def test_arguments_cut_at_max_tokens_say_so_first():
+    """Real vLLM, tiny random Llama, named tool choice: spaces to max tokens, the arguments empty (H100)."""
+    tools = parse_tools([WEATHER])
+    why = check_arguments(tools, ToolCall("1", "get_weather", ""), "length")
+    assert why.startswith("the reply stopped at max tokens before the call's arguments were complete (")
+    assert "'city' is a required property" in why
+    assert check_arguments(tools, ToolCall("1", "get_weather", '{"city": "Paris"}'), "length") is None
+    assert not check_arguments(tools, ToolCall("1", "get_weather", ""), "stop").startswith("the reply stopped")
+
+
 def test_messages_back_to_the_server():
     call = ToolCall("c1", "get_weather", '{"city": "Paris"}')
     assert assistant_message("", [call]) == {"role": "assistant", "content": None, "tool_calls": [
@@ -155,6 +165,20 @@ def test_replies_are_checked():
     assert st.choice("yes,no").check("no").ok
     wrong = st.choice("yes,no").check("maybe")
     assert not wrong.ok and wrong.line() == "Does not match one of the choices: 'maybe' is not one of yes, no"
+
+
+def test_a_reply_cut_at_max_tokens_is_called_cut_off_and_spaces_get_the_compact_json_fix():
+    schema = st.json_schema(SCHEMA)
+    spaces = "{" + " " * 600  # what the tiny random Llama wrote under a JSON schema on real vLLM (H100)
+    assert schema.check(spaces).title == "Not JSON"  # nothing says it stopped early
+    filled = schema.check(spaces, "length")
+    assert not filled.ok and filled.title == "Cut off: the model wrote spaces"
+    assert "disable_any_whitespace" in filled.detail and "llmdesk serve MODEL -- --structured-outputs-config" in \
+        filled.detail
+    cut = schema.check('{"city": "Par', "length")
+    assert not cut.ok and cut.title == "Cut off at max tokens" and "could not be read as JSON" in cut.detail
+    assert schema.check('{"city": "Paris", "temp_c": 18}', "length").ok  # complete is complete
+    assert st.regex(r"a+").check("a" + " " * 40, "length").title == "Cut off at max tokens"
 
 
 def test_kept_with_a_conversation_and_read_back_tolerantly():

@@ -22,6 +22,11 @@ from llmdesk.core.base.errors import BadInput, Problem
 from llmdesk.core.chat.tools import check_schema, describe_errors
 
 KINDS = ("json_schema", "regex", "choice")
+# vLLM's JSON grammar allows any whitespace between fields, and a model can fill a whole reply with it up to
+# max tokens (the tiny random Llama on an H100, 2026-12-07; small models in the wild). These server options
+# keep JSON compact; vLLM 0.26 takes them with the xgrammar or guidance backend only.
+COMPACT_JSON_OPTIONS = ("--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}')
+_SPACE_FILL = re.compile(r"\s{32}")
 KIND_LABELS = {"json_schema": "JSON schema", "regex": "regular expression", "choice": "one of the choices"}
 
 
@@ -57,8 +62,8 @@ class Structured:
             return {"kind": self.kind, "regex": self.pattern}
         return {"kind": self.kind, "choices": list(self.choices)}
 
-    def check(self, reply: str) -> Verdict:
-        return check_reply(self, reply)
+    def check(self, reply: str, finish_reason: str | None = None) -> Verdict:
+        return check_reply(self, reply, finish_reason)
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,30 @@ def from_dict(data: Any) -> Structured | None:
     return None
 
 
-def check_reply(structured: Structured, reply: str) -> Verdict:
+def compact_json_hint() -> str:
+    return "start the server with compact JSON: llmdesk serve MODEL -- " + COMPACT_JSON_OPTIONS[0] + \
+        " '" + COMPACT_JSON_OPTIONS[1] + "'"
+
+
+def filled_with_spaces(text: str) -> bool:
+    """A long run of whitespace: the grammar's freedom between JSON fields, not an answer."""
+    return _SPACE_FILL.search(text) is not None
+
+
+def check_reply(structured: Structured, reply: str, finish_reason: str | None = None) -> Verdict:
+    """Whether the reply fits; one that does not and stopped at max tokens ("length") says it was cut off."""
+    verdict = _fits(structured, reply)
+    if verdict.ok or finish_reason != "length":
+        return verdict
+    if structured.kind == "json_schema" and filled_with_spaces(reply):
+        return Verdict(False, "Cut off: the model wrote spaces", "the model filled the reply with the spaces "
+                       "JSON allows between fields until max tokens; " + compact_json_hint(),
+                       verdict.value, verdict.errors)
+    return Verdict(False, "Cut off at max tokens", "the reply stopped at max tokens before it was complete ("
+                   + verdict.detail + ")", verdict.value, verdict.errors)
+
+
+def _fits(structured: Structured, reply: str) -> Verdict:
     label = KIND_LABELS[structured.kind]
     good, bad = f"Matches {'the ' if structured.kind != 'choice' else ''}{label}", \
         f"Does not match {'the ' if structured.kind != 'choice' else ''}{label}"

@@ -201,22 +201,23 @@ def choice_after_results(choice: str | dict | None) -> str | dict | None:
     return "auto" if choice == "required" or isinstance(choice, dict) else choice
 
 
-def check_arguments(tools: Sequence[Mapping[str, Any]], call: ToolCall) -> str | None:
-    """Why a call does not fit its tool (unknown tool, arguments not JSON or not matching the schema), or None."""
+def check_arguments(tools: Sequence[Mapping[str, Any]], call: ToolCall, finish_reason: str | None = None) -> str | None:
+    """Why a call does not fit its tool (unknown tool, arguments not JSON or not matching the schema), or None.
+    A reply that stopped at max tokens ("length") cut its arguments off: said first, as the likely cause."""
     from jsonschema import validators
 
     tool = next((t for t in tools if t["function"]["name"] == call.name), None)
     if tool is None:
         return f"the model called {call.name!r}, which is not one of the tools"
     value, why = call.parsed_arguments()
-    if why is not None:
-        return why
-    schema = tool["function"].get("parameters") or {}
-    validator = validators.validator_for(schema)(schema)
-    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
-    if errors:
-        return "the arguments do not match the tool's parameters: " + describe_errors(errors)
-    return None
+    if why is None:
+        schema = tool["function"].get("parameters") or {}
+        validator = validators.validator_for(schema)(schema)
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+        why = "the arguments do not match the tool's parameters: " + describe_errors(errors) if errors else None
+    if why is not None and finish_reason == "length":
+        return f"the reply stopped at max tokens before the call's arguments were complete ({why})"
+    return why
 
 
 def describe_errors(errors: Iterable[Any], limit: int = 3) -> str:

@@ -522,12 +522,13 @@ class ChatPage(QWidget):
         calls = tuple(client.last_tool_calls) if state == "complete" else ()
         structured = extras["structured"]
         if structured is not None and state == "complete" and not calls and stats is not None:
-            stats["validation"] = structured.check(widget.content()).as_dict()
+            stats["validation"] = structured.check(widget.content(), stats.get("finish_reason")).as_dict()
         widget.end_stream(stats, state)
         if calls:
             widget.show_calls(calls)
             for card in widget.cards.values():
-                card.set_problem(check_arguments(self.tools_panel.tools, card.call))
+                card.set_problem(check_arguments(self.tools_panel.tools, card.call,
+                                                 stats.get("finish_reason") if stats else None))
         if stats is not None and "validation" in stats:
             widget.set_verdict(stats["validation"])
         if state == "error":  # nothing came: the message would only be noise
