@@ -50,7 +50,7 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     start.add_argument("--sleep-level", type=whole(1, 2), default=2, metavar="1|2",
                        help="2: a paused model drops its weights and reads them again on resume (default; on an "
                             "H100 an 8B paused in 0.06 s, resumed in 2.2 s); 1: keeps them in CPU memory (resume "
-                            "0.6 s, but pausing copies them: 7 s)")
+                            "0.6 s, but the first pause copies them: 7 s, later ones 0.4 s)")
     start.add_argument("--idle-pause", type=number(10, 7 * 86_400), metavar="S",
                        help="pause by itself after S seconds without requests (implies --sleep-mode)")
     start.add_argument("--no-wake-on-request", dest="wake_on_request", action="store_false",

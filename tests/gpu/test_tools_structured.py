@@ -8,7 +8,8 @@ tokenizer gets `<|python_tag|>` (tests/gpu/add_special_token.py): vLLM's llama3_
 every chat request, and without it every request failed with HTTP 500 (H100, 2026-12-07).
 Random weights never call a tool on their own, so the calls are forced: a named function and
 tool_choice "required" make vLLM constrain the output to the tool's JSON schema (guided decoding).
-The parameters are enums, so a forced call is short whatever the weights.
+The parameters are enums and the server keeps JSON compact (no free whitespace, which random weights
+filled to max tokens on 2026-12-07), so a forced call is short whatever the weights.
 
 Checked: the call comes back whole through core/chat/client.py's accumulator (the same arguments as the
 non-streamed answer), its arguments fit the tool's schema, the result goes back as a "tool" message
@@ -51,7 +52,7 @@ TOOLS = parse_tools([
 ])
 SCHEMA = {"type": "object", "additionalProperties": False, "required": ["answer", "digit"],
           "properties": {"answer": {"type": "string", "enum": ["yes", "no"]},
-                         "digit": {"type": "integer", "minimum": 0, "maximum": 9}}}
+                         "digit": {"type": "integer", "enum": list(range(10))}}}
 GREEDY = ChatParams(max_tokens=200, temperature=0.0)
 NAMED = {"type": "function", "function": {"name": "get_weather"}}
 
@@ -172,8 +173,11 @@ def test_tool_call_round_trip_and_structured_replies(gpu_env, report, out_dir, t
     # the tiny tokenizer has no <|python_tag|>, which vLLM's llama3_json parser needs for every chat request
     model = str(add_special_token(model_dir("tiny"), tmp_path / "tiny-python-tag", "<|python_tag|>"))
     port = free_port()
+    # compact JSON: random weights under vLLM's JSON grammar wrote spaces between fields to max tokens (H100,
+    # 2026-12-07), so the forced call's arguments never came; the grammar without free whitespace leaves
+    # only the enum values to choose
     proc = serve(model, port, out_dir, "tools-serve", "--tool-call-parser", "auto", "--", "--chat-template",
-                 str(TEMPLATE))
+                 str(TEMPLATE), *st.COMPACT_JSON_OPTIONS)
     try:
         url = wait_url(proc, 600)
         result = asyncio.run(probe(url))

@@ -124,8 +124,9 @@ class LaunchConfig:
     # llmdesk's sleep gate (server/sleep_gate.py) takes the address clients use.
     sleep_mode: bool = False
     # 2: weights dropped, read again on Resume; 1: kept in CPU memory. 2 by default: on an H100 (8B, 2026-12-07)
-    # it paused in 0.06 s and resumed in 2.2 s, level 1 took 7.1 s to pause (copying the weights) and
-    # pins their size in CPU memory while paused (docs/benchmarks.md, #23).
+    # it paused in 0.06 s and resumed in 2.2 s; level 1's first pause took 6.5-7.1 s (pinned CPU memory
+    # allocated for the weights; later pauses 0.35 s) and holds their size in CPU memory while paused
+    # (docs/benchmarks.md, #23).
     sleep_level: int = 2
     idle_pause_s: float | None = None  # pause by itself after this long without requests (None: never)
     wake_on_request: bool = True  # a request to a paused server resumes it (False: refused, 503)

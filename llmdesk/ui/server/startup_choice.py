@@ -32,6 +32,9 @@ class StartupChoice(QWidget):
         self.level = QComboBox()
         self.level.addItem("drop the weights (read again on Resume)", 2)  # the default: the faster pause
         self.level.addItem("keep the weights in CPU memory", 1)
+        self.level.setToolTip("On an H100 an 8B model: dropping them paused in 0.06 s and resumed in 2.2 s; keeping "
+                              "them resumed in 0.6 s, but the first pause took 7 s (later ones 0.4 s) and the "
+                              "paused weights take their size in CPU memory.")
         self.idle = QSpinBox()
         self.idle.setRange(0, 24 * 60)
         self.idle.setSuffix(" min idle")
