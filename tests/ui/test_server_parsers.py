@@ -79,6 +79,18 @@ def test_a_chat_template_in_extra_changes_the_match(make_window, qtbot, tmp_path
     assert page.launch_config().tool_call_parser == "llama3_json"
 
 
+def test_a_quoted_json_value_in_extra_stays_one_argument(make_window):
+    """The compact-JSON fix the Chat gives for a reply of spaces, typed as a shell would take it."""
+    _window, page = server_page(make_window)
+    page.extra.setText("--structured-outputs-config '{\"backend\": \"xgrammar\", \"disable_any_whitespace\": true}'"
+                       " --max-num-batched-tokens 4096")
+    assert page.launch_config().extra_args == (
+        "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}',
+        "--max-num-batched-tokens", "4096")
+    page.extra.setText("--served-model-name 'unbalanced")  # vLLM says what it cannot read
+    assert page.launch_config().extra_args == ("--served-model-name", "'unbalanced")
+
+
 def test_a_server_started_with_a_parser_answers_tool_calls_in_the_chat(make_window, qtbot, tmp_path):
     window, page = server_page(make_window)
     python = make_fake_runtime(tmp_path / "runtime", delay_scale=0.005)

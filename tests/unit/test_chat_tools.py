@@ -173,8 +173,9 @@ def test_a_reply_cut_at_max_tokens_is_called_cut_off_and_spaces_get_the_compact_
     assert schema.check(spaces).title == "Not JSON"  # nothing says it stopped early
     filled = schema.check(spaces, "length")
     assert not filled.ok and filled.title == "Cut off: the model wrote spaces"
-    assert "disable_any_whitespace" in filled.detail and "llmdesk serve MODEL -- --structured-outputs-config" in \
-        filled.detail
+    assert filled.detail.endswith("compact JSON: --structured-outputs-config '{\"backend\": \"xgrammar\", "
+                                  "\"disable_any_whitespace\": true}' in the Server page's Extra field "
+                                  "(llmdesk serve MODEL -- …)")
     cut = schema.check('{"city": "Par', "length")
     assert not cut.ok and cut.title == "Cut off at max tokens" and "could not be read as JSON" in cut.detail
     assert schema.check('{"city": "Paris", "temp_c": 18}', "length").ok  # complete is complete

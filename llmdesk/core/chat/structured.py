@@ -150,8 +150,8 @@ def from_dict(data: Any) -> Structured | None:
 
 
 def compact_json_hint() -> str:
-    return "start the server with compact JSON: llmdesk serve MODEL -- " + COMPACT_JSON_OPTIONS[0] + \
-        " '" + COMPACT_JSON_OPTIONS[1] + "'"
+    return (f"start the server with compact JSON: {COMPACT_JSON_OPTIONS[0]} '{COMPACT_JSON_OPTIONS[1]}' in the "
+            "Server page's Extra field (llmdesk serve MODEL -- …)")
 
 
 def filled_with_spaces(text: str) -> bool:

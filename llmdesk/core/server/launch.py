@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
@@ -507,6 +508,16 @@ def _extra_parser_problems(extra_args: tuple[str, ...]) -> list[Problem]:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def split_extra_args(text: str) -> tuple[str, ...]:
+    """The form's "Extra" line as a shell would split it, so a quoted JSON value (vLLM's --*-config flags,
+    e.g. compact JSON for structured output) stays one argument; unbalanced quotes: split on spaces, and
+    vLLM names what it cannot read."""
+    try:
+        return tuple(shlex.split(text))
+    except ValueError:
+        return tuple(text.split())
 
 
 def _flag_name(arg: str) -> str:

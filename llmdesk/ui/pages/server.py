@@ -19,7 +19,7 @@ from llmdesk.core.fit.memory_model import LaunchSettings, plan_fit
 from llmdesk.core.hub.model_source import load_model_spec
 from llmdesk.core.server.diagnose import Diagnosis
 from llmdesk.core.server.sleep_words import sleep_text
-from llmdesk.core.server.launch import PRESETS, LaunchConfig, config_from_fit, is_loopback
+from llmdesk.core.server.launch import PRESETS, LaunchConfig, config_from_fit, is_loopback, split_extra_args
 from llmdesk.core.server.snippets import snippets
 from llmdesk.core.server.startup_timeline import progress_text
 from llmdesk.core.server.records import ServerRecord
@@ -229,7 +229,7 @@ class ServerPage(QWidget):
         self._fit_timer.timeout.connect(self._preview_fit)
         self.model.textChanged.connect(self._fit_timer.start)
         self._fit_timer.timeout.connect(lambda: self.parsers.match_model(self.model.text().strip(),
-                                                                         self.extra.text().split()))
+                                                                         list(split_extra_args(self.extra.text()))))
         self.extra.editingFinished.connect(self._fit_timer.start)  # a --chat-template there changes the match
         self.served_name.textChanged.connect(self._fit_timer.start)  # the adapters' base check uses both
         self.lora_panel.changed.connect(self._fit_timer.start)  # their slots leave the KV cache
@@ -395,7 +395,7 @@ class ServerPage(QWidget):
             quantization=self.quantization.currentData() or None, kv_cache_dtype=self.kv_dtype.currentData(),
             max_num_seqs=self.max_seqs.value() or None, cuda_devices=self._devices(),
             **self.lora_panel.launch_fields(), **self.parsers.launch_fields(), **self.startup.fields(),
-            extra_args=tuple(self.extra.text().split()))
+            extra_args=split_extra_args(self.extra.text()))
         preset = PRESETS.get(self.preset.currentData() or "")
         return preset.apply(config) if preset else config
 
