@@ -24,10 +24,10 @@
 #   bash tests/gpu/host.sh rest21-wait     #   FP8 blocks, LoRA 4×64, then the speed of FORMATs, e.g. bf16 gptq4 w8a8)
 #   bash tests/gpu/host.sh startup23-start [--options …]  # #23: start-up phases and speed per option
 #   bash tests/gpu/host.sh startup23-wait [LIMIT_S]       #   then this, once per call, until it says done
-#   bash tests/gpu/host.sh pending-start [BUDGET_S]  # what #22 and #23 still need, one background job on GPU 0 (right
-#                                          # after `install`; carry .gpu-extra, see below): tests -k tools_structured,
-#                                          # then the default and fork+preload by turns for BUDGET_S, then tests -k
-#                                          # sleep_mode (the 8B shape is made while the first test runs)
+#   bash tests/gpu/host.sh pending-start   # what #22 still needs, one background job on GPU 0 (right after
+#                                          # `install`; carry .gpu-extra, see below): tests -k tools_structured on
+#                                          # the tiny model (about 3 minutes); #23's runs: startup23-start and
+#                                          # tests -k sleep_mode
 #   bash tests/gpu/host.sh pending-wait [LIMIT_S]   # then this, once per call, until it says done
 #   bash tests/gpu/host.sh arch-start      # #21: vLLM on random-weight gpt-oss-20b (MXFP4), Gemma 3 1B, DeepSeek-V2-Lite,
 #                                          # Mixtral-8x7B and Mistral-7B-v0.1 checkpoints (tests/gpu/make_arch_model.py)
@@ -234,22 +234,16 @@ case "${1:-}" in
       $speed; touch $WORK/rest21.done" < /dev/null > $WORK/rest21.log 2>&1 &
     sleep 5
     ;;
-  pending-start)  # #22's two GPU tests, then #23's start-up options, one job: no call waits idle between them
+  pending-start)  # what #22 still needs, one background job on GPU 0: the tool round trip (tiny model only)
     stop_background
-    rm -rf $WORK/gpu-out $WORK/gpu-out-sleep $WORK/startup-options $WORK/pending.done $WORK/startup23.done
-    bash .gpu-stage/bin/gpu-host.sh models tiny llama-3.2-1b
-    # the 8B shape (16 GB, --fast) is written while the small models' tests use the GPU
-    setsid bash -c "bash .gpu-stage/bin/gpu-host.sh models llama-3.1-8b" < /dev/null > $WORK/l8b-models.log 2>&1 &
-    # what is left after 2026-12-07: the tool round trip (the tiny model now gets <|python_tag|>), the default and
-    # Faster Start + forked engine by turns (c=64 was -2.3% in one measurement), the second level-1 pause's time
+    rm -rf $WORK/gpu-out $WORK/gpu-out-sleep $WORK/startup-options $WORK/pending.done $WORK/startup23.done \
+      $WORK/startup23.txt $WORK/pending-sleep.txt
+    bash .gpu-stage/bin/gpu-host.sh models tiny
+    # after 2026-12-07's second run: the tiny model has <|python_tag|> and the server compact JSON (random
+    # weights wrote spaces to max tokens under vLLM's JSON grammar); #23's start-up and pause runs are done
     CUDA_VISIBLE_DEVICES=0 setsid bash -c "OUT=$WORK/gpu-out python3 -m pytest tests/gpu -v -p no:cacheprovider \
-      -k 'tools_structured' > $WORK/pending-tests.txt 2>&1; \
-      while pgrep -f '[m]ake_tiny_llama.py' > /dev/null; do sleep 2; done; \
-      python3 bench/startup_options.py --model $M/llama-3.1-8b --work $WORK/startup --out $WORK/startup-options \
-      --options fresh default fork+preload default fork+preload default fork+preload \
-      --budget-s ${2:-1000} > $WORK/startup23.txt 2>&1; touch $WORK/startup23.done; \
-      OUT=$WORK/gpu-out-sleep python3 -m pytest tests/gpu -v -p no:cacheprovider -k sleep_mode \
-      > $WORK/pending-sleep.txt 2>&1; touch $WORK/pending.done" < /dev/null > $WORK/pending.log 2>&1 &
+      -k 'tools_structured' > $WORK/pending-tests.txt 2>&1; touch $WORK/pending.done" \
+      < /dev/null > $WORK/pending.log 2>&1 &
     sleep 5
     ;;
   pending-wait)  # [LIMIT_S]: tars what is there each time, done or not
