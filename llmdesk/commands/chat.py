@@ -352,13 +352,15 @@ def _check_structured(structured, answer: str, stats) -> None:
     title = {"Not JSON": "The reply is not JSON", "Cut off at max tokens": "The reply was cut off at max tokens",
              "Cut off: the model wrote spaces": "The model wrote spaces until max tokens"}.get(
         verdict.title, f"The reply {verdict.title[0].lower()}{verdict.title[1:]}")
+    explanation = verdict.detail
     if cut and structured.kind == "json_schema" and filled_with_spaces(answer):
         fix = "More tokens would only bring more spaces: compact JSON stops them."
     elif cut:
+        explanation = "What came: " + (verdict.errors[0] if verdict.errors else verdict.detail)
         fix = "It stopped at max tokens: raise --max-tokens."
     else:
         fix = "Check that the server constrains replies (vLLM does by default), and the schema, pattern or choices."
-    raise ProblemError(Problem(title, verdict.detail + ("." if not verdict.detail.endswith(".") else ""), fix))
+    raise ProblemError(Problem(title, explanation + ("." if not explanation.endswith(".") else ""), fix))
 
 
 def _finish(client) -> str | None:

@@ -199,6 +199,13 @@ def test_cli_a_forced_tool_choice_forces_the_first_call_only(tools_server, files
         assert res.stdout == 'Result: {"temp_c": 18}\n' and res.stderr.count("[tool call]") == 1, res.stderr
 
 
+def test_cli_a_structured_reply_cut_at_max_tokens_says_so(tools_server, files):
+    res = cli("--url", tools_server, "--json-schema", str(files["schema"]), "--max-tokens", "3", "The weather in Rome")
+    assert res.returncode == 1 and res.stdout == '{"city": "Rom\n'
+    assert "The reply was cut off at max tokens" in res.stderr and "raise --max-tokens" in res.stderr
+    assert "What came: the reply could not be read as JSON (Unterminated string" in res.stderr
+
+
 def test_cli_saves_the_calls_and_results(tools_server, files, tmp_path):
     env = {**__import__("os").environ, "LLMDESK_HOME": str(tmp_path / "home")}
     res = cli("--url", tools_server, "--save", "--tools", str(files["tools"]), "--tool-results", str(files["results"]),

@@ -173,6 +173,23 @@ def test_a_structured_reply_gets_its_badge(make_window, qtbot, tools_server, bre
     assert page.messages[1].verdict.ok is (not breaks)
 
 
+def test_a_structured_reply_cut_at_max_tokens_says_so_in_its_badge(make_window, qtbot, tools_server):
+    _window, page = chat_page(make_window, tools_server)
+    panel = page.tools_panel
+    panel.shape.setCurrentIndex(panel.shape.findText("JSON schema"))
+    panel.schema_edit.setPlainText(json.dumps(SCHEMA))
+    page.params.fields["max_tokens"].setText("3")
+    send(qtbot, page, "The weather in Rome")
+    assert page.messages[1].verdict.text() == "✗ Cut off at max tokens: the reply stopped before it was complete; " \
+        "allow more tokens"
+    badge = page.messages[1].verdict
+    badge.show_verdict({"ok": False, "title": "Cut off: the model wrote spaces", "detail": "x " * 150})
+    page.settings_toggle.click()  # the thread widens: the badge must be measured again, not keep its old height
+    qtbot.wait(200)
+    assert badge.width() > page.messages[1].body.width() * 0.9  # the column's width, so it wraps as the reply does
+    assert badge.height() >= badge.heightForWidth(badge.width()), "the badge's last lines are cut off"
+
+
 def test_choice_and_regex_constraints(make_window, qtbot, tools_server):
     _window, page = chat_page(make_window, tools_server)
     panel = page.tools_panel

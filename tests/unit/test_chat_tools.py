@@ -177,7 +177,9 @@ def test_a_reply_cut_at_max_tokens_is_called_cut_off_and_spaces_get_the_compact_
                                   "\"disable_any_whitespace\": true}' in the Server page's Extra field "
                                   "(llmdesk serve MODEL -- …)")
     cut = schema.check('{"city": "Par', "length")
-    assert not cut.ok and cut.title == "Cut off at max tokens" and "could not be read as JSON" in cut.detail
+    assert not cut.ok and cut.line() == "Cut off at max tokens: the reply stopped before it was complete; allow " \
+        "more tokens"
+    assert "could not be read as JSON" in cut.errors[0]  # what was wrong with the part that came, kept
     assert schema.check('{"city": "Paris", "temp_c": 18}', "length").ok  # complete is complete
     assert st.regex(r"a+").check("a" + " " * 40, "length").title == "Cut off at max tokens"
 

@@ -168,8 +168,8 @@ def check_reply(structured: Structured, reply: str, finish_reason: str | None = 
         return Verdict(False, "Cut off: the model wrote spaces", "the model filled the reply with the spaces "
                        "JSON allows between fields until max tokens; " + compact_json_hint(),
                        verdict.value, verdict.errors)
-    return Verdict(False, "Cut off at max tokens", "the reply stopped at max tokens before it was complete ("
-                   + verdict.detail + ")", verdict.value, verdict.errors)
+    return Verdict(False, "Cut off at max tokens", "the reply stopped before it was complete; allow more tokens",
+                   verdict.value, verdict.errors or (verdict.detail,))
 
 
 def _fits(structured: Structured, reply: str) -> Verdict:

@@ -110,7 +110,7 @@ class MessageWidget(QFrame):
         self.calls_box.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(self.calls_box)
         self.verdict = VerdictBadge()
-        layout.addWidget(self.verdict, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self.verdict)  # full width: aligned, a wrapped label kept its first height and clipped
         self.mark = QLabel()
         self.mark.setWordWrap(True)
         self.mark.setTextFormat(Qt.TextFormat.PlainText)
