@@ -238,6 +238,16 @@ def test_busy_pages_at_the_smallest_window(make_window, qtbot, arun, tmp_path, s
         chat.send()
         qtbot.waitUntil(lambda: len(chat.messages) == 2 and not chat.streaming, timeout=20000)
         found += look(window, chat, "91-chat-reply", label)
+        # a JSON reply cut at max tokens: the badge says so, wrapped to the thread's width
+        chat.tools_panel.shape.setCurrentIndex(chat.tools_panel.shape.findText("JSON schema"))
+        chat.tools_panel.schema_edit.setPlainText('{"type": "object", "required": ["city", "temp_c"], "properties": '
+                                                  '{"city": {"type": "string"}, "temp_c": {"type": "integer"}}}')
+        chat.params.fields["max_tokens"].setText("3")
+        chat.composer.setPlainText("The weather in Rome, as JSON")
+        chat.send()
+        qtbot.waitUntil(lambda: len(chat.messages) == 4 and not chat.streaming, timeout=20000)
+        assert chat.messages[3].verdict.text().startswith("✗ Cut off at max tokens")
+        found += look(window, chat, "94-chat-cut-off", label)
         window.show_page("benchmark")
         bench = window.bench_page
         qtbot.waitUntil(lambda: bench.plots is not None, timeout=15000)
