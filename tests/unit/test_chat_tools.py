@@ -176,6 +176,8 @@ def test_a_reply_cut_at_max_tokens_is_called_cut_off_and_spaces_get_the_compact_
     assert filled.detail.endswith("compact JSON: --structured-outputs-config '{\"backend\": \"xgrammar\", "
                                   "\"disable_any_whitespace\": true}' in the Server page's Extra field "
                                   "(llmdesk serve MODEL -- …)")
+    indented = '{\n' + " " * 40 + '"city": "Par'  # deep indentation cut short: not a reply of spaces
+    assert schema.check(indented, "length").title == "Cut off at max tokens"
     cut = schema.check('{"city": "Par', "length")
     assert not cut.ok and cut.line() == "Cut off at max tokens: the reply stopped before it was complete; allow " \
         "more tokens"

@@ -26,7 +26,7 @@ KINDS = ("json_schema", "regex", "choice")
 # max tokens (the tiny random Llama on an H100, 2026-12-07; small models in the wild). These server options
 # keep JSON compact; vLLM 0.26 takes them with the xgrammar or guidance backend only.
 COMPACT_JSON_OPTIONS = ("--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}')
-_SPACE_FILL = re.compile(r"\s{32}")
+_SPACE_FILL = re.compile(r"\s{32}\Z")  # to the end: an indented JSON cut short ends in text, not in a run of spaces
 KIND_LABELS = {"json_schema": "JSON schema", "regex": "regular expression", "choice": "one of the choices"}
 
 
@@ -155,7 +155,7 @@ def compact_json_hint() -> str:
 
 
 def filled_with_spaces(text: str) -> bool:
-    """A long run of whitespace: the grammar's freedom between JSON fields, not an answer."""
+    """A reply ending in a long run of whitespace: the grammar's freedom between JSON fields, not an answer."""
     return _SPACE_FILL.search(text) is not None
 
 
