@@ -342,20 +342,19 @@ def _json(value) -> str:
 
 def _check_structured(structured, answer: str, stats) -> None:
     from llmdesk.core.base.errors import ProblemError
-    from llmdesk.core.chat.structured import filled_with_spaces
+    from llmdesk.core.chat.structured import CUT_OFF, CUT_OFF_SPACES, NOT_JSON
 
-    cut = stats is not None and stats.finish_reason == "length"
-    verdict = structured.check(answer, "length" if cut else None)
+    verdict = structured.check(answer, stats.finish_reason if stats is not None else None)
     if verdict.ok:
         print(f"[structured output: {verdict.title[0].lower()}{verdict.title[1:]}]", file=sys.stderr)
         return
-    title = {"Not JSON": "The reply is not JSON", "Cut off at max tokens": "The reply was cut off at max tokens",
-             "Cut off: the model wrote spaces": "The model wrote spaces until max tokens"}.get(
+    title = {NOT_JSON: "The reply is not JSON", CUT_OFF: "The reply was cut off at max tokens",
+             CUT_OFF_SPACES: "The model wrote spaces until max tokens"}.get(
         verdict.title, f"The reply {verdict.title[0].lower()}{verdict.title[1:]}")
     explanation = verdict.detail
-    if cut and structured.kind == "json_schema" and filled_with_spaces(answer):
+    if verdict.title == CUT_OFF_SPACES:
         fix = "More tokens would only bring more spaces: compact JSON stops them."
-    elif cut:
+    elif verdict.title == CUT_OFF:
         explanation = "What came: " + (verdict.errors[0] if verdict.errors else verdict.detail)
         fix = "It stopped at max tokens: raise --max-tokens."
     else:

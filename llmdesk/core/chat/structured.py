@@ -28,6 +28,8 @@ KINDS = ("json_schema", "regex", "choice")
 COMPACT_JSON_OPTIONS = ("--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}')
 _SPACE_FILL = re.compile(r"\s{32}\Z")  # to the end: an indented JSON cut short ends in text, not in a run of spaces
 KIND_LABELS = {"json_schema": "JSON schema", "regex": "regular expression", "choice": "one of the choices"}
+# verdict titles a caller tells apart (the CLI words them as sentences)
+NOT_JSON, CUT_OFF, CUT_OFF_SPACES = "Not JSON", "Cut off at max tokens", "Cut off: the model wrote spaces"
 
 
 @dataclass(frozen=True)
@@ -165,10 +167,10 @@ def check_reply(structured: Structured, reply: str, finish_reason: str | None = 
     if verdict.ok or finish_reason != "length":
         return verdict
     if structured.kind == "json_schema" and filled_with_spaces(reply):
-        return Verdict(False, "Cut off: the model wrote spaces", "the model filled the reply with the spaces "
+        return Verdict(False, CUT_OFF_SPACES, "the model filled the reply with the spaces "
                        "JSON allows between fields until max tokens; " + compact_json_hint(),
                        verdict.value, verdict.errors)
-    return Verdict(False, "Cut off at max tokens", "the reply stopped before it was complete; allow more tokens",
+    return Verdict(False, CUT_OFF, "the reply stopped before it was complete; allow more tokens",
                    verdict.value, verdict.errors or (verdict.detail,))
 
 
@@ -182,7 +184,7 @@ def _fits(structured: Structured, reply: str) -> Verdict:
         except ValueError as exc:
             text = reply.strip()
             shown = (text[:60] + "…") if len(text) > 60 else text
-            return Verdict(False, "Not JSON", f"the reply could not be read as JSON ({exc}): {shown!r}")
+            return Verdict(False, NOT_JSON, f"the reply could not be read as JSON ({exc}): {shown!r}")
         from jsonschema import validators
 
         validator = validators.validator_for(structured.schema)(structured.schema)
