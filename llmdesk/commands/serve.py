@@ -456,11 +456,12 @@ def parser_fields(args: argparse.Namespace) -> dict:
     if match is not None and match.family and auto:
         for line in (match.summary(), *match.notes):
             print(f"note: {line}", file=sys.stderr)
-    if match is not None and tool and tool_value.lower() != AUTO and match.template == TEMPLATE_NO_TOOLS:
-        print(f"warning: {tool} is set, but the model's chat template never uses the tool list: the model "
-              "will not see the tools (pass a tool-capable --chat-template after --).", file=sys.stderr)
-    if match is not None and tool and tool_value.lower() != AUTO and match.missing_tokens(tool):
-        print(f"warning: {match.missing_tokens_note(tool)} Pick another parser, or none.", file=sys.stderr)
+    if match is not None and tool and tool_value.lower() != AUTO:  # set by hand: what speaks against it
+        if match.template == TEMPLATE_NO_TOOLS:
+            print(f"warning: {tool} is set, but the model's chat template never uses the tool list: the model "
+                  "will not see the tools (pass a tool-capable --chat-template after --).", file=sys.stderr)
+        if match.missing_tokens(tool):
+            print(f"warning: {match.missing_tokens_note(tool)} Pick another parser, or none.", file=sys.stderr)
     return {"tool_call_parser": tool, "enable_auto_tool_choice": tool is not None, "reasoning_parser": reasoning}
 
 

@@ -116,12 +116,12 @@ class ParserChoice(QWidget):
                           "tool calling stays off." if self.tool.currentData() == AUTO else ""))
             lines += list(m.notes)
             tool = self.launch_fields()["tool_call_parser"]
-            if tool and self.tool.currentData() not in (AUTO, NONE) and m.template in (TEMPLATE_NO_TOOLS,
-                                                                                     TEMPLATE_MISSING):
-                lines.append(f"{tool} is set by hand, but the model's template never uses the tool list: pass a "
-                             "tool-capable --chat-template in Extra.")
-            if tool and self.tool.currentData() not in (AUTO, NONE) and m.missing_tokens(tool):
-                lines.append(f"{m.missing_tokens_note(tool)} Pick another parser, or none.")
+            if tool and self.tool.currentData() not in (AUTO, NONE):  # set by hand: what speaks against it
+                if m.template in (TEMPLATE_NO_TOOLS, TEMPLATE_MISSING):
+                    lines.append(f"{tool} is set by hand, but the model's template never uses the tool list: pass "
+                                 "a tool-capable --chat-template in Extra.")
+                if m.missing_tokens(tool):
+                    lines.append(f"{m.missing_tokens_note(tool)} Pick another parser, or none.")
         self.note.setText("\n".join(line for line in lines if line.strip()))
         self.note.setVisible(bool(self.note.text()))
         self.changed.emit()
