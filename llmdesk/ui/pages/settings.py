@@ -172,8 +172,8 @@ class SettingsPage(QWidget):
         self.message.setText("")
 
     def _follow(self, saved: Settings) -> None:
-        """Settings saved elsewhere (another page, the theme menu) show here, except a field the person is
-        editing: that edit is theirs until they save or revert."""
+        """Settings saved elsewhere (the Models page's planning GPU and folders, a script) show here, except a
+        field the person is editing: that edit is theirs until they save or revert."""
         for name, (read, write) in self._fields().items():
             if read() == getattr(self._loaded, name):
                 write(getattr(saved, name))
