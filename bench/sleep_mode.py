@@ -33,6 +33,9 @@ def report(out: dict) -> str:
              f"{memory.get('serving_mib')} -> {memory.get('paused_mib')} MiB ({memory.get('freed_share', 0):.1%} of "
              f"the server's freed); goal under 5 s: {'met' if (pause1.get('sleep_s') or 99) < 5 else 'MISSED'}",
              f"request while paused: answered in {out.get('request_while_paused_l1', {}).get('s', 0):.2f} s",
+             # the first level-1 pause page-locks CPU memory for the weights; torch keeps it for the later ones
+             f"pause level 1 again: {out.get('pause1_again', {}).get('sleep_s')} s; the idle pause (level 1): "
+             f"{out.get('idle_pause', {}).get('sleep_s')} s",
              f"pause level 2: {out.get('pause2', {}).get('seconds')} s; resume {out.get('resume2', {}).get('seconds')} s "
              f"(a request during it answered in {out.get('request_during_resume_l2', {}).get('s', 0):.2f} s)",
              f"wake off: HTTP {out.get('refused', {}).get('status')}; idle pause after "
