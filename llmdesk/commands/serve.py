@@ -434,7 +434,7 @@ def parser_fields(args: argparse.Namespace) -> dict:
     among the vLLM arguments) on this computer, "none" leaves the flag out, a name is checked against
     vLLM 0.26's. A parser flag among the vLLM arguments already decides its kind: auto adds nothing."""
     from llmdesk.core.hub.chat_template import chat_facts
-    from llmdesk.core.server.tool_parsers import ALL_PARSER_TOKENS, AUTO, TEMPLATE_NO_TOOLS, choose, match_parsers
+    from llmdesk.core.server.tool_parsers import ALL_PARSER_TOKENS, AUTO, choose, match_parsers
 
     tool_value = getattr(args, "tool_call_parser", None) or AUTO
     reasoning_value = getattr(args, "reasoning_parser", None) or AUTO
@@ -457,11 +457,8 @@ def parser_fields(args: argparse.Namespace) -> dict:
         for line in (match.summary(), *match.notes):
             print(f"note: {line}", file=sys.stderr)
     if match is not None and tool and tool_value.lower() != AUTO:  # set by hand: what speaks against it
-        if match.template == TEMPLATE_NO_TOOLS:
-            print(f"warning: {tool} is set, but the model's chat template never uses the tool list: the model "
-                  "will not see the tools (pass a tool-capable --chat-template after --).", file=sys.stderr)
-        if match.missing_tokens(tool):
-            print(f"warning: {match.missing_tokens_note(tool)} Pick another parser, or none.", file=sys.stderr)
+        for line in match.hand_picked_warnings(tool):
+            print(f"warning: {line}", file=sys.stderr)
     return {"tool_call_parser": tool, "enable_auto_tool_choice": tool is not None, "reasoning_parser": reasoning}
 
 

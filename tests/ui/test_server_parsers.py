@@ -64,7 +64,7 @@ def test_a_template_without_tools_is_said_and_a_hand_choice_warned(make_window, 
     assert "never uses the tool list" in parsers.note.text()
     parsers.set_choice(tool="deepseek_v3")
     assert page.launch_config().tool_call_parser == "deepseek_v3"
-    assert "deepseek_v3 is set by hand, but the model's template never uses the tool list" in parsers.note.text()
+    assert "deepseek_v3 is set by hand, but the model's chat template never uses the tool list" in parsers.note.text()
 
 
 def test_a_chat_template_in_extra_changes_the_match(make_window, qtbot, tmp_path):

@@ -292,7 +292,7 @@ def test_serve_says_when_the_template_has_no_tools(tmp_path, capsys):
     assert "tool calls: off" in err and "never uses the tool list" in err
     code, out, err = printed(capsys, str(folder), "--tool-call-parser", "deepseek_v3")
     assert code == 0 and "--tool-call-parser deepseek_v3" in out
-    assert "warning: deepseek_v3 is set, but the model's chat template never uses the tool list" in err
+    assert "warning: deepseek_v3 is set by hand, but the model's chat template never uses the tool list" in err
 
 
 def test_serve_reads_the_chat_template_given_after_the_dashes(tmp_path, capsys):
@@ -302,6 +302,10 @@ def test_serve_reads_the_chat_template_given_after_the_dashes(tmp_path, capsys):
     (tiny / "model.safetensors").write_bytes(struct.pack("<Q", 2) + b"{}")
     code, out, err = printed(capsys, str(tiny))
     assert code == 0 and "--tool-call-parser" not in out and "note:" not in err
+    # set by hand on a model without a template: the same warning the Server form shows
+    code, out, err = printed(capsys, str(tiny), "--tool-call-parser", "llama3_json")
+    assert code == 0 and "--tool-call-parser llama3_json" in out
+    assert "warning: llama3_json is set by hand, but the model has no chat template" in err
     code, out, err = printed(capsys, str(tiny), "--", "--chat-template", str(TOOL_TEMPLATE))
     assert code == 0, err
     assert f"--enable-auto-tool-choice --tool-call-parser llama3_json --disable-access-log-for-endpoints " \

@@ -122,6 +122,20 @@ class ParserMatch:
                 f"{'none of them' if len(missing) > 1 else 'none'}: with it on, vLLM fails every chat request "
                 "(HTTP 500), tools or not.")
 
+    def hand_picked_warnings(self, parser: str) -> tuple[str, ...]:
+        """What speaks against a tool-call parser the person set by hand (the Server form and
+        `llmdesk serve` say the same): a template without the tool list, or tokens the parser needs."""
+        warnings = []
+        if self.template == TEMPLATE_NO_TOOLS:
+            warnings.append(f"{parser} is set by hand, but the model's chat template never uses the tool list: the "
+                            "model will not see the tools (give a tool-capable --chat-template).")
+        elif self.template == TEMPLATE_MISSING:
+            warnings.append(f"{parser} is set by hand, but the model has no chat template (a base model): give a "
+                            "tool-capable --chat-template.")
+        if self.missing_tokens(parser):
+            warnings.append(f"{self.missing_tokens_note(parser)} Pick another parser, or none.")
+        return tuple(warnings)
+
     @property
     def tools_supported(self) -> bool:
         return self.auto_tool_call_parser is not None

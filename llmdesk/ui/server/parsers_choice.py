@@ -10,8 +10,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from llmdesk.core.hub.chat_template import chat_facts
-from llmdesk.core.server.tool_parsers import (ALL_PARSER_TOKENS, AUTO, NONE, REASONING_PARSERS, TEMPLATE_MISSING,
-                                              TEMPLATE_NO_TOOLS, TOOL_CALL_PARSERS, ParserMatch, match_parsers)
+from llmdesk.core.server.tool_parsers import (ALL_PARSER_TOKENS, AUTO, NONE, REASONING_PARSERS, TOOL_CALL_PARSERS,
+                                              ParserMatch, match_parsers)
 from llmdesk.ui import design
 
 
@@ -117,11 +117,7 @@ class ParserChoice(QWidget):
             lines += list(m.notes)
             tool = self.launch_fields()["tool_call_parser"]
             if tool and self.tool.currentData() not in (AUTO, NONE):  # set by hand: what speaks against it
-                if m.template in (TEMPLATE_NO_TOOLS, TEMPLATE_MISSING):
-                    lines.append(f"{tool} is set by hand, but the model's template never uses the tool list: pass "
-                                 "a tool-capable --chat-template in Extra.")
-                if m.missing_tokens(tool):
-                    lines.append(f"{m.missing_tokens_note(tool)} Pick another parser, or none.")
+                lines += m.hand_picked_warnings(tool)
         self.note.setText("\n".join(line for line in lines if line.strip()))
         self.note.setVisible(bool(self.note.text()))
         self.changed.emit()
