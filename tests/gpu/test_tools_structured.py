@@ -9,7 +9,12 @@ every chat request, and without it every request failed with HTTP 500 (H100, 202
 Random weights never call a tool on their own, so the calls are forced: a named function and
 tool_choice "required" make vLLM constrain the output to the tool's JSON schema (guided decoding).
 The parameters are enums and the server keeps JSON compact (no free whitespace, which random weights
-filled to max tokens on 2026-12-07), so a forced call is short whatever the weights.
+filled to max tokens on 2026-12-07), so a forced call is short whatever the weights. Compact JSON reaches
+a forced call only with VLLM_ENFORCE_STRICT_TOOL_CALLING=0: vLLM 0.26's default (strict) forces a Llama
+call with xgrammar's built-in "llama" structural tag, whose JSON keeps its free whitespace whatever
+--structured-outputs-config says (H100, 2026-12-07, third run: the JSON-schema reply came compact, the
+forced calls' arguments were spaces again). Without strict mode vLLM constrains a named call to the tool's
+parameters and "required" to a list of calls, its other documented path.
 
 Checked: the call comes back whole through core/chat/client.py's accumulator (the same arguments as the
 non-streamed answer), its arguments fit the tool's schema, the result goes back as a "tool" message
@@ -57,12 +62,12 @@ GREEDY = ChatParams(max_tokens=200, temperature=0.0)
 NAMED = {"type": "function", "function": {"name": "get_weather"}}
 
 
-def serve(model: str, port: int, out_dir, name: str, *options: str) -> subprocess.Popen:
+def serve(model: str, port: int, out_dir, name: str, *options: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "llmdesk", "serve", model, "--served-model-name", "tiny", "--port", str(port),
          "--runtime", sys.executable, "--enforce-eager", *options],
         stdout=subprocess.PIPE, stderr=open(out_dir / f"{name}.stderr", "w"), text=True, start_new_session=True,
-        cwd=ROOT)
+        cwd=ROOT, env=env)
 
 
 def wait_url(proc: subprocess.Popen, timeout_s: float) -> str:
@@ -177,7 +182,7 @@ def test_tool_call_round_trip_and_structured_replies(gpu_env, report, out_dir, t
     # 2026-12-07), so the forced call's arguments never came; the grammar without free whitespace leaves
     # only the enum values to choose
     proc = serve(model, port, out_dir, "tools-serve", "--tool-call-parser", "auto", "--", "--chat-template",
-                 str(TEMPLATE), *st.COMPACT_JSON_OPTIONS)
+                 str(TEMPLATE), *st.COMPACT_JSON_OPTIONS, env={**os.environ, "VLLM_ENFORCE_STRICT_TOOL_CALLING": "0"})
     try:
         url = wait_url(proc, 600)
         result = asyncio.run(probe(url))
@@ -218,7 +223,10 @@ def test_tool_call_round_trip_and_structured_replies(gpu_env, report, out_dir, t
     whole_args = result["named_whole"]["message"]["tool_calls"][0]["function"]["arguments"]
     assert json.loads(whole_args) == json.loads(named["calls"][0]["function"]["arguments"])
     required = result["required"]
-    assert required["calls"] and all(c is None for c in required["check"]), required
+    # "required" is a list of calls with no upper bound: greedy random weights may go on listing calls until max
+    # tokens, so only the last one may be cut off
+    complete = required["check"][:-1] if required["finish"] == "length" else required["check"]
+    assert required["calls"] and required["check"][0] is None and all(c is None for c in complete), required
     assert result["after_result"]["finish"] in ("stop", "length")
     for name in ("json_schema", "choice", "regex"):
         assert result[name]["verdict"]["ok"], (name, result[name])
