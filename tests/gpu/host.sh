@@ -25,7 +25,7 @@
 #   bash tests/gpu/host.sh startup23-start [--options …]  # #23: start-up phases and speed per option
 #   bash tests/gpu/host.sh startup23-wait [LIMIT_S]       #   then this, once per call, until it says done
 #   bash tests/gpu/host.sh pending-start   # what #22 still needs, one background job on GPU 0 (right after
-#                                          # `install`; carry .gpu-extra, see below): tests -k tools_structured on
+#                                          # `install`; carry .gpu-extra, see below): the tool round trip on
 #                                          # the tiny model (about 3 minutes); #23's runs: startup23-start and
 #                                          # tests -k sleep_mode
 #   bash tests/gpu/host.sh pending-wait [LIMIT_S]   # then this, once per call, until it says done
@@ -242,7 +242,7 @@ case "${1:-}" in
     # after 2026-12-07's second run: the tiny model has <|python_tag|> and the server compact JSON (random
     # weights wrote spaces to max tokens under vLLM's JSON grammar); #23's start-up and pause runs are done
     CUDA_VISIBLE_DEVICES=0 setsid bash -c "OUT=$WORK/gpu-out python3 -m pytest tests/gpu -v -p no:cacheprovider \
-      -k 'tools_structured' > $WORK/pending-tests.txt 2>&1; touch $WORK/pending.done" \
+      -k 'tools_structured and round_trip' > $WORK/pending-tests.txt 2>&1; touch $WORK/pending.done" \
       < /dev/null > $WORK/pending.log 2>&1 &
     sleep 5
     ;;
