@@ -26,8 +26,7 @@
 #   bash tests/gpu/host.sh startup23-wait [LIMIT_S]       #   then this, once per call, until it says done
 #   bash tests/gpu/host.sh pending-start   # what #22 still needs, one background job on GPU 0 (right after
 #                                          # `install`; carry .gpu-extra, see below): the tool round trip on
-#                                          # the tiny model (about 3 minutes); #23's runs: startup23-start and
-#                                          # tests -k sleep_mode
+#                                          # the tiny model (about 2 minutes)
 #   bash tests/gpu/host.sh pending-wait [LIMIT_S]   # then this, once per call, until it says done
 #   bash tests/gpu/host.sh arch-start      # #21: vLLM on random-weight gpt-oss-20b (MXFP4), Gemma 3 1B, DeepSeek-V2-Lite,
 #                                          # Mixtral-8x7B and Mistral-7B-v0.1 checkpoints (tests/gpu/make_arch_model.py)
