@@ -92,8 +92,11 @@ def test_arguments_cut_at_max_tokens_say_so_first():
     """Real vLLM, tiny random Llama, named tool choice: spaces to max tokens, the arguments empty (H100)."""
     tools = parse_tools([WEATHER])
     why = check_arguments(tools, ToolCall("1", "get_weather", ""), "length")
+    assert why.startswith("the reply stopped at max tokens before any arguments came")
+    assert "VLLM_ENFORCE_STRICT_TOOL_CALLING=0" in why  # vLLM 0.26's strict calls ignore compact JSON (H100)
+    why = check_arguments(tools, ToolCall("1", "get_weather", '{"city": "Par'), "length")
     assert why.startswith("the reply stopped at max tokens before the call's arguments were complete (")
-    assert "'city' is a required property" in why
+    assert "not JSON" in why
     assert check_arguments(tools, ToolCall("1", "get_weather", '{"city": "Paris"}'), "length") is None
     assert not check_arguments(tools, ToolCall("1", "get_weather", ""), "stop").startswith("the reply stopped")
 

@@ -215,6 +215,11 @@ def check_arguments(tools: Sequence[Mapping[str, Any]], call: ToolCall, finish_r
         validator = validators.validator_for(schema)(schema)
         errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
         why = "the arguments do not match the tool's parameters: " + describe_errors(errors) if errors else None
+    if why is not None and finish_reason == "length" and not call.arguments.strip():
+        # what vLLM 0.26 streams when a model fills a forced call with the whitespace its grammar allows
+        return ("the reply stopped at max tokens before any arguments came: raise max tokens; a model that "
+                "fills a forced call with spaces needs compact JSON, which vLLM 0.26 applies to calls only with "
+                "VLLM_ENFORCE_STRICT_TOOL_CALLING=0 in the server's environment")
     if why is not None and finish_reason == "length":
         return f"the reply stopped at max tokens before the call's arguments were complete ({why})"
     return why
