@@ -40,7 +40,7 @@ import httpx
 
 from llmdesk.core.chat import structured as st
 from llmdesk.core.chat.client import ChatClient, ChatParams, ToolsNotEnabled
-from llmdesk.core.chat.tools import check_arguments, parse_tools, tool_message
+from llmdesk.core.chat.tools import COMPACT_JSON_OPTIONS, check_arguments, parse_tools, tool_message
 from tests.fakes.standin_server import free_port
 from tests.gpu.add_special_token import add_special_token
 from tests.gpu.conftest import ROOT, model_dir
@@ -182,7 +182,7 @@ def test_tool_call_round_trip_and_structured_replies(gpu_env, report, out_dir, t
     # 2026-12-07), so the forced call's arguments never came; the grammar without free whitespace leaves
     # only the enum values to choose
     proc = serve(model, port, out_dir, "tools-serve", "--tool-call-parser", "auto", "--", "--chat-template",
-                 str(TEMPLATE), *st.COMPACT_JSON_OPTIONS, env={**os.environ, "VLLM_ENFORCE_STRICT_TOOL_CALLING": "0"})
+                 str(TEMPLATE), *COMPACT_JSON_OPTIONS, env={**os.environ, "VLLM_ENFORCE_STRICT_TOOL_CALLING": "0"})
     try:
         url = wait_url(proc, 600)
         result = asyncio.run(probe(url))

@@ -19,13 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmdesk.core.base.errors import BadInput, Problem
-from llmdesk.core.chat.tools import check_schema, describe_errors
+from llmdesk.core.chat.tools import check_schema, compact_json_hint, describe_errors
 
 KINDS = ("json_schema", "regex", "choice")
-# vLLM's JSON grammar allows any whitespace between fields, and a model can fill a whole reply with it up to
-# max tokens (the tiny random Llama on an H100, 2026-12-07; small models in the wild). These server options
-# keep JSON compact; vLLM 0.26 takes them with the xgrammar or guidance backend only.
-COMPACT_JSON_OPTIONS = ("--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}')
 _SPACE_FILL = re.compile(r"\s{32}\Z")  # to the end: an indented JSON cut short ends in text, not in a run of spaces
 KIND_LABELS = {"json_schema": "JSON schema", "regex": "regular expression", "choice": "one of the choices"}
 # verdict titles a caller tells apart (the CLI words them as sentences)
@@ -149,11 +145,6 @@ def from_dict(data: Any) -> Structured | None:
     except BadInput:
         return None
     return None
-
-
-def compact_json_hint() -> str:
-    return (f"start the server with compact JSON: {COMPACT_JSON_OPTIONS[0]} '{COMPACT_JSON_OPTIONS[1]}' in the "
-            "Server page's Extra field (llmdesk serve MODEL -- …)")
 
 
 def filled_with_spaces(text: str) -> bool:

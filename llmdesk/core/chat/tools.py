@@ -201,6 +201,18 @@ def choice_after_results(choice: str | dict | None) -> str | dict | None:
     return "auto" if choice == "required" or isinstance(choice, dict) else choice
 
 
+# vLLM's JSON grammar (structured replies; tool calls only without strict mode) allows any whitespace between
+# fields, and a model can fill a whole reply with it up to max tokens (the tiny random Llama on an H100,
+# 2026-12-07; small models in the wild). These server options keep JSON compact; vLLM 0.26 takes them with
+# the xgrammar or guidance backend only.
+COMPACT_JSON_OPTIONS = ("--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}')
+
+
+def compact_json_hint() -> str:
+    return (f"start the server with compact JSON: {COMPACT_JSON_OPTIONS[0]} '{COMPACT_JSON_OPTIONS[1]}' in the "
+            "Server page's Extra field (llmdesk serve MODEL -- …)")
+
+
 def check_arguments(tools: Sequence[Mapping[str, Any]], call: ToolCall, finish_reason: str | None = None) -> str | None:
     """Why a call does not fit its tool (unknown tool, arguments not JSON or not matching the schema), or None.
     A reply that stopped at max tokens ("length") cut its arguments off: said first, as the likely cause."""
@@ -215,14 +227,14 @@ def check_arguments(tools: Sequence[Mapping[str, Any]], call: ToolCall, finish_r
         validator = validators.validator_for(schema)(schema)
         errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
         why = "the arguments do not match the tool's parameters: " + describe_errors(errors) if errors else None
-    if why is not None and finish_reason == "length" and not call.arguments.strip():
+    if why is None or finish_reason != "length":
+        return why
+    if not call.arguments.strip():
         # what vLLM 0.26 streams when a model fills a forced call with the whitespace its grammar allows
-        return ("the reply stopped at max tokens before any arguments came: raise max tokens; a model that "
-                "fills a forced call with spaces needs compact JSON, which vLLM 0.26 applies to calls only with "
-                "VLLM_ENFORCE_STRICT_TOOL_CALLING=0 in the server's environment")
-    if why is not None and finish_reason == "length":
-        return f"the reply stopped at max tokens before the call's arguments were complete ({why})"
-    return why
+        return ("the reply stopped at max tokens before any arguments came: raise max tokens; a model that fills "
+                "a forced call with spaces needs VLLM_ENFORCE_STRICT_TOOL_CALLING=0 in the server's environment "
+                "(vLLM 0.26's strict calls keep JSON's free spaces); then " + compact_json_hint())
+    return f"the reply stopped at max tokens before the call's arguments were complete ({why})"
 
 
 def describe_errors(errors: Iterable[Any], limit: int = 3) -> str:
