@@ -55,6 +55,9 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                        help="pause by itself after S seconds without requests (implies --sleep-mode)")
     start.add_argument("--no-wake-on-request", dest="wake_on_request", action="store_false",
                        help="refuse requests to a paused server (503) instead of waking it")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a variable for the vLLM process (repeatable), e.g. "
+                             "VLLM_ENFORCE_STRICT_TOOL_CALLING=0; exports carry it too")
     parser.add_argument("--runtime", metavar="PYTHON", help="a Python with vLLM, used as it is")
     parser.add_argument("--timeout", type=number(0, 86_400, above=True), default=900, metavar="S", help="seconds to wait for ready")
 
@@ -128,6 +131,7 @@ def build_config(args: argparse.Namespace):
         tensor_parallel_size=args.tensor_parallel_size, quantization=args.quantization,
         kv_cache_dtype=args.kv_cache_dtype, enforce_eager=args.enforce_eager,
         trust_remote_code=args.trust_remote_code, extra_args=tuple(args.extra_args),
+        extra_env=tuple(getattr(args, "env", ())),
         cudagraph_max_size=getattr(args, "cudagraph_max_size", None), fork_engine=getattr(args, "fork_engine", False),
         sleep_mode=bool(getattr(args, "sleep_mode", False) or getattr(args, "idle_pause", None)),
         sleep_level=getattr(args, "sleep_level", 2), idle_pause_s=getattr(args, "idle_pause", None),

@@ -375,3 +375,24 @@ def test_faster_start_and_the_forked_engine_are_the_defaults(make_window):
     window = make_window()
     assert window.ctx.settings.preload_vllm and window.settings_page.preload.isChecked()
     assert window.server_page.startup.fork.isChecked() and window.server_page.launch_config().fork_engine
+
+
+def test_the_environment_field_reaches_vllm_and_what_llmdesk_sets_is_refused(make_window, qtbot, tmp_path):
+    window, page = server_page(make_window, tmp_path)
+    page.environment.setText("VLLM_SERVER_DEV_MODE=1")
+    qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    assert page.problem.isVisible() and "llmdesk sets VLLM_SERVER_DEV_MODE itself" in page.problem.text()
+    assert window.ctx.server.status.state == ServerState.STOPPED
+    page.environment.setText("VLLM_ENFORCE_STRICT_TOOL_CALLING=0 NOTE='two words'")
+    page.trust.setChecked(True)
+    qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    assert not page.problem.isVisible()
+    # what does not stop a start is said first in the log, where vLLM's own warnings come
+    assert page.log.toPlainText().startswith("llmdesk WARNING: Trust remote code is on")
+    qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.READY, timeout=30000)
+    with open(f"/proc/{window.ctx.server.status.pid}/environ", "rb") as environ:
+        env = dict(item.split(b"=", 1) for item in environ.read().split(b"\0") if b"=" in item)
+    assert env[b"VLLM_ENFORCE_STRICT_TOOL_CALLING"] == b"0" and env[b"NOTE"] == b"two words"
+    assert env[b"VLLM_NO_USAGE_STATS"] == b"1" and b"VLLM_SERVER_DEV_MODE" not in env
+    qtbot.mouseClick(page.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.ctx.server.status.state == ServerState.STOPPED, timeout=30000)

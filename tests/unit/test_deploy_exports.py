@@ -352,3 +352,35 @@ def test_a_hostile_name_and_argument_stay_one_word_in_every_format():
                 assert not any(line.startswith("next") for line in f.text.splitlines()), (fmt, f.name)
     rules = yaml.safe_load(make_export("k8s", t).file("prometheusrule.yaml").text)
     assert '\\"q\\"' in rules["spec"]["groups"][0]["rules"][0]["expr"]  # a PromQL string, quotes escaped
+
+
+def test_the_users_environment_goes_into_every_format_as_it_reads_back():
+    value = "a $(id) ${HOME} 50% 'q'"
+    t = target(extra_env=("VLLM_ENFORCE_STRICT_TOOL_CALLING=0", f"ODD={value}"))
+    docker = make_export("docker", t).file("docker-run.sh").text
+    words = shlex.split("\n".join(line for line in docker.splitlines() if not line.startswith("#"))
+                        .replace("\\\n", " "))
+    assert ["--env", "VLLM_ENFORCE_STRICT_TOOL_CALLING=0"] == words[words.index("VLLM_ENFORCE_STRICT_TOOL_CALLING=0")
+                                                                    - 1:][:2]
+    assert f"ODD={value}" in words
+    service = yaml.safe_load(make_export("compose", t).file("compose.yaml").text)["services"]["vllm"]
+    assert service["environment"]["ODD"] == value.replace("$", "$$")  # compose turns $$ back into $
+    assert service["environment"]["VLLM_NO_USAGE_STATS"] == "1" and service["environment"]["HF_TOKEN"] == "${HF_TOKEN:-}"
+    container = yaml.safe_load(make_export("k8s", t).file("deployment.yaml").text)["spec"]["template"]["spec"][
+        "containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["VLLM_ENFORCE_STRICT_TOOL_CALLING"] == "0" and env["ODD"] == value.replace("$(", "$$(")
+    values = yaml.safe_load(make_export("helm", t).file("values.yaml").text)
+    helm_env = {e["name"]: e["value"] for e in values["servingEngineSpec"]["modelSpec"][0]["env"]}
+    assert helm_env["ODD"] == env["ODD"] and helm_env["DO_NOT_TRACK"] == "1"
+    unit = make_export("systemd", t).file(f"{t.app_name}.service").text
+    assert "Environment=VLLM_ENFORCE_STRICT_TOOL_CALLING=0" in unit.splitlines()
+    assert "Environment=" + unit_word(f"ODD={value}", command=False) in unit.splitlines()
+    for fmt in FORMATS:
+        assert not make_export(fmt, t).failed, fmt
+
+
+def test_a_variable_llmdesk_owns_is_refused_by_every_export():
+    for item in ("VLLM_NO_USAGE_STATS=0", "VLLM_SERVER_DEV_MODE=1", "VLLM_API_KEY=" + KEY, "1BAD=x", "A=b\nc"):
+        with pytest.raises(BadInput):
+            make_export("docker", target(extra_env=(item,)))

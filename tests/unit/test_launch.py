@@ -109,6 +109,55 @@ def test_environment_drops_vllm_internal_and_stray_keys():
     assert child_environment(LaunchConfig("m", use_flashinfer_sampler=True), {})["VLLM_USE_FLASHINFER_SAMPLER"] == "1"
 
 
+def test_the_users_own_variables_reach_the_child_and_the_apps_win_over_the_shell():
+    config = LaunchConfig("m", extra_env=("VLLM_ENFORCE_STRICT_TOOL_CALLING=0", "X=a=b c", "X=last", "EMPTY="),
+                          use_flashinfer_sampler=False)
+    assert config.validate() == []
+    env = child_environment(config, {"VLLM_ENFORCE_STRICT_TOOL_CALLING": "1", "PATH": "/usr/bin"})
+    assert env == {"PATH": "/usr/bin", "VLLM_ENFORCE_STRICT_TOOL_CALLING": "0", "X": "last", "EMPTY": "",
+                   **FIXED, "VLLM_USE_FLASHINFER_SAMPLER": "0"}
+
+
+@pytest.mark.parametrize("item, title", [
+    ("VLLM_API_KEY=sk-x", "llmdesk sets VLLM_API_KEY itself"),
+    ("VLLM_NO_USAGE_STATS=0", "llmdesk sets VLLM_NO_USAGE_STATS itself"),
+    ("do_not_track=0", "llmdesk sets do_not_track itself"),
+    ("VLLM_SERVER_DEV_MODE=1", "llmdesk sets VLLM_SERVER_DEV_MODE itself"),
+    ("VLLM_ALLOW_RUNTIME_LORA_UPDATING=1", "llmdesk sets VLLM_ALLOW_RUNTIME_LORA_UPDATING itself"),
+    ("CUDA_VISIBLE_DEVICES=1", "llmdesk sets CUDA_VISIBLE_DEVICES itself"),
+    ("HF_TOKEN=hf_x", "llmdesk sets HF_TOKEN itself"),
+    ("VLLM_PORT=9", "llmdesk sets VLLM_PORT itself"),
+    ("NOEQUALS", "Not an environment variable"),
+    ("2X=1", "Not an environment variable"),
+    ("A-B=1", "Not an environment variable"),
+    ("=1", "Not an environment variable"),
+    ("A=line\nbreak", "A has an unusable value"),
+    ("A=" + "x" * 5000, "A has an unusable value"),
+])
+def test_variables_the_app_owns_or_cannot_pass_are_refused(item, title):
+    config = LaunchConfig("m", extra_env=(item,))
+    assert titles(config) == [title]
+    name = item.split("=", 1)[0]
+    if "=" in item and name.upper() in ("VLLM_NO_USAGE_STATS", "DO_NOT_TRACK", "VLLM_SERVER_DEV_MODE",
+                                        "VLLM_ALLOW_RUNTIME_LORA_UPDATING", "VLLM_API_KEY", "HF_TOKEN"):
+        # an unchecked config still cannot turn telemetry on or open a gate
+        env = child_environment(config, {})
+        assert env.get(name) in (None, FIXED.get(name)) and "VLLM_SERVER_DEV_MODE" not in env
+
+
+def test_a_variable_that_hides_the_log_is_a_warning():
+    assert any("VLLM_LOGGING_LEVEL=ERROR" in w for w in LaunchConfig("m", extra_env=("VLLM_LOGGING_LEVEL=ERROR",))
+               .warnings())
+    assert LaunchConfig("m", extra_env=("VLLM_LOGGING_LEVEL=debug",)).warnings() == []
+
+
+def test_the_forms_environment_line_splits_as_a_shell_would():
+    from llmdesk.core.server.extra_env import split_env_line
+
+    assert split_env_line("""A=1 B='two words' C='"q"'""") == ("A=1", "B=two words", 'C="q"')
+    assert split_env_line("A='unbalanced B=2") == ("A='unbalanced", "B=2")
+
+
 def test_environment_does_not_change_the_base():
     base = {"VLLM_PORT": "1"}
     child_environment(LaunchConfig("m", api_key="k"), base, hf_token="t")

@@ -295,6 +295,17 @@ def test_serve_says_when_the_template_has_no_tools(tmp_path, capsys):
     assert "warning: deepseek_v3 is set by hand, but the model's chat template never uses the tool list" in err
 
 
+def test_serve_passes_env_to_vllm_and_refuses_what_llmdesk_sets(tmp_path, capsys):
+    folder = model_folder(tmp_path, "Qwen__Qwen3-32B")
+    code, out, err = printed(capsys, str(folder), "--env", "VLLM_ENFORCE_STRICT_TOOL_CALLING=0", "--env", "X=a b")
+    assert code == 0, err
+    assert out.startswith("env ") and " VLLM_ENFORCE_STRICT_TOOL_CALLING=0 " in out and " X='a b' " in out
+    code, out, err = printed(capsys, str(folder), "--env", "VLLM_SERVER_DEV_MODE=1")
+    assert code == 2 and not out and "llmdesk sets VLLM_SERVER_DEV_MODE itself" in err and "Pause" in err
+    code, out, err = printed(capsys, str(folder), "--env", "VLLM_LOGGING_LEVEL=ERROR")
+    assert code == 0 and "warning: VLLM_LOGGING_LEVEL=ERROR: above INFO it hides" in err
+
+
 def test_serve_reads_the_chat_template_given_after_the_dashes(tmp_path, capsys):
     tiny = tmp_path / "tiny"
     tiny.mkdir()

@@ -232,8 +232,9 @@ def check_arguments(tools: Sequence[Mapping[str, Any]], call: ToolCall, finish_r
     if not call.arguments.strip():
         # what vLLM 0.26 streams when a model fills a forced call with the whitespace its grammar allows
         return ("the reply stopped at max tokens before any arguments came: raise max tokens; a model that fills "
-                "a forced call with spaces needs VLLM_ENFORCE_STRICT_TOOL_CALLING=0 in the server's environment "
-                "(vLLM 0.26's strict calls keep JSON's free spaces); then " + compact_json_hint())
+                "a forced call with spaces needs VLLM_ENFORCE_STRICT_TOOL_CALLING=0 in the Server page's "
+                "Environment field (llmdesk serve --env …; vLLM 0.26's strict calls keep JSON's free spaces); then "
+                + compact_json_hint())
     return f"the reply stopped at max tokens before the call's arguments were complete ({why})"
 
 

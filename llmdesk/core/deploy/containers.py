@@ -13,9 +13,9 @@ from llmdesk.core.deploy.target import (
     CONTAINER_MODELS,
     CONTAINER_PORT,
     CONTAINER_VLLM_CACHE,
-    TELEMETRY_OFF,
     DeployTarget,
     container_config,
+    container_env,
     hub_reference,
     vllm_args,
 )
@@ -60,7 +60,7 @@ def docker_run(target: DeployTarget) -> list[ExportFile]:
     if host_folder:
         groups.append(["--volume", f"{host_folder}:{inside}:ro"])
     groups.append(["--publish", _published(target)])
-    groups += [["--env", f"{key}={value}"] for key, value in TELEMETRY_OFF.items()]
+    groups += [["--env", f"{key}={value}"] for key, value in container_env(target.config).items()]
     groups.append(["--env", "HF_TOKEN"])  # passed on from the shell when set, never written here
     if target.config.api_key:
         groups.append(["--env-file", f"{target.app_name}.env"])
@@ -94,7 +94,9 @@ def compose(target: DeployTarget) -> list[ExportFile]:
         "ipc": "host",
         "ports": [_published(target)],
         "volumes": volumes,
-        "environment": {**TELEMETRY_OFF, "HF_TOKEN": "${HF_TOKEN:-}"},
+        # Compose reads ${NAME} in a value as the shell's variable: "$" doubled in the values llmdesk writes
+        "environment": {**{k: v.replace("$", "$$") for k, v in container_env(target.config).items()},
+                        "HF_TOKEN": "${HF_TOKEN:-}"},
         "restart": "unless-stopped",
         "deploy": {"resources": {"reservations": {"devices": [devices]}}},
         "healthcheck": {"test": HEALTH_TEST, "interval": "10s", "timeout": "5s", "retries": 3,

@@ -8,7 +8,7 @@ import math
 
 from llmdesk.core.deploy.bundle import ExportFile
 from llmdesk.core.deploy.kubernetes import PROBE_PERIOD_S, cache_gib, memory_request_gib, names, pod_env, shm_gib
-from llmdesk.core.deploy.target import TELEMETRY_OFF, DeployTarget, container_config, vllm_args
+from llmdesk.core.deploy.target import DeployTarget, container_config, container_env, vllm_args
 from llmdesk.core.deploy.texts import dump_yaml, readme
 
 CHART = "vllm/vllm-stack"
@@ -48,7 +48,7 @@ def helm_files(target: DeployTarget) -> list[ExportFile]:
         "requestCPU": target.gpus + 2, "requestMemory": f"{memory_request_gib(target)}Gi", "requestGPU": target.gpus,
         "pvcStorage": f"{cache_gib(target)}Gi", "shmSize": f"{shm_gib(target)}Gi",
         "vllmConfig": vllm_config,
-        "env": pod_env(TELEMETRY_OFF),
+        "env": pod_env(container_env(config)),
         "hf_token": {"secretName": n["hf_secret"], "secretKey": "token"},
     }
     if config.revision:

@@ -13,9 +13,9 @@ from llmdesk.core.base.errors import BadInput, Problem
 from llmdesk.core.deploy.bundle import ExportFile
 from llmdesk.core.deploy.target import (
     CONTAINER_PORT,
-    TELEMETRY_OFF,
     DeployTarget,
     container_config,
+    container_env,
     vllm_args,
 )
 from llmdesk.core.deploy.texts import dump_yaml, readme
@@ -62,8 +62,9 @@ def _dns_label(text: str) -> bool:
 
 
 def pod_env(values: dict[str, str]) -> list[dict[str, str]]:
-    """A container's env list, as Kubernetes (and the vllm-stack chart) write it."""
-    return [{"name": key, "value": value} for key, value in values.items()]
+    """A container's env list, as Kubernetes (and the vllm-stack chart) write it; "$(" doubled, since
+    Kubernetes reads $(NAME) in a value as another variable."""
+    return [{"name": key, "value": value.replace("$(", "$$(")} for key, value in values.items()]
 
 
 def names(target: DeployTarget) -> dict[str, str]:
@@ -144,7 +145,7 @@ def memory_request_gib(target: DeployTarget) -> int:
 
 
 def _deployment(target: DeployTarget, config, options: KubeOptions, n: dict, labels: dict, metadata) -> dict:
-    env = [*pod_env(TELEMETRY_OFF),
+    env = [*pod_env(container_env(config)),
            {"name": "HF_HOME", "value": f"{DATA}/huggingface"}, {"name": "VLLM_CACHE_ROOT", "value": f"{DATA}/vllm"},
            {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": n["api_key_secret"], "key": "api-key"}}},
            {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": n["hf_secret"], "key": "token",

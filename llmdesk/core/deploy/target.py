@@ -15,7 +15,7 @@ from pathlib import PurePath
 from llmdesk.core.base.errors import BadInput, Problem
 from llmdesk.core.base.paths import hf_snapshot_of
 from llmdesk.core.hub.cache_names import is_commit
-from llmdesk.core.server.launch import FIXED_ENV, LaunchConfig, build_vllm_command, is_loopback
+from llmdesk.core.server.launch import FIXED_ENV, LaunchConfig, build_vllm_command, is_loopback, user_environment
 from llmdesk.core.server.runtime import TESTED_VLLM
 
 IMAGE = "vllm/vllm-openai"
@@ -25,6 +25,12 @@ CONTAINER_VLLM_CACHE = "/root/.cache/vllm"
 CONTAINER_MODELS = "/models"
 # usage statistics off, as llmdesk starts vLLM itself (launch.FIXED_ENV), in every container and pod
 TELEMETRY_OFF = {key: FIXED_ENV[key] for key in ("VLLM_NO_USAGE_STATS", "DO_NOT_TRACK", "VLLM_DO_NOT_TRACK")}
+
+
+def container_env(config: LaunchConfig) -> dict[str, str]:
+    """What every container and pod is given: the user's own variables (extra_env), usage statistics off."""
+    return {**user_environment(config), **TELEMETRY_OFF}
+
 # vLLM's images: since v0.20.0 the plain tag is the CUDA 13 build and "-cu129" the CUDA 12.9 one.
 CUDA13_DRIVER = 13
 DEFAULT_COLD_START_S = 600.0  # neither measured nor predictable: ten minutes covers an 8B's first start

@@ -30,6 +30,7 @@ from llmdesk.core.base.errors import Problem
 from llmdesk.core.fit.memory_model import DEFAULT_GPU_MEMORY_UTILIZATION, FitReport
 from llmdesk.core.fit.lora_memory import LORA_RANKS
 from llmdesk.core.fit.quant import ACCEPTED_QUANTIZATION
+from llmdesk.core.server.extra_env import env_pairs, env_problems, env_warnings
 from llmdesk.core.server.lora import RUNTIME_ENV, name_problem
 from llmdesk.core.server.tool_parsers import check_name as parser_name_problem
 
@@ -73,6 +74,20 @@ FIXED_ENV = {
 DROPPED_ENV = ("VLLM_PORT", "VLLM_HOST_IP")
 DEV_MODE_ENV = "VLLM_SERVER_DEV_MODE"
 MULTIPROC_ENV = "VLLM_WORKER_MULTIPROC_METHOD"
+# What llmdesk sets in the child, and where a user sets it instead of in extra_env (server/extra_env.py).
+OWNED_ENV = {
+    **dict.fromkeys(("VLLM_NO_USAGE_STATS", "VLLM_DO_NOT_TRACK", "DO_NOT_TRACK"), "usage statistics stay off"),
+    **dict.fromkeys(("PYTHONUNBUFFERED", "NO_COLOR", "VLLM_LOGGING_COLOR"), "the app reads vLLM's log line by line"),
+    "CUDA_DEVICE_ORDER": "GPU numbers match the ones the app shows",
+    "CUDA_VISIBLE_DEVICES": "choose GPUs with Which GPUs (llmdesk serve: CUDA_VISIBLE_DEVICES in its own shell)",
+    "VLLM_API_KEY": "use the API key field (llmdesk serve: LLMDESK_API_KEY or --api-key-stdin)",
+    **dict.fromkeys(("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"), "the Hugging Face token comes from Settings, kept in "
+                    "the keyring"),
+    **dict.fromkeys(DROPPED_ENV, "it is vLLM's internal address, never the HTTP one: use the port field"),
+    DEV_MODE_ENV: "vLLM's development routes are on only with Pause (sleep mode), behind llmdesk's gate",
+    RUNTIME_ENV: "loading adapters at run time is on only with LoRA, on this computer or with an API key",
+    MULTIPROC_ENV: "use Start-up → fork the engine (llmdesk serve --fork-engine)",
+}
 
 
 @dataclass(frozen=True)
@@ -110,6 +125,8 @@ class LaunchConfig:
     # not installed, vllm.md §5.7), True sets it to 1.
     use_flashinfer_sampler: bool | None = None
     extra_args: tuple[str, ...] = ()
+    # The user's own variables for the vLLM process, "NAME=VALUE" (server/extra_env.py); not those in OWNED_ENV.
+    extra_env: tuple[str, ...] = ()
     # Tool calls and reasoning (server/tool_parsers.py): names vLLM 0.26 registers, checked by validate().
     tool_call_parser: str | None = None  # -> --enable-auto-tool-choice --tool-call-parser NAME
     enable_auto_tool_choice: bool = False  # also turned on by giving tool_call_parser (vLLM uses no parser without it)
@@ -269,6 +286,7 @@ class LaunchConfig:
                     "llmdesk's Pause has been checked with one vLLM engine on one GPU; with several GPUs it is "
                     "not offered yet.", "Turn sleep mode off, or serve on one GPU.")
         problems += _extra_parser_problems(self.extra_args)
+        problems += env_problems(self.extra_env, OWNED_ENV)
         for arg in self.extra_args:
             flag = _flag_name(arg)
             if flag in REMOVED_FLAGS:
@@ -300,7 +318,7 @@ class LaunchConfig:
             notes.append(f"{flag} in the extra arguments overrides the form's setting.")
         if self.lora_adapters and not self.enable_lora:
             notes.append("LoRA adapters are listed, so LoRA is turned on.")
-        return notes
+        return notes + env_warnings(self.extra_env)
 
 
 def is_loopback(host: str | None) -> bool:
@@ -378,13 +396,15 @@ def build_vllm_command(config: LaunchConfig, python: str, *, vllm_port: int | No
 
 def child_environment(config: LaunchConfig, base: Mapping[str, str], *, hf_token: str | None = None,
                       hf_home: str | None = None) -> dict[str, str]:
-    """The environment of the vLLM process: ``base`` (usually os.environ) plus what llmdesk sets.
+    """The environment of the vLLM process: ``base`` (usually os.environ), the user's extra_env, then what
+    llmdesk sets.
 
     VLLM_API_KEY carries the API key (and is removed from ``base`` when the config has none, so a
     key left in the user's shell cannot lock the app out of its own server). VLLM_PORT and
     VLLM_HOST_IP are always removed: they are vLLM-internal, not the HTTP address.
     """
     env = {k: v for k, v in base.items() if k not in DROPPED_ENV and k != "VLLM_API_KEY"}
+    env.update(user_environment(config))
     env.update(FIXED_ENV)
     if config.cuda_devices:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in config.cuda_devices)
@@ -405,6 +425,12 @@ def child_environment(config: LaunchConfig, base: Mapping[str, str], *, hf_token
     if config.runtime_lora_updating:
         env[RUNTIME_ENV] = "1"
     return env
+
+
+def user_environment(config: LaunchConfig) -> dict[str, str]:
+    """The config's extra_env as {NAME: VALUE}, never one llmdesk owns (validate() says why; an unchecked
+    config still cannot turn a gate off or telemetry on)."""
+    return {k: v for k, v in env_pairs(config.extra_env).items() if k.upper() not in OWNED_ENV}
 
 
 @dataclass(frozen=True)

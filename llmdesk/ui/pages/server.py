@@ -19,6 +19,7 @@ from llmdesk.core.fit.memory_model import LaunchSettings, plan_fit
 from llmdesk.core.hub.model_source import load_model_spec
 from llmdesk.core.server.diagnose import Diagnosis
 from llmdesk.core.server.sleep_words import sleep_text
+from llmdesk.core.server.extra_env import split_env_line
 from llmdesk.core.server.launch import PRESETS, LaunchConfig, config_from_fit, is_loopback, split_extra_args
 from llmdesk.core.server.snippets import snippets
 from llmdesk.core.server.startup_timeline import progress_text
@@ -101,6 +102,10 @@ class ServerPage(QWidget):
         self.lora_panel = LoraPanel(ctx)  # adapters served at start; Load/Unload while running
         self.extra = QLineEdit()
         self.extra.setPlaceholderText("more vLLM arguments, e.g. --max-num-batched-tokens 4096")
+        self.environment = QLineEdit()
+        self.environment.setPlaceholderText("variables for vLLM, e.g. VLLM_ENFORCE_STRICT_TOOL_CALLING=0")
+        self.environment.setToolTip("NAME=VALUE pairs, separated by spaces, for the vLLM process only; quote a "
+                                    "value with spaces. Variables llmdesk sets itself are refused.")
         for spin in (self.port, self.utilization, self.max_len, self.tp, self.max_seqs):
             spin.setMaximumWidth(180)
 
@@ -132,6 +137,7 @@ class ServerPage(QWidget):
         self.parsers = ParserChoice(ctx.tasks)  # tool calls and reasoning: the model family's vLLM parsers
         form.addRow("Tools", self.parsers)
         form.addRow("Extra", self.extra)
+        form.addRow("Environment", self.environment)
 
         # -- start/stop and state
         self.start_button = design.action(QPushButton("Start"), "mdi6.play", primary=True)
@@ -395,7 +401,7 @@ class ServerPage(QWidget):
             quantization=self.quantization.currentData() or None, kv_cache_dtype=self.kv_dtype.currentData(),
             max_num_seqs=self.max_seqs.value() or None, cuda_devices=self._devices(),
             **self.lora_panel.launch_fields(), **self.parsers.launch_fields(), **self.startup.fields(),
-            extra_args=split_extra_args(self.extra.text()))
+            extra_args=split_extra_args(self.extra.text()), extra_env=split_env_line(self.environment.text()))
         preset = PRESETS.get(self.preset.currentData() or "")
         return preset.apply(config) if preset else config
 
@@ -508,6 +514,9 @@ class ServerPage(QWidget):
         self.ctx.remember_model(config.model)
         self.recent.setStringList(self.ctx.state.recent_models)
         self._clear_log()
+        # what does not stop a start but is worth reading (remote code, off loopback, an overridden flag…)
+        if warnings := config.warnings():
+            self.log_pane.append([f"llmdesk WARNING: {warning}" for warning in warnings])
         self._clear_problem()
         self.install_note.hide()
         self.install_button.hide()
