@@ -181,8 +181,10 @@ def test_tool_call_round_trip_and_structured_replies(gpu_env, report, out_dir, t
     # compact JSON: random weights under vLLM's JSON grammar wrote spaces between fields to max tokens (H100,
     # 2026-12-07), so the forced call's arguments never came; the grammar without free whitespace leaves
     # only the enum values to choose
-    proc = serve(model, port, out_dir, "tools-serve", "--tool-call-parser", "auto", "--", "--chat-template",
-                 str(TEMPLATE), *COMPACT_JSON_OPTIONS, env={**os.environ, "VLLM_ENFORCE_STRICT_TOOL_CALLING": "0"})
+    # and strict tool calling off through llmdesk's own --env (the Server page's Environment field)
+    proc = serve(model, port, out_dir, "tools-serve", "--tool-call-parser", "auto",
+                 "--env", "VLLM_ENFORCE_STRICT_TOOL_CALLING=0", "--", "--chat-template", str(TEMPLATE),
+                 *COMPACT_JSON_OPTIONS)
     try:
         url = wait_url(proc, 600)
         result = asyncio.run(probe(url))
