@@ -94,6 +94,14 @@ def problem_states(window, qtbot, label: str) -> list[str]:
     server.start()
     qtbot.waitUntil(server.install_button.isVisible, timeout=20000)
     found += look(window, server, "31-server-vllm-missing", label)
+    # A variable llmdesk sets itself, typed into the Environment field at the form's end.
+    server.environment.setText("VLLM_ENFORCE_STRICT_TOOL_CALLING=0 VLLM_API_KEY=sk-mine")
+    server.start()
+    assert "llmdesk sets VLLM_API_KEY itself" in server.problem.text()
+    server.form_scroll.ensureWidgetVisible(server.fit)  # the form's end: the field above the fit card
+    found += look(window, server, "37-server-bad-environment", label)
+    server.environment.clear()
+    server.form_scroll.verticalScrollBar().setValue(0)
     # No server: the Chat and the Dashboard say so.
     window.show_page("chat")
     chat = window.chat_page
