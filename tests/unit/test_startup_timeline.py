@@ -148,3 +148,14 @@ def test_the_supervisor_keeps_a_history_per_configuration(tmp_path, monkeypatch)
     assert estimate.compile_cache == COLD and estimate.total_s == 60.0  # /nowhere/cache is gone
     assert sup.last_start_seconds(config) == 60.0
     assert sup.start_estimate(LaunchConfig(model="/m", port=8123, enforce_eager=True), {}) is None
+
+
+def test_a_field_added_to_the_launch_keeps_the_start_times_recorded_before_it():
+    from llmdesk.core.server.launch import LaunchConfig
+    from llmdesk.core.server.supervisor import _config_key
+
+    # the keys of these two launches as recorded before revision and extra_env existed (f3b8673): a new
+    # field at its default must leave them as they were, or every start estimate is forgotten
+    assert _config_key(LaunchConfig("m")) == "6f4f824fffdbc16b"
+    assert _config_key(LaunchConfig("m", tool_call_parser="hermes")) == "0de73ae0bade5ab2"
+    assert _config_key(LaunchConfig("m", extra_env=("A=1",))) != _config_key(LaunchConfig("m"))

@@ -142,8 +142,11 @@ def _config_key(config: LaunchConfig, preloaded: bool = False) -> str:
     data = dataclasses.asdict(config)
     for name in _NOT_IN_START_KEY:
         data.pop(name, None)
-    if data.get("revision") is None:  # a field added later: keep the keys of start times recorded before it
+    # fields added later, at their defaults: keep the keys of start times recorded before them
+    if data.get("revision") is None:
         data.pop("revision", None)
+    if not data.get("extra_env"):
+        data.pop("extra_env", None)
     if preloaded:
         data["preloaded"] = True
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
