@@ -381,7 +381,7 @@ def test_the_environment_field_reaches_vllm_and_what_llmdesk_sets_is_refused(mak
     window, page = server_page(make_window, tmp_path)
     page.environment.setText("VLLM_SERVER_DEV_MODE=1")
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
-    assert page.problem.isVisible() and "llmdesk sets VLLM_SERVER_DEV_MODE itself" in page.problem.text()
+    assert page.problem.isVisible() and "VLLM_SERVER_DEV_MODE cannot be set here" in page.problem.text()
     assert window.ctx.server.status.state == ServerState.STOPPED
     page.environment.setText("VLLM_ENFORCE_STRICT_TOOL_CALLING=0 NOTE='two words'")
     page.trust.setChecked(True)

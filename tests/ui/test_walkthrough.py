@@ -97,7 +97,7 @@ def problem_states(window, qtbot, label: str) -> list[str]:
     # A variable llmdesk sets itself, typed into the Environment field at the form's end.
     server.environment.setText("VLLM_ENFORCE_STRICT_TOOL_CALLING=0 VLLM_API_KEY=sk-mine")
     server.start()
-    assert "llmdesk sets VLLM_API_KEY itself" in server.problem.text()
+    assert "VLLM_API_KEY cannot be set here" in server.problem.text()
     server.form_scroll.ensureWidgetVisible(server.fit)  # the form's end: the field above the fit card
     found += look(window, server, "37-server-bad-environment", label)
     server.environment.clear()

@@ -119,14 +119,15 @@ def test_the_users_own_variables_reach_the_child_and_the_apps_win_over_the_shell
 
 
 @pytest.mark.parametrize("item, title", [
-    ("VLLM_API_KEY=sk-x", "llmdesk sets VLLM_API_KEY itself"),
-    ("VLLM_NO_USAGE_STATS=0", "llmdesk sets VLLM_NO_USAGE_STATS itself"),
-    ("do_not_track=0", "llmdesk sets do_not_track itself"),
-    ("VLLM_SERVER_DEV_MODE=1", "llmdesk sets VLLM_SERVER_DEV_MODE itself"),
-    ("VLLM_ALLOW_RUNTIME_LORA_UPDATING=1", "llmdesk sets VLLM_ALLOW_RUNTIME_LORA_UPDATING itself"),
-    ("CUDA_VISIBLE_DEVICES=1", "llmdesk sets CUDA_VISIBLE_DEVICES itself"),
-    ("HF_TOKEN=hf_x", "llmdesk sets HF_TOKEN itself"),
-    ("VLLM_PORT=9", "llmdesk sets VLLM_PORT itself"),
+    ("VLLM_API_KEY=sk-x", "VLLM_API_KEY cannot be set here"),
+    ("VLLM_NO_USAGE_STATS=0", "VLLM_NO_USAGE_STATS cannot be set here"),
+    ("do_not_track=0", "do_not_track cannot be set here"),
+    ("VLLM_SERVER_DEV_MODE=1", "VLLM_SERVER_DEV_MODE cannot be set here"),
+    ("VLLM_ALLOW_RUNTIME_LORA_UPDATING=1", "VLLM_ALLOW_RUNTIME_LORA_UPDATING cannot be set here"),
+    ("CUDA_VISIBLE_DEVICES=1", "CUDA_VISIBLE_DEVICES cannot be set here"),
+    ("HF_TOKEN=hf_x", "HF_TOKEN cannot be set here"),
+    ("VLLM_PORT=9", "VLLM_PORT cannot be set here"),
+    ("HF_HOME=/elsewhere", "HF_HOME cannot be set here"),
     ("NOEQUALS", "Not an environment variable"),
     ("2X=1", "Not an environment variable"),
     ("A-B=1", "Not an environment variable"),

@@ -301,7 +301,7 @@ def test_serve_passes_env_to_vllm_and_refuses_what_llmdesk_sets(tmp_path, capsys
     assert code == 0, err
     assert out.startswith("env ") and " VLLM_ENFORCE_STRICT_TOOL_CALLING=0 " in out and " X='a b' " in out
     code, out, err = printed(capsys, str(folder), "--env", "VLLM_SERVER_DEV_MODE=1")
-    assert code == 2 and not out and "llmdesk sets VLLM_SERVER_DEV_MODE itself" in err and "Pause" in err
+    assert code == 2 and not out and "VLLM_SERVER_DEV_MODE cannot be set here" in err and "Pause" in err
     code, out, err = printed(capsys, str(folder), "--env", "VLLM_LOGGING_LEVEL=ERROR")
     assert code == 0 and "warning: VLLM_LOGGING_LEVEL=ERROR: above INFO it hides" in err
 

@@ -52,8 +52,8 @@ def env_problems(items: Iterable[str], owned: Mapping[str, str]) -> list[Problem
                                     "letters, digits and underscores.", "Write each variable as NAME=VALUE, "
                                     "e.g. VLLM_ENFORCE_STRICT_TOOL_CALLING=0; quote a value with spaces."))
         elif name.upper() in owned:
-            problems.append(Problem(f"llmdesk sets {name} itself", f"{name} is for llmdesk to set: "
-                                    f"{owned[name.upper()]}.", f"Remove {name} from the environment."))
+            problems.append(Problem(f"{name} cannot be set here", f"llmdesk keeps {name} as it "
+                                    f"is: {owned[name.upper()]}.", f"Remove {name} from the environment."))
         elif CONTROL.search(value) or len(value) > MAX_VALUE_CHARS:
             problems.append(Problem(f"{name} has an unusable value",
                                     f"The value of {name} has a line break or control character, or is longer "

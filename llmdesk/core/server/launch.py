@@ -83,6 +83,9 @@ OWNED_ENV = {
     "VLLM_API_KEY": "use the API key field (llmdesk serve: LLMDESK_API_KEY or --api-key-stdin)",
     **dict.fromkeys(("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"), "the Hugging Face token comes from Settings, kept in "
                     "the keyring"),
+    # the app and vLLM must read one cache: the app finds the downloads and the compile cache there
+    **dict.fromkeys(("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "VLLM_CACHE_ROOT"),
+                    "vLLM must read the caches the app writes (set it in the shell that starts llmdesk)"),
     **dict.fromkeys(DROPPED_ENV, "it is vLLM's internal address, never the HTTP one: use the port field"),
     DEV_MODE_ENV: "vLLM's development routes are on only with Pause (sleep mode), behind llmdesk's gate",
     RUNTIME_ENV: "loading adapters at run time is on only with LoRA, on this computer or with an API key",
