@@ -318,3 +318,25 @@ def test_a_forced_choice_is_not_forced_again_with_the_results():
     named = {"type": "function", "function": {"name": "get_weather"}}
     assert [choice_after_results(c) for c in ("required", named, "auto", "none", None)] == [
         "auto", "auto", "auto", "none", None]
+
+
+def test_a_forced_call_streamed_by_real_vllm_accumulates_to_valid_arguments():
+    # 25 chunks vLLM 0.26.0 streamed on an H100 (tests/data/gpu-e2e/SOURCES.md)
+    from pathlib import Path
+
+    chunks = json.loads((Path(__file__).resolve().parents[1] / "data" / "gpu-e2e" / "h100-tools-named-chunks.json")
+                        .read_text())
+    accumulator = ToolCallAccumulator()
+    finish = None
+    for chunk in chunks:
+        choice = chunk["choices"][0]
+        accumulator.feed(choice["delta"].get("tool_calls"))
+        finish = choice["finish_reason"] or finish
+    tools = parse_tools([{"name": "get_weather", "parameters": {
+        "type": "object", "additionalProperties": False, "required": ["city", "unit"],
+        "properties": {"city": {"type": "string", "enum": ["Paris", "Oslo"]},
+                       "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}}}])
+    [call] = accumulator.calls
+    assert call.name == "get_weather" and call.id.startswith("chatcmpl-tool-") and finish == "stop"
+    assert call.parsed_arguments() == ({"city": "Paris", "unit": "celsius"}, None)
+    assert check_arguments(tools, call, finish) is None
