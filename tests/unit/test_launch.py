@@ -153,10 +153,10 @@ def test_a_variable_that_hides_the_log_is_a_warning():
 
 
 def test_the_forms_environment_line_splits_as_a_shell_would():
-    from llmdesk.core.server.extra_env import split_env_line
+    from llmdesk.core.server.launch import split_extra_args
 
-    assert split_env_line("""A=1 B='two words' C='"q"'""") == ("A=1", "B=two words", 'C="q"')
-    assert split_env_line("A='unbalanced B=2") == ("A='unbalanced", "B=2")
+    assert split_extra_args("""A=1 B='two words' C='"q"'""") == ("A=1", "B=two words", 'C="q"')
+    assert split_extra_args("A='unbalanced B=2") == ("A='unbalanced", "B=2")
 
 
 def test_environment_does_not_change_the_base():

@@ -1,5 +1,6 @@
 """The user's own environment variables for the vLLM process (LaunchConfig.extra_env): "NAME=VALUE" items,
-as `docker run --env` takes them, read from one line of the form or repeated `--env` options.
+as `docker run --env` takes them, from the form's line (split as a shell would, launch.split_extra_args)
+or repeated `--env` options.
 
 vLLM has many switches that exist only as variables (e.g. VLLM_ENFORCE_STRICT_TOOL_CALLING=0, which
 vLLM 0.26 needs before compact JSON reaches forced tool calls: docs/tools.md). Variables llmdesk sets
@@ -10,7 +11,6 @@ sleep and runtime-LoRA gates, usage statistics off), others keep the app able to
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Iterable, Mapping
 
 from llmdesk.core.base.errors import Problem
@@ -25,15 +25,6 @@ LOG_VARIABLES = {
     "VLLM_CONFIGURE_LOGGING": "at 0 vLLM writes none of the start-up lines the app reads (progress, diagnosis)",
     "VLLM_LOGGING_CONFIG_PATH": "a logging config of its own may drop the start-up lines the app reads",
 }
-
-
-def split_env_line(text: str) -> tuple[str, ...]:
-    """The form's line as a shell would split it ("A=1 B='two words'"); unbalanced quotes: on spaces,
-    and the check names what it cannot read."""
-    try:
-        return tuple(shlex.split(text))
-    except ValueError:
-        return tuple(text.split())
 
 
 def env_pairs(items: Iterable[str]) -> dict[str, str]:

@@ -540,9 +540,9 @@ def _is_int(value: object) -> bool:
 
 
 def split_extra_args(text: str) -> tuple[str, ...]:
-    """The form's "Extra" line as a shell would split it, so a quoted JSON value (vLLM's --*-config flags,
-    e.g. compact JSON for structured output) stays one argument; unbalanced quotes: split on spaces, and
-    vLLM names what it cannot read."""
+    """A line of the form (Extra, Environment) as a shell would split it, so a quoted JSON value (vLLM's
+    --*-config flags, e.g. compact JSON for structured output) or a value with spaces stays one item;
+    unbalanced quotes: split on spaces, and vLLM or the check names what it cannot read."""
     try:
         return tuple(shlex.split(text))
     except ValueError:

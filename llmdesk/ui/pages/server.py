@@ -19,7 +19,6 @@ from llmdesk.core.fit.memory_model import LaunchSettings, plan_fit
 from llmdesk.core.hub.model_source import load_model_spec
 from llmdesk.core.server.diagnose import Diagnosis
 from llmdesk.core.server.sleep_words import sleep_text
-from llmdesk.core.server.extra_env import split_env_line
 from llmdesk.core.server.launch import PRESETS, LaunchConfig, config_from_fit, is_loopback, split_extra_args
 from llmdesk.core.server.snippets import snippets
 from llmdesk.core.server.startup_timeline import progress_text
@@ -401,7 +400,7 @@ class ServerPage(QWidget):
             quantization=self.quantization.currentData() or None, kv_cache_dtype=self.kv_dtype.currentData(),
             max_num_seqs=self.max_seqs.value() or None, cuda_devices=self._devices(),
             **self.lora_panel.launch_fields(), **self.parsers.launch_fields(), **self.startup.fields(),
-            extra_args=split_extra_args(self.extra.text()), extra_env=split_env_line(self.environment.text()))
+            extra_args=split_extra_args(self.extra.text()), extra_env=split_extra_args(self.environment.text()))
         preset = PRESETS.get(self.preset.currentData() or "")
         return preset.apply(config) if preset else config
 
