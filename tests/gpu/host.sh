@@ -24,9 +24,9 @@
 #   bash tests/gpu/host.sh rest21-wait     #   FP8 blocks, LoRA 4×64, then the speed of FORMATs, e.g. bf16 gptq4 w8a8)
 #   bash tests/gpu/host.sh startup23-start [--options …]  # #23: start-up phases and speed per option
 #   bash tests/gpu/host.sh startup23-wait [LIMIT_S]       #   then this, once per call, until it says done
-#   bash tests/gpu/host.sh pending-start   # what #22 still needs, one background job on GPU 0 (right after
+#   bash tests/gpu/host.sh pending-start   # #22's tool round trip, one background job on GPU 0 (right after
 #                                          # `install`; carry .gpu-extra, see below): the tool round trip on
-#                                          # the tiny model (about 2 minutes)
+#                                          # the tiny model (about 2 minutes; passed on an H100, 2026-12-07)
 #   bash tests/gpu/host.sh pending-wait [LIMIT_S]   # then this, once per call, until it says done
 #   bash tests/gpu/host.sh arch-start      # #21: vLLM on random-weight gpt-oss-20b (MXFP4), Gemma 3 1B, DeepSeek-V2-Lite,
 #                                          # Mixtral-8x7B and Mistral-7B-v0.1 checkpoints (tests/gpu/make_arch_model.py)
@@ -55,6 +55,10 @@ OUT=${OUT:-$PWD/.gpu-out}
 M=/srv/models
 WORK=/srv/llmdesk
 mkdir -p "$OUT" "$WORK"
+
+pack() {  # what a run left in $WORK/NAME -> $OUT/NAME.tgz; a run that left none is not a failed command
+  if [ -e "$WORK/$1" ]; then tar -czf "$OUT/$1.tgz" -C $WORK "$1"; fi
+}
 
 kill_vllm() {
   pkill -9 -f "[V]LLM::" ; pkill -9 -f "[v]llm.entrypoints.cli.main" ; pkill -9 -f "[v]llm serve" ; sleep 1
@@ -254,9 +258,9 @@ case "${1:-}" in
     grep -E "PASSED|FAILED|ERROR|passed|failed" $WORK/pending-sleep.txt 2>/dev/null | tail -4
     cp $WORK/pending-tests.txt "$OUT/pytest-gpu.txt" 2>/dev/null
     cp $WORK/pending-sleep.txt "$OUT/pytest-gpu-sleep.txt" 2>/dev/null
-    [ -d $WORK/gpu-out ] && tar -czf "$OUT/gpu-out.tgz" -C $WORK gpu-out
-    [ -d $WORK/gpu-out-sleep ] && tar -czf "$OUT/gpu-out-sleep.tgz" -C $WORK gpu-out-sleep
-    [ -d $WORK/startup-options ] && tar -czf "$OUT/startup-options.tgz" -C $WORK startup-options
+    pack gpu-out
+    pack gpu-out-sleep
+    pack startup-options
     ;;
   startup23-start)  # #23: start-up phases per option, each with its throughput at c=1 and 64 (bench/startup_options.py)
     stop_background
@@ -272,7 +276,7 @@ case "${1:-}" in
     while [ ! -f $WORK/startup23.done ] && [ $((SECONDS - t0)) -lt "${2:-560}" ]; do sleep 2; done
     [ -f $WORK/startup23.done ] || echo "startup23 not finished after ${2:-560} s"
     grep -v "^INFO\|^(APIServer\|^(EngineCore\|^WARNING" $WORK/startup23.txt 2>/dev/null | tail -25
-    [ -d $WORK/startup-options ] && tar -czf "$OUT/startup-options.tgz" -C $WORK startup-options
+    pack startup-options
     ;;
   rest21-wait)  # [LIMIT_S]: tars what is there each time, done or not
     t0=$SECONDS
@@ -286,7 +290,7 @@ case "${1:-}" in
     t0=$SECONDS
     while [ ! -f $WORK/speed.done ] && [ $((SECONDS - t0)) -lt "${2:-560}" ]; do sleep 2; done
     grep -v "^INFO\|^(APIServer\|^(EngineCore\|^WARNING" $WORK/speed.txt | tail -20
-    [ -d $WORK/format-speed ] && tar -czf "$OUT/format-speed.tgz" -C $WORK format-speed
+    pack format-speed
     ;;
   quant-wait)
     t0=$SECONDS
@@ -389,21 +393,21 @@ case "${1:-}" in
     while [ ! -f $WORK/printcmd.done ] && [ $((SECONDS - t0)) -lt "${2:-560}" ]; do sleep 2; done
     tail -3 $WORK/printcmd-models.log
     grep -v "^INFO\|^(APIServer\|^(EngineCore\|^WARNING" $WORK/printcmd.txt | tail -30
-    [ -d $WORK/printcmd ] && tar -czf "$OUT/printcmd.tgz" -C $WORK printcmd
+    pack printcmd
     ;;
   bench-wait)
     t0=$SECONDS
     while [ ! -f $WORK/bench.done ] && [ $((SECONDS - t0)) -lt "${2:-560}" ]; do sleep 2; done
     tail -3 $WORK/bench-models.log
     grep -v "^INFO\|^(APIServer\|^(EngineCore\|^WARNING" $WORK/bench.txt | tail -40
-    [ -d $WORK/bench-parity ] && tar -czf "$OUT/bench-parity.tgz" -C $WORK bench-parity
+    pack bench-parity
     ;;
   parity-wait)
     t0=$SECONDS
     while [ ! -f $WORK/parity.done ] && [ $((SECONDS - t0)) -lt "${2:-560}" ]; do sleep 2; done
     tail -3 $WORK/parity-models.log
     grep -v "^INFO\|^(APIServer" $WORK/parity.txt | tail -40
-    [ -f $WORK/parity.done ] && tar -czf "$OUT/parity.tgz" -C $WORK parity
+    if [ -f $WORK/parity.done ]; then pack parity; fi
     ;;
   *)
     sed -n '2,30p' "$0"
