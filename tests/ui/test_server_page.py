@@ -35,6 +35,14 @@ def standin_form(window, folder, *, mode: str = "ok", delay_scale: float = 0.005
     return page
 
 
+def refused_at_start(window, page, qtbot) -> str:
+    """Start pressed on a form the checks refuse: the problem bar's text, nothing started."""
+    qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    assert page.problem.isVisible()
+    assert window.ctx.server.status.state == ServerState.STOPPED
+    return page.problem.text()
+
+
 def test_start_ready_endpoint_then_stop_leaves_nothing(make_window, qtbot, tmp_path):
     window, page = server_page(make_window, tmp_path)
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
@@ -99,9 +107,7 @@ def test_a_failure_is_explained_and_its_fix_applied(make_window, qtbot, tmp_path
 def test_exposing_the_server_without_a_key_is_refused_before_starting(make_window, qtbot, tmp_path):
     window, page = server_page(make_window, tmp_path)
     page.host.setText("0.0.0.0")
-    qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
-    assert page.problem.isVisible() and "API key" in page.problem.text()
-    assert window.ctx.server.status.state == ServerState.STOPPED
+    assert "API key" in refused_at_start(window, page, qtbot)
     qtbot.mouseClick(page.generate_key, Qt.MouseButton.LeftButton)
     assert page.api_key.text().startswith("sk-llmdesk-")
     assert page.launch_config().validate() == []
@@ -380,9 +386,7 @@ def test_faster_start_and_the_forked_engine_are_the_defaults(make_window):
 def test_the_environment_field_reaches_vllm_and_what_llmdesk_sets_is_refused(make_window, qtbot, tmp_path):
     window, page = server_page(make_window, tmp_path)
     page.environment.setText("VLLM_SERVER_DEV_MODE=1")
-    qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
-    assert page.problem.isVisible() and "VLLM_SERVER_DEV_MODE cannot be set here" in page.problem.text()
-    assert window.ctx.server.status.state == ServerState.STOPPED
+    assert "VLLM_SERVER_DEV_MODE cannot be set here" in refused_at_start(window, page, qtbot)
     page.environment.setText("VLLM_ENFORCE_STRICT_TOOL_CALLING=0 NOTE='two words'")
     page.trust.setChecked(True)
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)

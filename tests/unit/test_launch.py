@@ -6,8 +6,8 @@ import pytest
 
 from llmdesk.core.base.errors import Problem
 from llmdesk.core.fit.memory_model import VERDICT_SHORTER, LaunchSettings, plan_fit
-from llmdesk.core.server.launch import (PRESETS, LaunchConfig, LoraAdapter, build_vllm_command, child_environment,
-                                        config_from_fit, is_loopback)
+from llmdesk.core.server.launch import (OWNED_ENV, PRESETS, LaunchConfig, LoraAdapter, build_vllm_command,
+                                        child_environment, config_from_fit, is_loopback)
 from tests.unit.test_fit import LLAMA8B, LLAMA70B, gpus, spec
 
 PY = "/opt/vllm/bin/python"
@@ -139,9 +139,8 @@ def test_variables_the_app_owns_or_cannot_pass_are_refused(item, title):
     config = LaunchConfig("m", extra_env=(item,))
     assert titles(config) == [title]
     name = item.split("=", 1)[0]
-    if "=" in item and name.upper() in ("VLLM_NO_USAGE_STATS", "DO_NOT_TRACK", "VLLM_SERVER_DEV_MODE",
-                                        "VLLM_ALLOW_RUNTIME_LORA_UPDATING", "VLLM_API_KEY", "HF_TOKEN"):
-        # an unchecked config still cannot turn telemetry on or open a gate
+    if "=" in item and name.upper() in OWNED_ENV:
+        # an unchecked config still cannot pass what llmdesk sets: telemetry on, a gate open, another key
         env = child_environment(config, {})
         assert env.get(name) in (None, FIXED.get(name)) and "VLLM_SERVER_DEV_MODE" not in env
 

@@ -25,12 +25,6 @@ CONTAINER_VLLM_CACHE = "/root/.cache/vllm"
 CONTAINER_MODELS = "/models"
 # usage statistics off, as llmdesk starts vLLM itself (launch.FIXED_ENV), in every container and pod
 TELEMETRY_OFF = {key: FIXED_ENV[key] for key in ("VLLM_NO_USAGE_STATS", "DO_NOT_TRACK", "VLLM_DO_NOT_TRACK")}
-
-
-def container_env(config: LaunchConfig) -> dict[str, str]:
-    """What every container and pod is given: the user's own variables (extra_env), usage statistics off."""
-    return {**user_environment(config), **TELEMETRY_OFF}
-
 # vLLM's images: since v0.20.0 the plain tag is the CUDA 13 build and "-cu129" the CUDA 12.9 one.
 CUDA13_DRIVER = 13
 DEFAULT_COLD_START_S = 600.0  # neither measured nor predictable: ten minutes covers an 8B's first start
@@ -39,6 +33,11 @@ DEFAULT_COLD_START_S = 600.0  # neither measured nor predictable: ten minutes co
 START_FIXED_S, LOAD_BYTES_PER_S = 90.0, 0.5e9
 _NAME_CHARS = re.compile(r"[^a-z0-9-]+")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
+
+
+def container_env(config: LaunchConfig) -> dict[str, str]:
+    """What every container and pod is given: the user's own variables (extra_env), usage statistics off."""
+    return {**user_environment(config), **TELEMETRY_OFF}
 
 
 @dataclass(frozen=True)
